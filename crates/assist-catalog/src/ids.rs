@@ -1,0 +1,196 @@
+//! Identifiers in events: streams (case subjects) and pseudonymous staff ids.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// What a stream is about: one person or one household.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    /// `person-<uuid>`
+    Person,
+    /// `household-<uuid>`
+    Household,
+}
+
+impl SubjectKind {
+    /// The stream-name prefix of this kind.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            SubjectKind::Person => "person",
+            SubjectKind::Household => "household",
+        }
+    }
+}
+
+/// A stream: one case subject, `person-<uuid>` or `household-<uuid>`; the uuid is pseudonymous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId {
+    /// Person or household.
+    pub kind: SubjectKind,
+    /// The pseudonymous id of the subject.
+    pub id: Uuid,
+}
+
+/// Why a text is not a stream id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stream {0:?} must be person-<uuid> or household-<uuid>")]
+pub struct StreamIdError(pub String);
+
+impl StreamId {
+    /// The stream of a person.
+    pub fn person(id: Uuid) -> Self {
+        Self {
+            kind: SubjectKind::Person,
+            id,
+        }
+    }
+
+    /// The stream of a household.
+    pub fn household(id: Uuid) -> Self {
+        Self {
+            kind: SubjectKind::Household,
+            id,
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.kind.prefix(), self.id.hyphenated())
+    }
+}
+
+impl FromStr for StreamId {
+    type Err = StreamIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || StreamIdError(s.to_string());
+        let (kind, rest) = if let Some(rest) = s.strip_prefix("person-") {
+            (SubjectKind::Person, rest)
+        } else if let Some(rest) = s.strip_prefix("household-") {
+            (SubjectKind::Household, rest)
+        } else {
+            return Err(err());
+        };
+        // Only the canonical lower-case hyphenated form, so one subject has one stream name.
+        let id = Uuid::try_parse(rest).map_err(|_| err())?;
+        if id.hyphenated().to_string() != rest {
+            return Err(err());
+        }
+        Ok(Self { kind, id })
+    }
+}
+
+impl Serialize for StreamId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for StreamId {
+    fn schema_name() -> String {
+        "StreamId".into()
+    }
+
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        crate::schema::string_pattern(
+            "^(person|household)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+            "a case subject: person-<uuid> or household-<uuid> (lower-case, hyphenated)",
+        )
+    }
+}
+
+/// A pseudonymous id of a staff member or a system (never a name): 1 to 64 of `A-Z a-z 0-9 . _ : -`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct StaffId(String);
+
+/// Why a text is not a staff id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("staff id {0:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ : -")]
+pub struct StaffIdError(pub String);
+
+impl StaffId {
+    /// Checks and wraps a staff id.
+    pub fn new(id: &str) -> Result<Self, StaffIdError> {
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b));
+        if ok {
+            Ok(Self(id.to_string()))
+        } else {
+            Err(StaffIdError(id.to_string()))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StaffId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for StaffId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        StaffId::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for StaffId {
+    fn schema_name() -> String {
+        "StaffId".into()
+    }
+
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        crate::schema::string_pattern(
+            "^[A-Za-z0-9._:-]{1,64}$",
+            "pseudonymous id of a staff member or system, never a name",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_id_round_trips_through_text() {
+        let s: StreamId = "person-0192f0c1-8a3b-7cde-9f00-0123456789ab".parse().unwrap();
+        assert_eq!(s.kind, SubjectKind::Person);
+        assert_eq!(s.to_string(), "person-0192f0c1-8a3b-7cde-9f00-0123456789ab");
+    }
+
+    #[test]
+    fn an_upper_case_stream_id_is_refused_so_one_subject_has_one_name() {
+        assert!("person-0192F0C1-8A3B-7CDE-9F00-0123456789AB"
+            .parse::<StreamId>()
+            .is_err());
+    }
+
+    #[test]
+    fn a_staff_id_with_spaces_is_refused() {
+        assert_eq!(
+            StaffId::new("Wang Fang").unwrap_err().to_string(),
+            r#"staff id "Wang Fang" must be 1 to 64 characters of A-Z a-z 0-9 . _ : -"#
+        );
+    }
+}

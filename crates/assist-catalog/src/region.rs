@@ -1,0 +1,112 @@
+//! Administrative division codes (行政区划代码): 2 digits province, 2 city, 2 county.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+
+/// The two-digit province codes of the national standard (GB/T 2260).
+const PROVINCES: [&str; 34] = [
+    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
+    "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64",
+    "65", "71", "81", "82",
+];
+
+/// A 6-digit region code, checked to name a real province; roll-ups use its 2- and 4-digit prefixes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct RegionCode(String);
+
+/// Why a text is not a region code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegionError {
+    /// Not exactly six ASCII digits.
+    #[error("region code {0:?} must have 6 digits (province+city+county)")]
+    NotSixDigits(String),
+    /// The first two digits are not a province.
+    #[error("region code {0:?} starts with {1:?}, which is no province code")]
+    UnknownProvince(String, String),
+}
+
+impl RegionCode {
+    /// Checks and wraps a region code.
+    pub fn new(code: &str) -> Result<Self, RegionError> {
+        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RegionError::NotSixDigits(code.to_string()));
+        }
+        if !PROVINCES.contains(&&code[..2]) {
+            return Err(RegionError::UnknownProvince(
+                code.to_string(),
+                code[..2].to_string(),
+            ));
+        }
+        Ok(Self(code.to_string()))
+    }
+
+    /// The six digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The province code (first two digits).
+    pub fn province(&self) -> &str {
+        &self.0[..2]
+    }
+
+    /// The city code (first four digits).
+    pub fn city(&self) -> &str {
+        &self.0[..4]
+    }
+}
+
+impl fmt::Display for RegionCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RegionCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RegionCode::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for RegionCode {
+    fn schema_name() -> String {
+        "RegionCode".into()
+    }
+
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        crate::schema::string_pattern(
+            "^(1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5]|71|8[12])[0-9]{4}$",
+            "6-digit administrative division code: 2 digits province, 2 city, 2 county",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_a_county_code() {
+        let r = RegionCode::new("350102").unwrap();
+        assert_eq!((r.province(), r.city()), ("35", "3501"));
+    }
+
+    #[test]
+    fn rejects_four_digits_with_the_reason() {
+        assert_eq!(
+            RegionCode::new("3501").unwrap_err().to_string(),
+            r#"region code "3501" must have 6 digits (province+city+county)"#
+        );
+    }
+
+    #[test]
+    fn rejects_an_unknown_province() {
+        assert_eq!(
+            RegionCode::new("990101").unwrap_err().to_string(),
+            r#"region code "990101" starts with "99", which is no province code"#
+        );
+    }
+}
