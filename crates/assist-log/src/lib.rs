@@ -1,1 +1,222 @@
+//! The partitioned, append-only event log of `assist`.
+//!
+//! A log holds opaque event payloads keyed by stream. Each stream lives in one partition
+//! ([`partition_for`], Kafka's murmur2), so one stream's events are in order; offsets are
+//! dense per partition; an `event_id` already stored is reported as a duplicate, never
+//! stored twice. [`EmbeddedLog`] keeps it in one SQLite file; the Kafka backend implements
+//! the same traits and passes the same [`conformance`] suite.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod embedded;
+mod partition;
+
+pub use embedded::EmbeddedLog;
+pub use partition::{murmur2, partition_for, DEFAULT_PARTITIONS};
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::fmt;
+use uuid::Uuid;
+
+/// One event to append: its id (the idempotency key), its stream and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    /// The idempotency key: an id already stored is not stored again.
+    pub event_id: Uuid,
+    /// The stream (`person-<uuid>`, `household-<uuid>`); decides the partition.
+    pub stream: String,
+    /// The event's bytes (catalog JSON, personal fields sealed).
+    pub payload: Vec<u8>,
+}
+
+/// Where an event sits in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Position {
+    /// The partition.
+    pub partition: u32,
+    /// The dense offset within the partition, from 0.
+    pub offset: u64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "partition {} offset {}", self.partition, self.offset)
+    }
+}
+
+/// What a service expects of a stream before its batch is written (as EventStoreDB does).
+///
+/// A stream's version is the number of events in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No expectation.
+    Any,
+    /// The stream must have no events yet.
+    NoStream,
+    /// The stream must have exactly this many events.
+    Exact(u64),
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(n) => write!(f, "version {n}"),
+        }
+    }
+}
+
+impl ExpectedVersion {
+    /// Whether a stream at `actual` meets the expectation.
+    pub fn admits(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(n) => actual == n,
+        }
+    }
+}
+
+/// A batch to append atomically: all of it is stored, or (on a conflict) none of it.
+#[derive(Debug, Clone, Default)]
+pub struct AppendBatch {
+    /// The events, in the order they happened per stream.
+    pub events: Vec<LogEvent>,
+    /// Expectations per stream; a stream without one is `Any`.
+    pub expected: HashMap<String, ExpectedVersion>,
+}
+
+impl AppendBatch {
+    /// A batch with no expectations.
+    pub fn new(events: Vec<LogEvent>) -> Self {
+        Self {
+            events,
+            expected: HashMap::new(),
+        }
+    }
+
+    /// Adds an expectation for `stream`.
+    pub fn expect(mut self, stream: impl Into<String>, expected: ExpectedVersion) -> Self {
+        self.expected.insert(stream.into(), expected);
+        self
+    }
+}
+
+/// What became of one event of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, at this position.
+    Stored(Position),
+    /// Its id was stored before (or earlier in the same batch), at this position.
+    Duplicate(Position),
+}
+
+impl Appended {
+    /// The position of the event, new or original.
+    pub fn position(&self) -> Position {
+        match self {
+            Appended::Stored(p) | Appended::Duplicate(p) => *p,
+        }
+    }
+}
+
+/// One event read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Where it is.
+    pub position: Position,
+    /// Its stream.
+    pub stream: String,
+    /// Its id, when the stored message has one (a foreign Kafka message may not).
+    pub event_id: Option<Uuid>,
+    /// Its bytes as appended.
+    pub payload: Vec<u8>,
+}
+
+/// A partition and its high-water mark: the offset the next event will get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// The partition.
+    pub partition: u32,
+    /// The number of events in it, which is the next offset.
+    pub high_water: u64,
+}
+
+/// Why the log could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// An expectation failed; nothing of the batch was stored.
+    #[error("stream {stream} was expected at {expected} but is at version {actual}; nothing of the batch was stored")]
+    WrongExpectedVersion {
+        /// The stream.
+        stream: String,
+        /// What was expected.
+        expected: ExpectedVersion,
+        /// Its version now.
+        actual: u64,
+    },
+    /// A read named a partition the log does not have.
+    #[error("partition {partition} does not exist (the log has {count})")]
+    NoSuchPartition {
+        /// The partition asked for.
+        partition: u32,
+        /// How many there are.
+        count: u32,
+    },
+    /// The stored log was made with another partition count.
+    #[error("the log has {found} partitions, not the {wanted} asked for; partitions cannot change without re-keying every stream")]
+    PartitionCount {
+        /// Stored count.
+        found: u32,
+        /// Requested count.
+        wanted: u32,
+    },
+    /// An event without a stream name.
+    #[error("event {0} has an empty stream")]
+    EmptyStream(Uuid),
+    /// The storage failed.
+    #[error("log storage failed: {0}")]
+    Storage(#[from] sqlx::Error),
+    /// A backend-specific failure (broker unreachable, delivery failed).
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// Appends batches atomically and idempotently.
+#[async_trait]
+pub trait Appender: Send + Sync {
+    /// Appends `batch`; returns one outcome per event, in batch order. Durable on return.
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, LogError>;
+}
+
+/// Reads partitions by offset: what a projection runner needs.
+#[async_trait]
+pub trait PartitionReader: Send + Sync {
+    /// The number of partitions.
+    fn partition_count(&self) -> u32;
+
+    /// Up to `max` events of `partition` from offset `from` on, in offset order.
+    async fn read_partition(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, LogError>;
+
+    /// Every partition with its high-water mark.
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>, LogError>;
+}
+
+/// Reads one stream whole: what `history` needs.
+#[async_trait]
+pub trait StreamReader: Send + Sync {
+    /// All events of `stream`, in order; empty for an unknown stream.
+    async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, LogError>;
+}
+
+/// A whole log backend: append, read partitions, read streams.
+pub trait EventLog: Appender + PartitionReader + StreamReader {}
+
+impl<T: Appender + PartitionReader + StreamReader> EventLog for T {}

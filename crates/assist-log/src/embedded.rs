@@ -1,0 +1,321 @@
+//! The embedded log: one SQLite file (WAL, `synchronous=FULL`), one writer at a time.
+//!
+//! A row's `position` is `partition << 40 | offset`, so reading a partition from an offset
+//! is a range scan of the primary key and offsets stay dense per partition.
+
+use crate::{
+    partition_for, AppendBatch, Appended, Appender, LogError, PartitionInfo,
+    PartitionReader, Position, Record, StreamReader, DEFAULT_PARTITIONS,
+};
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+const OFFSET_BITS: u32 = 40;
+/// Rows per INSERT statement (5 parameters each, under SQLite's 32,766).
+const INSERT_CHUNK: usize = 1000;
+/// Values per `IN (...)` lookup.
+const LOOKUP_CHUNK: usize = 2000;
+
+fn encode(p: Position) -> i64 {
+    ((u64::from(p.partition) << OFFSET_BITS) | p.offset) as i64
+}
+
+fn decode(position: i64) -> Position {
+    let raw = position as u64;
+    Position {
+        partition: (raw >> OFFSET_BITS) as u32,
+        offset: raw & ((1 << OFFSET_BITS) - 1),
+    }
+}
+
+/// The default backend: the whole log in one local SQLite file.
+pub struct EmbeddedLog {
+    pool: SqlitePool,
+    partitions: u32,
+    path: PathBuf,
+    writer: Mutex<()>,
+}
+
+impl EmbeddedLog {
+    /// Opens (or creates) the log at `path`. A new log gets `partitions` (default 8);
+    /// an existing one must have been made with the same count when one is given.
+    pub async fn open(path: &Path, partitions: Option<u32>) -> Result<Self, LogError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS events (
+                 position INTEGER PRIMARY KEY,
+                 stream TEXT NOT NULL,
+                 stream_version INTEGER NOT NULL,
+                 event_id BLOB NOT NULL,
+                 payload BLOB NOT NULL
+             );
+             CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (event_id);
+             CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream ON events (stream, stream_version);",
+        )
+        .execute(&pool)
+        .await?;
+        let wanted = partitions.unwrap_or(DEFAULT_PARTITIONS).max(1);
+        sqlx::query("INSERT OR IGNORE INTO log_meta (key, value) VALUES ('partitions', ?)")
+            .bind(wanted.to_string())
+            .execute(&pool)
+            .await?;
+        let found: String = sqlx::query_scalar("SELECT value FROM log_meta WHERE key = 'partitions'")
+            .fetch_one(&pool)
+            .await?;
+        let found: u32 = found.parse().map_err(|_| {
+            LogError::Backend(format!("log_meta.partitions is {found:?}, not a number"))
+        })?;
+        if partitions.is_some() && found != wanted {
+            return Err(LogError::PartitionCount { found, wanted });
+        }
+        Ok(Self {
+            pool,
+            partitions: found,
+            path: path.to_path_buf(),
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// The file the log lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the connections, so the file can be reopened or copied.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    fn check_partition(&self, partition: u32) -> Result<(), LogError> {
+        if partition < self.partitions {
+            Ok(())
+        } else {
+            Err(LogError::NoSuchPartition {
+                partition,
+                count: self.partitions,
+            })
+        }
+    }
+
+    async fn high_water(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        partition: u32,
+    ) -> Result<u64, LogError> {
+        let lo = encode(Position { partition, offset: 0 });
+        let hi = encode(Position { partition: partition + 1, offset: 0 });
+        let max: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(position) FROM events WHERE position >= ? AND position < ?")
+                .bind(lo)
+                .bind(hi)
+                .fetch_one(&mut **tx)
+                .await?;
+        Ok(max.map_or(0, |m| decode(m).offset + 1))
+    }
+}
+
+#[async_trait]
+impl Appender for EmbeddedLog {
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, LogError> {
+        if let Some(e) = batch.events.iter().find(|e| e.stream.is_empty()) {
+            return Err(LogError::EmptyStream(e.event_id));
+        }
+        // One writer per process; BEGIN IMMEDIATE makes other processes wait (busy_timeout)
+        // instead of racing, so a duplicate is always seen, never silently skipped.
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+
+        // 1. Ids stored before.
+        let mut known: HashMap<Uuid, Position> = HashMap::new();
+        let ids: Vec<Uuid> = batch.events.iter().map(|e| e.event_id).collect();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT event_id, position FROM events WHERE event_id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.as_bytes().to_vec());
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&mut *tx).await? {
+                let id: Vec<u8> = row.try_get(0)?;
+                let id = Uuid::from_slice(&id).map_err(|e| LogError::Backend(e.to_string()))?;
+                known.insert(id, decode(row.try_get(1)?));
+            }
+        }
+
+        // 2. Which events are new (first occurrence of an unknown id).
+        let mut first_in_batch: HashMap<Uuid, usize> = HashMap::new();
+        let mut new_idx: Vec<usize> = Vec::new();
+        for (i, e) in batch.events.iter().enumerate() {
+            if known.contains_key(&e.event_id) || first_in_batch.contains_key(&e.event_id) {
+                continue;
+            }
+            first_in_batch.insert(e.event_id, i);
+            new_idx.push(i);
+        }
+
+        // 3. Current versions of the streams concerned.
+        let mut streams: Vec<&str> = new_idx.iter().map(|&i| batch.events[i].stream.as_str()).collect();
+        streams.extend(batch.expected.keys().map(String::as_str));
+        let streams: Vec<&str> = streams.into_iter().collect::<HashSet<_>>().into_iter().collect();
+        let mut versions: HashMap<String, u64> = HashMap::new();
+        for chunk in streams.chunks(LOOKUP_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT stream, MAX(stream_version) + 1 FROM events WHERE stream IN (",
+            );
+            let mut sep = q.separated(", ");
+            for s in chunk {
+                sep.push_bind(*s);
+            }
+            q.push(") GROUP BY stream");
+            for row in q.build().fetch_all(&mut *tx).await? {
+                let v: i64 = row.try_get(1)?;
+                versions.insert(row.try_get(0)?, v as u64);
+            }
+        }
+
+        // 4. Expectations. A stream whose events in this batch are all duplicates is a retry
+        //    of a batch that was stored: it passes, so retries stay idempotent.
+        let streams_with_new: HashSet<&str> =
+            new_idx.iter().map(|&i| batch.events[i].stream.as_str()).collect();
+        let streams_in_batch: HashSet<&str> = batch.events.iter().map(|e| e.stream.as_str()).collect();
+        for (stream, expected) in &batch.expected {
+            let retry = streams_in_batch.contains(stream.as_str()) && !streams_with_new.contains(stream.as_str());
+            let actual = versions.get(stream).copied().unwrap_or(0);
+            if !retry && !expected.admits(actual) {
+                return Err(LogError::WrongExpectedVersion {
+                    stream: stream.clone(),
+                    expected: *expected,
+                    actual,
+                });
+            }
+        }
+
+        // 5. Positions and stream versions for the new events.
+        let mut heads: HashMap<u32, u64> = HashMap::new();
+        let mut assigned: HashMap<usize, (Position, u64)> = HashMap::new();
+        for &i in &new_idx {
+            let e = &batch.events[i];
+            let partition = partition_for(&e.stream, self.partitions);
+            if let std::collections::hash_map::Entry::Vacant(slot) = heads.entry(partition) {
+                slot.insert(self.high_water(&mut tx, partition).await?);
+            }
+            let head = heads.entry(partition).or_default();
+            let offset = *head;
+            *head += 1;
+            let version = versions.entry(e.stream.clone()).or_insert(0);
+            assigned.insert(i, (Position { partition, offset }, *version));
+            *version += 1;
+        }
+
+        // 6. Insert, many rows per statement.
+        for chunk in new_idx.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (position, stream, stream_version, event_id, payload) ",
+            );
+            q.push_values(chunk, |mut row, &i| {
+                let e = &batch.events[i];
+                let (pos, version) = assigned[&i];
+                row.push_bind(encode(pos))
+                    .push_bind(e.stream.as_str())
+                    .push_bind(version as i64)
+                    .push_bind(e.event_id.as_bytes().as_slice())
+                    .push_bind(e.payload.as_slice());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+
+        Ok(batch
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| match assigned.get(&i) {
+                Some((pos, _)) => Appended::Stored(*pos),
+                None => Appended::Duplicate(match known.get(&e.event_id) {
+                    Some(pos) => *pos,
+                    None => assigned[&first_in_batch[&e.event_id]].0,
+                }),
+            })
+            .collect())
+    }
+}
+
+fn record(row: &sqlx::sqlite::SqliteRow) -> Result<Record, LogError> {
+    let id: Vec<u8> = row.try_get("event_id")?;
+    Ok(Record {
+        position: decode(row.try_get("position")?),
+        stream: row.try_get("stream")?,
+        event_id: Uuid::from_slice(&id).ok(),
+        payload: row.try_get("payload")?,
+    })
+}
+
+#[async_trait]
+impl PartitionReader for EmbeddedLog {
+    fn partition_count(&self) -> u32 {
+        self.partitions
+    }
+
+    async fn read_partition(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, LogError> {
+        self.check_partition(partition)?;
+        let from = from.min((1 << OFFSET_BITS) - 1);
+        let rows = sqlx::query(
+            "SELECT position, stream, event_id, payload FROM events
+             WHERE position >= ? AND position < ? ORDER BY position LIMIT ?",
+        )
+        .bind(encode(Position { partition, offset: from }))
+        .bind(encode(Position { partition: partition + 1, offset: 0 }))
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>, LogError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(self.partitions as usize);
+        for partition in 0..self.partitions {
+            out.push(PartitionInfo {
+                partition,
+                high_water: self.high_water(&mut tx, partition).await?,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl StreamReader for EmbeddedLog {
+    async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, LogError> {
+        let rows = sqlx::query(
+            "SELECT position, stream, event_id, payload FROM events
+             WHERE stream = ? ORDER BY stream_version",
+        )
+        .bind(stream)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+}
