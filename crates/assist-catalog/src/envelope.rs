@@ -25,6 +25,17 @@ pub enum Role {
     Auditor,
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Caseworker => "caseworker",
+            Role::Supervisor => "supervisor",
+            Role::Service => "service",
+            Role::Auditor => "auditor",
+        })
+    }
+}
+
 /// Who recorded an event: a pseudonymous id, a role and the 6-digit region of their office.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -83,12 +94,20 @@ pub struct WireEvent {
     #[serde(deserialize_with = "de_time")]
     pub occurred_at: DateTime<Utc>,
     /// System time; set by ingest when a service leaves it out.
-    #[serde(default, deserialize_with = "de_opt_time", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_time",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub recorded_at: Option<DateTime<Utc>>,
     /// Who recorded it.
     pub actor: Actor,
     /// Defaults to the event's own id at ingest.
-    #[serde(default, deserialize_with = "de_opt_uuid", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_uuid",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub correlation_id: Option<Uuid>,
     /// The causing event, if any.
     #[serde(default, deserialize_with = "de_opt_uuid")]
@@ -223,7 +242,10 @@ impl Event {
             v.check(
                 t.subjects.admits(m.stream.kind),
                 "stream",
-                format!("event type {name:?} does not belong on a {} stream", m.stream.kind.prefix()),
+                format!(
+                    "event type {name:?} does not belong on a {} stream",
+                    m.stream.kind.prefix()
+                ),
             );
         }
         v.check(
@@ -231,14 +253,20 @@ impl Event {
             "occurred_at",
             format!(
                 "{} is after recorded_at {}",
-                m.occurred_at.to_rfc3339(),
-                m.recorded_at.to_rfc3339()
+                m.occurred_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                m.recorded_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
             ),
         );
         v.check(
             m.occurred_at >= earliest_occurred_at(),
             "occurred_at",
-            format!("{} is before 2000-01-01", m.occurred_at.to_rfc3339()),
+            format!(
+                "{} is before 2000-01-01",
+                m.occurred_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
         );
         if let Form::Ingest { now } = form {
             v.check(
@@ -246,8 +274,9 @@ impl Event {
                 "recorded_at",
                 format!(
                     "{} is in the future (ingest clock {}, 5 minutes of skew allowed)",
-                    m.recorded_at.to_rfc3339(),
-                    now.to_rfc3339()
+                    m.recorded_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
                 ),
             );
         }
@@ -274,10 +303,13 @@ impl Event {
 /// Decodes one JSON object into a valid event, or says exactly why it is not one.
 pub fn decode(value: Value, form: Form) -> Result<Decoded, EventError> {
     if !value.is_object() {
-        return Err(invalid("", format!("an event must be a JSON object, found {}", kind_of(&value))));
+        return Err(invalid(
+            "",
+            format!("an event must be a JSON object, found {}", kind_of(&value)),
+        ));
     }
     let wire: WireEvent = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
+        let path = crate::violation::parent_of_unknown_field(e.path().to_string(), e.inner());
         let path = if path == "." { String::new() } else { path };
         invalid(&path, e.into_inner().to_string())
     })?;
@@ -376,7 +408,12 @@ fn de_opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>,
 
 impl std::fmt::Display for Decoded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.event.meta.event_id, self.event.data.type_name())
+        write!(
+            f,
+            "{} {}",
+            self.event.meta.event_id,
+            self.event.data.type_name()
+        )
     }
 }
 

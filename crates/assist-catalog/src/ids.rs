@@ -174,7 +174,9 @@ mod tests {
 
     #[test]
     fn a_stream_id_round_trips_through_text() {
-        let s: StreamId = "person-0192f0c1-8a3b-7cde-9f00-0123456789ab".parse().unwrap();
+        let s: StreamId = "person-0192f0c1-8a3b-7cde-9f00-0123456789ab"
+            .parse()
+            .unwrap();
         assert_eq!(s.kind, SubjectKind::Person);
         assert_eq!(s.to_string(), "person-0192f0c1-8a3b-7cde-9f00-0123456789ab");
     }

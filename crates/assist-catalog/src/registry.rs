@@ -83,13 +83,16 @@ pub enum EventError {
 }
 
 pub(crate) fn join(v: &[Violation]) -> String {
-    v.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Deserializes `data` into `T`, naming the path of the first mismatch (`data.employer.name`).
 pub(crate) fn from_data<T: DeserializeOwned>(data: Value) -> Result<T, Vec<Violation>> {
     serde_path_to_error::deserialize(data).map_err(|e| {
-        let path = e.path().to_string();
+        let path = crate::violation::parent_of_unknown_field(e.path().to_string(), e.inner());
         let path = if path == "." {
             "data".to_string()
         } else {
@@ -231,7 +234,11 @@ pub fn decode_data(name: &str, version: u32, mut data: Value) -> Result<EventDat
             .collect();
         known.push(ty.version);
         known.sort_unstable();
-        let known = known.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        let known = known
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         EventError::UnknownVersion {
             name: name.to_string(),
             version,
@@ -312,7 +319,8 @@ mod tests {
             "employer": {"id": "91350100MA0000000X", "name": "Minhou Foods"},
             "monthly_wage": 4200, "location": "350121"
         });
-        let EventData::JobOfferPushed(offer) = decode_data("job_offer_pushed", 1, v1).unwrap() else {
+        let EventData::JobOfferPushed(offer) = decode_data("job_offer_pushed", 1, v1).unwrap()
+        else {
             panic!("not a job offer");
         };
         assert_eq!((offer.wage, offer.wage_period), (4200.0, WagePeriod::Month));
@@ -327,7 +335,9 @@ mod tests {
             "monthly_wage": -1, "location": "350121"
         });
         assert_eq!(
-            decode_data("job_offer_pushed", 1, v1).unwrap_err().to_string(),
+            decode_data("job_offer_pushed", 1, v1)
+                .unwrap_err()
+                .to_string(),
             "data.monthly_wage: must be >= 0, got -1"
         );
     }
@@ -335,7 +345,9 @@ mod tests {
     #[test]
     fn a_future_version_is_refused_with_the_known_ones() {
         assert_eq!(
-            decode_data("job_offer_pushed", 3, json!({})).unwrap_err().to_string(),
+            decode_data("job_offer_pushed", 3, json!({}))
+                .unwrap_err()
+                .to_string(),
             r#"event type "job_offer_pushed" has no schema_version 3 (known: 1, 2)"#
         );
     }
@@ -344,7 +356,10 @@ mod tests {
     fn legacy_versions_carry_no_personal_data() {
         // Sealing works on current payloads only; an old version with personal fields would leak.
         for l in LEGACY_VERSIONS {
-            assert!(!matches!(l.name, "person_registered" | "personal_details_corrected"));
+            assert!(!matches!(
+                l.name,
+                "person_registered" | "personal_details_corrected"
+            ));
         }
     }
 }

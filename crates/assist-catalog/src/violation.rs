@@ -57,7 +57,10 @@ impl Violations {
         } else if value.chars().count() > max {
             self.push(
                 path,
-                format!("must be at most {max} characters, got {}", value.chars().count()),
+                format!(
+                    "must be at most {max} characters, got {}",
+                    value.chars().count()
+                ),
             );
         }
     }
@@ -77,4 +80,21 @@ impl Violations {
 pub trait Validate {
     /// Checks the rules, reporting each broken one under the path prefix `at` (`data`).
     fn validate(&self, at: &str, v: &mut Violations);
+}
+
+/// serde's path to an unknown field ends in that field, which the message names already:
+/// report it at the object that has it (`data`, not `data.colour`; `.` for the root).
+pub(crate) fn parent_of_unknown_field(path: String, err: &serde_json::Error) -> String {
+    let msg = err.to_string();
+    let Some(field) = msg
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+    else {
+        return path;
+    };
+    match path.strip_suffix(field).map(|p| p.trim_end_matches('.')) {
+        Some("") => ".".to_string(),
+        Some(parent) => parent.to_string(),
+        None => path,
+    }
 }

@@ -37,10 +37,18 @@ fn checked_in_schemas_equal_the_ones_generated_from_the_types() {
         }
     }
     let expected: BTreeSet<String> = generated.keys().cloned().collect();
-    assert_eq!(files_in("schemas"), expected, "schema files differ from the catalog; run UPDATE_SCHEMAS=1 cargo test -p assist-catalog");
+    assert_eq!(
+        files_in("schemas"),
+        expected,
+        "schema files differ from the catalog; run UPDATE_SCHEMAS=1 cargo test -p assist-catalog"
+    );
     for (name, schema) in &generated {
         let on_disk = fs::read_to_string(dir.join(name)).unwrap();
-        assert_eq!(on_disk, schema_text(schema), "events/schemas/{name} is stale; run UPDATE_SCHEMAS=1 cargo test -p assist-catalog");
+        assert_eq!(
+            on_disk,
+            schema_text(schema),
+            "events/schemas/{name} is stale; run UPDATE_SCHEMAS=1 cargo test -p assist-catalog"
+        );
     }
 }
 
@@ -50,19 +58,30 @@ fn every_type_and_version_has_one_example() {
         .iter()
         .map(|t| format!("{}.v{}.json", t.name, t.version))
         .collect();
-    expected.extend(LEGACY_VERSIONS.iter().map(|l| format!("{}.v{}.json", l.name, l.version)));
+    expected.extend(
+        LEGACY_VERSIONS
+            .iter()
+            .map(|l| format!("{}.v{}.json", l.name, l.version)),
+    );
     assert_eq!(files_in("examples"), expected);
 }
 
 #[test]
 fn every_example_validates_against_its_checked_in_schema() {
     for name in files_in("examples") {
-        let example: Value =
-            serde_json::from_str(&fs::read_to_string(events_dir().join("examples").join(&name)).unwrap()).unwrap();
-        let schema: Value =
-            serde_json::from_str(&fs::read_to_string(events_dir().join("schemas").join(&name)).unwrap()).unwrap();
+        let example: Value = serde_json::from_str(
+            &fs::read_to_string(events_dir().join("examples").join(&name)).unwrap(),
+        )
+        .unwrap();
+        let schema: Value = serde_json::from_str(
+            &fs::read_to_string(events_dir().join("schemas").join(&name)).unwrap(),
+        )
+        .unwrap();
         let validator = jsonschema::draft7::new(&schema).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&example).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&example)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{name}: {errors:?}");
     }
 }
@@ -81,14 +100,19 @@ fn a_schema_rejects_what_the_decoder_rejects_for_a_wrong_stream_kind() {
     .unwrap();
     assert!(!jsonschema::draft7::new(&schema).unwrap().is_valid(&example));
     let err = assist_catalog::decode(example, Form::Ingest { now: Utc::now() }).unwrap_err();
-    assert_eq!(err.to_string(), r#"stream: event type "household_cleared" does not belong on a person stream"#);
+    assert_eq!(
+        err.to_string(),
+        r#"stream: event type "household_cleared" does not belong on a person stream"#
+    );
 }
 
 #[test]
 fn every_example_decodes_as_a_valid_fact_in_ingest_form() {
     for name in files_in("examples") {
-        let example: Value =
-            serde_json::from_str(&fs::read_to_string(events_dir().join("examples").join(&name)).unwrap()).unwrap();
+        let example: Value = serde_json::from_str(
+            &fs::read_to_string(events_dir().join("examples").join(&name)).unwrap(),
+        )
+        .unwrap();
         let decoded = assist_catalog::decode(example, Form::Ingest { now: Utc::now() });
         assert!(decoded.is_ok(), "{name}: {}", decoded.unwrap_err());
     }

@@ -5,8 +5,8 @@
 //! panic on a broken property.
 
 use crate::{
-    partition_for, AppendBatch, Appended, Appender, EventLog, ExpectedVersion, LogError, LogEvent,
-    PartitionReader, Position, StreamReader,
+    partition_for, AppendBatch, Appended, Appender, EventLog, ExpectedVersion, IdIndex, LogError,
+    LogEvent, PartitionReader, Position, StreamReader,
 };
 use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
@@ -40,13 +40,20 @@ fn stream(i: usize) -> String {
 async fn read_all<L: EventLog + ?Sized>(log: &L) -> Vec<crate::Record> {
     let mut all = Vec::new();
     for p in log.partitions().await.unwrap() {
-        all.extend(log.read_partition(p.partition, 0, usize::MAX).await.unwrap());
+        all.extend(
+            log.read_partition(p.partition, 0, usize::MAX)
+                .await
+                .unwrap(),
+        );
     }
     all
 }
 
 fn stored(outcomes: &[Appended]) -> usize {
-    outcomes.iter().filter(|o| matches!(o, Appended::Stored(_))).count()
+    outcomes
+        .iter()
+        .filter(|o| matches!(o, Appended::Stored(_)))
+        .count()
 }
 
 /// One stream's events come back in the order they were appended, across batches.
@@ -66,7 +73,13 @@ pub async fn appended_events_are_read_back_in_order_per_stream<H: Harness>(h: &H
         log.append(AppendBatch::new(events)).await.unwrap();
     }
     for s in &streams {
-        let got: Vec<Vec<u8>> = log.read_stream(s).await.unwrap().into_iter().map(|r| r.payload).collect();
+        let got: Vec<Vec<u8>> = log
+            .read_stream(s)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.payload)
+            .collect();
         assert_eq!(&got, &sent[s], "stream {s}");
     }
 }
@@ -78,9 +91,17 @@ pub async fn offsets_are_dense_per_partition<H: Harness>(h: &H) {
     log.append(AppendBatch::new(events)).await.unwrap();
     let mut total = 0;
     for p in log.partitions().await.unwrap() {
-        let records = log.read_partition(p.partition, 0, usize::MAX).await.unwrap();
+        let records = log
+            .read_partition(p.partition, 0, usize::MAX)
+            .await
+            .unwrap();
         let offsets: Vec<u64> = records.iter().map(|r| r.position.offset).collect();
-        assert_eq!(offsets, (0..p.high_water).collect::<Vec<_>>(), "partition {}", p.partition);
+        assert_eq!(
+            offsets,
+            (0..p.high_water).collect::<Vec<_>>(),
+            "partition {}",
+            p.partition
+        );
         total += p.high_water;
     }
     assert_eq!(total, 200);
@@ -95,15 +116,27 @@ pub async fn the_partition_is_the_murmur2_hash_of_the_stream<H: Harness>(h: &H) 
     let records = read_all(&log).await;
     assert_eq!(records.len(), 64);
     for r in records {
-        assert_eq!(r.position.partition, partition_for(&r.stream, count), "{}", r.stream);
+        assert_eq!(
+            r.position.partition,
+            partition_for(&r.stream, count),
+            "{}",
+            r.stream
+        );
     }
 }
 
 /// An id stored in an earlier batch is reported as a duplicate at its original position.
 pub async fn a_stored_event_id_is_a_duplicate_at_its_original_position<H: Harness>(h: &H) {
     let log = h.fresh().await;
-    let (a, b, c) = (event(&stream(1), 0), event(&stream(1), 1), event(&stream(1), 2));
-    let first = log.append(AppendBatch::new(vec![a, b.clone()])).await.unwrap();
+    let (a, b, c) = (
+        event(&stream(1), 0),
+        event(&stream(1), 1),
+        event(&stream(1), 2),
+    );
+    let first = log
+        .append(AppendBatch::new(vec![a, b.clone()]))
+        .await
+        .unwrap();
     let second = log.append(AppendBatch::new(vec![b, c])).await.unwrap();
     assert_eq!(second[0], Appended::Duplicate(first[1].position()));
     assert!(matches!(second[1], Appended::Stored(_)));
@@ -117,12 +150,28 @@ pub async fn a_repeated_id_within_one_batch_is_stored_once<H: Harness>(h: &H) {
     let mut again = a.clone();
     again.payload = b"{\"different\":true}".to_vec();
     let b = event(&stream(2), 1);
-    let out = log.append(AppendBatch::new(vec![a.clone(), again, b])).await.unwrap();
+    let out = log
+        .append(AppendBatch::new(vec![a.clone(), again, b]))
+        .await
+        .unwrap();
     assert!(matches!(out[0], Appended::Stored(_)));
     assert_eq!(out[1], Appended::Duplicate(out[0].position()));
     let records = log.read_stream(&stream(2)).await.unwrap();
     assert_eq!(records.len(), 2);
-    assert_eq!(records[0].payload, a.payload, "the first occurrence is the one kept");
+    assert_eq!(
+        records[0].payload, a.payload,
+        "the first occurrence is the one kept"
+    );
+}
+
+/// The id index finds stored ids at their positions and leaves unknown ids out.
+pub async fn the_id_index_finds_stored_ids<H: Harness>(h: &H) {
+    let log = h.fresh().await;
+    let (a, b) = (event(&stream(11), 0), event(&stream(12), 0));
+    let out = log.append(AppendBatch::new(vec![a.clone()])).await.unwrap();
+    let found = log.find_ids(&[a.event_id, b.event_id]).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[&a.event_id], out[0].position());
 }
 
 /// Reading from an offset returns that offset onwards, at most `max` of them.
@@ -152,13 +201,17 @@ pub async fn an_unknown_partition_is_an_error<H: Harness>(h: &H) {
     let log = h.fresh().await;
     let count = log.partition_count();
     let err = log.read_partition(count, 0, 1).await.unwrap_err();
-    assert!(matches!(err, LogError::NoSuchPartition { partition, .. } if partition == count), "{err}");
+    assert!(
+        matches!(err, LogError::NoSuchPartition { partition, .. } if partition == count),
+        "{err}"
+    );
 }
 
 /// Appenders racing with overlapping ids lose nothing and store nothing twice.
 pub async fn concurrent_appenders_lose_and_double_nothing<H: Harness>(h: &H) {
     let log = Arc::new(h.fresh().await);
-    let shared: Arc<Vec<LogEvent>> = Arc::new((0..100).map(|i| event(&stream(1000 + i % 10), i)).collect());
+    let shared: Arc<Vec<LogEvent>> =
+        Arc::new((0..100).map(|i| event(&stream(1000 + i % 10), i)).collect());
     let mut tasks = Vec::new();
     for t in 0..4usize {
         let log = log.clone();
@@ -167,7 +220,9 @@ pub async fn concurrent_appenders_lose_and_double_nothing<H: Harness>(h: &H) {
             let mut stored_shared = 0;
             let mut own = Vec::new();
             for b in 0..25 {
-                let mut events: Vec<LogEvent> = (0..20).map(|n| event(&stream(t * 100 + n % 5), b * 20 + n)).collect();
+                let mut events: Vec<LogEvent> = (0..20)
+                    .map(|n| event(&stream(t * 100 + n % 5), b * 20 + n))
+                    .collect();
                 own.extend(events.iter().map(|e| e.event_id));
                 let from = (b * 4) % 100;
                 events.extend(shared[from..from + 4].iter().cloned());
@@ -184,7 +239,10 @@ pub async fn concurrent_appenders_lose_and_double_nothing<H: Harness>(h: &H) {
         own_ids.extend(own);
         shared_stored += s;
     }
-    assert_eq!(shared_stored, 100, "each shared id is reported stored exactly once");
+    assert_eq!(
+        shared_stored, 100,
+        "each shared id is reported stored exactly once"
+    );
     let records = read_all(log.as_ref()).await;
     let ids: Vec<Uuid> = records.iter().filter_map(|r| r.event_id).collect();
     let unique: HashSet<Uuid> = ids.iter().copied().collect();
@@ -199,7 +257,13 @@ pub async fn a_large_batch_is_stored_whole<H: Harness>(h: &H) {
     let events: Vec<LogEvent> = (0..20_000).map(|i| event(&stream(i % 1000), i)).collect();
     let out = log.append(AppendBatch::new(events)).await.unwrap();
     assert_eq!(stored(&out), 20_000);
-    let total: u64 = log.partitions().await.unwrap().iter().map(|p| p.high_water).sum();
+    let total: u64 = log
+        .partitions()
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.high_water)
+        .sum();
     assert_eq!(total, 20_000);
 }
 
@@ -212,9 +276,15 @@ pub async fn the_log_survives_a_restart<H: Harness>(h: &H) {
     let log = h.reopen(log).await;
     assert_eq!(log.read_stream(&s).await.unwrap().len(), 10);
     let again = log.append(AppendBatch::new(batch)).await.unwrap();
-    let expected: Vec<Appended> = first.iter().map(|o| Appended::Duplicate(o.position())).collect();
+    let expected: Vec<Appended> = first
+        .iter()
+        .map(|o| Appended::Duplicate(o.position()))
+        .collect();
     assert_eq!(again, expected);
-    let next = log.append(AppendBatch::new(vec![event(&s, 10)])).await.unwrap();
+    let next = log
+        .append(AppendBatch::new(vec![event(&s, 10)]))
+        .await
+        .unwrap();
     assert_eq!(
         next[0],
         Appended::Stored(Position {
@@ -228,16 +298,29 @@ pub async fn the_log_survives_a_restart<H: Harness>(h: &H) {
 pub async fn a_failed_expectation_stores_nothing_and_names_the_version<H: Harness>(h: &H) {
     let log = h.fresh().await;
     let (s, other) = (stream(5), stream(6));
-    log.append(AppendBatch::new(vec![event(&s, 0), event(&s, 1)])).await.unwrap();
-    let batch = AppendBatch::new(vec![event(&s, 2), event(&other, 0)]).expect(s.clone(), ExpectedVersion::Exact(1));
+    log.append(AppendBatch::new(vec![event(&s, 0), event(&s, 1)]))
+        .await
+        .unwrap();
+    let batch = AppendBatch::new(vec![event(&s, 2), event(&other, 0)])
+        .expect(s.clone(), ExpectedVersion::Exact(1));
     match log.append(batch).await {
-        Err(LogError::WrongExpectedVersion { stream, expected, actual }) => {
-            assert_eq!((stream, expected, actual), (s.clone(), ExpectedVersion::Exact(1), 2));
+        Err(LogError::WrongExpectedVersion {
+            stream,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(
+                (stream, expected, actual),
+                (s.clone(), ExpectedVersion::Exact(1), 2)
+            );
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert_eq!(log.read_stream(&s).await.unwrap().len(), 2);
-    assert!(log.read_stream(&other).await.unwrap().is_empty(), "nothing of the batch was stored");
+    assert!(
+        log.read_stream(&other).await.unwrap().is_empty(),
+        "nothing of the batch was stored"
+    );
 }
 
 /// `NoStream` holds for a new stream and fails once it has events.
@@ -251,14 +334,19 @@ pub async fn no_stream_holds_only_for_a_new_stream<H: Harness>(h: &H) {
         .append(AppendBatch::new(vec![event(&s, 1)]).expect(s.clone(), ExpectedVersion::NoStream))
         .await
         .unwrap_err();
-    assert!(matches!(err, LogError::WrongExpectedVersion { actual: 1, .. }), "{err}");
+    assert!(
+        matches!(err, LogError::WrongExpectedVersion { actual: 1, .. }),
+        "{err}"
+    );
 }
 
 /// `Exact(n)` holds when the stream has n events.
 pub async fn an_exact_version_holds_at_the_current_version<H: Harness>(h: &H) {
     let log = h.fresh().await;
     let s = stream(8);
-    log.append(AppendBatch::new(vec![event(&s, 0), event(&s, 1)])).await.unwrap();
+    log.append(AppendBatch::new(vec![event(&s, 0), event(&s, 1)]))
+        .await
+        .unwrap();
     let out = log
         .append(AppendBatch::new(vec![event(&s, 2)]).expect(s.clone(), ExpectedVersion::Exact(2)))
         .await
@@ -270,10 +358,14 @@ pub async fn an_exact_version_holds_at_the_current_version<H: Harness>(h: &H) {
 pub async fn a_retried_batch_passes_its_expectation_as_duplicates<H: Harness>(h: &H) {
     let log = h.fresh().await;
     let s = stream(10);
-    let batch = AppendBatch::new(vec![event(&s, 0), event(&s, 1)]).expect(s.clone(), ExpectedVersion::NoStream);
+    let batch = AppendBatch::new(vec![event(&s, 0), event(&s, 1)])
+        .expect(s.clone(), ExpectedVersion::NoStream);
     let first = log.append(batch.clone()).await.unwrap();
     let retry = log.append(batch).await.unwrap();
-    assert!(retry.iter().zip(&first).all(|(r, f)| *r == Appended::Duplicate(f.position())));
+    assert!(retry
+        .iter()
+        .zip(&first)
+        .all(|(r, f)| *r == Appended::Duplicate(f.position())));
     assert_eq!(log.read_stream(&s).await.unwrap().len(), 2);
 }
 
@@ -287,6 +379,7 @@ macro_rules! conformance_tests {
             the_partition_is_the_murmur2_hash_of_the_stream,
             a_stored_event_id_is_a_duplicate_at_its_original_position,
             a_repeated_id_within_one_batch_is_stored_once,
+            the_id_index_finds_stored_ids,
             reading_from_an_offset_starts_there,
             a_fresh_log_has_empty_partitions,
             an_unknown_partition_is_an_error,

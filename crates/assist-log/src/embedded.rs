@@ -4,7 +4,7 @@
 //! is a range scan of the primary key and offsets stay dense per partition.
 
 use crate::{
-    partition_for, AppendBatch, Appended, Appender, LogError, PartitionInfo,
+    partition_for, AppendBatch, Appended, Appender, IdIndex, LogError, PartitionInfo,
     PartitionReader, Position, Record, StreamReader, DEFAULT_PARTITIONS,
 };
 use async_trait::async_trait;
@@ -75,9 +75,10 @@ impl EmbeddedLog {
             .bind(wanted.to_string())
             .execute(&pool)
             .await?;
-        let found: String = sqlx::query_scalar("SELECT value FROM log_meta WHERE key = 'partitions'")
-            .fetch_one(&pool)
-            .await?;
+        let found: String =
+            sqlx::query_scalar("SELECT value FROM log_meta WHERE key = 'partitions'")
+                .fetch_one(&pool)
+                .await?;
         let found: u32 = found.parse().map_err(|_| {
             LogError::Backend(format!("log_meta.partitions is {found:?}, not a number"))
         })?;
@@ -118,14 +119,21 @@ impl EmbeddedLog {
         tx: &mut Transaction<'_, Sqlite>,
         partition: u32,
     ) -> Result<u64, LogError> {
-        let lo = encode(Position { partition, offset: 0 });
-        let hi = encode(Position { partition: partition + 1, offset: 0 });
-        let max: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(position) FROM events WHERE position >= ? AND position < ?")
-                .bind(lo)
-                .bind(hi)
-                .fetch_one(&mut **tx)
-                .await?;
+        let lo = encode(Position {
+            partition,
+            offset: 0,
+        });
+        let hi = encode(Position {
+            partition: partition + 1,
+            offset: 0,
+        });
+        let max: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(position) FROM events WHERE position >= ? AND position < ?",
+        )
+        .bind(lo)
+        .bind(hi)
+        .fetch_one(&mut **tx)
+        .await?;
         Ok(max.map_or(0, |m| decode(m).offset + 1))
     }
 }
@@ -142,21 +150,8 @@ impl Appender for EmbeddedLog {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
 
         // 1. Ids stored before.
-        let mut known: HashMap<Uuid, Position> = HashMap::new();
         let ids: Vec<Uuid> = batch.events.iter().map(|e| e.event_id).collect();
-        for chunk in ids.chunks(LOOKUP_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new("SELECT event_id, position FROM events WHERE event_id IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(id.as_bytes().to_vec());
-            }
-            q.push(")");
-            for row in q.build().fetch_all(&mut *tx).await? {
-                let id: Vec<u8> = row.try_get(0)?;
-                let id = Uuid::from_slice(&id).map_err(|e| LogError::Backend(e.to_string()))?;
-                known.insert(id, decode(row.try_get(1)?));
-            }
-        }
+        let known = find_ids(&mut tx, &ids).await?;
 
         // 2. Which events are new (first occurrence of an unknown id).
         let mut first_in_batch: HashMap<Uuid, usize> = HashMap::new();
@@ -170,9 +165,16 @@ impl Appender for EmbeddedLog {
         }
 
         // 3. Current versions of the streams concerned.
-        let mut streams: Vec<&str> = new_idx.iter().map(|&i| batch.events[i].stream.as_str()).collect();
+        let mut streams: Vec<&str> = new_idx
+            .iter()
+            .map(|&i| batch.events[i].stream.as_str())
+            .collect();
         streams.extend(batch.expected.keys().map(String::as_str));
-        let streams: Vec<&str> = streams.into_iter().collect::<HashSet<_>>().into_iter().collect();
+        let streams: Vec<&str> = streams
+            .into_iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         let mut versions: HashMap<String, u64> = HashMap::new();
         for chunk in streams.chunks(LOOKUP_CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -191,11 +193,15 @@ impl Appender for EmbeddedLog {
 
         // 4. Expectations. A stream whose events in this batch are all duplicates is a retry
         //    of a batch that was stored: it passes, so retries stay idempotent.
-        let streams_with_new: HashSet<&str> =
-            new_idx.iter().map(|&i| batch.events[i].stream.as_str()).collect();
-        let streams_in_batch: HashSet<&str> = batch.events.iter().map(|e| e.stream.as_str()).collect();
+        let streams_with_new: HashSet<&str> = new_idx
+            .iter()
+            .map(|&i| batch.events[i].stream.as_str())
+            .collect();
+        let streams_in_batch: HashSet<&str> =
+            batch.events.iter().map(|e| e.stream.as_str()).collect();
         for (stream, expected) in &batch.expected {
-            let retry = streams_in_batch.contains(stream.as_str()) && !streams_with_new.contains(stream.as_str());
+            let retry = streams_in_batch.contains(stream.as_str())
+                && !streams_with_new.contains(stream.as_str());
             let actual = versions.get(stream).copied().unwrap_or(0);
             if !retry && !expected.admits(actual) {
                 return Err(LogError::WrongExpectedVersion {
@@ -256,6 +262,37 @@ impl Appender for EmbeddedLog {
     }
 }
 
+async fn find_ids(
+    conn: &mut sqlx::SqliteConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Position>, LogError> {
+    let mut known = HashMap::new();
+    for chunk in ids.chunks(LOOKUP_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT event_id, position FROM events WHERE event_id IN (",
+        );
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(id.as_bytes().to_vec());
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let id: Vec<u8> = row.try_get(0)?;
+            let id = Uuid::from_slice(&id).map_err(|e| LogError::Backend(e.to_string()))?;
+            known.insert(id, decode(row.try_get(1)?));
+        }
+    }
+    Ok(known)
+}
+
+#[async_trait]
+impl IdIndex for EmbeddedLog {
+    async fn find_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Position>, LogError> {
+        let mut conn = self.pool.acquire().await?;
+        find_ids(&mut conn, ids).await
+    }
+}
+
 fn record(row: &sqlx::sqlite::SqliteRow) -> Result<Record, LogError> {
     let id: Vec<u8> = row.try_get("event_id")?;
     Ok(Record {
@@ -284,8 +321,14 @@ impl PartitionReader for EmbeddedLog {
             "SELECT position, stream, event_id, payload FROM events
              WHERE position >= ? AND position < ? ORDER BY position LIMIT ?",
         )
-        .bind(encode(Position { partition, offset: from }))
-        .bind(encode(Position { partition: partition + 1, offset: 0 }))
+        .bind(encode(Position {
+            partition,
+            offset: from,
+        }))
+        .bind(encode(Position {
+            partition: partition + 1,
+            offset: 0,
+        }))
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;

@@ -191,6 +191,13 @@ pub trait Appender: Send + Sync {
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, LogError>;
 }
 
+/// Finds where event ids are stored: the idempotency index.
+#[async_trait]
+pub trait IdIndex: Send + Sync {
+    /// The positions of those of `ids` that are stored; absent ids are left out.
+    async fn find_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Position>, LogError>;
+}
+
 /// Reads partitions by offset: what a projection runner needs.
 #[async_trait]
 pub trait PartitionReader: Send + Sync {
@@ -216,7 +223,7 @@ pub trait StreamReader: Send + Sync {
     async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, LogError>;
 }
 
-/// A whole log backend: append, read partitions, read streams.
-pub trait EventLog: Appender + PartitionReader + StreamReader {}
+/// A whole log backend: append, find ids, read partitions, read streams.
+pub trait EventLog: Appender + IdIndex + PartitionReader + StreamReader {}
 
-impl<T: Appender + PartitionReader + StreamReader> EventLog for T {}
+impl<T: Appender + IdIndex + PartitionReader + StreamReader> EventLog for T {}

@@ -10,7 +10,9 @@ const EVENTS: usize = 5_000;
 
 /// In the child: append one batch, say so, and wait to be killed.
 async fn child(path: &str) {
-    let log = EmbeddedLog::open(std::path::Path::new(path), None).await.unwrap();
+    let log = EmbeddedLog::open(std::path::Path::new(path), None)
+        .await
+        .unwrap();
     let events = (0..EVENTS)
         .map(|i| event(&format!("person-00000000-0000-4000-8000-{:012}", i % 50), i))
         .collect();
@@ -28,7 +30,11 @@ async fn a_batch_survives_a_kill_right_after_append_returns() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log.db");
     let mut proc = Command::new(std::env::current_exe().unwrap())
-        .args(["a_batch_survives_a_kill_right_after_append_returns", "--exact", "--nocapture"])
+        .args([
+            "a_batch_survives_a_kill_right_after_append_returns",
+            "--exact",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, &path)
         .stdout(Stdio::piped())
         .spawn()
@@ -44,6 +50,12 @@ async fn a_batch_survives_a_kill_right_after_append_returns() {
     assert_eq!(line, format!("APPENDED {EVENTS}"));
 
     let log = EmbeddedLog::open(&path, None).await.unwrap();
-    let total: u64 = log.partitions().await.unwrap().iter().map(|p| p.high_water).sum();
+    let total: u64 = log
+        .partitions()
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.high_water)
+        .sum();
     assert_eq!(total, EVENTS as u64);
 }

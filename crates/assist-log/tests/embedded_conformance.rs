@@ -11,7 +11,9 @@ struct Embedded {
 
 impl Embedded {
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 }
 
@@ -20,7 +22,9 @@ impl Harness for Embedded {
     type Log = EmbeddedLog;
 
     async fn fresh(&self) -> EmbeddedLog {
-        EmbeddedLog::open(&self.dir.path().join("log.db"), None).await.unwrap()
+        EmbeddedLog::open(&self.dir.path().join("log.db"), None)
+            .await
+            .unwrap()
     }
 
     async fn reopen(&self, log: EmbeddedLog) -> EmbeddedLog {
@@ -36,7 +40,11 @@ assist_log::conformance_tests!(Embedded::new());
 async fn a_log_refuses_to_open_with_another_partition_count() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log.db");
-    EmbeddedLog::open(&path, Some(8)).await.unwrap().close().await;
+    EmbeddedLog::open(&path, Some(8))
+        .await
+        .unwrap()
+        .close()
+        .await;
     let err = EmbeddedLog::open(&path, Some(4)).await.err().unwrap();
     assert_eq!(
         err.to_string(),

@@ -15,6 +15,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+mod sealing;
+pub use sealing::{reveal, seal, ERASED};
+
 const NONCE_LEN: usize = 12;
 
 /// Why a key could not be had or a value could not be opened.
@@ -29,9 +32,17 @@ pub enum PrivacyError {
         at: DateTime<Utc>,
     },
     /// A sealed value is not valid base64 or fails authentication (altered, or sealed for another field).
-    #[error("a sealed value of {subject} does not open: altered, or sealed for another person or field")]
+    #[error(
+        "a sealed value of {subject} does not open: altered, or sealed for another person or field"
+    )]
     Tampered {
         /// The stream the value belongs to.
+        subject: String,
+    },
+    /// Sealed values exist but no key was ever recorded for the subject (a foreign or damaged store).
+    #[error("no data key is recorded for {subject}")]
+    NoKey {
+        /// The stream.
         subject: String,
     },
     /// The key store failed.
@@ -55,7 +66,13 @@ impl DataKey {
         let aad = format!("{}/{field}", self.subject);
         // Encryption fails only for inputs beyond AES-GCM's 64 GiB limit, far above any field.
         let ct = cipher
-            .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: aad.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: aad.as_bytes(),
+                },
+            )
             .unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend(ct);
@@ -64,7 +81,9 @@ impl DataKey {
 
     /// Opens a value sealed by [`DataKey::seal`] for the same subject and field.
     pub fn open(&self, field: &str, sealed: &str) -> Result<String, PrivacyError> {
-        let tampered = || PrivacyError::Tampered { subject: self.subject.clone() };
+        let tampered = || PrivacyError::Tampered {
+            subject: self.subject.clone(),
+        };
         let raw = B64.decode(sealed).map_err(|_| tampered())?;
         if raw.len() < NONCE_LEN {
             return Err(tampered());
@@ -73,7 +92,13 @@ impl DataKey {
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.key));
         let aad = format!("{}/{field}", self.subject);
         let pt = cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: aad.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| tampered())?;
         String::from_utf8(pt).map_err(|_| tampered())
     }
@@ -104,7 +129,10 @@ impl KeyStore {
             .synchronous(SqliteSynchronous::Full)
             .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS data_keys (subject TEXT PRIMARY KEY, key BLOB NOT NULL, created_at TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS erased_subjects (subject TEXT PRIMARY KEY, erased_at TEXT NOT NULL);",
@@ -120,12 +148,13 @@ impl KeyStore {
     }
 
     /// The keys to seal with for `subjects`, made where missing, in one transaction.
-    /// Fails for a subject whose key was erased: its personal data cannot be recorded again.
+    /// A subject whose key was erased comes back as [`KeyState::Erased`]: its personal data
+    /// cannot be recorded again.
     pub async fn keys_for_sealing(
         &self,
         subjects: &[String],
         now: DateTime<Utc>,
-    ) -> Result<HashMap<String, DataKey>, PrivacyError> {
+    ) -> Result<HashMap<String, KeyState>, PrivacyError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut out = HashMap::new();
         for subject in subjects {
@@ -133,13 +162,18 @@ impl KeyStore {
                 continue;
             }
             if let Some(at) = erased_at(&mut tx, subject).await? {
-                return Err(PrivacyError::Erased { subject: subject.clone(), at });
+                out.insert(subject.clone(), KeyState::Erased(at));
+                continue;
             }
-            let existing: Option<Vec<u8>> = sqlx::query_scalar("SELECT key FROM data_keys WHERE subject = ?")
-                .bind(subject)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let key = match existing.as_deref().and_then(|k| <[u8; 32]>::try_from(k).ok()) {
+            let existing: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT key FROM data_keys WHERE subject = ?")
+                    .bind(subject)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let key = match existing
+                .as_deref()
+                .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            {
                 Some(k) => k,
                 None => {
                     let fresh: [u8; 32] = Aes256Gcm::generate_key(&mut OsRng).into();
@@ -152,7 +186,13 @@ impl KeyStore {
                     fresh
                 }
             };
-            out.insert(subject.clone(), DataKey { subject: subject.clone(), key });
+            out.insert(
+                subject.clone(),
+                KeyState::Present(DataKey {
+                    subject: subject.clone(),
+                    key,
+                }),
+            );
         }
         tx.commit().await?;
         Ok(out)
@@ -172,7 +212,10 @@ impl KeyStore {
             Some(row) => {
                 let k: Vec<u8> = row.try_get(0)?;
                 match <[u8; 32]>::try_from(k.as_slice()) {
-                    Ok(key) => KeyState::Present(DataKey { subject: subject.to_string(), key }),
+                    Ok(key) => KeyState::Present(DataKey {
+                        subject: subject.to_string(),
+                        key,
+                    }),
                     Err(_) => KeyState::Missing,
                 }
             }
@@ -187,14 +230,19 @@ impl KeyStore {
         if erased_at(&mut tx, subject).await?.is_some() {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM data_keys WHERE subject = ?").bind(subject).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM data_keys WHERE subject = ?")
+            .bind(subject)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO erased_subjects (subject, erased_at) VALUES (?, ?)")
             .bind(subject)
             .bind(now.to_rfc3339())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
         tracing::info!(subject, "data key destroyed");
         Ok(true)
     }
@@ -204,10 +252,11 @@ async fn erased_at(
     conn: &mut sqlx::SqliteConnection,
     subject: &str,
 ) -> Result<Option<DateTime<Utc>>, PrivacyError> {
-    let at: Option<String> = sqlx::query_scalar("SELECT erased_at FROM erased_subjects WHERE subject = ?")
-        .bind(subject)
-        .fetch_optional(conn)
-        .await?;
+    let at: Option<String> =
+        sqlx::query_scalar("SELECT erased_at FROM erased_subjects WHERE subject = ?")
+            .bind(subject)
+            .fetch_optional(conn)
+            .await?;
     Ok(at
         .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
         .map(|t| t.with_timezone(&Utc)))
@@ -223,53 +272,80 @@ mod tests {
         (dir, store)
     }
 
+    async fn fresh_key(s: &KeyStore, subject: &str) -> DataKey {
+        match s
+            .keys_for_sealing(&[subject.into()], Utc::now())
+            .await
+            .unwrap()
+            .remove(subject)
+        {
+            Some(KeyState::Present(k)) => k,
+            _ => panic!("no key made"),
+        }
+    }
+
     #[tokio::test]
     async fn a_sealed_value_opens_with_the_same_key_and_field() {
         let (_d, s) = store().await;
-        let keys = s.keys_for_sealing(&["person-a".into()], Utc::now()).await.unwrap();
-        let sealed = keys["person-a"].seal("name", "Lin Xiaomei");
+        let key = fresh_key(&s, "person-a").await;
+        let sealed = key.seal("name", "Lin Xiaomei");
         assert!(!sealed.contains("Lin"));
-        assert_eq!(keys["person-a"].open("name", &sealed).unwrap(), "Lin Xiaomei");
+        assert_eq!(key.open("name", &sealed).unwrap(), "Lin Xiaomei");
     }
 
     #[tokio::test]
     async fn a_value_sealed_for_one_field_does_not_open_as_another() {
         let (_d, s) = store().await;
-        let keys = s.keys_for_sealing(&["person-a".into()], Utc::now()).await.unwrap();
-        let sealed = keys["person-a"].seal("name", "Lin Xiaomei");
-        assert!(matches!(keys["person-a"].open("address", &sealed), Err(PrivacyError::Tampered { .. })));
+        let key = fresh_key(&s, "person-a").await;
+        let sealed = key.seal("name", "Lin Xiaomei");
+        assert!(matches!(
+            key.open("address", &sealed),
+            Err(PrivacyError::Tampered { .. })
+        ));
     }
 
     #[tokio::test]
     async fn the_same_subject_keeps_its_key() {
         let (_d, s) = store().await;
-        let a = s.keys_for_sealing(&["person-a".into()], Utc::now()).await.unwrap();
-        let sealed = a["person-a"].seal("phone", "13800000000");
-        let KeyState::Present(again) = s.key("person-a").await.unwrap() else { panic!("no key") };
+        let sealed = fresh_key(&s, "person-a").await.seal("phone", "13800000000");
+        let KeyState::Present(again) = s.key("person-a").await.unwrap() else {
+            panic!("no key")
+        };
         assert_eq!(again.open("phone", &sealed).unwrap(), "13800000000");
     }
 
     #[tokio::test]
     async fn an_erased_key_is_gone_and_cannot_seal_again() {
         let (_d, s) = store().await;
-        s.keys_for_sealing(&["person-a".into()], Utc::now()).await.unwrap();
+        fresh_key(&s, "person-a").await;
         assert!(s.erase("person-a", Utc::now()).await.unwrap());
-        assert!(matches!(s.key("person-a").await.unwrap(), KeyState::Erased(_)));
-        let err = s.keys_for_sealing(&["person-a".into()], Utc::now()).await.err().unwrap();
-        assert!(err.to_string().starts_with("personal data of person-a was erased at "), "{err}");
-        assert!(!s.erase("person-a", Utc::now()).await.unwrap(), "a second erasure changes nothing");
+        assert!(matches!(
+            s.key("person-a").await.unwrap(),
+            KeyState::Erased(_)
+        ));
+        let again = s
+            .keys_for_sealing(&["person-a".into()], Utc::now())
+            .await
+            .unwrap();
+        assert!(matches!(again["person-a"], KeyState::Erased(_)));
+        assert!(
+            !s.erase("person-a", Utc::now()).await.unwrap(),
+            "a second erasure changes nothing"
+        );
     }
 
     #[tokio::test]
     async fn an_erased_key_leaves_no_bytes_in_the_files() {
         let (dir, s) = store().await;
-        let keys = s.keys_for_sealing(&["person-a".into()], Utc::now()).await.unwrap();
-        let raw = keys["person-a"].key;
+        let raw = fresh_key(&s, "person-a").await.key;
         s.erase("person-a", Utc::now()).await.unwrap();
         s.close().await;
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-            assert!(!bytes.windows(32).any(|w| w == raw), "key bytes left on disk");
+            assert!(
+                !bytes.windows(32).any(|w| w == raw),
+                "key bytes left on disk"
+            );
         }
     }
 }

@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A key group (重点群体); a person may belong to several.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
     /// People lifted out of poverty (脱贫人口).
@@ -69,7 +71,14 @@ pub struct PersonRegistered {
 
 impl Validate for PersonRegistered {
     fn validate(&self, at: &str, v: &mut Violations) {
-        check_personal(&self.name, &self.national_id, &self.phone, &self.address, at, v);
+        check_personal(
+            &self.name,
+            &self.national_id,
+            &self.phone,
+            &self.address,
+            at,
+            v,
+        );
         v.check(
             (1900..=2100).contains(&self.birth_year),
             format!("{at}.birth_year"),
@@ -107,7 +116,11 @@ impl Validate for PersonalDetailsCorrected {
             || self.national_id.is_some()
             || self.phone.is_some()
             || self.address.is_some();
-        v.check(any, at, "must correct at least one of name, national_id, phone, address");
+        v.check(
+            any,
+            at,
+            "must correct at least one of name, national_id, phone, address",
+        );
         if let Some(n) = &self.name {
             check_name(n, &format!("{at}.name"), v);
         }
@@ -150,11 +163,17 @@ fn check_id(p: &Personal, at: &str, v: &mut Violations) {
     }
 }
 
-fn check_optional(phone: &Option<Personal>, address: &Option<Personal>, at: &str, v: &mut Violations) {
+fn check_optional(
+    phone: &Option<Personal>,
+    address: &Option<Personal>,
+    at: &str,
+    v: &mut Violations,
+) {
     if let Some(s) = phone.as_ref().and_then(Personal::plain) {
         let digits = s.strip_prefix('+').unwrap_or(s);
         v.check(
-            (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit() || b == b'-'),
+            (7..=15).contains(&digits.len())
+                && digits.bytes().all(|b| b.is_ascii_digit() || b == b'-'),
             format!("{at}.phone"),
             "must be 7 to 15 digits, optionally with + and - (value not shown)",
         );

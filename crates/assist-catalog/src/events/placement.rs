@@ -176,4 +176,9 @@ pub struct JobLost {
     pub reason: JobLossReason,
 }
 
-super::no_further_rules!(SelfEmployed, FlexibleWorkStarted, RetentionFollowedUp, JobLost);
+super::no_further_rules!(
+    SelfEmployed,
+    FlexibleWorkStarted,
+    RetentionFollowedUp,
+    JobLost
+);

@@ -257,7 +257,8 @@ fn check_policy(policy: &Option<String>, at: &str, v: &mut Violations) {
     if let Some(p) = policy {
         let ok = !p.is_empty()
             && p.len() <= 40
-            && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         v.check(
             ok,
             format!("{at}.policy"),

@@ -1,0 +1,263 @@
+//! `assist bench ingest`: append throughput of the embedded log against a bare sqlx loop.
+
+use anyhow::{Context, Result};
+use assist_catalog::events::monitoring::{AlertRaised, AlertSource, AlertTrigger};
+use assist_catalog::events::response::{
+    ContactChannel, ContactMade, Employer, HomeVisitCompleted, JobOfferPushed, Need, WagePeriod,
+};
+use assist_catalog::{Actor, Event, EventData, RegionCode, Role, StaffId, StreamId};
+use assist_ingest::{IngestOptions, Recorder};
+use assist_log::{partition_for, AppendBatch, Appender, EmbeddedLog, LogEvent, DEFAULT_PARTITIONS};
+use chrono::{Duration, TimeZone, Utc};
+use rand::{Rng, SeedableRng};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use uuid::Uuid;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Append generated events to the embedded log in batches; compare with a bare sqlx
+    /// loop inserting the same rows, and with the full JSON Lines ingest.
+    Ingest(IngestArgs),
+}
+
+#[derive(clap::Args)]
+pub struct IngestArgs {
+    /// How many events.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Events per append.
+    #[arg(long, default_value_t = 10_000)]
+    batch: usize,
+    /// How many distinct person streams.
+    #[arg(long, default_value_t = 50_000)]
+    streams: usize,
+    /// Where to put the benchmark databases (default: a fresh temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Seed of the generated workload.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+pub async fn run(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Ingest(args) => ingest(args).await,
+    }
+}
+
+/// Realistic events of the 2473 response, serialized as the log stores them.
+fn workload(args: &IngestArgs) -> Result<Vec<LogEvent>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let streams: Vec<StreamId> = (0..args.streams.max(1))
+        .map(|_| {
+            StreamId::person(Uuid::from_u128(
+                rng.gen::<u128>() & !(0xf << 76) | (4 << 76),
+            ))
+        })
+        .collect();
+    let actor = Actor {
+        id: StaffId::new("cw-350121-007")?,
+        role: Role::Caseworker,
+        region: RegionCode::new("350121")?,
+    };
+    let start = Utc
+        .with_ymd_and_hms(2026, 3, 1, 1, 0, 0)
+        .single()
+        .context("start time")?;
+    let mut out = Vec::with_capacity(args.events);
+    for i in 0..args.events {
+        let stream = streams[i % streams.len()];
+        let data = match i % 4 {
+            0 => EventData::AlertRaised(AlertRaised {
+                alert_id: Uuid::now_v7(),
+                trigger: AlertTrigger::JobLost,
+                source: AlertSource::DataSharing,
+            }),
+            1 => EventData::ContactMade(ContactMade {
+                alert_id: None,
+                channel: ContactChannel::Phone,
+            }),
+            2 => EventData::HomeVisitCompleted(HomeVisitCompleted {
+                alert_id: None,
+                needs: vec![Need::JobPlacement, Need::Training],
+                wants_work: true,
+                able_to_work: true,
+            }),
+            _ => EventData::JobOfferPushed(JobOfferPushed {
+                offer_id: Uuid::now_v7(),
+                job_id: format!("JB-{i}"),
+                job_title: "food packer".into(),
+                employer: Employer {
+                    id: "91350121MA2XYZ1234".into(),
+                    name: "Minhou Food Processing Co.".into(),
+                },
+                wage: f64::from(rng.gen_range(3000..6000)),
+                wage_period: WagePeriod::Month,
+                location: actor.region.clone(),
+            }),
+        };
+        let event = Event::new(stream, actor.clone(), data)
+            .occurred_at(start + Duration::seconds(i as i64));
+        out.push(LogEvent {
+            event_id: event.meta.event_id,
+            stream: stream.to_string(),
+            payload: serde_json::to_vec(&event.to_wire())?,
+        });
+    }
+    Ok(out)
+}
+
+async fn ingest(args: IngestArgs) -> Result<ExitCode> {
+    let tmp = tempfile_dir(&args.dir)?;
+    let dir = tmp.path.clone();
+    println!(
+        "generating {} events over {} streams ...",
+        args.events, args.streams
+    );
+    let events = workload(&args)?;
+    let bytes: usize = events.iter().map(|e| e.payload.len()).sum();
+    println!(
+        "workload: {} events, batches of {}, {} streams, {} B average payload, dir {}",
+        events.len(),
+        args.batch,
+        args.streams,
+        bytes / events.len().max(1),
+        dir.display()
+    );
+
+    // 1. The embedded log (dedup lookups, versions, dense offsets, multi-row inserts).
+    let log = EmbeddedLog::open(&dir.join("bench-log.db"), None).await?;
+    let t = Instant::now();
+    for chunk in events.chunks(args.batch.max(1)) {
+        log.append(AppendBatch::new(chunk.to_vec())).await?;
+    }
+    let ours = t.elapsed().as_secs_f64();
+    log.close().await;
+
+    // 2. Baseline: a bare sqlx loop inserting the same rows into the same table and indexes,
+    //    positions and versions computed in memory, one prepared INSERT per row, one
+    //    transaction per batch, same pragmas (WAL, synchronous=FULL).
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(dir.join("bench-baseline.db"))
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full),
+        )
+        .await?;
+    sqlx::raw_sql(
+        "CREATE TABLE events (position INTEGER PRIMARY KEY, stream TEXT NOT NULL, stream_version INTEGER NOT NULL, event_id BLOB NOT NULL, payload BLOB NOT NULL);
+         CREATE UNIQUE INDEX events_by_id ON events (event_id);
+         CREATE UNIQUE INDEX events_by_stream ON events (stream, stream_version);",
+    )
+    .execute(&pool)
+    .await?;
+    let mut heads: HashMap<u32, i64> = HashMap::new();
+    let mut versions: HashMap<&str, i64> = HashMap::new();
+    let t = Instant::now();
+    for chunk in events.chunks(args.batch.max(1)) {
+        let mut tx = pool.begin().await?;
+        for e in chunk {
+            let p = partition_for(&e.stream, DEFAULT_PARTITIONS);
+            let head = heads.entry(p).or_default();
+            let version = versions.entry(e.stream.as_str()).or_default();
+            sqlx::query("INSERT INTO events (position, stream, stream_version, event_id, payload) VALUES (?, ?, ?, ?, ?)")
+                .bind((i64::from(p) << 40) | *head)
+                .bind(e.stream.as_str())
+                .bind(*version)
+                .bind(e.event_id.as_bytes().as_slice())
+                .bind(e.payload.as_slice())
+                .execute(&mut *tx)
+                .await?;
+            *head += 1;
+            *version += 1;
+        }
+        tx.commit().await?;
+    }
+    let baseline = t.elapsed().as_secs_f64();
+    pool.close().await;
+
+    // 3. The whole ingest path: JSON Lines parsed, validated, sealed where personal, appended.
+    let mut jsonl = Vec::with_capacity(bytes + events.len());
+    for e in &events {
+        jsonl.extend_from_slice(&e.payload);
+        jsonl.push(b'\n');
+    }
+    let recorder = Recorder::open_embedded(&dir.join("bench-ingest")).await?;
+    let t = Instant::now();
+    let report = recorder
+        .ingest(
+            jsonl.as_slice(),
+            IngestOptions {
+                atomic: false,
+                batch_lines: args.batch.max(1),
+            },
+        )
+        .await?;
+    let full = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        report.accepted.len() == events.len(),
+        "ingest accepted {} of {}",
+        report.accepted.len(),
+        events.len()
+    );
+
+    let n = events.len() as f64;
+    println!(
+        "embedded log append      {:>10.0} events/s  ({ours:.2} s)",
+        n / ours
+    );
+    println!(
+        "bare sqlx insert loop    {:>10.0} events/s  ({baseline:.2} s)  [baseline]",
+        n / baseline
+    );
+    println!("ratio (ours / baseline)  {:>10.2}", baseline / ours);
+    println!(
+        "full JSONL ingest        {:>10.0} events/s  ({full:.2} s)  [parse + validate + append]",
+        n / full
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A directory for the benchmark: the one given (kept), or a temporary one (removed after).
+struct BenchDir {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl Drop for BenchDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn tempfile_dir(given: &Option<PathBuf>) -> Result<BenchDir> {
+    match given {
+        Some(p) => {
+            std::fs::create_dir_all(p)?;
+            for f in ["bench-log.db", "bench-baseline.db"] {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(p.join(format!("{f}{suffix}")));
+                }
+            }
+            let _ = std::fs::remove_dir_all(p.join("bench-ingest"));
+            Ok(BenchDir {
+                path: p.clone(),
+                remove: false,
+            })
+        }
+        None => {
+            let path = std::env::temp_dir().join(format!("assist-bench-{}", Uuid::now_v7()));
+            std::fs::create_dir_all(&path)?;
+            Ok(BenchDir { path, remove: true })
+        }
+    }
+}

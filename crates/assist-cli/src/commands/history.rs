@@ -1,0 +1,129 @@
+//! `assist history STREAM`
+
+use super::open_recorder;
+use anyhow::{Context, Result};
+use assist_catalog::{decode, Event, Form, StreamId};
+use assist_ingest::Recorder;
+use assist_log::Position;
+use chrono::SecondsFormat;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Print one stream's events in log order.
+///
+/// Personal fields are opened with the person's key, or shown as "[erased]" once the key
+/// was destroyed. Events written in an older schema version are shown upcast.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The stream: person-<uuid> or household-<uuid>.
+    stream: StreamId,
+    /// Print JSON for machines instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One event of a history, decoded and revealed, or why it could not be.
+pub struct Entry {
+    /// Where it is in the log.
+    pub position: Position,
+    /// The schema version it was written in.
+    pub written_version: u32,
+    /// The event, or why it cannot be read.
+    pub event: Result<Event, String>,
+}
+
+/// Reads `stream` from the log, decodes every event and opens its personal fields.
+pub async fn load(recorder: &Recorder, stream: &StreamId) -> Result<Vec<Entry>> {
+    let key = recorder
+        .keys()
+        .key(&stream.to_string())
+        .await
+        .context("cannot read the key table")?;
+    let records = recorder
+        .log()
+        .read_stream(&stream.to_string())
+        .await
+        .context("cannot read the log")?;
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let decoded = serde_json::from_slice::<Value>(&r.payload)
+            .map_err(|e| format!("stored bytes are not JSON: {e}"))
+            .and_then(|v| decode(v, Form::Stored).map_err(|e| e.to_string()));
+        let (written_version, event) = match decoded {
+            Ok(d) => {
+                let mut event = d.event;
+                let opened = assist_privacy::reveal(&mut event.data, &stream.to_string(), &key)
+                    .map(|()| event)
+                    .map_err(|e| e.to_string());
+                (d.written_version, opened)
+            }
+            Err(reason) => (0, Err(reason)),
+        };
+        out.push(Entry {
+            position: r.position,
+            written_version,
+            event,
+        });
+    }
+    Ok(out)
+}
+
+pub async fn run(dir: &Path, args: Args) -> Result<ExitCode> {
+    let recorder = open_recorder(dir).await?;
+    let entries = load(&recorder, &args.stream).await?;
+    if args.json {
+        let events: Vec<Value> = entries.iter().map(entry_json).collect();
+        let doc = json!({"stream": args.stream.to_string(), "events": events});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print_text(&args.stream, &entries);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn entry_json(e: &Entry) -> Value {
+    let mut v = json!({
+        "partition": e.position.partition,
+        "offset": e.position.offset,
+        "written_version": e.written_version,
+    });
+    match &e.event {
+        Ok(ev) => v["event"] = serde_json::to_value(ev.to_wire()).unwrap_or(Value::Null),
+        Err(reason) => v["error"] = json!(reason),
+    }
+    v
+}
+
+/// Prints a history as text, one event per two lines.
+pub fn print_text(stream: &StreamId, entries: &[Entry]) {
+    println!("{stream}: {} events", entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        match &e.event {
+            Ok(ev) => {
+                let m = &ev.meta;
+                let wire = ev.to_wire();
+                let upcast = if e.written_version != wire.schema_version {
+                    format!(
+                        " (written as v{}, read as v{})",
+                        e.written_version, wire.schema_version
+                    )
+                } else {
+                    String::new()
+                };
+                println!(
+                    "#{i} {} | occurred {} | recorded {} | {}{upcast} | {} {} {}",
+                    e.position,
+                    m.occurred_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                    m.recorded_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                    wire.type_name,
+                    m.actor.id,
+                    m.actor.role,
+                    m.actor.region,
+                );
+                println!("    {}", wire.data);
+            }
+            Err(reason) => println!("#{i} {} | cannot be read: {reason}", e.position),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! `assist ingest FILE|-`
+
+use super::open_recorder;
+use anyhow::{Context, Result};
+use assist_ingest::{IngestOptions, IngestReport};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tokio::io::{AsyncBufRead, BufReader};
+
+/// Validate JSON Lines events and append the valid ones.
+///
+/// Prints `accepted N, duplicate N, rejected N`, then `line L: <event id>: <reason>` for
+/// each rejected line. Exits with status 1 when any line was rejected.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A JSON Lines file, or `-` for standard input.
+    input: PathBuf,
+    /// Store nothing at all when any line is bad.
+    #[arg(long)]
+    atomic: bool,
+}
+
+pub async fn run(dir: &Path, args: Args) -> Result<ExitCode> {
+    let recorder = open_recorder(dir).await?;
+    let options = IngestOptions {
+        atomic: args.atomic,
+        ..IngestOptions::default()
+    };
+    let input: Box<dyn AsyncBufRead + Unpin> = if args.input.as_os_str() == "-" {
+        Box::new(BufReader::new(tokio::io::stdin()))
+    } else {
+        let file = tokio::fs::File::open(&args.input)
+            .await
+            .with_context(|| format!("cannot open {}", args.input.display()))?;
+        Box::new(BufReader::with_capacity(1 << 20, file))
+    };
+    let report = recorder
+        .ingest(input, options)
+        .await
+        .context("ingest stopped; lines appended before the failure are stored, and running it again is safe (duplicates are skipped)")?;
+    print_report(&report);
+    Ok(if report.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Prints the summary line and one line per rejection.
+pub fn print_report(report: &IngestReport) {
+    println!("{}", report.summary());
+    for r in &report.rejected {
+        println!("{r}");
+    }
+    if report.rolled_back {
+        println!("nothing was stored (--atomic)");
+    }
+}

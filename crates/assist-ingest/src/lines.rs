@@ -1,0 +1,236 @@
+//! JSON Lines ingest: every line checked on its own, valid lines appended in batches,
+//! each rejection reported with its line and exact reason.
+
+use crate::{Pending, Ready, RecordError, Recorder};
+use assist_catalog::{decode, Form};
+use assist_log::{Appended, Position};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use uuid::Uuid;
+
+/// The largest event accepted, in bytes of its line.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// How to ingest.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestOptions {
+    /// Reject the whole input when any line is bad.
+    pub atomic: bool,
+    /// Lines per append (ignored when atomic: then the input is one append).
+    pub batch_lines: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            atomic: false,
+            batch_lines: 10_000,
+        }
+    }
+}
+
+/// One line that was not stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// 1-based line number.
+    pub line: usize,
+    /// The event id, when the line had a readable one.
+    pub event_id: Option<Uuid>,
+    /// The exact reason.
+    pub reason: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.event_id {
+            Some(id) => write!(f, "line {}: {id}: {}", self.line, self.reason),
+            None => write!(f, "line {}: {}", self.line, self.reason),
+        }
+    }
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Lines stored now, with their positions.
+    pub accepted: Vec<(usize, Position)>,
+    /// Lines whose event id was stored before (or earlier in the input), with the original position.
+    pub duplicates: Vec<(usize, Position)>,
+    /// Lines not stored.
+    pub rejected: Vec<Rejection>,
+    /// Nothing was stored because `--atomic` was asked and a line was bad.
+    pub rolled_back: bool,
+}
+
+impl IngestReport {
+    /// `accepted N, duplicate N, rejected N`
+    pub fn summary(&self) -> String {
+        format!(
+            "accepted {}, duplicate {}, rejected {}",
+            self.accepted.len(),
+            self.duplicates.len(),
+            self.rejected.len()
+        )
+    }
+}
+
+/// Checks one line; `Ok(None)` for a blank line.
+fn check_line(
+    line_no: usize,
+    raw: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Option<Pending>, Rejection> {
+    let reject = |event_id, reason: String| Rejection {
+        line: line_no,
+        event_id,
+        reason,
+    };
+    if raw.len() > MAX_LINE_BYTES {
+        return Err(reject(
+            None,
+            format!(
+                "line is {} bytes; an event may have at most {MAX_LINE_BYTES}",
+                raw.len()
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(raw).map_err(|e| {
+        reject(
+            None,
+            format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1),
+        )
+    })?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg
+            .rsplit_once(" at line ")
+            .map_or(msg.as_str(), |(m, _)| m)
+            .to_string();
+        reject(
+            None,
+            format!("invalid JSON at column {}: {msg}", e.column()),
+        )
+    })?;
+    let event_id = value
+        .get("event_id")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::try_parse(s).ok());
+    let decoded =
+        decode(value, Form::Ingest { now }).map_err(|e| reject(event_id, e.to_string()))?;
+    Ok(Some(Pending {
+        origin: line_no,
+        decoded,
+    }))
+}
+
+impl Recorder {
+    /// Ingests JSON Lines from `input`: checks every line, appends the valid ones, and
+    /// reports each rejection. With `atomic`, stores nothing when any line is bad.
+    pub async fn ingest<R: AsyncBufRead + Unpin>(
+        &self,
+        mut input: R,
+        options: IngestOptions,
+    ) -> Result<IngestReport, RecordError> {
+        let now = Utc::now();
+        let mut report = IngestReport::default();
+        let mut pending = Vec::new();
+        let mut buf = Vec::new();
+        let mut line_no = 0;
+        loop {
+            buf.clear();
+            let n = input
+                .read_until(b'\n', &mut buf)
+                .await
+                .map_err(|e| assist_log::LogError::Backend(format!("cannot read input: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            let raw = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            match check_line(line_no, raw, now) {
+                Ok(Some(p)) => pending.push(p),
+                Ok(None) => {}
+                Err(r) => report.rejected.push(r),
+            }
+            if !options.atomic && pending.len() >= options.batch_lines.max(1) {
+                self.append_lines(std::mem::take(&mut pending), now, &mut report)
+                    .await?;
+            }
+        }
+        if options.atomic {
+            // Sealing can still reject (a person whose data was erased): find out before storing.
+            let sealed = self.seal(pending, now).await?;
+            if !report.rejected.is_empty() || !sealed.erased.is_empty() {
+                report
+                    .rejected
+                    .extend(sealed.erased.into_iter().map(erased_rejection));
+                report.rolled_back = true;
+            } else {
+                report.duplicates.extend(sealed.known);
+                self.append_ready(sealed.ready, &mut report).await?;
+            }
+        } else if !pending.is_empty() {
+            self.append_lines(pending, now, &mut report).await?;
+        }
+        report.rejected.sort_by_key(|r| r.line);
+        report.duplicates.sort_unstable();
+        report.accepted.sort_unstable();
+        tracing::info!(
+            accepted = report.accepted.len(),
+            duplicate = report.duplicates.len(),
+            rejected = report.rejected.len(),
+            rolled_back = report.rolled_back,
+            "ingest finished"
+        );
+        Ok(report)
+    }
+
+    async fn append_lines(
+        &self,
+        pending: Vec<Pending>,
+        now: DateTime<Utc>,
+        report: &mut IngestReport,
+    ) -> Result<(), RecordError> {
+        let sealed = self.seal(pending, now).await?;
+        report
+            .rejected
+            .extend(sealed.erased.into_iter().map(erased_rejection));
+        report.duplicates.extend(sealed.known);
+        self.append_ready(sealed.ready, report).await
+    }
+
+    async fn append_ready(
+        &self,
+        ready: Vec<Ready>,
+        report: &mut IngestReport,
+    ) -> Result<(), RecordError> {
+        let lines: Vec<usize> = ready.iter().map(|r| r.origin).collect();
+        let outcomes = self.append(ready, HashMap::new()).await?;
+        for (line, outcome) in lines.into_iter().zip(outcomes) {
+            match outcome {
+                Appended::Stored(pos) => report.accepted.push((line, pos)),
+                Appended::Duplicate(pos) => report.duplicates.push((line, pos)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn erased_rejection(e: crate::ErasedSubject) -> Rejection {
+    Rejection {
+        line: e.origin,
+        event_id: Some(e.event_id),
+        reason: format!(
+            "personal data of {} was erased at {}; it cannot be recorded again",
+            e.stream,
+            e.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        ),
+    }
+}

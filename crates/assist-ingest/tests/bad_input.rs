@@ -1,0 +1,404 @@
+//! The bad-input corpus: each bad line gets its exact reason, and the valid lines around
+//! it are stored, once each, with nothing else.
+
+use assist_ingest::{IngestOptions, IngestReport, Recorder, Rejection};
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const PERSON: &str = "person-0192f0c1-8a3b-7cde-9f00-0123456789ab";
+const HOUSEHOLD: &str = "household-0192f0c1-8a3b-7cde-9f00-00000000a001";
+
+/// A valid event of `type_` with `data`, on the example person, with a fresh UUIDv7.
+fn event(type_: &str, version: u32, data: Value) -> Value {
+    json!({
+        "event_id": Uuid::now_v7().to_string(),
+        "stream": PERSON,
+        "type": type_,
+        "schema_version": version,
+        "occurred_at": "2026-03-02T09:00:00+08:00",
+        "recorded_at": "2026-03-02T10:00:00+08:00",
+        "actor": {"id": "cw-350121-007", "role": "caseworker", "region": "350121"},
+        "correlation_id": "01934a5e-0000-7000-8000-00000000c0c0",
+        "causation_id": null,
+        "data": data,
+    })
+}
+
+fn contact() -> Value {
+    event("contact_made", 1, json!({"channel": "phone"}))
+}
+
+fn offer() -> Value {
+    event(
+        "job_offer_pushed",
+        2,
+        json!({"offer_id": "01934a5e-0000-7000-8000-00000000f0f1", "job_id": "JB-1", "job_title": "food packer",
+               "employer": {"id": "91350121MA2XYZ1234", "name": "Minhou Foods"},
+               "wage": 4200, "wage_period": "month", "location": "350121"}),
+    )
+}
+
+const NATIONAL_ID: &str = "35012119900307002X";
+
+fn registration() -> Value {
+    event(
+        "person_registered",
+        1,
+        json!({"name": "Lin Xiaomei", "national_id": NATIONAL_ID, "birth_year": 1990, "sex": "female",
+               "region": "350121", "groups": ["poverty_relieved"]}),
+    )
+}
+
+fn line(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap()
+}
+
+struct Run {
+    report: IngestReport,
+    recorder: Recorder,
+    _dir: tempfile::TempDir,
+}
+
+async fn ingest(lines: &[Vec<u8>]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::open_embedded(dir.path()).await.unwrap();
+    let input = lines.join(&b'\n');
+    let report = recorder
+        .ingest(input.as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    Run {
+        report,
+        recorder,
+        _dir: dir,
+    }
+}
+
+async fn stored_total(recorder: &Recorder) -> u64 {
+    recorder
+        .log()
+        .partitions()
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.high_water)
+        .sum()
+}
+
+/// Ingests a valid line, `bad`, and another valid line; checks that exactly the two
+/// valid ones are stored and that `bad` is rejected with `reason`.
+async fn assert_rejected(bad: Vec<u8>, reason: &str) -> Rejection {
+    let (before, after) = (contact(), contact());
+    let run = ingest(&[line(&before), bad, line(&after)]).await;
+    assert_eq!(run.report.rejected.len(), 1, "{:?}", run.report.rejected);
+    let rejection = run.report.rejected[0].clone();
+    assert_eq!((rejection.line, rejection.reason.as_str()), (2, reason));
+    assert_eq!(
+        run.report
+            .accepted
+            .iter()
+            .map(|(l, _)| *l)
+            .collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert_eq!(
+        stored_total(&run.recorder).await,
+        2,
+        "nothing else stored, nothing doubled"
+    );
+    let ids: Vec<Uuid> = [&before, &after]
+        .iter()
+        .map(|v| v["event_id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        run.recorder.log().find_ids(&ids).await.unwrap().len(),
+        2,
+        "the valid lines are stored"
+    );
+    rejection
+}
+
+/// Rejects `bad` (an event value) and checks the rejection names its event id.
+async fn assert_event_rejected(bad: Value, reason: &str) {
+    let id = bad["event_id"]
+        .as_str()
+        .and_then(|s| s.parse::<Uuid>().ok());
+    let rejection = assert_rejected(line(&bad), reason).await;
+    assert_eq!(rejection.event_id, id);
+}
+
+fn with(mut v: Value, path: &[&str], value: Value) -> Value {
+    let mut at = &mut v;
+    for p in &path[..path.len() - 1] {
+        at = &mut at[*p];
+    }
+    at[path[path.len() - 1]] = value;
+    v
+}
+
+fn without(mut v: Value, path: &[&str]) -> Value {
+    let mut at = &mut v;
+    for p in &path[..path.len() - 1] {
+        at = &mut at[*p];
+    }
+    at.as_object_mut().unwrap().remove(path[path.len() - 1]);
+    v
+}
+
+macro_rules! rejects {
+    ($($name:ident: $bad:expr => $reason:expr;)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                assert_event_rejected($bad, $reason).await;
+            }
+        )*
+    };
+}
+
+macro_rules! rejects_raw {
+    ($($name:ident: $bad:expr => $reason:expr;)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let rejection = assert_rejected($bad, $reason).await;
+                assert_eq!(rejection.event_id, None);
+            }
+        )*
+    };
+}
+
+rejects_raw! {
+    truncated_json: br#"{"event_id": "01934a5e-0000-7000-8000-0000000000aa", "stream": "pers"#.to_vec()
+        => "invalid JSON at column 68: EOF while parsing a string";
+    json_with_trailing_garbage: [line(&contact()), b" x".to_vec()].concat()
+        => format!("invalid JSON at column {}: trailing characters", line(&contact()).len() + 2).as_str();
+    a_json_array_is_not_an_event: b"[1, 2]".to_vec()
+        => "an event must be a JSON object, found an array";
+    a_json_string_is_not_an_event: br#""contact_made""#.to_vec()
+        => "an event must be a JSON object, found a string";
+    invalid_utf8: [br#"{"event_id": "a"#.to_vec(), vec![0xff, 0xfe], br#""}"#.to_vec()].concat()
+        => "invalid UTF-8 at byte 16";
+    an_oversized_line: with(contact(), &["data", "padding"], json!("x".repeat(70_000))).to_string().into_bytes()
+        => "line is 70416 bytes; an event may have at most 65536";
+    single_quotes_are_not_json: b"{'event_id': 'x'}".to_vec()
+        => "invalid JSON at column 2: key must be a string";
+}
+
+rejects! {
+    a_missing_event_id: without(contact(), &["event_id"]) => "missing field `event_id`";
+    a_malformed_event_id: with(contact(), &["event_id"], json!("abc")) => r#"event_id: "abc" is not a UUID"#;
+    an_event_id_of_the_wrong_type: with(contact(), &["event_id"], json!(12)) => "event_id: invalid type: integer `12`, expected a string";
+    a_random_uuid_is_not_a_v7: with(contact(), &["event_id"], json!("0192f0c1-8a3b-4cde-9f00-0123456789ab"))
+        => "event_id: must be a UUIDv7 (time-ordered), got version 4";
+    a_missing_stream: without(contact(), &["stream"]) => "missing field `stream`";
+    a_malformed_stream: with(contact(), &["stream"], json!("person-xyz"))
+        => r#"stream: stream "person-xyz" must be person-<uuid> or household-<uuid>"#;
+    a_household_event_on_a_person_stream: event("household_exited", 1, json!({"reason": "moved_away"}))
+        => r#"stream: event type "household_exited" does not belong on a person stream"#;
+    a_person_event_on_a_household_stream: with(offer(), &["stream"], json!(HOUSEHOLD))
+        => r#"stream: event type "job_offer_pushed" does not belong on a household stream"#;
+    an_unknown_event_type: with(contact(), &["type"], json!("x")) => r#"unknown event type "x""#;
+    a_missing_type: without(contact(), &["type"]) => "missing field `type`";
+    an_unknown_schema_version: with(contact(), &["schema_version"], json!(9))
+        => r#"event type "contact_made" has no schema_version 9 (known: 1)"#;
+    a_schema_version_as_text: with(contact(), &["schema_version"], json!("1"))
+        => r#"schema_version: invalid type: string "1", expected u32"#;
+    an_unknown_envelope_field: with(contact(), &["priority"], json!("high"))
+        => "unknown field `priority`, expected one of `event_id`, `stream`, `type`, `schema_version`, `occurred_at`, `recorded_at`, `actor`, `correlation_id`, `causation_id`, `data`";
+    an_occurred_at_that_is_no_timestamp: with(contact(), &["occurred_at"], json!("yesterday"))
+        => r#"occurred_at: "yesterday" is not an RFC 3339 timestamp with offset (like 2026-03-01T09:30:00+08:00)"#;
+    an_occurred_at_without_offset: with(contact(), &["occurred_at"], json!("2026-03-02T09:00:00"))
+        => r#"occurred_at: "2026-03-02T09:00:00" is not an RFC 3339 timestamp with offset (like 2026-03-01T09:30:00+08:00)"#;
+    an_occurred_at_after_recorded_at: with(contact(), &["occurred_at"], json!("2026-03-02T11:00:00+08:00"))
+        => "occurred_at: 2026-03-02T03:00:00Z is after recorded_at 2026-03-02T02:00:00Z";
+    an_occurred_at_before_2000: with(contact(), &["occurred_at"], json!("1999-12-31T09:00:00+08:00"))
+        => "occurred_at: 1999-12-31T01:00:00Z is before 2000-01-01";
+    a_missing_actor: without(contact(), &["actor"]) => "missing field `actor`";
+    a_region_code_of_four_digits: with(contact(), &["actor", "region"], json!("3501"))
+        => r#"actor.region: region code "3501" must have 6 digits (province+city+county)"#;
+    a_region_code_of_no_province: with(contact(), &["actor", "region"], json!("990101"))
+        => r#"actor.region: region code "990101" starts with "99", which is no province code"#;
+    a_region_code_as_a_number: with(contact(), &["actor", "region"], json!(350121))
+        => "actor.region: invalid type: integer `350121`, expected a string";
+    an_unknown_actor_role: with(contact(), &["actor", "role"], json!("boss"))
+        => "actor.role: unknown variant `boss`, expected one of `caseworker`, `supervisor`, `service`, `auditor`";
+    an_actor_id_that_is_a_name: with(contact(), &["actor", "id"], json!("Wang Fang"))
+        => r#"actor.id: staff id "Wang Fang" must be 1 to 64 characters of A-Z a-z 0-9 . _ : -"#;
+    a_malformed_correlation_id: with(contact(), &["correlation_id"], json!("c0c0"))
+        => r#"correlation_id: "c0c0" is not a UUID"#;
+    an_event_that_causes_itself: {
+        let e = contact();
+        let id = e["event_id"].clone();
+        with(e, &["causation_id"], id)
+    } => "causation_id: an event cannot cause itself";
+    a_missing_data: without(contact(), &["data"]) => "missing field `data`";
+    data_that_is_not_an_object: with(contact(), &["data"], json!(5))
+        => "data: invalid type: integer `5`, expected struct ContactMade";
+    an_unknown_data_field: with(contact(), &["data", "colour"], json!("red"))
+        => "data: unknown field `colour`, expected `alert_id` or `channel`";
+    a_missing_data_field: without(contact(), &["data", "channel"]) => "data: missing field `channel`";
+    an_unknown_enum_value: with(contact(), &["data", "channel"], json!("pigeon"))
+        => "data.channel: unknown variant `pigeon`, expected one of `phone`, `home_visit`, `service_point`, `online`";
+    a_negative_wage: with(offer(), &["data", "wage"], json!(-5)) => "data.wage: must be >= 0, got -5";
+    a_wage_as_text: with(offer(), &["data", "wage"], json!("4200"))
+        => r#"data.wage: invalid type: string "4200", expected f64"#;
+    a_blank_employer_name: with(offer(), &["data", "employer", "name"], json!("  "))
+        => "data.employer.name: must not be empty";
+    a_location_of_five_digits: with(offer(), &["data", "location"], json!("35012"))
+        => r#"data.location: region code "35012" must have 6 digits (province+city+county)"#;
+    a_version_2_field_in_a_version_1_offer: with(offer(), &["schema_version"], json!(1))
+        => "data: unknown field `wage`, expected one of `offer_id`, `job_id`, `job_title`, `employer`, `monthly_wage`, `location`";
+    an_empty_needs_list: event("home_visit_completed", 1, json!({"needs": [], "wants_work": true, "able_to_work": true}))
+        => "data.needs: must list at least one need";
+    a_course_that_ends_before_it_starts: event("training_enrolled", 1, json!({"course_id": "C1", "starts_on": "2026-04-30", "ends_on": "2026-04-01"}))
+        => "data.ends_on: 2026-04-01 is before starts_on 2026-04-30";
+    an_impossible_date: event("training_enrolled", 1, json!({"course_id": "C1", "starts_on": "2026-02-30", "ends_on": "2026-04-01"}))
+        => "data.starts_on: input is out of range";
+    a_certificate_level_of_nine: event("training_certified", 1, json!({"course_id": "C1", "occupation": "welder", "level": 9}))
+        => "data.level: must be 1 to 5, got 9";
+    a_session_of_thirty_hours: event("training_session_attended", 1, json!({"course_id": "C1", "session_on": "2026-04-02", "hours": 30}))
+        => "data.hours: must be more than 0 and at most 24, got 30";
+    a_transfer_to_nowhere: event("case_transferred", 1, json!({"reason": "workload"}))
+        => "data: must name to_caseworker, to_region, or both";
+    an_empty_group_list: event("case_opened", 1, json!({"groups": [], "reason": "alert"}))
+        => "data.groups: must list at least one key group";
+    a_household_member_that_is_a_household: with(
+        event("household_identified", 1, json!({"region": "350121", "members": [{"person": HOUSEHOLD, "working_age": true, "able_and_willing": true}]})),
+        &["stream"], json!(HOUSEHOLD))
+        => format!("data.members[0].person: must be a person stream, got {HOUSEHOLD}").as_str();
+    a_national_id_with_a_wrong_check_character: with(registration(), &["data", "national_id"], json!("350121199003070027"))
+        => "data.national_id: check character does not match (value not shown)";
+    a_national_id_as_a_number: with(registration(), &["data", "national_id"], json!(350121199003070026u64))
+        => r#"data.national_id: must be a string (or, in stored form, {"sealed": "..."}); value not shown"#;
+    a_sealed_value_sent_to_ingest: with(registration(), &["data", "name"], json!({"sealed": "AAAA"}))
+        => "data.name: must be plaintext when sent; assist seals personal data itself";
+    a_birth_year_in_the_future: with(registration(), &["data", "birth_year"], json!(2200))
+        => "data.birth_year: must be 1900 to 2100, got 2200";
+}
+
+#[tokio::test]
+async fn a_recorded_at_in_the_future_is_rejected() {
+    let bad = with(contact(), &["recorded_at"], json!("2099-01-01T00:00:00Z"));
+    let run = ingest(&[line(&bad)]).await;
+    let reason = &run.report.rejected[0].reason;
+    assert!(
+        reason.starts_with("recorded_at: 2099-01-01T00:00:00Z is in the future (ingest clock "),
+        "{reason}"
+    );
+    assert!(reason.ends_with(", 5 minutes of skew allowed)"), "{reason}");
+    assert_eq!(stored_total(&run.recorder).await, 0);
+}
+
+#[tokio::test]
+async fn a_duplicate_id_inside_one_file_is_stored_once_and_reported_at_the_first_position() {
+    let first = contact();
+    let mut again = contact();
+    again["event_id"] = first["event_id"].clone();
+    let run = ingest(&[line(&first), line(&contact()), line(&again)]).await;
+    assert_eq!(run.report.summary(), "accepted 2, duplicate 1, rejected 0");
+    assert_eq!(run.report.duplicates, vec![(3, run.report.accepted[0].1)]);
+    assert_eq!(stored_total(&run.recorder).await, 2);
+}
+
+#[tokio::test]
+async fn a_file_ingested_twice_is_all_duplicates_the_second_time() {
+    let lines = [line(&contact()), line(&registration()), line(&offer())];
+    let run = ingest(&lines).await;
+    let again = run
+        .recorder
+        .ingest(lines.join(&b'\n').as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.summary(), "accepted 0, duplicate 3, rejected 0");
+    assert_eq!(again.duplicates, run.report.accepted);
+    assert_eq!(stored_total(&run.recorder).await, 3);
+}
+
+#[tokio::test]
+async fn blank_lines_are_skipped_not_rejected() {
+    let run = ingest(&[
+        line(&contact()),
+        b"".to_vec(),
+        b"   ".to_vec(),
+        line(&contact()),
+    ])
+    .await;
+    assert_eq!(run.report.summary(), "accepted 2, duplicate 0, rejected 0");
+    assert_eq!(
+        run.report
+            .accepted
+            .iter()
+            .map(|(l, _)| *l)
+            .collect::<Vec<_>>(),
+        vec![1, 4]
+    );
+}
+
+#[tokio::test]
+async fn atomic_ingest_stores_nothing_when_one_line_is_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::open_embedded(dir.path()).await.unwrap();
+    let bad = with(offer(), &["data", "wage"], json!(-1));
+    let input = [line(&contact()), line(&bad), line(&contact())].join(&b'\n');
+    let report = recorder
+        .ingest(
+            input.as_slice(),
+            IngestOptions {
+                atomic: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(report.rolled_back);
+    assert_eq!(report.summary(), "accepted 0, duplicate 0, rejected 1");
+    assert_eq!(stored_total(&recorder).await, 0);
+}
+
+#[tokio::test]
+async fn personal_data_for_an_erased_person_is_rejected_but_its_retry_is_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::open_embedded(dir.path()).await.unwrap();
+    let reg = registration();
+    let erasure = event(
+        "personal_data_erased",
+        1,
+        json!({"reason": "person_requested"}),
+    );
+    let first = [line(&reg), line(&erasure)].join(&b'\n');
+    let report = recorder
+        .ingest(first.as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.summary(), "accepted 2, duplicate 0, rejected 0");
+
+    let retry = recorder
+        .ingest(first.as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(retry.summary(), "accepted 0, duplicate 2, rejected 0");
+
+    let late = registration();
+    let report = recorder
+        .ingest(line(&late).as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.rejected.len(), 1);
+    assert!(report.rejected[0]
+        .reason
+        .starts_with(&format!("personal data of {PERSON} was erased at ")));
+    assert_eq!(stored_total(&recorder).await, 2);
+}
+
+#[tokio::test]
+async fn no_rejection_message_repeats_a_national_id_number() {
+    let bad = with(
+        registration(),
+        &["data", "national_id"],
+        json!("350121199003070027"),
+    );
+    let run = ingest(&[line(&bad)]).await;
+    assert!(!run.report.rejected[0].reason.contains("3501211990"));
+}
