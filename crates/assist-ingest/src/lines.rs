@@ -129,6 +129,56 @@ fn check_line(
     }))
 }
 
+/// Lines that passed the checks, and the rejected ones.
+type Checked = (Vec<Pending>, Vec<Rejection>);
+
+/// Reads up to `max` lines (numbering them on from `line_no`); true when the input ended.
+async fn read_chunk<R: AsyncBufRead + Unpin>(
+    input: &mut R,
+    max: usize,
+    line_no: &mut usize,
+) -> Result<(Vec<(usize, Vec<u8>)>, bool), RecordError> {
+    let mut out = Vec::with_capacity(max.min(100_000));
+    while out.len() < max {
+        let mut buf = Vec::new();
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .await
+            .map_err(|e| assist_log::LogError::Backend(format!("cannot read input: {e}")))?;
+        if n == 0 {
+            return Ok((out, true));
+        }
+        *line_no += 1;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+        out.push((*line_no, buf));
+    }
+    Ok((out, false))
+}
+
+fn check_chunk(raw: Vec<(usize, Vec<u8>)>, now: DateTime<Utc>) -> Checked {
+    let mut pending = Vec::with_capacity(raw.len());
+    let mut rejected = Vec::new();
+    for (line_no, bytes) in raw {
+        match check_line(line_no, &bytes, now) {
+            Ok(Some(p)) => pending.push(p),
+            Ok(None) => {}
+            Err(r) => rejected.push(r),
+        }
+    }
+    (pending, rejected)
+}
+
+async fn join(handle: tokio::task::JoinHandle<Checked>) -> Result<Checked, RecordError> {
+    handle
+        .await
+        .map_err(|e| RecordError::Log(assist_log::LogError::Backend(format!("line checking stopped: {e}"))))
+}
+
 impl Recorder {
     /// Ingests JSON Lines from `input`: checks every line, appends the valid ones, and
     /// reports each rejection. With `atomic`, stores nothing when any line is bad.
@@ -139,34 +189,31 @@ impl Recorder {
     ) -> Result<IngestReport, RecordError> {
         let now = Utc::now();
         let mut report = IngestReport::default();
-        let mut pending = Vec::new();
-        let mut buf = Vec::new();
+        let chunk_lines = options.batch_lines.max(1);
         let mut line_no = 0;
+        let mut all = Vec::new(); // atomic: everything is appended at once, at the end
+        // Two cores: while one chunk is parsed and checked on a blocking thread, the one
+        // before it is sealed and appended. Chunks are still appended in input order.
+        let mut in_flight: Option<tokio::task::JoinHandle<Checked>> = None;
         loop {
-            buf.clear();
-            let n = input
-                .read_until(b'\n', &mut buf)
-                .await
-                .map_err(|e| assist_log::LogError::Backend(format!("cannot read input: {e}")))?;
-            if n == 0 {
+            let (raw, eof) = read_chunk(&mut input, chunk_lines, &mut line_no).await?;
+            let next = (!raw.is_empty()).then(|| tokio::task::spawn_blocking(move || check_chunk(raw, now)));
+            if let Some(done) = std::mem::replace(&mut in_flight, next) {
+                let (pending, rejected) = join(done).await?;
+                report.rejected.extend(rejected);
+                if options.atomic {
+                    all.extend(pending);
+                } else {
+                    self.append_lines(pending, now, &mut report).await?;
+                }
+            }
+            if eof && in_flight.is_none() {
                 break;
-            }
-            line_no += 1;
-            let raw = buf.strip_suffix(b"\n").unwrap_or(&buf);
-            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            match check_line(line_no, raw, now) {
-                Ok(Some(p)) => pending.push(p),
-                Ok(None) => {}
-                Err(r) => report.rejected.push(r),
-            }
-            if !options.atomic && pending.len() >= options.batch_lines.max(1) {
-                self.append_lines(std::mem::take(&mut pending), now, &mut report)
-                    .await?;
             }
         }
         if options.atomic {
             // Sealing can still reject (a person whose data was erased): find out before storing.
-            let sealed = self.seal(pending, now).await?;
+            let sealed = self.seal(all, now).await?;
             if !report.rejected.is_empty() || !sealed.erased.is_empty() {
                 report
                     .rejected
@@ -176,8 +223,6 @@ impl Recorder {
                 report.duplicates.extend(sealed.known);
                 self.append_ready(sealed.ready, &mut report).await?;
             }
-        } else if !pending.is_empty() {
-            self.append_lines(pending, now, &mut report).await?;
         }
         report.rejected.sort_by_key(|r| r.line);
         report.duplicates.sort_unstable();

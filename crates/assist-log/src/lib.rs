@@ -11,7 +11,7 @@ pub mod conformance;
 mod embedded;
 mod partition;
 
-pub use embedded::EmbeddedLog;
+pub use embedded::{stream_key, EmbeddedLog};
 pub use partition::{murmur2, partition_for, DEFAULT_PARTITIONS};
 
 use async_trait::async_trait;

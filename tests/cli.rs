@@ -1,0 +1,267 @@
+//! End-to-end tests of the `assist` binary on the embedded default.
+
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const PERSON: &str = "person-0192f0c1-8a3b-7cde-9f00-0123456789ab";
+const NATIONAL_ID: &str = "35012119900307002X";
+const NAME: &str = "Lin Xiaomei (fictitious)";
+
+fn assist(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_assist"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("ASSIST_LOG", "debug")
+        .output()
+        .expect("assist runs")
+}
+
+fn assist_stdin(data_dir: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_assist"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("assist runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn event(type_: &str, id: &str, data: Value) -> Value {
+    json!({
+        "event_id": id, "stream": PERSON, "type": type_, "schema_version": 1,
+        "occurred_at": "2026-03-02T09:00:00+08:00", "recorded_at": "2026-03-02T10:00:00+08:00",
+        "actor": {"id": "cw-350121-007", "role": "caseworker", "region": "350121"},
+        "data": data,
+    })
+}
+
+fn registration() -> Value {
+    event(
+        "person_registered",
+        "01934a5e-1001-7001-8000-000000000001",
+        json!({"name": NAME, "national_id": NATIONAL_ID, "phone": "13800000000",
+               "address": "No. 1 Example Road (fictitious)", "birth_year": 1990, "sex": "female",
+               "region": "350121", "groups": ["poverty_relieved"]}),
+    )
+}
+
+fn contact(id: &str) -> Value {
+    event("contact_made", id, json!({"channel": "phone"}))
+}
+
+fn jsonl(events: &[Value]) -> String {
+    events.iter().map(|e| format!("{e}\n")).collect()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn ingest_prints_the_summary_then_each_rejection_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = contact("01934a5e-1002-7002-8000-000000000002");
+    bad["actor"]["region"] = json!("3501");
+    let file = write(
+        dir.path(),
+        "in.jsonl",
+        &(jsonl(&[contact("01934a5e-1001-7001-8000-000000000001"), bad]) + "{not json\n"),
+    );
+    let out = assist(&dir.path().join("data"), &["ingest", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "accepted 1, duplicate 0, rejected 2\n\
+         line 2: 01934a5e-1002-7002-8000-000000000002: actor.region: region code \"3501\" must have 6 digits (province+city+county)\n\
+         line 3: invalid JSON at column 2: key must be a string\n"
+    );
+}
+
+#[test]
+fn ingest_reads_standard_input_and_succeeds_when_all_lines_are_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = jsonl(&[contact("01934a5e-1001-7001-8000-000000000001")]);
+    let out = assist_stdin(dir.path(), &["ingest", "-"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout(&out), "accepted 1, duplicate 0, rejected 0\n");
+}
+
+#[test]
+fn atomic_ingest_stores_nothing_when_a_line_is_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = jsonl(&[contact("01934a5e-1001-7001-8000-000000000001")]) + "[]\n";
+    let out = assist_stdin(dir.path(), &["ingest", "--atomic", "-"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "accepted 0, duplicate 0, rejected 1\nline 2: an event must be a JSON object, found an array\nnothing was stored (--atomic)\n"
+    );
+    let history = assist(dir.path(), &["history", PERSON]);
+    assert_eq!(stdout(&history), format!("{PERSON}: 0 events\n"));
+}
+
+#[test]
+fn no_file_of_the_data_dir_holds_a_plaintext_national_id_after_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = write(dir.path(), "in.jsonl", &jsonl(&[registration()]));
+    let out = assist(&data, &["ingest", &file]);
+    assert_eq!(stdout(&out), "accepted 1, duplicate 0, rejected 0\n");
+    // Reading the history opens the fields for the reader, and writes nothing in plaintext.
+    let history = assist(&data, &["history", PERSON]);
+    assert!(stdout(&history).contains(NATIONAL_ID));
+    for o in [&out, &history] {
+        assert!(!String::from_utf8_lossy(&o.stderr).contains(NATIONAL_ID), "the program's logs");
+    }
+    let mut files = 0;
+    for entry in walk(&data) {
+        let bytes = std::fs::read(&entry).unwrap();
+        files += 1;
+        for secret in [NATIONAL_ID, NAME, "13800000000"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} in {}",
+                entry.display()
+            );
+        }
+    }
+    assert!(files >= 2, "the log and the key table were checked");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn erase_destroys_the_key_and_history_shows_the_fields_as_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "in.jsonl",
+        &jsonl(&[registration(), contact("01934a5e-1002-7002-8000-000000000002")]),
+    );
+    assist(dir.path(), &["ingest", &file]);
+    let out = assist(dir.path(), &["erase", PERSON]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).starts_with(&format!("{PERSON}: data key destroyed; erasure recorded at partition ")));
+
+    let history: Value = serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
+    let events = history["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3, "every event is still there, plus the erasure fact");
+    let data = &events[0]["event"]["data"];
+    for field in ["name", "national_id", "phone", "address"] {
+        assert_eq!(data[field], "[erased]", "{field}");
+    }
+    assert_eq!(data["birth_year"], 1990, "non-personal fields remain");
+    assert_eq!(events[2]["event"]["type"], "personal_data_erased");
+    assert_eq!(events[2]["event"]["actor"]["region"], "350121", "the registration's region");
+
+    let again = assist(dir.path(), &["erase", PERSON]);
+    assert_eq!(stdout(&again), format!("{PERSON}: data key destroyed; the erasure was already recorded\n"));
+    let history: Value = serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
+    assert_eq!(history["events"].as_array().unwrap().len(), 3, "no second erasure fact");
+}
+
+#[test]
+fn erase_refuses_a_household_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assist(dir.path(), &["erase", "household-0192f0c1-8a3b-7cde-9f00-00000000a001"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: household-0192f0c1-8a3b-7cde-9f00-00000000a001 is not a person stream: only people have personal data\n"
+    );
+}
+
+#[test]
+fn history_json_shows_an_old_version_upcast_with_the_version_it_was_written_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut offer = event(
+        "job_offer_pushed",
+        "01934a5e-1003-7003-8000-000000000003",
+        json!({"offer_id": "01934a5e-0000-7000-8000-00000000f0f2", "job_id": "JB-7", "job_title": "clerk",
+               "employer": {"id": "E1", "name": "Minhou Foods"}, "monthly_wage": 3900, "location": "350121"}),
+    );
+    offer["schema_version"] = json!(1);
+    let file = write(dir.path(), "in.jsonl", &jsonl(&[offer]));
+    assist(dir.path(), &["ingest", &file]);
+    let history: Value = serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
+    let e = &history["events"][0];
+    assert_eq!(e["written_version"], 1);
+    assert_eq!(e["event"]["schema_version"], 2);
+    assert_eq!(e["event"]["data"]["wage"], 3900.0);
+    assert_eq!(e["event"]["data"]["wage_period"], "month");
+}
+
+#[test]
+fn a_malformed_stream_argument_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assist(dir.path(), &["history", "person-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("invalid value 'person-1' for '<STREAM>': stream \"person-1\" must be person-<uuid> or household-<uuid>"));
+}
+
+#[test]
+fn the_demo_ingests_every_example_once_and_prints_the_example_persons_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = assist(dir.path(), &["demo"]);
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    let text = stdout(&first);
+    assert!(text.contains("accepted 39, duplicate 0, rejected 0\n"), "{text}");
+    let again = stdout(&assist(dir.path(), &["demo"]));
+    assert!(again.contains("accepted 0, duplicate 39, rejected 0\n"), "{again}");
+    let history = text.split_once("\n\n").map(|(_, h)| h).unwrap_or_default();
+    insta::assert_snapshot!("demo_person_history", history);
+}
+
+#[test]
+fn every_subcommand_answers_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in [
+        vec!["--help"],
+        vec!["ingest", "--help"],
+        vec!["history", "--help"],
+        vec!["erase", "--help"],
+        vec!["catalog", "--help"],
+        vec!["catalog", "list", "--help"],
+        vec!["catalog", "write", "--help"],
+        vec!["demo", "--help"],
+        vec!["bench", "--help"],
+        vec!["bench", "ingest", "--help"],
+    ] {
+        let out = assist(dir.path(), &sub);
+        assert_eq!(out.status.code(), Some(0), "{sub:?}");
+        assert!(stdout(&out).contains("Usage: assist"), "{sub:?}");
+    }
+}
+
+#[test]
+fn catalog_list_names_every_event_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = stdout(&assist(dir.path(), &["catalog", "list"]));
+    assert_eq!(out.lines().count(), 38);
+    assert!(out.contains("job_offer_pushed             v2  Person (also reads v1)"));
+}
