@@ -95,7 +95,12 @@ fn ingest_reads_standard_input_and_succeeds_when_all_lines_are_valid() {
     let dir = tempfile::tempdir().unwrap();
     let input = jsonl(&[contact("01934a5e-1001-7001-8000-000000000001")]);
     let out = assist_stdin(dir.path(), &["ingest", "-"], input.as_bytes());
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout(&out), "accepted 1, duplicate 0, rejected 0\n");
 }
 
@@ -124,7 +129,10 @@ fn no_file_of_the_data_dir_holds_a_plaintext_national_id_after_ingest() {
     let history = assist(&data, &["history", PERSON]);
     assert!(stdout(&history).contains(NATIONAL_ID));
     for o in [&out, &history] {
-        assert!(!String::from_utf8_lossy(&o.stderr).contains(NATIONAL_ID), "the program's logs");
+        assert!(
+            !String::from_utf8_lossy(&o.stderr).contains(NATIONAL_ID),
+            "the program's logs"
+        );
     }
     let mut files = 0;
     for entry in walk(&data) {
@@ -160,34 +168,63 @@ fn erase_destroys_the_key_and_history_shows_the_fields_as_erased() {
     let file = write(
         dir.path(),
         "in.jsonl",
-        &jsonl(&[registration(), contact("01934a5e-1002-7002-8000-000000000002")]),
+        &jsonl(&[
+            registration(),
+            contact("01934a5e-1002-7002-8000-000000000002"),
+        ]),
     );
     assist(dir.path(), &["ingest", &file]);
     let out = assist(dir.path(), &["erase", PERSON]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout(&out).starts_with(&format!("{PERSON}: data key destroyed; erasure recorded at partition ")));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).starts_with(&format!(
+        "{PERSON}: data key destroyed; erasure recorded at partition "
+    )));
 
-    let history: Value = serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
+    let history: Value =
+        serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
     let events = history["events"].as_array().unwrap();
-    assert_eq!(events.len(), 3, "every event is still there, plus the erasure fact");
+    assert_eq!(
+        events.len(),
+        3,
+        "every event is still there, plus the erasure fact"
+    );
     let data = &events[0]["event"]["data"];
     for field in ["name", "national_id", "phone", "address"] {
         assert_eq!(data[field], "[erased]", "{field}");
     }
     assert_eq!(data["birth_year"], 1990, "non-personal fields remain");
     assert_eq!(events[2]["event"]["type"], "personal_data_erased");
-    assert_eq!(events[2]["event"]["actor"]["region"], "350121", "the registration's region");
+    assert_eq!(
+        events[2]["event"]["actor"]["region"], "350121",
+        "the registration's region"
+    );
 
     let again = assist(dir.path(), &["erase", PERSON]);
-    assert_eq!(stdout(&again), format!("{PERSON}: data key destroyed; the erasure was already recorded\n"));
-    let history: Value = serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
-    assert_eq!(history["events"].as_array().unwrap().len(), 3, "no second erasure fact");
+    assert_eq!(
+        stdout(&again),
+        format!("{PERSON}: data key destroyed; the erasure was already recorded\n")
+    );
+    let history: Value =
+        serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
+    assert_eq!(
+        history["events"].as_array().unwrap().len(),
+        3,
+        "no second erasure fact"
+    );
 }
 
 #[test]
 fn erase_refuses_a_household_stream() {
     let dir = tempfile::tempdir().unwrap();
-    let out = assist(dir.path(), &["erase", "household-0192f0c1-8a3b-7cde-9f00-00000000a001"]);
+    let out = assist(
+        dir.path(),
+        &["erase", "household-0192f0c1-8a3b-7cde-9f00-00000000a001"],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -207,7 +244,8 @@ fn history_json_shows_an_old_version_upcast_with_the_version_it_was_written_in()
     offer["schema_version"] = json!(1);
     let file = write(dir.path(), "in.jsonl", &jsonl(&[offer]));
     assist(dir.path(), &["ingest", &file]);
-    let history: Value = serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
+    let history: Value =
+        serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
     let e = &history["events"][0];
     assert_eq!(e["written_version"], 1);
     assert_eq!(e["event"]["schema_version"], 2);
@@ -228,11 +266,22 @@ fn a_malformed_stream_argument_is_a_clear_error() {
 fn the_demo_ingests_every_example_once_and_prints_the_example_persons_history() {
     let dir = tempfile::tempdir().unwrap();
     let first = assist(dir.path(), &["demo"]);
-    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let text = stdout(&first);
-    assert!(text.contains("accepted 39, duplicate 0, rejected 0\n"), "{text}");
+    assert!(
+        text.contains("accepted 39, duplicate 0, rejected 0\n"),
+        "{text}"
+    );
     let again = stdout(&assist(dir.path(), &["demo"]));
-    assert!(again.contains("accepted 0, duplicate 39, rejected 0\n"), "{again}");
+    assert!(
+        again.contains("accepted 0, duplicate 39, rejected 0\n"),
+        "{again}"
+    );
     let history = text.split_once("\n\n").map(|(_, h)| h).unwrap_or_default();
     insta::assert_snapshot!("demo_person_history", history);
 }

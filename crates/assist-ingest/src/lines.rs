@@ -174,9 +174,11 @@ fn check_chunk(raw: Vec<(usize, Vec<u8>)>, now: DateTime<Utc>) -> Checked {
 }
 
 async fn join(handle: tokio::task::JoinHandle<Checked>) -> Result<Checked, RecordError> {
-    handle
-        .await
-        .map_err(|e| RecordError::Log(assist_log::LogError::Backend(format!("line checking stopped: {e}"))))
+    handle.await.map_err(|e| {
+        RecordError::Log(assist_log::LogError::Backend(format!(
+            "line checking stopped: {e}"
+        )))
+    })
 }
 
 impl Recorder {
@@ -192,12 +194,13 @@ impl Recorder {
         let chunk_lines = options.batch_lines.max(1);
         let mut line_no = 0;
         let mut all = Vec::new(); // atomic: everything is appended at once, at the end
-        // Two cores: while one chunk is parsed and checked on a blocking thread, the one
-        // before it is sealed and appended. Chunks are still appended in input order.
+                                  // Two cores: while one chunk is parsed and checked on a blocking thread, the one
+                                  // before it is sealed and appended. Chunks are still appended in input order.
         let mut in_flight: Option<tokio::task::JoinHandle<Checked>> = None;
         loop {
             let (raw, eof) = read_chunk(&mut input, chunk_lines, &mut line_no).await?;
-            let next = (!raw.is_empty()).then(|| tokio::task::spawn_blocking(move || check_chunk(raw, now)));
+            let next = (!raw.is_empty())
+                .then(|| tokio::task::spawn_blocking(move || check_chunk(raw, now)));
             if let Some(done) = std::mem::replace(&mut in_flight, next) {
                 let (pending, rejected) = join(done).await?;
                 report.rejected.extend(rejected);

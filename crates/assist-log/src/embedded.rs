@@ -10,8 +10,8 @@
 //! count, counted only when an append carries an expectation.
 
 use crate::{
-    partition_for, AppendBatch, Appended, Appender, ExpectedVersion, IdIndex, LogError, PartitionInfo,
-    PartitionReader, Position, Record, StreamReader, DEFAULT_PARTITIONS,
+    partition_for, AppendBatch, Appended, Appender, ExpectedVersion, IdIndex, LogError,
+    PartitionInfo, PartitionReader, Position, Record, StreamReader, DEFAULT_PARTITIONS,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -178,11 +178,15 @@ impl Appender for EmbeddedLog {
 
         // 3. Expectations. A stream whose events in this batch are all duplicates is a retry
         //    of a batch that was stored: it passes, so retries stay idempotent.
-        let streams_with_new: HashSet<&str> =
-            new_idx.iter().map(|&i| batch.events[i].stream.as_str()).collect();
-        let streams_in_batch: HashSet<&str> = batch.events.iter().map(|e| e.stream.as_str()).collect();
+        let streams_with_new: HashSet<&str> = new_idx
+            .iter()
+            .map(|&i| batch.events[i].stream.as_str())
+            .collect();
+        let streams_in_batch: HashSet<&str> =
+            batch.events.iter().map(|e| e.stream.as_str()).collect();
         for (stream, expected) in &batch.expected {
-            let retry = streams_in_batch.contains(stream.as_str()) && !streams_with_new.contains(stream.as_str());
+            let retry = streams_in_batch.contains(stream.as_str())
+                && !streams_with_new.contains(stream.as_str());
             if retry || *expected == ExpectedVersion::Any {
                 continue;
             }
@@ -206,7 +210,13 @@ impl Appender for EmbeddedLog {
                 slot.insert(self.high_water(&mut tx, partition).await?);
             }
             let head = heads.entry(partition).or_default();
-            assigned.insert(i, Position { partition, offset: *head });
+            assigned.insert(
+                i,
+                Position {
+                    partition,
+                    offset: *head,
+                },
+            );
             *head += 1;
         }
 
@@ -255,11 +265,12 @@ pub fn stream_key(stream: &str) -> i64 {
 
 /// A stream's version: the number of its events.
 async fn stream_version(conn: &mut sqlx::SqliteConnection, stream: &str) -> Result<u64, LogError> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE stream_key = ? AND stream = ?")
-        .bind(stream_key(stream))
-        .bind(stream)
-        .fetch_one(conn)
-        .await?;
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE stream_key = ? AND stream = ?")
+            .bind(stream_key(stream))
+            .bind(stream)
+            .fetch_one(conn)
+            .await?;
     Ok(n as u64)
 }
 

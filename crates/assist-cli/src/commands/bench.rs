@@ -7,7 +7,9 @@ use assist_catalog::events::response::{
 };
 use assist_catalog::{Actor, Event, EventData, RegionCode, Role, StaffId, StreamId};
 use assist_ingest::{IngestOptions, Recorder};
-use assist_log::{partition_for, stream_key, AppendBatch, Appender, EmbeddedLog, LogEvent, DEFAULT_PARTITIONS};
+use assist_log::{
+    partition_for, stream_key, AppendBatch, Appender, EmbeddedLog, LogEvent, DEFAULT_PARTITIONS,
+};
 use chrono::{Duration, TimeZone, Utc};
 use rand::{Rng, SeedableRng};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -141,7 +143,10 @@ async fn ingest(args: IngestArgs) -> Result<ExitCode> {
     let ours = t.elapsed().as_secs_f64();
     log.close().await;
     if args.only_log {
-        println!("embedded log append      {:>10.0} events/s  ({ours:.2} s)", events.len() as f64 / ours);
+        println!(
+            "embedded log append      {:>10.0} events/s  ({ours:.2} s)",
+            events.len() as f64 / ours
+        );
         return Ok(ExitCode::SUCCESS);
     }
 
