@@ -1,0 +1,15 @@
+//! The read side of `assist`: the log folded into caseload views, SLA clocks and audit
+//! trails, in SQLite (the embedded default) or PostgreSQL, with the same code.
+//!
+//! The folds are pure (`caseload::apply`, `sla::apply`): state and an event in, state
+//! out, no clock and no I/O. The [`runner`] persists what they decide, one transaction
+//! per batch with the partition's checkpoint.
+
+pub mod audit;
+pub mod caseload;
+pub mod runner;
+pub mod sla;
+pub mod store;
+
+pub use runner::{ProjectionError, RunStats, Runner};
+pub use store::{Dialect, Store, StoreError};

@@ -1,0 +1,632 @@
+//! The projection runner: reads each partition of the log in batches, folds the events
+//! into the views, and commits the rows and that partition's checkpoint in one SQL
+//! transaction, so a crash at any point neither loses nor doubles an effect.
+
+use crate::audit::{chain_hash, finding, next_digest};
+use crate::caseload::{self, Case, Stage};
+use crate::sla::{self, Clock, Responsibility, Rules};
+use crate::store::{insert_rows, parse_ts, ts, Store, StoreError, Val};
+use assist_catalog::{decode, Event, EventData, Form};
+use assist_log::{LogError, PartitionReader, Record};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use std::collections::{HashMap, HashSet};
+
+/// Why projecting stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The log could not be read.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Folds the log into one generation of the views.
+pub struct Runner<'a> {
+    /// The log to read.
+    pub log: &'a dyn PartitionReader,
+    /// The views.
+    pub store: &'a Store,
+    /// SLA policies and calendar.
+    pub rules: &'a Rules,
+    /// Events per batch (and per transaction).
+    pub batch: usize,
+}
+
+/// What one catch-up did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunStats {
+    /// Records read and committed.
+    pub records: u64,
+    /// Of those, events applied.
+    pub applied: u64,
+    /// Of those, event ids applied before (skipped).
+    pub duplicates: u64,
+    /// Of those, records sent to the dead-letter table.
+    pub dead_letters: u64,
+}
+
+/// Decodes a stored record into an event, or says why it cannot be projected.
+pub fn decode_record(r: &Record) -> Result<Event, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(&r.payload).map_err(|e| format!("not JSON: {e}"))?;
+    let event = decode(value, Form::Stored)
+        .map_err(|e| e.to_string())?
+        .event;
+    if event.meta.stream.to_string() != r.stream {
+        return Err(format!(
+            "keyed as {} but the event is on {}",
+            r.stream, event.meta.stream
+        ));
+    }
+    Ok(event)
+}
+
+impl Runner<'_> {
+    /// Brings generation `gen` up to the log's current end; `on_batch` hears of every
+    /// committed batch with its number of records.
+    pub async fn catch_up(
+        &self,
+        gen: i64,
+        mut on_batch: impl FnMut(u64),
+    ) -> Result<RunStats, ProjectionError> {
+        let mut stats = RunStats::default();
+        for p in 0..self.log.partition_count() {
+            loop {
+                let from = checkpoint(self.store, gen, p).await?.0;
+                let records = self.log.read_partition(p, from, self.batch.max(1)).await?;
+                if records.is_empty() {
+                    break;
+                }
+                let n = records.len() as u64;
+                let s = self.apply_batch(gen, p, records).await?;
+                stats.records += s.records;
+                stats.applied += s.applied;
+                stats.duplicates += s.duplicates;
+                stats.dead_letters += s.dead_letters;
+                on_batch(n);
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn apply_batch(
+        &self,
+        gen: i64,
+        partition: u32,
+        records: Vec<Record>,
+    ) -> Result<RunStats, ProjectionError> {
+        let store = self.store;
+        let err = |e| store.err(e);
+        let mut tx = store.pool.begin().await.map_err(err)?;
+        let (from, mut digest) = checkpoint_in(&mut tx, store, gen, partition).await?;
+        // Another runner may have committed this range meanwhile: take only what is still new.
+        let records: Vec<Record> = records
+            .into_iter()
+            .filter(|r| r.position.offset >= from)
+            .collect();
+        let Some(last) = records.last().map(|r| r.position.offset) else {
+            return Ok(RunStats::default());
+        };
+        let mut stats = RunStats {
+            records: records.len() as u64,
+            ..RunStats::default()
+        };
+
+        let decoded: Vec<(Record, Result<Event, String>)> = records
+            .into_iter()
+            .map(|r| {
+                let e = decode_record(&r);
+                (r, e)
+            })
+            .collect();
+        let ids: Vec<String> = decoded
+            .iter()
+            .filter_map(|(_, e)| e.as_ref().ok())
+            .map(|e| e.meta.event_id.to_string())
+            .collect();
+        let subjects: Vec<String> = decoded
+            .iter()
+            .filter_map(|(_, e)| e.as_ref().ok())
+            .map(|e| e.meta.stream.to_string())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut seen = load_seen(&mut tx, gen, &ids).await.map_err(err)?;
+        let mut cases = load_cases(&mut tx, gen, &subjects).await.map_err(err)?;
+        let mut clocks = load_open_clocks(&mut tx, gen, &subjects)
+            .await
+            .map_err(err)?;
+        let mut chains = load_chains(&mut tx, gen, &subjects).await.map_err(err)?;
+
+        let mut audit_rows = Vec::new();
+        let mut change_rows = Vec::new();
+        let mut placement_rows = Vec::new();
+        let mut finding_rows = Vec::new();
+        let mut dead_rows = Vec::new();
+        let mut digest_rows = Vec::new();
+        let mut touched: HashSet<String> = HashSet::new();
+
+        for (rec, event) in decoded {
+            digest = next_digest(&digest, &rec.payload);
+            let event = match event {
+                Ok(e) => e,
+                Err(reason) => {
+                    stats.dead_letters += 1;
+                    tracing::warn!(partition, offset = rec.position.offset, %reason, "dead letter");
+                    dead_rows.push(vec![
+                        Val::Int(gen),
+                        Val::Int(i64::from(partition)),
+                        Val::Int(rec.position.offset as i64),
+                        Val::Bytes(rec.payload.clone()),
+                        Val::Text(reason),
+                    ]);
+                    continue;
+                }
+            };
+            let id = event.meta.event_id.to_string();
+            if !seen.insert(id.clone()) {
+                stats.duplicates += 1;
+                continue;
+            }
+            stats.applied += 1;
+            let subject = event.meta.stream.to_string();
+            touched.insert(subject.clone());
+
+            let (prev_seq, prev_hash) = chains.get(&subject).cloned().unwrap_or((0, String::new()));
+            let hash = chain_hash(&prev_hash, &rec.payload);
+            let seq = prev_seq + 1;
+            chains.insert(subject.clone(), (seq, hash.clone()));
+            audit_rows.push(vec![
+                Val::Int(gen),
+                Val::Text(id.clone()),
+                Val::Text(subject.clone()),
+                Val::Int(seq),
+                Val::Int(i64::from(partition)),
+                Val::Int(rec.position.offset as i64),
+                Val::Text(event.data.type_name().to_string()),
+                Val::Text(ts(event.meta.occurred_at)),
+                Val::Text(ts(event.meta.recorded_at)),
+                Val::Text(event.meta.actor.id.to_string()),
+                Val::Text(hash),
+                Val::Text(prev_hash),
+            ]);
+
+            let case = cases.entry(subject.clone()).or_default();
+            for (kind, detail) in rule_findings(case.as_ref(), &event) {
+                finding_rows.push(vec![
+                    Val::Int(gen),
+                    Val::Text(id.clone()),
+                    Val::Text(kind.into()),
+                    Val::Text(subject.clone()),
+                    Val::Text(detail),
+                ]);
+            }
+            if caseload::apply(case, &event) {
+                if let Some(c) = case.as_ref() {
+                    change_rows.push(change_row(gen, seq, &event, c));
+                }
+            }
+            let who = case
+                .as_ref()
+                .map(|c| Responsibility {
+                    region: c.region.clone(),
+                    caseworker: c.caseworker.clone(),
+                })
+                .unwrap_or_default();
+            sla::apply(
+                self.rules,
+                clocks.entry(subject.clone()).or_default(),
+                &event,
+                &who,
+            );
+            if let Some(kind) = placement_kind(&event.data) {
+                placement_rows.push(vec![
+                    Val::Int(gen),
+                    Val::Text(id),
+                    Val::Text(subject),
+                    Val::Text(kind.into()),
+                    Val::Text(ts(event.meta.occurred_at)),
+                ]);
+            }
+        }
+        digest_rows.push(vec![
+            Val::Int(gen),
+            Val::Int(i64::from(partition)),
+            Val::Int(last as i64 + 1),
+            Val::Text(digest.clone()),
+        ]);
+
+        let conn: &mut AnyConnection = &mut tx;
+        write_rows(
+            conn,
+            audit_rows,
+            change_rows,
+            placement_rows,
+            finding_rows,
+            dead_rows,
+            digest_rows,
+        )
+        .await
+        .map_err(err)?;
+        let case_rows: Vec<Vec<Val>> = touched
+            .iter()
+            .filter_map(|s| cases.get(s)?.as_ref())
+            .map(|c| case_row(gen, c))
+            .collect();
+        insert_rows(conn, "INSERT INTO cases (gen, subject, kind, is_open, stage, key_groups, caseworker, region, opened_at, closed_at, last_activity_at)", case_rows,
+            "ON CONFLICT (gen, subject) DO UPDATE SET kind = excluded.kind, is_open = excluded.is_open, stage = excluded.stage, key_groups = excluded.key_groups, caseworker = excluded.caseworker, region = excluded.region, opened_at = excluded.opened_at, closed_at = excluded.closed_at, last_activity_at = excluded.last_activity_at").await.map_err(err)?;
+        let clock_rows: Vec<Vec<Val>> = touched
+            .iter()
+            .filter_map(|s| clocks.get(s))
+            .flatten()
+            .map(|c| clock_row(gen, c))
+            .collect();
+        insert_rows(conn, "INSERT INTO clocks (gen, clock_id, subject, policy, step, clock_key, region, caseworker, started_at, due_at, met_count, needed, met_at, cancelled_at, start_event, end_event, pauses, is_open)", clock_rows,
+            "ON CONFLICT (gen, clock_id) DO UPDATE SET region = excluded.region, caseworker = excluded.caseworker, met_count = excluded.met_count, met_at = excluded.met_at, cancelled_at = excluded.cancelled_at, end_event = excluded.end_event, pauses = excluded.pauses, is_open = excluded.is_open").await.map_err(err)?;
+        let chain_rows: Vec<Vec<Val>> = touched
+            .iter()
+            .filter_map(|s| {
+                chains.get(s).map(|(seq, h)| {
+                    vec![
+                        Val::Int(gen),
+                        Val::Text(s.clone()),
+                        Val::Int(*seq),
+                        Val::Text(h.clone()),
+                    ]
+                })
+            })
+            .collect();
+        insert_rows(
+            conn,
+            "INSERT INTO chains (gen, stream, seq, hash)",
+            chain_rows,
+            "ON CONFLICT (gen, stream) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )
+        .await
+        .map_err(err)?;
+        sqlx::query("INSERT INTO checkpoints (gen, part, next_offset, digest) VALUES ($1, $2, $3, $4) ON CONFLICT (gen, part) DO UPDATE SET next_offset = excluded.next_offset, digest = excluded.digest")
+            .bind(gen)
+            .bind(i64::from(partition))
+            .bind(last as i64 + 1)
+            .bind(digest)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(stats)
+    }
+}
+
+/// The rule breaches an event shows against its subject's case before it is applied.
+pub fn rule_findings(case: Option<&Case>, event: &Event) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let closed = case.is_some_and(|c| !c.open);
+    if matches!(event.data, EventData::JobOfferPushed(_)) && case.is_none_or(|c| !c.open) {
+        out.push((
+            finding::OFFER_WITHOUT_OPEN_CASE,
+            "a job offer was pushed while the person had no open case".to_string(),
+        ));
+    } else if closed && caseload::is_assistance_step(&event.data) {
+        let at = case.and_then(|c| c.closed_at).map(ts).unwrap_or_default();
+        out.push((
+            finding::STEP_AFTER_CLOSE,
+            format!(
+                "{} recorded after the case closed at {at}",
+                event.data.type_name()
+            ),
+        ));
+    }
+    out
+}
+
+fn placement_kind(data: &EventData) -> Option<&'static str> {
+    match data {
+        EventData::Hired(h) if h.public_welfare_post => Some("public_welfare_post"),
+        EventData::Hired(_) => Some("hired"),
+        EventData::SelfEmployed(_) => Some("self_employed"),
+        EventData::FlexibleWorkStarted(_) => Some("flexible_work"),
+        _ => None,
+    }
+}
+
+async fn write_rows(
+    conn: &mut AnyConnection,
+    audit: Vec<Vec<Val>>,
+    changes: Vec<Vec<Val>>,
+    placements: Vec<Vec<Val>>,
+    findings: Vec<Vec<Val>>,
+    dead: Vec<Vec<Val>>,
+    digests: Vec<Vec<Val>>,
+) -> Result<(), sqlx::Error> {
+    insert_rows(conn, "INSERT INTO audit_events (gen, event_id, stream, seq, part, log_offset, event_type, occurred_at, recorded_at, actor, hash, prev_hash)", audit, "").await?;
+    insert_rows(conn, "INSERT INTO case_changes (gen, subject, seq, occurred_at, kind, is_open, stage, key_groups, caseworker, region, opened_at)", changes, "").await?;
+    insert_rows(
+        conn,
+        "INSERT INTO placements (gen, event_id, subject, kind, occurred_at)",
+        placements,
+        "",
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "INSERT INTO findings (gen, event_id, kind, subject, detail)",
+        findings,
+        "ON CONFLICT (gen, event_id, kind) DO NOTHING",
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "INSERT INTO dead_letters (gen, part, log_offset, raw, reason)",
+        dead,
+        "",
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "INSERT INTO digests (gen, part, next_offset, digest)",
+        digests,
+        "",
+    )
+    .await?;
+    Ok(())
+}
+
+fn case_row(gen: i64, c: &Case) -> Vec<Val> {
+    vec![
+        Val::Int(gen),
+        Val::Text(c.subject.clone()),
+        Val::Text(c.kind.to_string()),
+        Val::Int(i64::from(c.open)),
+        Val::Text(c.stage.name().into()),
+        Val::Text(c.groups.join(",")),
+        Val::Text(c.caseworker.clone()),
+        Val::Text(c.region.clone()),
+        Val::Text(ts(c.opened_at)),
+        Val::OptText(c.closed_at.map(ts)),
+        Val::Text(ts(c.last_activity_at)),
+    ]
+}
+
+fn change_row(gen: i64, seq: i64, e: &Event, c: &Case) -> Vec<Val> {
+    vec![
+        Val::Int(gen),
+        Val::Text(c.subject.clone()),
+        Val::Int(seq),
+        Val::Text(ts(e.meta.occurred_at)),
+        Val::Text(c.kind.to_string()),
+        Val::Int(i64::from(c.open)),
+        Val::Text(c.stage.name().into()),
+        Val::Text(c.groups.join(",")),
+        Val::Text(c.caseworker.clone()),
+        Val::Text(c.region.clone()),
+        Val::Text(ts(c.opened_at)),
+    ]
+}
+
+fn clock_row(gen: i64, c: &Clock) -> Vec<Val> {
+    vec![
+        Val::Int(gen),
+        Val::Text(c.clock_id.clone()),
+        Val::Text(c.subject.clone()),
+        Val::Text(c.policy.clone()),
+        Val::Text(c.step.clone()),
+        Val::Text(c.key.clone()),
+        Val::Text(c.region.clone()),
+        Val::Text(c.caseworker.clone()),
+        Val::Text(ts(c.started_at)),
+        Val::Text(ts(c.due_at)),
+        Val::Int(i64::from(c.count)),
+        Val::Int(i64::from(c.needed)),
+        Val::OptText(c.met_at.map(ts)),
+        Val::OptText(c.cancelled_at.map(ts)),
+        Val::Text(c.start_event.to_string()),
+        Val::OptText(c.end_event.map(|e| e.to_string())),
+        Val::Text(serde_json::to_string(&c.pauses).unwrap_or_else(|_| "[]".into())),
+        Val::Int(i64::from(c.is_open())),
+    ]
+}
+
+/// Reads a case row.
+pub(crate) fn case_from(row: &AnyRow) -> Result<Case, sqlx::Error> {
+    let kind: String = row.try_get("kind")?;
+    let groups: String = row.try_get("key_groups")?;
+    let closed: Option<String> = row.try_get("closed_at")?;
+    let ts_of = |col: &str| -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+        let s: String = row.try_get(col)?;
+        parse_ts(&s)
+            .ok_or_else(|| sqlx::Error::Decode(format!("{col} is not a timestamp: {s}").into()))
+    };
+    Ok(Case {
+        subject: row.try_get("subject")?,
+        kind: if kind == "household" {
+            "household"
+        } else {
+            "person"
+        },
+        open: row.try_get::<i64, _>("is_open")? != 0,
+        stage: Stage::parse(&row.try_get::<String, _>("stage")?).unwrap_or(Stage::Alerted),
+        groups: groups
+            .split(',')
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect(),
+        caseworker: row.try_get("caseworker")?,
+        region: row.try_get("region")?,
+        opened_at: ts_of("opened_at")?,
+        closed_at: closed.as_deref().and_then(parse_ts),
+        last_activity_at: ts_of("last_activity_at")?,
+    })
+}
+
+/// Reads a clock row.
+pub(crate) fn clock_from(row: &AnyRow) -> Result<Clock, sqlx::Error> {
+    let ts_of = |col: &str| -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+        let s: String = row.try_get(col)?;
+        parse_ts(&s)
+            .ok_or_else(|| sqlx::Error::Decode(format!("{col} is not a timestamp: {s}").into()))
+    };
+    let opt_ts = |col: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, sqlx::Error> {
+        Ok(row
+            .try_get::<Option<String>, _>(col)?
+            .as_deref()
+            .and_then(parse_ts))
+    };
+    let uuid_of = |s: &str| uuid::Uuid::parse_str(s).map_err(|e| sqlx::Error::Decode(Box::new(e)));
+    let end: Option<String> = row.try_get("end_event")?;
+    let pauses: String = row.try_get("pauses")?;
+    Ok(Clock {
+        clock_id: row.try_get("clock_id")?,
+        subject: row.try_get("subject")?,
+        policy: row.try_get("policy")?,
+        step: row.try_get("step")?,
+        key: row.try_get("clock_key")?,
+        region: row.try_get("region")?,
+        caseworker: row.try_get("caseworker")?,
+        started_at: ts_of("started_at")?,
+        due_at: ts_of("due_at")?,
+        count: row.try_get::<i64, _>("met_count")? as u32,
+        needed: row.try_get::<i64, _>("needed")? as u32,
+        met_at: opt_ts("met_at")?,
+        cancelled_at: opt_ts("cancelled_at")?,
+        start_event: uuid_of(&row.try_get::<String, _>("start_event")?)?,
+        end_event: end.as_deref().map(uuid_of).transpose()?,
+        pauses: serde_json::from_str(&pauses).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+    })
+}
+
+fn in_list(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn select_in(
+    conn: &mut AnyConnection,
+    sql_before: &str,
+    gen: i64,
+    keys: &[String],
+    sql_after: &str,
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(1000) {
+        let sql = format!("{sql_before} ({}) {sql_after}", in_list(2, chunk.len()));
+        let mut q = sqlx::query(&sql).bind(gen);
+        for k in chunk {
+            q = q.bind(k.clone());
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
+}
+
+async fn load_seen(
+    conn: &mut AnyConnection,
+    gen: i64,
+    ids: &[String],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let rows = select_in(
+        conn,
+        "SELECT event_id FROM audit_events WHERE gen = $1 AND event_id IN",
+        gen,
+        ids,
+        "",
+    )
+    .await?;
+    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
+}
+
+async fn load_cases(
+    conn: &mut AnyConnection,
+    gen: i64,
+    subjects: &[String],
+) -> Result<HashMap<String, Option<Case>>, sqlx::Error> {
+    let rows = select_in(
+        conn,
+        "SELECT * FROM cases WHERE gen = $1 AND subject IN",
+        gen,
+        subjects,
+        "",
+    )
+    .await?;
+    let mut out = HashMap::new();
+    for r in &rows {
+        let c = case_from(r)?;
+        out.insert(c.subject.clone(), Some(c));
+    }
+    Ok(out)
+}
+
+async fn load_open_clocks(
+    conn: &mut AnyConnection,
+    gen: i64,
+    subjects: &[String],
+) -> Result<HashMap<String, Vec<Clock>>, sqlx::Error> {
+    let rows = select_in(
+        conn,
+        "SELECT * FROM clocks WHERE gen = $1 AND is_open = 1 AND subject IN",
+        gen,
+        subjects,
+        "ORDER BY clock_id",
+    )
+    .await?;
+    let mut out: HashMap<String, Vec<Clock>> = HashMap::new();
+    for r in &rows {
+        let c = clock_from(r)?;
+        out.entry(c.subject.clone()).or_default().push(c);
+    }
+    Ok(out)
+}
+
+async fn load_chains(
+    conn: &mut AnyConnection,
+    gen: i64,
+    subjects: &[String],
+) -> Result<HashMap<String, (i64, String)>, sqlx::Error> {
+    let rows = select_in(
+        conn,
+        "SELECT stream, seq, hash FROM chains WHERE gen = $1 AND stream IN",
+        gen,
+        subjects,
+        "",
+    )
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
+        .collect()
+}
+
+async fn checkpoint_in(
+    conn: &mut AnyConnection,
+    store: &Store,
+    gen: i64,
+    partition: u32,
+) -> Result<(u64, String), StoreError> {
+    let row =
+        sqlx::query("SELECT next_offset, digest FROM checkpoints WHERE gen = $1 AND part = $2")
+            .bind(gen)
+            .bind(i64::from(partition))
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| store.err(e))?;
+    Ok(match row {
+        Some(r) => (
+            r.try_get::<i64, _>(0).map_err(|e| store.err(e))? as u64,
+            r.try_get::<String, _>(1).map_err(|e| store.err(e))?,
+        ),
+        None => (0, String::new()),
+    })
+}
+
+/// The next offset to project and the digest so far, for one partition of `gen`.
+pub async fn checkpoint(
+    store: &Store,
+    gen: i64,
+    partition: u32,
+) -> Result<(u64, String), StoreError> {
+    let mut conn = store.pool.acquire().await.map_err(|e| store.err(e))?;
+    checkpoint_in(&mut conn, store, gen, partition).await
+}

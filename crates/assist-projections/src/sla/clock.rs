@@ -1,0 +1,240 @@
+//! An SLA clock: one step of one policy for one subject, and its status at any time.
+//!
+//! Status is computed at query time from the clock's facts and `at`; nothing here reads
+//! the wall clock.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A time the clock waited on the person: it moves the deadline by its length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// When it started.
+    pub paused_at: DateTime<Utc>,
+    /// When it ended, if it has.
+    pub resumed_at: Option<DateTime<Utc>>,
+    /// The `clock_paused` event.
+    pub pause_event: Uuid,
+    /// The `clock_resumed` event.
+    pub resume_event: Option<Uuid>,
+}
+
+/// One clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clock {
+    /// `policy/step/start-event-id`.
+    pub clock_id: String,
+    /// The stream it runs for.
+    pub subject: String,
+    /// The policy's id.
+    pub policy: String,
+    /// The step's id.
+    pub step: String,
+    /// The instance key (a claim id), or empty.
+    pub key: String,
+    /// The region responsible (the case's, kept current while the clock runs).
+    pub region: String,
+    /// The caseworker responsible, if assigned.
+    pub caseworker: String,
+    /// When the starting fact occurred.
+    pub started_at: DateTime<Utc>,
+    /// The deadline before pauses.
+    pub due_at: DateTime<Utc>,
+    /// Facts counted towards the step so far.
+    pub count: u32,
+    /// Facts needed.
+    pub needed: u32,
+    /// When the step was met.
+    pub met_at: Option<DateTime<Utc>>,
+    /// When the clock was cancelled.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// The fact that started it.
+    pub start_event: Uuid,
+    /// The fact that met or cancelled it.
+    pub end_event: Option<Uuid>,
+    /// The pauses.
+    pub pauses: Vec<Pause>,
+}
+
+/// Where a clock stands at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Running, deadline not near.
+    OnTrack,
+    /// Running, deadline within the risk window.
+    AtRisk,
+    /// Waiting on the person.
+    Paused,
+    /// Deadline passed, step not met.
+    Breached,
+    /// Met by the deadline.
+    Met,
+    /// Met after the deadline.
+    MetLate,
+    /// Cancelled (the person found work alone, the case closed, ...).
+    Cancelled,
+}
+
+impl Status {
+    /// Every status, in report order.
+    pub const ALL: [Status; 7] = [
+        Status::OnTrack,
+        Status::AtRisk,
+        Status::Paused,
+        Status::Breached,
+        Status::Met,
+        Status::MetLate,
+        Status::Cancelled,
+    ];
+
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::OnTrack => "on_track",
+            Status::AtRisk => "at_risk",
+            Status::Paused => "paused",
+            Status::Breached => "breached",
+            Status::Met => "met",
+            Status::MetLate => "met_late",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl Clock {
+    /// Whether the clock still runs (neither met nor cancelled).
+    pub fn is_open(&self) -> bool {
+        self.met_at.is_none() && self.cancelled_at.is_none()
+    }
+
+    /// Whether a pause is open.
+    pub fn is_paused(&self) -> bool {
+        self.pauses.last().is_some_and(|p| p.resumed_at.is_none())
+    }
+
+    /// The deadline as of `at`: the base deadline moved by the pauses up to `at`.
+    pub fn effective_due(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let waited: Duration = self
+            .pauses
+            .iter()
+            .filter(|p| p.paused_at <= at)
+            .map(|p| p.resumed_at.filter(|r| *r <= at).unwrap_or(at) - p.paused_at)
+            .fold(Duration::zero(), |a, b| a + b.max(Duration::zero()));
+        self.due_at + waited
+    }
+
+    /// The status at `at`, with `risk` the window before the deadline that counts as at risk.
+    pub fn status(&self, at: DateTime<Utc>, risk: Duration) -> Status {
+        if self.cancelled_at.is_some_and(|c| c <= at) {
+            return Status::Cancelled;
+        }
+        if let Some(met) = self.met_at.filter(|m| *m <= at) {
+            return if met <= self.effective_due(met) {
+                Status::Met
+            } else {
+                Status::MetLate
+            };
+        }
+        let due = self.effective_due(at);
+        let paused = self
+            .pauses
+            .iter()
+            .any(|p| p.paused_at <= at && p.resumed_at.is_none_or(|r| r > at));
+        if paused {
+            Status::Paused
+        } else if at > due {
+            Status::Breached
+        } else if due - at <= risk {
+            Status::AtRisk
+        } else {
+            Status::OnTrack
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(day: u32, hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0).unwrap()
+    }
+
+    fn clock(started: DateTime<Utc>, due: DateTime<Utc>) -> Clock {
+        Clock {
+            clock_id: "response-2473/contact/x".into(),
+            subject: "person-x".into(),
+            policy: "response-2473".into(),
+            step: "contact".into(),
+            key: String::new(),
+            region: "350121".into(),
+            caseworker: "cw-1".into(),
+            started_at: started,
+            due_at: due,
+            count: 0,
+            needed: 1,
+            met_at: None,
+            cancelled_at: None,
+            start_event: Uuid::nil(),
+            end_event: None,
+            pauses: vec![],
+        }
+    }
+
+    #[test]
+    fn given_an_alert_at_ten_on_day_0_when_contact_is_made_at_eleven_on_day_2_then_it_is_met_late()
+    {
+        let mut c = clock(t(2, 10), t(4, 10));
+        c.met_at = Some(t(4, 11));
+        assert_eq!(c.status(t(9, 0), Duration::hours(24)), Status::MetLate);
+        assert_eq!(
+            c.met_at.unwrap() - c.effective_due(t(4, 11)),
+            Duration::hours(1)
+        );
+    }
+
+    #[test]
+    fn a_clock_met_before_its_deadline_is_met() {
+        let mut c = clock(t(2, 10), t(4, 10));
+        c.met_at = Some(t(3, 9));
+        assert_eq!(c.status(t(9, 0), Duration::hours(24)), Status::Met);
+    }
+
+    #[test]
+    fn a_running_clock_is_on_track_then_at_risk_then_breached() {
+        let c = clock(t(2, 10), t(4, 10));
+        let risk = Duration::hours(24);
+        assert_eq!(c.status(t(2, 12), risk), Status::OnTrack);
+        assert_eq!(c.status(t(3, 11), risk), Status::AtRisk);
+        assert_eq!(c.status(t(4, 11), risk), Status::Breached);
+    }
+
+    #[test]
+    fn a_pause_moves_the_deadline_by_its_length() {
+        let mut c = clock(t(2, 10), t(4, 10));
+        c.pauses.push(Pause {
+            paused_at: t(3, 10),
+            resumed_at: Some(t(5, 10)),
+            pause_event: Uuid::nil(),
+            resume_event: None,
+        });
+        assert_eq!(c.status(t(4, 0), Duration::hours(1)), Status::Paused);
+        assert_eq!(c.effective_due(t(9, 0)), t(6, 10));
+        assert_eq!(c.status(t(6, 9), Duration::hours(0)), Status::OnTrack);
+        assert_eq!(c.status(t(6, 11), Duration::hours(0)), Status::Breached);
+    }
+
+    #[test]
+    fn status_before_a_later_fact_ignores_that_fact() {
+        let mut c = clock(t(2, 10), t(4, 10));
+        c.met_at = Some(t(5, 10));
+        assert_eq!(c.status(t(4, 12), Duration::hours(1)), Status::Breached);
+        c.cancelled_at = Some(t(6, 0));
+        c.met_at = None;
+        assert_eq!(c.status(t(5, 0), Duration::hours(1)), Status::Breached);
+        assert_eq!(c.status(t(6, 0), Duration::hours(1)), Status::Cancelled);
+    }
+}

@@ -1,0 +1,285 @@
+//! The SQL store of the views: SQLite or PostgreSQL behind one `sqlx::Any` pool, so the
+//! same projection code and SQL run on both. Timestamps are fixed-width RFC 3339 text
+//! (`2026-03-02T01:00:00.000Z`), which sorts and compares the same on both.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, AnyPool, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+static SQLITE: Migrator = sqlx::migrate!("../../projections/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("../../projections/postgres");
+
+/// Every table that holds rows of one view generation.
+pub(crate) const GEN_TABLES: &[&str] = &[
+    "checkpoints",
+    "digests",
+    "dead_letters",
+    "audit_events",
+    "chains",
+    "cases",
+    "case_changes",
+    "clocks",
+    "placements",
+    "findings",
+];
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The `--store` text is not `sqlite:PATH` or `postgres:URL`.
+    #[error("store {0:?} must be sqlite:PATH or postgres://USER@HOST/DB")]
+    Spec(String),
+    /// The database failed.
+    #[error("store {store}: {source}")]
+    Sql {
+        /// Which store.
+        store: String,
+        /// The failure.
+        source: sqlx::Error,
+    },
+    /// Its schema could not be migrated.
+    #[error("store {store}: migration failed: {source}")]
+    Migrate {
+        /// Which store.
+        store: String,
+        /// The failure.
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// Which SQL dialect a store speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (the embedded default).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A view store.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    dialect: Dialect,
+    name: String,
+}
+
+/// A value to bind.
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    Int(i64),
+    Text(String),
+    OptText(Option<String>),
+    Bytes(Vec<u8>),
+}
+
+/// A timestamp as stored.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A stored timestamp read back (`None` for a malformed one).
+pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Store {
+    /// Opens `sqlite:PATH` (created when missing) or `postgres://…`, and migrates it.
+    pub async fn open(spec: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (dialect, url) = if let Some(path) = spec.strip_prefix("sqlite:") {
+            (Dialect::Sqlite, format!("sqlite://{path}?mode=rwc"))
+        } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            (Dialect::Postgres, spec.to_string())
+        } else if let Some(url) = spec.strip_prefix("postgres:") {
+            (Dialect::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::Spec(spec.to_string()));
+        };
+        let name = match dialect {
+            Dialect::Sqlite => spec.to_string(),
+            // Never print a password.
+            Dialect::Postgres => url
+                .split('@')
+                .next_back()
+                .map(|h| format!("postgres://…@{h}"))
+                .unwrap_or_default(),
+        };
+        let sql = |source| StoreError::Sql {
+            store: name.clone(),
+            source,
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(sql)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(sql)?;
+        let migrator = match dialect {
+            Dialect::Sqlite => &SQLITE,
+            Dialect::Postgres => &POSTGRES,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                store: name.clone(),
+                source,
+            })?;
+        Ok(Store {
+            pool,
+            dialect,
+            name,
+        })
+    }
+
+    /// The dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The store's name for messages (no password).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn err(&self, source: sqlx::Error) -> StoreError {
+        StoreError::Sql {
+            store: self.name.clone(),
+            source,
+        }
+    }
+
+    /// The generation queries read.
+    pub async fn active_gen(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT active_gen FROM view_state WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Starts building a new generation: returns its number, emptied of any earlier attempt.
+    pub async fn begin_rebuild(&self) -> Result<i64, StoreError> {
+        let active = self.active_gen().await?;
+        let gen = active + 1;
+        self.delete_gen(gen).await?;
+        sqlx::query("UPDATE view_state SET building_gen = $1 WHERE id = 1")
+            .bind(gen)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(gen)
+    }
+
+    /// Makes `gen` the generation queries read, in one transaction, then drops the old one.
+    pub async fn finish_rebuild(&self, gen: i64) -> Result<(), StoreError> {
+        let old = self.active_gen().await?;
+        sqlx::query("UPDATE view_state SET active_gen = $1, building_gen = NULL WHERE id = 1")
+            .bind(gen)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        self.delete_gen(old).await
+    }
+
+    async fn delete_gen(&self, gen: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for t in GEN_TABLES {
+            sqlx::query(&format!("DELETE FROM {t} WHERE gen = $1"))
+                .bind(gen)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Records that `actor` read `stream` with `command` (the access log auditors keep).
+    pub async fn log_access(
+        &self,
+        actor: &str,
+        stream: &str,
+        command: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO access_log (at, actor, stream, command) VALUES ($1, $2, $3, $4)")
+            .bind(ts(at))
+            .bind(actor)
+            .bind(stream)
+            .bind(command)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+/// Inserts `rows` into `head` (`INSERT INTO t (a, b)`) many per statement, with `tail`
+/// (an `ON CONFLICT` clause) after each VALUES list.
+pub(crate) async fn insert_rows(
+    conn: &mut AnyConnection,
+    head: &str,
+    rows: Vec<Vec<Val>>,
+    tail: &str,
+) -> Result<(), sqlx::Error> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    let per_statement = (30_000 / width.max(1)).clamp(1, 500);
+    for chunk in rows.chunks(per_statement) {
+        let mut sql = String::with_capacity(head.len() + chunk.len() * width * 5);
+        sql.push_str(head);
+        sql.push_str(" VALUES ");
+        let mut n = 0;
+        for (i, _) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for j in 0..width {
+                if j > 0 {
+                    sql.push_str(", ");
+                }
+                n += 1;
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            }
+            sql.push(')');
+        }
+        sql.push(' ');
+        sql.push_str(tail);
+        let mut q = sqlx::query(&sql);
+        for row in chunk {
+            for v in row {
+                q = match v {
+                    Val::Int(i) => q.bind(*i),
+                    Val::Text(s) => q.bind(s.clone()),
+                    Val::OptText(s) => q.bind(s.clone()),
+                    Val::Bytes(b) => q.bind(b.clone()),
+                };
+            }
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
