@@ -7,7 +7,7 @@ CREATE TABLE checkpoints (gen BIGINT NOT NULL, part BIGINT NOT NULL, next_offset
 CREATE TABLE digests (gen BIGINT NOT NULL, part BIGINT NOT NULL, next_offset BIGINT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (gen, part, next_offset));
 CREATE TABLE dead_letters (gen BIGINT NOT NULL, part BIGINT NOT NULL, log_offset BIGINT NOT NULL, raw BYTEA NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (gen, part, log_offset));
 
-CREATE TABLE audit_events (gen BIGINT NOT NULL, event_id TEXT NOT NULL, stream TEXT NOT NULL, seq BIGINT NOT NULL, part BIGINT NOT NULL, log_offset BIGINT NOT NULL, event_type TEXT NOT NULL, occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, hash TEXT NOT NULL, prev_hash TEXT NOT NULL, PRIMARY KEY (gen, event_id));
+CREATE TABLE audit_events (gen BIGINT NOT NULL, event_id TEXT NOT NULL, stream TEXT NOT NULL, seq BIGINT NOT NULL, part BIGINT NOT NULL, log_offset BIGINT NOT NULL, event_type TEXT NOT NULL, occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, record_delay_ms BIGINT NOT NULL, hash TEXT NOT NULL, prev_hash TEXT NOT NULL, PRIMARY KEY (gen, event_id));
 CREATE INDEX audit_by_stream ON audit_events (gen, stream, seq);
 CREATE TABLE chains (gen BIGINT NOT NULL, stream TEXT NOT NULL, seq BIGINT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (gen, stream));
 
@@ -18,6 +18,7 @@ CREATE TABLE clocks (gen BIGINT NOT NULL, clock_id TEXT NOT NULL, subject TEXT N
 CREATE INDEX clocks_by_subject ON clocks (gen, subject, is_open);
 
 CREATE TABLE placements (gen BIGINT NOT NULL, event_id TEXT NOT NULL, subject TEXT NOT NULL, kind TEXT NOT NULL, occurred_at TEXT NOT NULL, PRIMARY KEY (gen, event_id));
+CREATE TABLE household_clearings (gen BIGINT NOT NULL, event_id TEXT NOT NULL, household TEXT NOT NULL, member TEXT NOT NULL, occurred_at TEXT NOT NULL, PRIMARY KEY (gen, event_id));
 CREATE TABLE findings (gen BIGINT NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL, PRIMARY KEY (gen, event_id, kind));
 
 CREATE TABLE access_log (id BIGSERIAL PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, stream TEXT NOT NULL, command TEXT NOT NULL);

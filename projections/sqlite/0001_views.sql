@@ -7,7 +7,7 @@ CREATE TABLE checkpoints (gen INTEGER NOT NULL, part INTEGER NOT NULL, next_offs
 CREATE TABLE digests (gen INTEGER NOT NULL, part INTEGER NOT NULL, next_offset INTEGER NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (gen, part, next_offset));
 CREATE TABLE dead_letters (gen INTEGER NOT NULL, part INTEGER NOT NULL, log_offset INTEGER NOT NULL, raw BLOB NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (gen, part, log_offset));
 
-CREATE TABLE audit_events (gen INTEGER NOT NULL, event_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL, part INTEGER NOT NULL, log_offset INTEGER NOT NULL, event_type TEXT NOT NULL, occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, hash TEXT NOT NULL, prev_hash TEXT NOT NULL, PRIMARY KEY (gen, event_id));
+CREATE TABLE audit_events (gen INTEGER NOT NULL, event_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL, part INTEGER NOT NULL, log_offset INTEGER NOT NULL, event_type TEXT NOT NULL, occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, record_delay_ms INTEGER NOT NULL, hash TEXT NOT NULL, prev_hash TEXT NOT NULL, PRIMARY KEY (gen, event_id));
 CREATE INDEX audit_by_stream ON audit_events (gen, stream, seq);
 CREATE TABLE chains (gen INTEGER NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (gen, stream));
 
@@ -18,6 +18,7 @@ CREATE TABLE clocks (gen INTEGER NOT NULL, clock_id TEXT NOT NULL, subject TEXT 
 CREATE INDEX clocks_by_subject ON clocks (gen, subject, is_open);
 
 CREATE TABLE placements (gen INTEGER NOT NULL, event_id TEXT NOT NULL, subject TEXT NOT NULL, kind TEXT NOT NULL, occurred_at TEXT NOT NULL, PRIMARY KEY (gen, event_id));
+CREATE TABLE household_clearings (gen INTEGER NOT NULL, event_id TEXT NOT NULL, household TEXT NOT NULL, member TEXT NOT NULL, occurred_at TEXT NOT NULL, PRIMARY KEY (gen, event_id));
 CREATE TABLE findings (gen INTEGER NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL, PRIMARY KEY (gen, event_id, kind));
 
 CREATE TABLE access_log (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL, stream TEXT NOT NULL, command TEXT NOT NULL);

@@ -280,9 +280,8 @@ impl Event {
                 ),
             );
         }
-        let mut data = self.data.clone();
-        for (field, value) in data.personal_fields_mut() {
-            match (form, &*value) {
+        for (field, value) in self.data.personal_fields() {
+            match (form, value) {
                 (Form::Ingest { .. }, Personal::Sealed(_)) => v.push(
                     format!("data.{field}"),
                     "must be plaintext when sent; assist seals personal data itself",

@@ -6,8 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-/// A personal field (name, national ID number, phone, address).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A personal field (name, national ID number, phone, address). Its `Debug` never shows
+/// the plaintext, so no `?event` in a log line can leak it.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Personal {
     /// Plaintext, as a caseworker service sends it; never stored.
@@ -22,6 +23,15 @@ pub enum Personal {
 pub struct Sealed {
     /// base64(nonce || ciphertext || tag)
     pub sealed: String,
+}
+
+impl std::fmt::Debug for Personal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Personal::Plain(_) => f.write_str("Plain(<personal data>)"),
+            Personal::Sealed(s) => f.debug_tuple("Sealed").field(s).finish(),
+        }
+    }
 }
 
 impl Personal {
@@ -39,7 +49,7 @@ impl<'de> Deserialize<'de> for Personal {
         // A fixed message: the value itself is personal data and must not be echoed.
         let fail = || {
             serde::de::Error::custom(
-                "must be a string (or, in stored form, {\"sealed\": \"...\"}); value not shown",
+                "must be a string (or, in stored form, an object with one field, sealed); value not shown",
             )
         };
         match Value::deserialize(d)? {
@@ -78,12 +88,13 @@ impl JsonSchema for Personal {
     }
 }
 
+const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+const CHECK: &[u8; 11] = b"10X98765432";
+
 /// Checks a mainland resident identity number (18 characters, ISO 7064 MOD 11-2 check digit).
 ///
 /// Returns what is wrong without repeating the number.
 pub fn check_national_id(id: &str) -> Result<(), &'static str> {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: &[u8; 11] = b"10X98765432";
     let bytes = id.as_bytes();
     if bytes.len() != 18 {
         return Err("must be an 18-character national ID number (value not shown)");
@@ -108,8 +119,6 @@ pub fn check_national_id(id: &str) -> Result<(), &'static str> {
 
 /// Completes 17 digits with their check character; for fictitious test and example data.
 pub fn with_check_character(first17: &str) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: &[u8; 11] = b"10X98765432";
     let sum: u32 = first17
         .bytes()
         .zip(WEIGHTS)
@@ -136,6 +145,14 @@ mod tests {
         let err = check_national_id(&id).unwrap_err();
         assert!(err.contains("check character"));
         assert!(!err.contains(&id[..6]));
+    }
+
+    #[test]
+    fn debug_output_hides_plaintext() {
+        assert_eq!(
+            format!("{:?}", Personal::Plain("Lin".into())),
+            "Plain(<personal data>)"
+        );
     }
 
     #[test]

@@ -255,11 +255,79 @@ pub fn decode_data(name: &str, version: u32, mut data: Value) -> Result<EventDat
             .ok_or_else(unknown)?;
         data = (step.upcast)(data).map_err(EventError::Invalid)?;
     }
-    EventData::decode_current(name, data)
+    let personal = PERSONAL_TYPES.contains(&name);
+    EventData::decode_current(name, data).map_err(|e| match e {
+        EventError::Invalid(found) if personal => EventError::Invalid(
+            found
+                .into_iter()
+                .map(|v| Violation {
+                    message: redact(&v.message),
+                    ..v
+                })
+                .collect(),
+        ),
+        other => other,
+    })
+}
+
+/// The event types whose payload carries personal fields (see [`EventData::personal_fields`]).
+pub const PERSONAL_TYPES: &[&str] = &["person_registered", "personal_details_corrected"];
+
+/// Hides the values serde quotes in a message (`"..."`, and digits in backticks), for
+/// payloads that carry personal data: a value typed into the wrong field may be personal.
+pub(crate) fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(['"', '`']) {
+        let q = rest.as_bytes()[i] as char;
+        out.push_str(&rest[..=i]);
+        let after = &rest[i + 1..];
+        match after.find(q) {
+            Some(j) if q == '"' || after[..j].bytes().any(|b| b.is_ascii_digit()) => {
+                out.push_str("(value not shown)");
+                out.push(q);
+                rest = &after[j + 1..];
+            }
+            Some(j) => {
+                out.push_str(&after[..=j]);
+                rest = &after[j + 1..];
+            }
+            None => {
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 impl EventData {
     /// The personal fields of this payload with their names; empty for all but the person events.
+    pub fn personal_fields(&self) -> Vec<(&'static str, &Personal)> {
+        let mut out: Vec<(&'static str, &Personal)> = Vec::new();
+        match self {
+            EventData::PersonRegistered(p) => {
+                out.push(("name", &p.name));
+                out.push(("national_id", &p.national_id));
+                out.extend(p.phone.as_ref().map(|x| ("phone", x)));
+                out.extend(p.address.as_ref().map(|x| ("address", x)));
+            }
+            EventData::PersonalDetailsCorrected(p) => {
+                for (name, field) in [
+                    ("name", &p.name),
+                    ("national_id", &p.national_id),
+                    ("phone", &p.phone),
+                    ("address", &p.address),
+                ] {
+                    out.extend(field.as_ref().map(|x| (name, x)));
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// The personal fields of this payload, to seal or reveal them in place.
     pub fn personal_fields_mut(&mut self) -> Vec<(&'static str, &mut Personal)> {
         let mut out: Vec<(&'static str, &mut Personal)> = Vec::new();
         match self {
@@ -349,6 +417,16 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             r#"event type "job_offer_pushed" has no schema_version 3 (known: 1, 2)"#
+        );
+    }
+
+    #[test]
+    fn redaction_hides_quoted_values_and_numbers_but_keeps_field_names() {
+        assert_eq!(
+            redact(
+                r#"invalid type: string "Lin 3501", expected u16; unknown field `nme`; integer `3501`"#
+            ),
+            r#"invalid type: string "(value not shown)", expected u16; unknown field `nme`; integer `(value not shown)`"#
         );
     }
 

@@ -279,9 +279,10 @@ impl Recorder {
         })
     }
 
-    /// Appends sealed events in one batch, then destroys the keys of the subjects whose
-    /// `personal_data_erased` facts are in it (stored now or before: a retried erasure
-    /// still takes effect).
+    /// Destroys the keys of the subjects whose `personal_data_erased` facts are in the
+    /// batch, then appends it. The key goes first: destruction is the legal duty and the
+    /// fact records it; if the append then fails, a retry records the fact (the key
+    /// stays destroyed).
     pub(crate) async fn append(
         &self,
         ready: Vec<Ready>,
@@ -293,13 +294,12 @@ impl Recorder {
             marks.push(r.mark);
             events.push(r.event);
         }
-        let outcomes = self.log.append(AppendBatch { events, expected }).await?;
         for m in marks {
             if let ErasureMark::Erase { stream, at } = m {
                 self.keys.erase(&stream.to_string(), at).await?;
             }
         }
-        Ok(outcomes)
+        Ok(self.log.append(AppendBatch { events, expected }).await?)
     }
 }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 use uuid::Uuid;
 
 /// The largest event accepted, in bytes of its line.
@@ -81,6 +81,7 @@ impl IngestReport {
 fn check_line(
     line_no: usize,
     raw: &[u8],
+    length: usize,
     now: DateTime<Utc>,
 ) -> Result<Option<Pending>, Rejection> {
     let reject = |event_id, reason: String| Rejection {
@@ -88,13 +89,10 @@ fn check_line(
         event_id,
         reason,
     };
-    if raw.len() > MAX_LINE_BYTES {
+    if length > MAX_LINE_BYTES {
         return Err(reject(
             None,
-            format!(
-                "line is {} bytes; an event may have at most {MAX_LINE_BYTES}",
-                raw.len()
-            ),
+            format!("line is {length} bytes; an event may have at most {MAX_LINE_BYTES}"),
         ));
     }
     let text = std::str::from_utf8(raw).map_err(|e| {
@@ -137,34 +135,72 @@ async fn read_chunk<R: AsyncBufRead + Unpin>(
     input: &mut R,
     max: usize,
     line_no: &mut usize,
-) -> Result<(Vec<(usize, Vec<u8>)>, bool), RecordError> {
+) -> Result<(Vec<RawLine>, bool), RecordError> {
+    let io = |e: std::io::Error| assist_log::LogError::Backend(format!("cannot read input: {e}"));
     let mut out = Vec::with_capacity(max.min(100_000));
     while out.len() < max {
+        // Never hold more than the limit (plus the newline) of one line in memory.
         let mut buf = Vec::new();
-        let n = input
+        let n = (&mut *input)
+            .take(MAX_LINE_BYTES as u64 + 2)
             .read_until(b'\n', &mut buf)
             .await
-            .map_err(|e| assist_log::LogError::Backend(format!("cannot read input: {e}")))?;
+            .map_err(io)?;
         if n == 0 {
             return Ok((out, true));
         }
         *line_no += 1;
+        let mut length = buf.len();
+        if buf.last() != Some(&b'\n') && buf.len() > MAX_LINE_BYTES {
+            // An oversized line: count the rest of it without keeping it.
+            loop {
+                let mut skipped = Vec::new();
+                let m = (&mut *input)
+                    .take(1 << 16)
+                    .read_until(b'\n', &mut skipped)
+                    .await
+                    .map_err(io)?;
+                length += m;
+                if skipped.ends_with(b"\r\n") {
+                    length -= 2;
+                } else if skipped.ends_with(b"\n") {
+                    length -= 1;
+                }
+                if m == 0 || skipped.last() == Some(&b'\n') {
+                    break;
+                }
+            }
+            buf.clear();
+        }
         if buf.last() == Some(&b'\n') {
             buf.pop();
+            length -= 1;
         }
         if buf.last() == Some(&b'\r') {
             buf.pop();
+            length -= 1;
         }
-        out.push((*line_no, buf));
+        out.push(RawLine {
+            line_no: *line_no,
+            bytes: buf,
+            length,
+        });
     }
     Ok((out, false))
 }
 
-fn check_chunk(raw: Vec<(usize, Vec<u8>)>, now: DateTime<Utc>) -> Checked {
+/// One input line: its bytes (empty when it was too long to keep) and its full length.
+struct RawLine {
+    line_no: usize,
+    bytes: Vec<u8>,
+    length: usize,
+}
+
+fn check_chunk(raw: Vec<RawLine>, now: DateTime<Utc>) -> Checked {
     let mut pending = Vec::with_capacity(raw.len());
     let mut rejected = Vec::new();
-    for (line_no, bytes) in raw {
-        match check_line(line_no, &bytes, now) {
+    for line in raw {
+        match check_line(line.line_no, &line.bytes, line.length, now) {
             Ok(Some(p)) => pending.push(p),
             Ok(None) => {}
             Err(r) => rejected.push(r),

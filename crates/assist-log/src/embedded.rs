@@ -23,6 +23,8 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 const OFFSET_BITS: u32 = 40;
+/// Partitions the position encoding (`partition << 40`) leaves room for, with margin.
+const MAX_PARTITIONS: u32 = 4096;
 /// Rows per INSERT statement (5 parameters each, under SQLite's 32,766).
 const INSERT_CHUNK: usize = 1000;
 /// Values per `IN (...)` lookup.
@@ -83,6 +85,11 @@ impl EmbeddedLog {
         .execute(&pool)
         .await?;
         let wanted = partitions.unwrap_or(DEFAULT_PARTITIONS).max(1);
+        if wanted > MAX_PARTITIONS {
+            return Err(LogError::Backend(format!(
+                "{wanted} partitions asked for; the embedded log takes at most {MAX_PARTITIONS}"
+            )));
+        }
         sqlx::query("INSERT OR IGNORE INTO log_meta (key, value) VALUES ('partitions', ?)")
             .bind(wanted.to_string())
             .execute(&pool)

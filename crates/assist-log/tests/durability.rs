@@ -1,4 +1,8 @@
 //! A batch is durable when `append` returns: a process killed right after keeps it.
+//!
+//! A kill shows durability against a process crash (the commit reached the WAL). Against
+//! power loss the log relies on `synchronous=FULL` (an fsync per commit), which no test
+//! on one machine can show by pulling the plug.
 
 use assist_log::conformance::event;
 use assist_log::{AppendBatch, Appender, EmbeddedLog, PartitionReader};

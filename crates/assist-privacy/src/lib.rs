@@ -45,6 +45,14 @@ pub enum PrivacyError {
         /// The stream.
         subject: String,
     },
+    /// The key table holds something it should not.
+    #[error("the key table is damaged for {subject}: {what}")]
+    Damaged {
+        /// The stream concerned.
+        subject: String,
+        /// What is wrong.
+        what: String,
+    },
     /// The key store failed.
     #[error("key store failed: {0}")]
     Storage(#[from] sqlx::Error),
@@ -257,9 +265,15 @@ async fn erased_at(
             .bind(subject)
             .fetch_optional(conn)
             .await?;
-    Ok(at
-        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc)))
+    match at {
+        None => Ok(None),
+        Some(s) => DateTime::parse_from_rfc3339(&s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| PrivacyError::Damaged {
+                subject: subject.to_string(),
+                what: format!("its erasure time {s:?} is not a timestamp"),
+            }),
+    }
 }
 
 #[cfg(test)]

@@ -144,6 +144,7 @@ impl Runner<'_> {
         let mut audit_rows = Vec::new();
         let mut change_rows = Vec::new();
         let mut placement_rows = Vec::new();
+        let mut clearing_rows = Vec::new();
         let mut finding_rows = Vec::new();
         let mut dead_rows = Vec::new();
         let mut digest_rows = Vec::new();
@@ -190,6 +191,7 @@ impl Runner<'_> {
                 Val::Text(ts(event.meta.occurred_at)),
                 Val::Text(ts(event.meta.recorded_at)),
                 Val::Text(event.meta.actor.id.to_string()),
+                Val::Int((event.meta.recorded_at - event.meta.occurred_at).num_milliseconds()),
                 Val::Text(hash),
                 Val::Text(prev_hash),
             ]);
@@ -222,6 +224,15 @@ impl Runner<'_> {
                 &event,
                 &who,
             );
+            if let EventData::HouseholdCleared(h) = &event.data {
+                clearing_rows.push(vec![
+                    Val::Int(gen),
+                    Val::Text(id.clone()),
+                    Val::Text(subject.clone()),
+                    Val::Text(h.employed_member.to_string()),
+                    Val::Text(ts(event.meta.occurred_at)),
+                ]);
+            }
             if let Some(kind) = placement_kind(&event.data) {
                 placement_rows.push(vec![
                     Val::Int(gen),
@@ -341,7 +352,7 @@ async fn write_rows(
     dead: Vec<Vec<Val>>,
     digests: Vec<Vec<Val>>,
 ) -> Result<(), sqlx::Error> {
-    insert_rows(conn, "INSERT INTO audit_events (gen, event_id, stream, seq, part, log_offset, event_type, occurred_at, recorded_at, actor, hash, prev_hash)", audit, "").await?;
+    insert_rows(conn, "INSERT INTO audit_events (gen, event_id, stream, seq, part, log_offset, event_type, occurred_at, recorded_at, actor, record_delay_ms, hash, prev_hash)", audit, "").await?;
     insert_rows(conn, "INSERT INTO case_changes (gen, subject, seq, occurred_at, kind, is_open, stage, key_groups, caseworker, region, opened_at)", changes, "").await?;
     insert_rows(
         conn,

@@ -23,6 +23,7 @@ pub(crate) const GEN_TABLES: &[&str] = &[
     "case_changes",
     "clocks",
     "placements",
+    "household_clearings",
     "findings",
 ];
 

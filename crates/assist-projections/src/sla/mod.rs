@@ -155,7 +155,7 @@ pub fn apply(rules: &Rules, clocks: &mut Vec<Clock>, event: &Event, who: &Respon
             }
         }
         if policy.starts_on.iter().any(|t| t == name) {
-            let running = clocks.iter().any(|c| mine(c));
+            let running = clocks.iter().any(&mine);
             if running && !policy.restart {
                 continue;
             }
@@ -226,3 +226,5 @@ pub fn apply(rules: &Rules, clocks: &mut Vec<Clock>, event: &Event, who: &Respon
         _ => {}
     }
 }
+
+pub mod report;

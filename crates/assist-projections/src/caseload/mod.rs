@@ -192,10 +192,10 @@ pub fn apply(case: &mut Option<Case>, event: &Event) -> bool {
         }
         EventData::TrainingCompleted(_)
         | EventData::TrainingCertified(_)
-        | EventData::TrainingDroppedOut(_) => {
-            if c.stage == Stage::InTraining {
-                c.stage = Stage::Assessed;
-            }
+        | EventData::TrainingDroppedOut(_)
+            if c.stage == Stage::InTraining =>
+        {
+            c.stage = Stage::Assessed
         }
         EventData::Hired(_)
         | EventData::SelfEmployed(_)
@@ -216,7 +216,7 @@ pub fn apply(case: &mut Option<Case>, event: &Event) -> bool {
         }
         _ => {}
     }
-    let changed = match &before {
+    match &before {
         None => true,
         Some(b) => {
             b.open != c.open
@@ -225,6 +225,7 @@ pub fn apply(case: &mut Option<Case>, event: &Event) -> bool {
                 || b.region != c.region
                 || b.groups != c.groups
         }
-    };
-    changed
+    }
 }
+
+pub mod query;

@@ -48,3 +48,6 @@ mod tests {
         assert_ne!(next_digest("", b"{\"a\":1}"), next_digest("", b"{\"a\":2}"));
     }
 }
+
+pub mod findings;
+pub mod verify;

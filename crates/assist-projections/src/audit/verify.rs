@@ -1,0 +1,154 @@
+//! `verify`: re-read the log and prove that it and the audit store agree.
+
+use super::{chain_hash, next_digest};
+use crate::runner::{checkpoint, decode_record};
+use crate::store::Store;
+use crate::ProjectionError;
+use assist_log::PartitionReader;
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::{HashMap, HashSet};
+
+/// One disagreement between the log and the audit store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mismatch {
+    /// The partition.
+    pub partition: u32,
+    /// The offset in the log, where one is concerned.
+    pub offset: Option<u64>,
+    /// The stream, where known.
+    pub stream: Option<String>,
+    /// The event, where known.
+    pub event_id: Option<String>,
+    /// What disagrees.
+    pub problem: String,
+}
+
+/// The result of a verification.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// Log records compared.
+    pub records: u64,
+    /// Disagreements; empty when all is well.
+    pub mismatches: Vec<Mismatch>,
+}
+
+struct AuditRow {
+    event_id: String,
+    stream: String,
+    hash: String,
+    prev_hash: String,
+}
+
+/// Re-reads every partition up to its checkpoint and checks each event's hash (its bytes
+/// and the previous hash of its stream), each stream's chain links, and each partition's
+/// digest against the audit store.
+pub async fn verify(
+    log: &dyn PartitionReader,
+    store: &Store,
+    gen: i64,
+) -> Result<Verification, ProjectionError> {
+    let err = |e| store.err(e);
+    let mut report = Verification::default();
+    for p in 0..log.partition_count() {
+        let (upto, stored_digest) = checkpoint(store, gen, p).await?;
+        let rows = sqlx::query("SELECT event_id, stream, log_offset, hash, prev_hash FROM audit_events WHERE gen = $1 AND part = $2")
+            .bind(gen)
+            .bind(i64::from(p))
+            .fetch_all(&store.pool)
+            .await
+            .map_err(err)?;
+        let mut by_offset: HashMap<u64, AuditRow> = HashMap::new();
+        for r in rows {
+            let offset: i64 = r.try_get("log_offset").map_err(err)?;
+            by_offset.insert(
+                offset as u64,
+                AuditRow {
+                    event_id: r.try_get("event_id").map_err(err)?,
+                    stream: r.try_get("stream").map_err(err)?,
+                    hash: r.try_get("hash").map_err(err)?,
+                    prev_hash: r.try_get("prev_hash").map_err(err)?,
+                },
+            );
+        }
+        let mut digest = String::new();
+        let mut last_hash: HashMap<String, String> = HashMap::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut from = 0;
+        while from < upto {
+            let page = log.read_partition(p, from, 5_000).await?;
+            if page.is_empty() {
+                report.mismatches.push(Mismatch {
+                    partition: p,
+                    offset: Some(from),
+                    stream: None,
+                    event_id: None,
+                    problem: format!("the audit store has projected up to offset {upto}, but the log ends at {from}"),
+                });
+                break;
+            }
+            for rec in page.into_iter().take_while(|r| r.position.offset < upto) {
+                let offset = rec.position.offset;
+                from = offset + 1;
+                report.records += 1;
+                digest = next_digest(&digest, &rec.payload);
+                let mismatch = |stream: &str, id: &str, problem: String| Mismatch {
+                    partition: p,
+                    offset: Some(offset),
+                    stream: Some(stream.to_string()),
+                    event_id: Some(id.to_string()),
+                    problem,
+                };
+                let Ok(event) = decode_record(&rec) else {
+                    continue;
+                };
+                let id = event.meta.event_id.to_string();
+                if !seen.insert(id.clone()) {
+                    continue;
+                }
+                let Some(row) = by_offset.get(&offset) else {
+                    report.mismatches.push(mismatch(
+                        &rec.stream,
+                        &id,
+                        "the event is in the log but not in the audit store".into(),
+                    ));
+                    continue;
+                };
+                if row.event_id != id || row.stream != rec.stream {
+                    report.mismatches.push(mismatch(
+                        &rec.stream,
+                        &id,
+                        format!(
+                            "the audit store has event {} of {} at this offset",
+                            row.event_id, row.stream
+                        ),
+                    ));
+                    continue;
+                }
+                if chain_hash(&row.prev_hash, &rec.payload) != row.hash {
+                    report.mismatches.push(mismatch(
+                        &rec.stream,
+                        &id,
+                        "the event's bytes in the log do not match its hash in the audit store"
+                            .into(),
+                    ));
+                }
+                let expected_prev = last_hash.get(&row.stream).cloned().unwrap_or_default();
+                if row.prev_hash != expected_prev {
+                    report.mismatches.push(mismatch(&rec.stream, &id, "the chain is broken: the previous hash recorded for this event is not the hash of the stream's previous event".into()));
+                }
+                last_hash.insert(row.stream.clone(), row.hash.clone());
+            }
+        }
+        if digest != stored_digest {
+            report.mismatches.push(Mismatch {
+                partition: p,
+                offset: None,
+                stream: None,
+                event_id: None,
+                problem: format!("the digest of the log up to offset {upto} is {digest}, the checkpoint says {stored_digest}"),
+            });
+        }
+    }
+    Ok(report)
+}

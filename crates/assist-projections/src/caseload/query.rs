@@ -1,0 +1,213 @@
+//! Reading the caseload: filtered by caseworker, region prefix, group and stage, now or as
+//! it stood on a date, with each case's next step due.
+
+use super::{Case, Stage};
+use crate::runner::{case_from, clock_from};
+use crate::sla::Clock;
+use crate::store::{ts, Store, StoreError};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
+
+/// Which cases to show.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Only this caseworker's.
+    pub caseworker: Option<String>,
+    /// Only regions starting with this 2-, 4- or 6-digit prefix (province, city, county).
+    pub region: Option<String>,
+    /// Only cases in this key group.
+    pub group: Option<String>,
+    /// Only cases at this stage.
+    pub stage: Option<Stage>,
+    /// Closed cases too.
+    pub include_closed: bool,
+}
+
+/// The next deadline of a case: its earliest running SLA clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NextStep {
+    /// `policy/step`.
+    pub step: String,
+    /// The deadline, pauses included.
+    pub due_at: String,
+}
+
+/// One line of a caseload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseView {
+    /// The case.
+    #[serde(flatten)]
+    pub case: CaseLine,
+    /// The next deadline, if a clock runs.
+    pub next_step: Option<NextStep>,
+}
+
+/// The stored fields of a case, as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseLine {
+    /// The stream.
+    pub subject: String,
+    /// person or household.
+    pub kind: String,
+    /// Open or closed.
+    pub open: bool,
+    /// The stage.
+    pub stage: Stage,
+    /// Key groups.
+    pub groups: Vec<String>,
+    /// Caseworker.
+    pub caseworker: String,
+    /// Region.
+    pub region: String,
+    /// Opened.
+    pub opened_at: String,
+    /// Last fact (absent for `--as-of`, where only changes are kept).
+    pub last_activity_at: Option<String>,
+}
+
+/// A caseload: counts per stage and the cases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Caseload {
+    /// The time it describes.
+    pub at: String,
+    /// Number of cases shown.
+    pub total: usize,
+    /// Cases per stage.
+    pub by_stage: BTreeMap<Stage, usize>,
+    /// The cases, by subject.
+    pub cases: Vec<CaseView>,
+}
+
+fn line(c: &Case, last_activity: bool) -> CaseLine {
+    CaseLine {
+        subject: c.subject.clone(),
+        kind: c.kind.to_string(),
+        open: c.open,
+        stage: c.stage,
+        groups: c.groups.clone(),
+        caseworker: c.caseworker.clone(),
+        region: c.region.clone(),
+        opened_at: ts(c.opened_at),
+        last_activity_at: last_activity.then(|| ts(c.last_activity_at)),
+    }
+}
+
+/// The caseload of generation `gen` at `at`; with `as_of`, as it stood then (by business time).
+pub async fn caseload(
+    store: &Store,
+    gen: i64,
+    filter: &CaseFilter,
+    at: DateTime<Utc>,
+    as_of: bool,
+) -> Result<Caseload, StoreError> {
+    let err = |e| store.err(e);
+    let region = format!("{}%", filter.region.clone().unwrap_or_default());
+    let lines: Vec<CaseLine> = if as_of {
+        let rows = sqlx::query(
+            "SELECT c.* FROM case_changes c WHERE c.gen = $1 AND c.occurred_at <= $2 AND c.region LIKE $3
+               AND c.seq = (SELECT MAX(d.seq) FROM case_changes d WHERE d.gen = c.gen AND d.subject = c.subject AND d.occurred_at <= $2)",
+        )
+        .bind(gen)
+        .bind(ts(at))
+        .bind(&region)
+        .fetch_all(&store.pool)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|r| -> Result<CaseLine, sqlx::Error> {
+                let groups: String = r.try_get("key_groups")?;
+                Ok(CaseLine {
+                    subject: r.try_get("subject")?,
+                    kind: r.try_get("kind")?,
+                    open: r.try_get::<i64, _>("is_open")? != 0,
+                    stage: Stage::parse(&r.try_get::<String, _>("stage")?)
+                        .unwrap_or(Stage::Alerted),
+                    groups: groups
+                        .split(',')
+                        .filter(|g| !g.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    caseworker: r.try_get("caseworker")?,
+                    region: r.try_get("region")?,
+                    opened_at: r.try_get("opened_at")?,
+                    last_activity_at: None,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(err)?
+    } else {
+        let rows = sqlx::query("SELECT * FROM cases WHERE gen = $1 AND region LIKE $2")
+            .bind(gen)
+            .bind(&region)
+            .fetch_all(&store.pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| case_from(r).map(|c| line(&c, true)))
+            .collect::<Result<_, _>>()
+            .map_err(err)?
+    };
+    let clocks = clocks_running_at(store, gen, at).await?;
+    let mut cases: Vec<CaseView> = lines
+        .into_iter()
+        .filter(|c| filter.include_closed || c.open)
+        .filter(|c| {
+            filter
+                .caseworker
+                .as_ref()
+                .is_none_or(|w| *w == c.caseworker)
+        })
+        .filter(|c| filter.group.as_ref().is_none_or(|g| c.groups.contains(g)))
+        .filter(|c| filter.stage.is_none_or(|s| s == c.stage))
+        .map(|c| {
+            let next_step = clocks
+                .get(&c.subject)
+                .and_then(|cs| {
+                    cs.iter()
+                        .min_by_key(|k| (k.effective_due(at), k.clock_id.clone()))
+                })
+                .map(|k| NextStep {
+                    step: format!("{}/{}", k.policy, k.step),
+                    due_at: ts(k.effective_due(at)),
+                });
+            CaseView { case: c, next_step }
+        })
+        .collect();
+    cases.sort_by(|a, b| a.case.subject.cmp(&b.case.subject));
+    let mut by_stage = BTreeMap::new();
+    for c in &cases {
+        *by_stage.entry(c.case.stage).or_default() += 1;
+    }
+    Ok(Caseload {
+        at: ts(at),
+        total: cases.len(),
+        by_stage,
+        cases,
+    })
+}
+
+/// Clocks that had started and were neither met nor cancelled at `at`, by subject.
+async fn clocks_running_at(
+    store: &Store,
+    gen: i64,
+    at: DateTime<Utc>,
+) -> Result<HashMap<String, Vec<Clock>>, StoreError> {
+    let at_s = ts(at);
+    let rows = sqlx::query(
+        "SELECT * FROM clocks WHERE gen = $1 AND started_at <= $2
+           AND (met_at IS NULL OR met_at > $2) AND (cancelled_at IS NULL OR cancelled_at > $2)",
+    )
+    .bind(gen)
+    .bind(&at_s)
+    .fetch_all(&store.pool)
+    .await
+    .map_err(|e| store.err(e))?;
+    let mut out: HashMap<String, Vec<Clock>> = HashMap::new();
+    for r in &rows {
+        let c = clock_from(r).map_err(|e| store.err(e))?;
+        out.entry(c.subject.clone()).or_default().push(c);
+    }
+    Ok(out)
+}

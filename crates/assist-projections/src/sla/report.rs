@@ -1,0 +1,369 @@
+//! Supervisors' SLA figures: counts per status by region (rolled up province → city →
+//! county) and by caseworker, on-time rates, and the breached and at-risk clocks; every
+//! figure drills down to its clocks, and `explain` to the facts behind a clock.
+
+use super::{apply, Clock, Responsibility, Rules, Status};
+use crate::caseload;
+use crate::runner::clock_from;
+use crate::store::{ts, Store, StoreError};
+use assist_catalog::Event;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
+
+/// Which clocks to count.
+#[derive(Debug, Clone, Default)]
+pub struct SlaFilter {
+    /// Only regions with this prefix.
+    pub region: Option<String>,
+    /// Only this caseworker's clocks.
+    pub caseworker: Option<String>,
+    /// Only this policy.
+    pub policy: Option<String>,
+}
+
+/// Counts per status and the on-time rate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counts {
+    /// Clocks counted.
+    pub total: usize,
+    /// Per status (every status listed, zeros included).
+    pub by_status: BTreeMap<&'static str, usize>,
+    /// met / (met + met_late + breached), 4 decimals; absent when nothing is decided yet.
+    pub on_time_rate: Option<f64>,
+}
+
+impl Counts {
+    fn add(&mut self, s: Status) {
+        self.total += 1;
+        *self.by_status.entry(s.name()).or_default() += 1;
+    }
+
+    fn finish(mut self) -> Self {
+        for s in Status::ALL {
+            self.by_status.entry(s.name()).or_default();
+        }
+        let met = self.by_status["met"] as f64;
+        let decided = met + (self.by_status["met_late"] + self.by_status["breached"]) as f64;
+        self.on_time_rate = (decided > 0.0).then(|| (met / decided * 10_000.0).round() / 10_000.0);
+        self
+    }
+}
+
+/// Figures for one region or caseworker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Line {
+    /// province, city, county or caseworker.
+    pub level: &'static str,
+    /// The region code (2, 4 or 6 digits) or the caseworker id.
+    pub key: String,
+    /// Its figures.
+    pub counts: Counts,
+}
+
+/// One clock in a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClockLine {
+    /// Its id (give it to `sla explain`).
+    pub clock_id: String,
+    /// The stream.
+    pub subject: String,
+    /// `policy/step`.
+    pub step: String,
+    /// Region.
+    pub region: String,
+    /// Caseworker.
+    pub caseworker: String,
+    /// Started.
+    pub started_at: String,
+    /// Deadline, pauses included.
+    pub due_at: String,
+    /// Status.
+    pub status: &'static str,
+}
+
+/// The SLA summary at a time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlaReport {
+    /// The time the statuses are computed at.
+    pub at: String,
+    /// All clocks counted.
+    pub total: Counts,
+    /// Per policy and step.
+    pub by_step: Vec<Line>,
+    /// Per province, city and county.
+    pub by_region: Vec<Line>,
+    /// Per caseworker.
+    pub by_caseworker: Vec<Line>,
+    /// Breached clocks, by deadline.
+    pub breached: Vec<ClockLine>,
+    /// At-risk clocks, by deadline.
+    pub at_risk: Vec<ClockLine>,
+}
+
+/// Computes the report from clocks: a pure function of the clocks, `at` and the window.
+pub fn report(
+    clocks: &[Clock],
+    at: DateTime<Utc>,
+    risk: Duration,
+    filter: &SlaFilter,
+) -> SlaReport {
+    let mut total = Counts::default();
+    let mut steps: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut regions: BTreeMap<(usize, String), Counts> = BTreeMap::new();
+    let mut workers: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut breached = Vec::new();
+    let mut at_risk = Vec::new();
+    for c in clocks {
+        if c.started_at > at
+            || filter
+                .region
+                .as_ref()
+                .is_some_and(|r| !c.region.starts_with(r.as_str()))
+            || filter
+                .caseworker
+                .as_ref()
+                .is_some_and(|w| *w != c.caseworker)
+            || filter.policy.as_ref().is_some_and(|p| *p != c.policy)
+        {
+            continue;
+        }
+        let s = c.status(at, risk);
+        total.add(s);
+        steps
+            .entry(format!("{}/{}", c.policy, c.step))
+            .or_default()
+            .add(s);
+        for len in [2, 4, 6] {
+            if c.region.len() >= len {
+                regions
+                    .entry((len, c.region[..len].to_string()))
+                    .or_default()
+                    .add(s);
+            }
+        }
+        let worker = if c.caseworker.is_empty() {
+            "(unassigned)".to_string()
+        } else {
+            c.caseworker.clone()
+        };
+        workers.entry(worker).or_default().add(s);
+        let line = || ClockLine {
+            clock_id: c.clock_id.clone(),
+            subject: c.subject.clone(),
+            step: format!("{}/{}", c.policy, c.step),
+            region: c.region.clone(),
+            caseworker: c.caseworker.clone(),
+            started_at: ts(c.started_at),
+            due_at: ts(c.effective_due(at)),
+            status: s.name(),
+        };
+        match s {
+            Status::Breached => breached.push(line()),
+            Status::AtRisk => at_risk.push(line()),
+            _ => {}
+        }
+    }
+    let level = |len: usize| match len {
+        2 => "province",
+        4 => "city",
+        _ => "county",
+    };
+    for list in [&mut breached, &mut at_risk] {
+        list.sort_by(|a, b| (&a.due_at, &a.clock_id).cmp(&(&b.due_at, &b.clock_id)));
+    }
+    let mut by_region: Vec<Line> = regions
+        .into_iter()
+        .map(|((len, key), counts)| Line {
+            level: level(len),
+            key,
+            counts: counts.finish(),
+        })
+        .collect();
+    by_region.sort_by(|a, b| a.key.cmp(&b.key));
+    SlaReport {
+        at: ts(at),
+        total: total.finish(),
+        by_step: steps
+            .into_iter()
+            .map(|(key, c)| Line {
+                level: "step",
+                key,
+                counts: c.finish(),
+            })
+            .collect(),
+        by_region,
+        by_caseworker: workers
+            .into_iter()
+            .map(|(key, c)| Line {
+                level: "caseworker",
+                key,
+                counts: c.finish(),
+            })
+            .collect(),
+        breached,
+        at_risk,
+    }
+}
+
+/// Every clock of generation `gen`.
+pub async fn load_clocks(store: &Store, gen: i64) -> Result<Vec<Clock>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM clocks WHERE gen = $1 ORDER BY clock_id")
+        .bind(gen)
+        .fetch_all(&store.pool)
+        .await
+        .map_err(|e| store.err(e))?;
+    rows.iter()
+        .map(clock_from)
+        .collect::<Result<_, _>>()
+        .map_err(|e| store.err(e))
+}
+
+/// Folds events (in log order per stream) into clocks under `rules`, in memory: the
+/// what-if evaluation of a history under another policy, touching no stored view.
+pub fn fold_clocks<'a>(rules: &Rules, events: impl IntoIterator<Item = &'a Event>) -> Vec<Clock> {
+    let mut cases: HashMap<String, Option<caseload::Case>> = HashMap::new();
+    let mut clocks: HashMap<String, Vec<Clock>> = HashMap::new();
+    for e in events {
+        let subject = e.meta.stream.to_string();
+        let case = cases.entry(subject.clone()).or_default();
+        caseload::apply(case, e);
+        let who = case
+            .as_ref()
+            .map(|c| Responsibility {
+                region: c.region.clone(),
+                caseworker: c.caseworker.clone(),
+            })
+            .unwrap_or_default();
+        apply(rules, clocks.entry(subject).or_default(), e, &who);
+    }
+    let mut all: Vec<Clock> = clocks.into_values().flatten().collect();
+    all.sort_by(|a, b| a.clock_id.cmp(&b.clock_id));
+    all
+}
+
+/// A fact behind a clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fact {
+    /// What it did to the clock: started, counted, met, paused, resumed, cancelled.
+    pub role: &'static str,
+    /// The event.
+    pub event_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// When it occurred.
+    pub occurred_at: String,
+    /// When it was recorded.
+    pub recorded_at: String,
+    /// Who recorded it.
+    pub actor: String,
+}
+
+/// A clock with its status and the facts that set it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The clock's line.
+    pub clock: ClockLine,
+    /// Facts needed to meet the step, and counted so far.
+    pub needed: u32,
+    /// Counted so far.
+    pub counted: u32,
+    /// The facts, in time order.
+    pub facts: Vec<Fact>,
+}
+
+/// Explains one clock; `None` when there is no such clock.
+pub async fn explain(
+    store: &Store,
+    gen: i64,
+    rules: &Rules,
+    clock_id: &str,
+    at: DateTime<Utc>,
+    risk: Duration,
+) -> Result<Option<Explanation>, StoreError> {
+    let err = |e| store.err(e);
+    let row = sqlx::query("SELECT * FROM clocks WHERE gen = $1 AND clock_id = $2")
+        .bind(gen)
+        .bind(clock_id)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(err)?;
+    let Some(row) = row else { return Ok(None) };
+    let c = clock_from(&row).map_err(err)?;
+    let met_by = rules
+        .policies
+        .iter()
+        .find(|p| p.id == c.policy)
+        .and_then(|p| p.steps.iter().find(|s| s.id == c.step))
+        .map(|s| s.met_by.clone())
+        .unwrap_or_default();
+    let end = c
+        .met_at
+        .or(c.cancelled_at)
+        .map(ts)
+        .unwrap_or_else(|| "9999".into());
+    let rows = sqlx::query(
+        "SELECT event_id, event_type, occurred_at, recorded_at, actor FROM audit_events
+         WHERE gen = $1 AND stream = $2 AND occurred_at >= $3 AND occurred_at <= $4 ORDER BY occurred_at, seq",
+    )
+    .bind(gen)
+    .bind(&c.subject)
+    .bind(ts(c.started_at))
+    .bind(&end)
+    .fetch_all(&store.pool)
+    .await
+    .map_err(err)?;
+    let pauses: Vec<String> = c.pauses.iter().map(|p| p.pause_event.to_string()).collect();
+    let resumes: Vec<String> = c
+        .pauses
+        .iter()
+        .filter_map(|p| p.resume_event.map(|e| e.to_string()))
+        .collect();
+    let mut facts = Vec::new();
+    for r in rows {
+        let id: String = r.try_get("event_id").map_err(err)?;
+        let event_type: String = r.try_get("event_type").map_err(err)?;
+        let role = if id == c.start_event.to_string() {
+            "started"
+        } else if Some(id.clone()) == c.end_event.map(|e| e.to_string()) {
+            if c.met_at.is_some() {
+                "met"
+            } else {
+                "cancelled"
+            }
+        } else if pauses.contains(&id) {
+            "paused"
+        } else if resumes.contains(&id) {
+            "resumed"
+        } else if event_type == met_by {
+            "counted"
+        } else {
+            continue;
+        };
+        facts.push(Fact {
+            role,
+            event_id: id,
+            event_type,
+            occurred_at: r.try_get("occurred_at").map_err(err)?,
+            recorded_at: r.try_get("recorded_at").map_err(err)?,
+            actor: r.try_get("actor").map_err(err)?,
+        });
+    }
+    let s = c.status(at, risk);
+    Ok(Some(Explanation {
+        clock: ClockLine {
+            clock_id: c.clock_id.clone(),
+            subject: c.subject.clone(),
+            step: format!("{}/{}", c.policy, c.step),
+            region: c.region.clone(),
+            caseworker: c.caseworker.clone(),
+            started_at: ts(c.started_at),
+            due_at: ts(c.effective_due(at)),
+            status: s.name(),
+        },
+        needed: c.needed,
+        counted: c.count,
+        facts,
+    }))
+}
