@@ -262,30 +262,149 @@ fn a_malformed_stream_argument_is_a_clear_error() {
         .contains("invalid value 'person-1' for '<STREAM>': stream \"person-1\" must be person-<uuid> or household-<uuid>"));
 }
 
+fn examples_jsonl() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/examples");
+    let mut events: Vec<Value> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap()
+        })
+        .collect();
+    events.sort_by(|a, b| a["occurred_at"].as_str().cmp(&b["occurred_at"].as_str()));
+    jsonl(&events)
+}
+
 #[test]
-fn the_demo_ingests_every_example_once_and_prints_the_example_persons_history() {
+fn every_shipped_example_ingests_and_the_example_persons_history_reads_back() {
     let dir = tempfile::tempdir().unwrap();
-    let first = assist(dir.path(), &["demo"]);
+    let file = write(dir.path(), "examples.jsonl", &examples_jsonl());
+    let first = assist(dir.path(), &["ingest", &file]);
     assert_eq!(
-        first.status.code(),
-        Some(0),
+        stdout(&first),
+        "accepted 39, duplicate 0, rejected 0\n",
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    let text = stdout(&first);
-    assert!(
-        text.contains("accepted 39, duplicate 0, rejected 0\n"),
-        "{text}"
-    );
-    let again = stdout(&assist(dir.path(), &["demo"]));
-    assert!(
-        again.contains("accepted 0, duplicate 39, rejected 0\n"),
-        "{again}"
-    );
-    let history = text.split_once("\n\n").map(|(_, h)| h).unwrap_or_default();
+    let again = assist(dir.path(), &["ingest", &file]);
+    assert_eq!(stdout(&again), "accepted 0, duplicate 39, rejected 0\n");
+    let history = stdout(&assist(dir.path(), &["history", PERSON]));
     insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/snapshots")}, {
         insta::assert_snapshot!("demo_person_history", history);
     });
+}
+
+#[test]
+fn history_as_of_and_known_on_cut_the_history_by_business_and_record_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "examples.jsonl", &examples_jsonl());
+    assist(dir.path(), &["ingest", &file]);
+    let count = |args: &[&str]| -> usize {
+        let mut all = vec!["history", PERSON, "--json"];
+        all.extend_from_slice(args);
+        let v: Value = serde_json::from_slice(&assist(dir.path(), &all).stdout).unwrap();
+        v["events"].as_array().unwrap().len()
+    };
+    assert_eq!(count(&[]), 33);
+    // The example person's events occur from 2026-03-02 on, recorded an hour later.
+    assert_eq!(
+        count(&["--as-of", "2026-03-02"]),
+        3,
+        "as happened by the end of March 2 (China time)"
+    );
+    assert_eq!(count(&["--as-of", "2026-03-02T01:02:00Z"]), 2);
+    assert_eq!(
+        count(&["--known-on", "2026-03-02T02:02:00Z"]),
+        2,
+        "recorded an hour after they occurred"
+    );
+    assert_eq!(count(&["--known-on", "2026-03-02T02:01:59Z"]), 1);
+}
+
+#[test]
+fn every_history_read_is_in_the_access_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "in.jsonl",
+        &jsonl(&[contact("01934a5e-1001-7001-8000-000000000001")]),
+    );
+    assist(dir.path(), &["ingest", &file]);
+    assist(dir.path(), &["history", PERSON, "--actor", "auditor-7"]);
+    assist(
+        dir.path(),
+        &[
+            "history",
+            PERSON,
+            "--actor",
+            "auditor-7",
+            "--known-on",
+            "2026-03-05",
+        ],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rows: Vec<(String, String, String)> = rt.block_on(async {
+        let pool =
+            sqlx::SqlitePool::connect(&format!("sqlite:{}", dir.path().join("views.db").display()))
+                .await
+                .unwrap();
+        sqlx::query_as("SELECT actor, stream, command FROM access_log ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        rows,
+        vec![
+            ("auditor-7".into(), PERSON.into(), "history".into()),
+            (
+                "auditor-7".into(),
+                PERSON.into(),
+                "history --known-on 2026-03-05".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn the_demo_projects_a_simulated_county_and_prints_caseload_and_sla() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assist(dir.path(), &["demo", "--persons", "150", "--days", "60"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(text.contains(", duplicate 0, rejected 0\n"), "{text}");
+    assert!(text.contains("open cases"), "{text}");
+    assert!(text.contains("response-2473/contact"), "{text}");
+    assert!(text.contains("county 350121"), "{text}");
+    let again = stdout(&assist(
+        dir.path(),
+        &["demo", "--persons", "150", "--days", "60"],
+    ));
+    assert!(again.contains(": accepted 0, duplicate "), "{again}");
+    let sla: Value = serde_json::from_slice(
+        &assist(dir.path(), &["sla", "--json", "--at", "2026-03-05"]).stdout,
+    )
+    .unwrap();
+    assert!(sla["total"]["total"].as_u64().unwrap() > 300);
+}
+
+#[test]
+fn verify_and_findings_run_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    assist(dir.path(), &["demo", "--persons", "100", "--days", "60"]);
+    let v = assist(dir.path(), &["verify"]);
+    assert_eq!(v.status.code(), Some(0));
+    assert!(
+        stdout(&v).ends_with("log and audit store agree\n"),
+        "{}",
+        stdout(&v)
+    );
+    let f = stdout(&assist(dir.path(), &["audit", "findings"]));
+    assert!(f.contains("backdated"), "{f}");
 }
 
 #[test]
@@ -300,6 +419,15 @@ fn every_subcommand_answers_help() {
         vec!["catalog", "list", "--help"],
         vec!["catalog", "write", "--help"],
         vec!["demo", "--help"],
+        vec!["project", "--help"],
+        vec!["caseload", "--help"],
+        vec!["sla", "--help"],
+        vec!["sla", "explain", "--help"],
+        vec!["verify", "--help"],
+        vec!["audit", "findings", "--help"],
+        vec!["deadletters", "--help"],
+        vec!["rebuild", "--help"],
+        vec!["simulate", "--help"],
         vec!["bench", "--help"],
         vec!["bench", "ingest", "--help"],
     ] {

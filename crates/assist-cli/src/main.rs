@@ -23,14 +23,34 @@ struct Cli {
     )]
     data_dir: PathBuf,
 
+    #[command(flatten)]
+    views: commands::views::ViewOptions,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate JSON Lines events and append the valid ones to the log.
+    /// Validate JSON Lines events, append the valid ones to the log, update the views.
     Ingest(commands::ingest::Args),
+    /// Bring the views (caseload, SLA clocks, audit trail) up to date with the log.
+    Project(commands::views::ProjectArgs),
+    /// The caseload: counts per stage and the cases with their next step due.
+    Caseload(commands::views::CaseloadArgs),
+    /// SLA compliance by region and caseworker; `sla explain CLOCK` for one clock's facts.
+    Sla(commands::views::SlaArgs),
+    /// Re-read the log and check every hash chain and digest against the audit store.
+    Verify(commands::views::VerifyArgs),
+    /// Audit findings: backdated steps and facts that break the domain rules.
+    #[command(subcommand)]
+    Audit(commands::views::AuditCommand),
+    /// Log records the projections could not read, with the reason.
+    Deadletters(commands::views::DeadLetterArgs),
+    /// Build every view again from offset 0 and swap it in once caught up.
+    Rebuild(commands::views::RebuildArgs),
+    /// Write a seeded, realistic JSON Lines workload of a simulated city.
+    Simulate(commands::simulate::Args),
     /// Print one stream's events in order (personal fields opened, or shown as erased).
     History(commands::history::Args),
     /// Destroy a person's data key and record the erasure as a fact.
@@ -38,7 +58,7 @@ enum Command {
     /// The event catalog: list the types, or write the JSON Schemas under events/.
     #[command(subcommand)]
     Catalog(commands::catalog::Command),
-    /// Ingest the shipped examples into the data dir and print a person's history.
+    /// The main job: simulate a county into the data dir, project it, print caseload and SLA.
     Demo(commands::demo::Args),
     /// Benchmarks that print their figures next to a raw baseline.
     #[command(subcommand)]
@@ -72,12 +92,21 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let dir = cli.data_dir;
+    let views = cli.views;
     match cli.command {
-        Command::Ingest(args) => commands::ingest::run(&dir, args).await,
-        Command::History(args) => commands::history::run(&dir, args).await,
+        Command::Ingest(args) => commands::ingest::run(&dir, &views, args).await,
+        Command::Project(args) => commands::views::project(&dir, &views, args).await,
+        Command::Caseload(args) => commands::views::caseload_cmd(&dir, &views, args).await,
+        Command::Sla(args) => commands::views::sla_cmd(&dir, &views, args).await,
+        Command::Verify(args) => commands::views::verify_cmd(&dir, &views, args).await,
+        Command::Audit(cmd) => commands::views::audit_cmd(&dir, &views, cmd).await,
+        Command::Deadletters(args) => commands::views::deadletters_cmd(&dir, &views, args).await,
+        Command::Rebuild(args) => commands::views::rebuild_cmd(&dir, &views, args).await,
+        Command::Simulate(args) => commands::simulate::run(args),
+        Command::History(args) => commands::history::run(&dir, &views, args).await,
         Command::Erase(args) => commands::erase::run(&dir, args).await,
         Command::Catalog(cmd) => commands::catalog::run(cmd),
-        Command::Demo(args) => commands::demo::run(&dir, args).await,
+        Command::Demo(args) => commands::demo::run(&dir, &views, args).await,
         Command::Bench(cmd) => commands::bench::run(cmd).await,
     }
 }

@@ -134,20 +134,20 @@ impl Runner<'_> {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let mut seen = load_seen(&mut tx, gen, &ids).await.map_err(err)?;
-        let mut cases = load_cases(&mut tx, gen, &subjects).await.map_err(err)?;
-        let mut clocks = load_open_clocks(&mut tx, gen, &subjects)
+        let mut seen = load_seen(&mut tx, store.dialect(), gen, &ids)
             .await
             .map_err(err)?;
-        let mut chains = load_chains(&mut tx, gen, &subjects).await.map_err(err)?;
+        let mut cases = load_cases(&mut tx, store.dialect(), gen, &subjects)
+            .await
+            .map_err(err)?;
+        let mut clocks = load_open_clocks(&mut tx, store.dialect(), gen, &subjects)
+            .await
+            .map_err(err)?;
+        let mut chains = load_chains(&mut tx, store.dialect(), gen, &subjects)
+            .await
+            .map_err(err)?;
 
-        let mut audit_rows = Vec::new();
-        let mut change_rows = Vec::new();
-        let mut placement_rows = Vec::new();
-        let mut clearing_rows = Vec::new();
-        let mut finding_rows = Vec::new();
-        let mut dead_rows = Vec::new();
-        let mut digest_rows = Vec::new();
+        let mut rows = Rows::default();
         let mut touched: HashSet<String> = HashSet::new();
 
         for (rec, event) in decoded {
@@ -157,7 +157,7 @@ impl Runner<'_> {
                 Err(reason) => {
                     stats.dead_letters += 1;
                     tracing::warn!(partition, offset = rec.position.offset, %reason, "dead letter");
-                    dead_rows.push(vec![
+                    rows.dead.push(vec![
                         Val::Int(gen),
                         Val::Int(i64::from(partition)),
                         Val::Int(rec.position.offset as i64),
@@ -180,7 +180,7 @@ impl Runner<'_> {
             let hash = chain_hash(&prev_hash, &rec.payload);
             let seq = prev_seq + 1;
             chains.insert(subject.clone(), (seq, hash.clone()));
-            audit_rows.push(vec![
+            rows.audit.push(vec![
                 Val::Int(gen),
                 Val::Text(id.clone()),
                 Val::Text(subject.clone()),
@@ -198,7 +198,7 @@ impl Runner<'_> {
 
             let case = cases.entry(subject.clone()).or_default();
             for (kind, detail) in rule_findings(case.as_ref(), &event) {
-                finding_rows.push(vec![
+                rows.findings.push(vec![
                     Val::Int(gen),
                     Val::Text(id.clone()),
                     Val::Text(kind.into()),
@@ -208,7 +208,7 @@ impl Runner<'_> {
             }
             if caseload::apply(case, &event) {
                 if let Some(c) = case.as_ref() {
-                    change_rows.push(change_row(gen, seq, &event, c));
+                    rows.changes.push(change_row(gen, seq, &event, c));
                 }
             }
             let who = case
@@ -225,7 +225,7 @@ impl Runner<'_> {
                 &who,
             );
             if let EventData::HouseholdCleared(h) = &event.data {
-                clearing_rows.push(vec![
+                rows.clearings.push(vec![
                     Val::Int(gen),
                     Val::Text(id.clone()),
                     Val::Text(subject.clone()),
@@ -234,7 +234,7 @@ impl Runner<'_> {
                 ]);
             }
             if let Some(kind) = placement_kind(&event.data) {
-                placement_rows.push(vec![
+                rows.placements.push(vec![
                     Val::Int(gen),
                     Val::Text(id),
                     Val::Text(subject),
@@ -243,7 +243,7 @@ impl Runner<'_> {
                 ]);
             }
         }
-        digest_rows.push(vec![
+        rows.digests.push(vec![
             Val::Int(gen),
             Val::Int(i64::from(partition)),
             Val::Int(last as i64 + 1),
@@ -251,23 +251,13 @@ impl Runner<'_> {
         ]);
 
         let conn: &mut AnyConnection = &mut tx;
-        write_rows(
-            conn,
-            audit_rows,
-            change_rows,
-            placement_rows,
-            finding_rows,
-            dead_rows,
-            digest_rows,
-        )
-        .await
-        .map_err(err)?;
+        rows.write(conn, store.dialect()).await.map_err(err)?;
         let case_rows: Vec<Vec<Val>> = touched
             .iter()
             .filter_map(|s| cases.get(s)?.as_ref())
             .map(|c| case_row(gen, c))
             .collect();
-        insert_rows(conn, "INSERT INTO cases (gen, subject, kind, is_open, stage, key_groups, caseworker, region, opened_at, closed_at, last_activity_at)", case_rows,
+        insert_rows(conn, store.dialect(), "INSERT INTO cases (gen, subject, kind, is_open, stage, key_groups, caseworker, region, opened_at, closed_at, last_activity_at)", case_rows,
             "ON CONFLICT (gen, subject) DO UPDATE SET kind = excluded.kind, is_open = excluded.is_open, stage = excluded.stage, key_groups = excluded.key_groups, caseworker = excluded.caseworker, region = excluded.region, opened_at = excluded.opened_at, closed_at = excluded.closed_at, last_activity_at = excluded.last_activity_at").await.map_err(err)?;
         let clock_rows: Vec<Vec<Val>> = touched
             .iter()
@@ -275,7 +265,7 @@ impl Runner<'_> {
             .flatten()
             .map(|c| clock_row(gen, c))
             .collect();
-        insert_rows(conn, "INSERT INTO clocks (gen, clock_id, subject, policy, step, clock_key, region, caseworker, started_at, due_at, met_count, needed, met_at, cancelled_at, start_event, end_event, pauses, is_open)", clock_rows,
+        insert_rows(conn, store.dialect(), "INSERT INTO clocks (gen, clock_id, subject, policy, step, clock_key, region, caseworker, started_at, due_at, met_count, needed, met_at, cancelled_at, start_event, end_event, pauses, is_open)", clock_rows,
             "ON CONFLICT (gen, clock_id) DO UPDATE SET region = excluded.region, caseworker = excluded.caseworker, met_count = excluded.met_count, met_at = excluded.met_at, cancelled_at = excluded.cancelled_at, end_event = excluded.end_event, pauses = excluded.pauses, is_open = excluded.is_open").await.map_err(err)?;
         let chain_rows: Vec<Vec<Val>> = touched
             .iter()
@@ -292,6 +282,7 @@ impl Runner<'_> {
             .collect();
         insert_rows(
             conn,
+            store.dialect(),
             "INSERT INTO chains (gen, stream, seq, hash)",
             chain_rows,
             "ON CONFLICT (gen, stream) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
@@ -343,46 +334,38 @@ fn placement_kind(data: &EventData) -> Option<&'static str> {
     }
 }
 
-async fn write_rows(
-    conn: &mut AnyConnection,
+/// The rows one batch adds, by table.
+#[derive(Default)]
+struct Rows {
     audit: Vec<Vec<Val>>,
     changes: Vec<Vec<Val>>,
     placements: Vec<Vec<Val>>,
+    clearings: Vec<Vec<Val>>,
     findings: Vec<Vec<Val>>,
     dead: Vec<Vec<Val>>,
     digests: Vec<Vec<Val>>,
-) -> Result<(), sqlx::Error> {
-    insert_rows(conn, "INSERT INTO audit_events (gen, event_id, stream, seq, part, log_offset, event_type, occurred_at, recorded_at, actor, record_delay_ms, hash, prev_hash)", audit, "").await?;
-    insert_rows(conn, "INSERT INTO case_changes (gen, subject, seq, occurred_at, kind, is_open, stage, key_groups, caseworker, region, opened_at)", changes, "").await?;
-    insert_rows(
-        conn,
-        "INSERT INTO placements (gen, event_id, subject, kind, occurred_at)",
-        placements,
-        "",
-    )
-    .await?;
-    insert_rows(
-        conn,
-        "INSERT INTO findings (gen, event_id, kind, subject, detail)",
-        findings,
-        "ON CONFLICT (gen, event_id, kind) DO NOTHING",
-    )
-    .await?;
-    insert_rows(
-        conn,
-        "INSERT INTO dead_letters (gen, part, log_offset, raw, reason)",
-        dead,
-        "",
-    )
-    .await?;
-    insert_rows(
-        conn,
-        "INSERT INTO digests (gen, part, next_offset, digest)",
-        digests,
-        "",
-    )
-    .await?;
-    Ok(())
+}
+
+impl Rows {
+    async fn write(
+        self,
+        conn: &mut AnyConnection,
+        dialect: crate::store::Dialect,
+    ) -> Result<(), sqlx::Error> {
+        let tables: [(&str, Vec<Vec<Val>>, &str); 7] = [
+            ("INSERT INTO audit_events (gen, event_id, stream, seq, part, log_offset, event_type, occurred_at, recorded_at, actor, record_delay_ms, hash, prev_hash)", self.audit, ""),
+            ("INSERT INTO case_changes (gen, subject, seq, occurred_at, kind, is_open, stage, key_groups, caseworker, region, opened_at)", self.changes, ""),
+            ("INSERT INTO placements (gen, event_id, subject, kind, occurred_at)", self.placements, ""),
+            ("INSERT INTO household_clearings (gen, event_id, household, member, occurred_at)", self.clearings, ""),
+            ("INSERT INTO findings (gen, event_id, kind, subject, detail)", self.findings, "ON CONFLICT (gen, event_id, kind) DO NOTHING"),
+            ("INSERT INTO dead_letters (gen, part, log_offset, raw, reason)", self.dead, ""),
+            ("INSERT INTO digests (gen, part, next_offset, digest)", self.digests, ""),
+        ];
+        for (head, rows, tail) in tables {
+            insert_rows(conn, dialect, head, rows, tail).await?;
+        }
+        Ok(())
+    }
 }
 
 fn case_row(gen: i64, c: &Case) -> Vec<Val> {
@@ -508,23 +491,33 @@ pub(crate) fn clock_from(row: &AnyRow) -> Result<Clock, sqlx::Error> {
     })
 }
 
-fn in_list(start: usize, n: usize) -> String {
+fn in_list(dialect: crate::store::Dialect, start: usize, n: usize) -> String {
     (start..start + n)
-        .map(|i| format!("${i}"))
+        .map(|i| dialect.placeholder(i))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
+/// `sql_before ($2, $3, …) sql_after` with `gen` as `$1`; on SQLite every placeholder is
+/// an anonymous `?` (see [`crate::store::Dialect::placeholder`]).
 async fn select_in(
     conn: &mut AnyConnection,
+    dialect: crate::store::Dialect,
     sql_before: &str,
     gen: i64,
     keys: &[String],
     sql_after: &str,
 ) -> Result<Vec<AnyRow>, sqlx::Error> {
     let mut out = Vec::new();
+    let before = match dialect {
+        crate::store::Dialect::Sqlite => sql_before.replace("$1", "?"),
+        crate::store::Dialect::Postgres => sql_before.to_string(),
+    };
     for chunk in keys.chunks(1000) {
-        let sql = format!("{sql_before} ({}) {sql_after}", in_list(2, chunk.len()));
+        let sql = format!(
+            "{before} ({}) {sql_after}",
+            in_list(dialect, 2, chunk.len())
+        );
         let mut q = sqlx::query(&sql).bind(gen);
         for k in chunk {
             q = q.bind(k.clone());
@@ -536,11 +529,13 @@ async fn select_in(
 
 async fn load_seen(
     conn: &mut AnyConnection,
+    dialect: crate::store::Dialect,
     gen: i64,
     ids: &[String],
 ) -> Result<HashSet<String>, sqlx::Error> {
     let rows = select_in(
         conn,
+        dialect,
         "SELECT event_id FROM audit_events WHERE gen = $1 AND event_id IN",
         gen,
         ids,
@@ -552,11 +547,13 @@ async fn load_seen(
 
 async fn load_cases(
     conn: &mut AnyConnection,
+    dialect: crate::store::Dialect,
     gen: i64,
     subjects: &[String],
 ) -> Result<HashMap<String, Option<Case>>, sqlx::Error> {
     let rows = select_in(
         conn,
+        dialect,
         "SELECT * FROM cases WHERE gen = $1 AND subject IN",
         gen,
         subjects,
@@ -573,11 +570,13 @@ async fn load_cases(
 
 async fn load_open_clocks(
     conn: &mut AnyConnection,
+    dialect: crate::store::Dialect,
     gen: i64,
     subjects: &[String],
 ) -> Result<HashMap<String, Vec<Clock>>, sqlx::Error> {
     let rows = select_in(
         conn,
+        dialect,
         "SELECT * FROM clocks WHERE gen = $1 AND is_open = 1 AND subject IN",
         gen,
         subjects,
@@ -594,11 +593,13 @@ async fn load_open_clocks(
 
 async fn load_chains(
     conn: &mut AnyConnection,
+    dialect: crate::store::Dialect,
     gen: i64,
     subjects: &[String],
 ) -> Result<HashMap<String, (i64, String)>, sqlx::Error> {
     let rows = select_in(
         conn,
+        dialect,
         "SELECT stream, seq, hash FROM chains WHERE gen = $1 AND stream IN",
         gen,
         subjects,
@@ -640,4 +641,37 @@ pub async fn checkpoint(
 ) -> Result<(u64, String), StoreError> {
     let mut conn = store.pool.acquire().await.map_err(|e| store.err(e))?;
     checkpoint_in(&mut conn, store, gen, partition).await
+}
+
+/// A log record the projections could not read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetter {
+    /// Its partition.
+    pub partition: u32,
+    /// Its offset.
+    pub offset: u64,
+    /// Why it could not be projected.
+    pub reason: String,
+    /// Its size in bytes (the bytes themselves are kept in the table).
+    pub bytes: usize,
+}
+
+/// The dead letters of generation `gen`, by position.
+pub async fn dead_letters(store: &Store, gen: i64) -> Result<Vec<DeadLetter>, StoreError> {
+    let rows = sqlx::query("SELECT part, log_offset, reason, raw FROM dead_letters WHERE gen = $1 ORDER BY part, log_offset")
+        .bind(gen)
+        .fetch_all(&store.pool)
+        .await
+        .map_err(|e| store.err(e))?;
+    rows.iter()
+        .map(|r| {
+            Ok(DeadLetter {
+                partition: r.try_get::<i64, _>(0)? as u32,
+                offset: r.try_get::<i64, _>(1)? as u64,
+                reason: r.try_get(2)?,
+                bytes: r.try_get::<Vec<u8>, _>(3)?.len(),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(|e| store.err(e))
 }

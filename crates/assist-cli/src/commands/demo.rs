@@ -1,54 +1,109 @@
-//! `assist demo`: the main job on the embedded default, until the projections exist.
+//! `assist demo`: the main job on the embedded default.
 
-use super::history::{load, print_text};
-use super::ingest::print_report;
-use super::{open_recorder, EXAMPLES};
-use anyhow::{Context, Result};
-use assist_catalog::StreamId;
+use super::views::{ViewOptions, Views};
+use anyhow::Result;
 use assist_ingest::IngestOptions;
-use serde_json::Value;
+use assist_projections::caseload::query::{caseload, CaseFilter};
+use assist_projections::sla::report::{load_clocks, report, SlaFilter};
+use assist_simulate::{sim_start, simulate, to_jsonl};
+use chrono::Duration;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Ingest the shipped example of every event type into the data dir (in the order they
-/// happened) and print the history of the example person.
+/// Simulate a county's assistance work (seeded), ingest it into the data dir, project the
+/// views, and print the caseload and SLA summaries as they stood at the end of it.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// How many people.
+    #[arg(long, default_value_t = 5_000)]
+    persons: usize,
+    /// How many days.
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+    /// The seed of the simulation.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
 
-pub async fn run(dir: &Path, _args: Args) -> Result<ExitCode> {
-    let recorder = open_recorder(dir).await?;
-    let mut events: Vec<Value> = EXAMPLES
-        .iter()
-        .map(|(name, text)| {
-            serde_json::from_str(text).with_context(|| format!("example {name} is not JSON"))
-        })
-        .collect::<Result<_>>()?;
-    events.sort_by(|a, b| a["occurred_at"].as_str().cmp(&b["occurred_at"].as_str()));
-    let mut jsonl = Vec::new();
-    for e in &events {
-        serde_json::to_writer(&mut jsonl, e)?;
-        jsonl.push(b'\n');
-    }
+pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode> {
+    let views = Views::open(dir, opts).await?;
+    let events = simulate(args.persons, args.days, args.seed);
+    let jsonl = to_jsonl(&events);
     println!(
-        "ingesting {} example events into {}",
+        "simulated {} events of {} people over {} days (seed {})",
         events.len(),
-        dir.display()
+        args.persons,
+        args.days,
+        args.seed
     );
-    let report = recorder
+    let report_in = views
+        .recorder
         .ingest(jsonl.as_slice(), IngestOptions::default())
         .await?;
-    print_report(&report);
-    let person: StreamId = events
-        .iter()
-        .find(|e| e["type"] == "person_registered")
-        .and_then(|e| e["stream"].as_str())
-        .context("no person_registered example")?
-        .parse()?;
+    println!("ingest into {}: {}", dir.display(), report_in.summary());
+    let t = std::time::Instant::now();
+    let gen = views.store.active_gen().await?;
+    let stats = views.project(gen, None).await?;
+    println!(
+        "projected {} events into {} in {:.1} s",
+        stats.applied,
+        views.store.name(),
+        t.elapsed().as_secs_f64()
+    );
+
+    let at = sim_start() + Duration::days(i64::from(args.days));
+    let load = caseload(&views.store, gen, &CaseFilter::default(), at, false).await?;
     println!();
-    print_text(&person, &load(&recorder, &person).await?);
-    Ok(if report.rejected.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    println!("caseload at {}: {} open cases", load.at, load.total);
+    for (stage, n) in &load.by_stage {
+        println!("  {:<14} {n:>6}", stage.name());
+    }
+    let clocks = load_clocks(&views.store, gen).await?;
+    let sla = report(&clocks, at, Duration::hours(24), &SlaFilter::default());
+    println!();
+    println!(
+        "SLA at {} — counts per status, on-time = met / (met + met late + breached)",
+        sla.at
+    );
+    let header = format!(
+        "{:<30} {:>7} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>10} {:>8}",
+        "",
+        "total",
+        "on track",
+        "at risk",
+        "paused",
+        "breached",
+        "met",
+        "met late",
+        "cancelled",
+        "on time"
+    );
+    println!("{header}");
+    let row = |label: &str, c: &assist_projections::sla::report::Counts| {
+        let n = |s: &str| c.by_status.get(s).copied().unwrap_or(0);
+        format!(
+            "{label:<30} {:>7} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>10} {:>8}",
+            c.total,
+            n("on_track"),
+            n("at_risk"),
+            n("paused"),
+            n("breached"),
+            n("met"),
+            n("met_late"),
+            n("cancelled"),
+            c.on_time_rate
+                .map(|r| format!("{:.1}%", r * 100.0))
+                .unwrap_or_else(|| "-".into())
+        )
+    };
+    println!("{}", row("all", &sla.total));
+    for l in &sla.by_step {
+        println!("{}", row(&l.key, &l.counts));
+    }
+    for l in &sla.by_region {
+        println!("{}", row(&format!("{} {}", l.level, l.key), &l.counts));
+    }
+    println!();
+    println!("next: assist caseload --region 350121 | assist sla --at {} | assist sla explain <clock> | assist audit findings | assist verify", sla.at);
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
 //! `assist history STREAM`
 
-use super::open_recorder;
+use super::views::{parse_when, ViewOptions, Views};
 use anyhow::{Context, Result};
 use assist_catalog::{decode, Event, Form, StreamId};
 use assist_ingest::Recorder;
@@ -21,6 +21,15 @@ pub struct Args {
     /// Print JSON for machines instead of text.
     #[arg(long)]
     json: bool,
+    /// Only what had happened by this date or time (occurred_at).
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Only what had been recorded by this date or time (recorded_at): the history as known then.
+    #[arg(long)]
+    known_on: Option<String>,
+    /// Who reads (recorded in the access log).
+    #[arg(long, env = "USER", default_value = "unknown")]
+    actor: String,
 }
 
 /// One event of a history, decoded and revealed, or why it could not be.
@@ -69,9 +78,41 @@ pub async fn load(recorder: &Recorder, stream: &StreamId) -> Result<Vec<Entry>> 
     Ok(out)
 }
 
-pub async fn run(dir: &Path, args: Args) -> Result<ExitCode> {
-    let recorder = open_recorder(dir).await?;
-    let entries = load(&recorder, &args.stream).await?;
+pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode> {
+    let views = Views::open(dir, opts).await?;
+    let as_of = args.as_of.as_deref().map(parse_when).transpose()?;
+    let known_on = args.known_on.as_deref().map(parse_when).transpose()?;
+    let command = format!(
+        "history{}{}",
+        args.as_of
+            .as_ref()
+            .map(|d| format!(" --as-of {d}"))
+            .unwrap_or_default(),
+        args.known_on
+            .as_ref()
+            .map(|d| format!(" --known-on {d}"))
+            .unwrap_or_default()
+    );
+    views
+        .store
+        .log_access(
+            &args.actor,
+            &args.stream.to_string(),
+            &command,
+            chrono::Utc::now(),
+        )
+        .await?;
+    let entries: Vec<Entry> = load(&views.recorder, &args.stream)
+        .await?
+        .into_iter()
+        .filter(|e| match &e.event {
+            Ok(ev) => {
+                as_of.is_none_or(|t| ev.meta.occurred_at <= t)
+                    && known_on.is_none_or(|t| ev.meta.recorded_at <= t)
+            }
+            Err(_) => true,
+        })
+        .collect();
     if args.json {
         let events: Vec<Value> = entries.iter().map(entry_json).collect();
         let doc = json!({"stream": args.stream.to_string(), "events": events});

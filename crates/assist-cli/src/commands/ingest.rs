@@ -1,6 +1,6 @@
 //! `assist ingest FILE|-`
 
-use super::open_recorder;
+use super::views::{ViewOptions, Views};
 use anyhow::{Context, Result};
 use assist_ingest::{IngestOptions, IngestReport};
 use std::path::{Path, PathBuf};
@@ -20,8 +20,9 @@ pub struct Args {
     atomic: bool,
 }
 
-pub async fn run(dir: &Path, args: Args) -> Result<ExitCode> {
-    let recorder = open_recorder(dir).await?;
+pub async fn run(dir: &Path, views: &ViewOptions, args: Args) -> Result<ExitCode> {
+    let views = Views::open(dir, views).await?;
+    let recorder = &views.recorder;
     let options = IngestOptions {
         atomic: args.atomic,
         ..IngestOptions::default()
@@ -39,6 +40,9 @@ pub async fn run(dir: &Path, args: Args) -> Result<ExitCode> {
         .await
         .context("ingest stopped; lines appended before the failure are stored, and running it again is safe (duplicates are skipped)")?;
     print_report(&report);
+    let gen = views.store.active_gen().await?;
+    let stats = views.project(gen, None).await?;
+    tracing::info!(applied = stats.applied, "views updated");
     Ok(if report.rejected.is_empty() {
         ExitCode::SUCCESS
     } else {

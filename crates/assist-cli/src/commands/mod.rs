@@ -6,6 +6,8 @@ pub mod demo;
 pub mod erase;
 pub mod history;
 pub mod ingest;
+pub mod simulate;
+pub mod views;
 
 use anyhow::{Context, Result};
 use assist_ingest::Recorder;
@@ -17,5 +19,3 @@ pub async fn open_recorder(dir: &Path) -> Result<Recorder> {
         .await
         .with_context(|| format!("cannot open the data dir {}", dir.display()))
 }
-
-include!(concat!(env!("OUT_DIR"), "/examples.rs"));

@@ -9,6 +9,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// Known (registered, or a fact recorded) but no assistance opened.
+    Registered,
     /// An alert or identification; nobody reached yet.
     Alerted,
     /// The person was reached.
@@ -33,6 +35,7 @@ impl Stage {
     /// The snake_case name.
     pub fn name(self) -> &'static str {
         match self {
+            Stage::Registered => "registered",
             Stage::Alerted => "alerted",
             Stage::Contacted => "contacted",
             Stage::Assessed => "assessed",
@@ -48,6 +51,7 @@ impl Stage {
     /// The stage with this name.
     pub fn parse(name: &str) -> Option<Stage> {
         [
+            Stage::Registered,
             Stage::Alerted,
             Stage::Contacted,
             Stage::Assessed,
@@ -96,8 +100,8 @@ impl Case {
                 SubjectKind::Person => "person",
                 SubjectKind::Household => "household",
             },
-            open: true,
-            stage: Stage::Alerted,
+            open: false,
+            stage: Stage::Registered,
             groups: Vec::new(),
             caseworker: String::new(),
             region: event.meta.actor.region.to_string(),
@@ -139,6 +143,7 @@ pub fn is_assistance_step(data: &EventData) -> bool {
             | EventData::CaseReopened(_)
             | EventData::CaseClosed(_)
             | EventData::AlertRaised(_)
+            | EventData::JobLost(_)
             | EventData::HouseholdIdentified(_)
             | EventData::HouseholdReidentified(_)
             | EventData::PersonRegistered(_)
@@ -156,6 +161,11 @@ pub fn apply(case: &mut Option<Case>, event: &Event) -> bool {
     let c = case.get_or_insert_with(|| Case::new(event));
     let at = event.meta.occurred_at;
     c.last_activity_at = c.last_activity_at.max(at);
+    // A step on a subject without an open case is recorded (and found by the auditors)
+    // but does not move a case that is not there.
+    if !c.open && is_assistance_step(&event.data) {
+        return before.is_none();
+    }
     match &event.data {
         EventData::CaseOpened(o) => {
             c.reopen(at);
