@@ -444,3 +444,251 @@ fn catalog_list_names_every_event_type() {
     assert_eq!(out.lines().count(), 38);
     assert!(out.contains("job_offer_pushed             v2  Person (also reads v1)"));
 }
+
+#[test]
+fn simulate_writes_the_same_bytes_for_the_same_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a.jsonl"),
+        dir.path().join("b.jsonl"),
+        dir.path().join("c.jsonl"),
+    );
+    for (out, seed) in [(&a, "3"), (&b, "3"), (&c, "4")] {
+        let o = assist(
+            dir.path(),
+            &[
+                "simulate",
+                "--persons",
+                "40",
+                "--days",
+                "30",
+                "--seed",
+                seed,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0));
+    }
+    let (a, b, c) = (
+        std::fs::read(a).unwrap(),
+        std::fs::read(b).unwrap(),
+        std::fs::read(c).unwrap(),
+    );
+    assert!(a.len() > 10_000);
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+/// A data dir with a small simulated county, projected.
+fn county() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assist(
+        dir.path(),
+        &["demo", "--persons", "120", "--days", "60", "--seed", "9"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+#[test]
+fn caseload_filters_roll_up_by_region_prefix() {
+    let dir = county();
+    let total = |args: &[&str]| -> u64 {
+        let mut all = vec!["caseload", "--json", "--as-of", "2026-03-05"];
+        all.extend_from_slice(args);
+        let v: Value = serde_json::from_slice(&assist(dir.path(), &all).stdout).unwrap();
+        v["total"].as_u64().unwrap()
+    };
+    let city = total(&["--region", "3501"]);
+    assert_eq!(
+        total(&["--region", "35"]),
+        city,
+        "the province holds only this city"
+    );
+    let counties: u64 = ["350102", "350103", "350104", "350111", "350121", "350122"]
+        .iter()
+        .map(|c| total(&["--region", c]))
+        .sum();
+    assert_eq!(counties, city, "the counties add up to the city");
+    assert!(city > 50);
+    let bad = assist(dir.path(), &["caseload", "--region", "350"]);
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr),
+        "error: --region \"350\" must be a 2-, 4- or 6-digit region code prefix\n"
+    );
+}
+
+#[test]
+fn sla_explain_on_the_command_line_lists_the_facts_of_a_clock() {
+    let dir = county();
+    let sla: Value = serde_json::from_slice(
+        &assist(dir.path(), &["sla", "--json", "--at", "2026-02-20"]).stdout,
+    )
+    .unwrap();
+    let clock = sla["breached"][0]["clock_id"]
+        .as_str()
+        .expect("a breached clock")
+        .to_string();
+    let out = stdout(&assist(
+        dir.path(),
+        &["sla", "explain", &clock, "--at", "2026-02-20"],
+    ));
+    assert!(out.starts_with(&format!("{clock}: ")), "{out}");
+    assert!(
+        out.contains("status at 2026-02-20T15:59:59.999Z: breached"),
+        "{out}"
+    );
+    assert!(out.contains("  started   "), "{out}");
+}
+
+#[test]
+fn a_what_if_policy_re_evaluates_the_history_without_touching_the_views() {
+    let dir = county();
+    let stored = |d: &Path| -> Value {
+        serde_json::from_slice(&assist(d, &["sla", "--json", "--at", "2026-03-01"]).stdout).unwrap()
+    };
+    let before = stored(dir.path());
+    // A province that gives 10 calendar days for everything.
+    let lenient = write(
+        dir.path(),
+        "lenient.toml",
+        "id = \"response-lenient\"\nname = \"lenient\"\ndays = \"calendar\"\nstarts_on = [\"alert_raised\"]\n\
+         [[steps]]\nid = \"contact\"\nwithin_days = 10\nmet_by = \"contact_made\"\n",
+    );
+    let what_if: Value = serde_json::from_slice(
+        &assist(
+            dir.path(),
+            &["sla", "--json", "--at", "2026-03-01", "--policy", &lenient],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let keys: Vec<&str> = what_if["by_step"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, vec!["response-lenient/contact"]);
+    let stored_contact = before["by_step"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["key"] == "response-2473/contact")
+        .unwrap()
+        .clone();
+    assert!(
+        what_if["by_step"][0]["counts"]["on_time_rate"]
+            .as_f64()
+            .unwrap()
+            > stored_contact["counts"]["on_time_rate"].as_f64().unwrap(),
+        "10 calendar days are easier to meet than 2 working days"
+    );
+    assert_eq!(stored(dir.path()), before, "the stored views are untouched");
+}
+
+#[test]
+fn a_policy_directory_adds_a_2027_calendar_without_code() {
+    let dir = county();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(policies.join("calendars")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    for f in [
+        "response-2473.toml",
+        "household-clearing.toml",
+        "retention-followup.toml",
+        "training-subsidy.toml",
+    ] {
+        std::fs::copy(root.join(f), policies.join(f)).unwrap();
+    }
+    for f in ["cn-2025.toml", "cn-2026.toml"] {
+        std::fs::copy(
+            root.join("calendars").join(f),
+            policies.join("calendars").join(f),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        policies.join("calendars/cn-2027.toml"),
+        "year = 2027\nholidays = [\"2027-01-01\"]\nworkdays = []\n",
+    )
+    .unwrap();
+    let out = assist(
+        dir.path(),
+        &["--policies", policies.to_str().unwrap(), "rebuild"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        policies.join("calendars/cn-2028.toml"),
+        "year = 2028\nholidays = [\"2027-12-31\"]\nworkdays = []\n",
+    )
+    .unwrap();
+    let bad = assist(
+        dir.path(),
+        &["--policies", policies.to_str().unwrap(), "sla"],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr)
+        .contains("calendar cn-2028.toml: 2027-12-31 is not in year 2028"));
+}
+
+#[test]
+fn the_audit_trail_still_verifies_after_a_person_is_erased() {
+    let dir = county();
+    let jsonl = stdout(&assist(dir.path(), &["caseload", "--json", "--limit", "1"]));
+    let v: Value = serde_json::from_str(&jsonl).unwrap();
+    let person = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "person")
+        .unwrap()["subject"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let erased = assist(dir.path(), &["erase", &person]);
+    assert_eq!(
+        erased.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&erased.stderr)
+    );
+    let verify = assist(dir.path(), &["verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
+    let h: Value =
+        serde_json::from_slice(&assist(dir.path(), &["history", &person, "--json"]).stdout)
+            .unwrap();
+    assert_eq!(h["events"][0]["event"]["data"]["national_id"], "[erased]");
+}
+
+#[test]
+fn deadletters_lists_a_record_the_projections_could_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use assist_log::{AppendBatch, Appender, EmbeddedLog, LogEvent};
+        let log = EmbeddedLog::open(&dir.path().join("log.db"), None)
+            .await
+            .unwrap();
+        let poison = LogEvent {
+            event_id: uuid::Uuid::now_v7(),
+            stream: PERSON.into(),
+            payload: b"not json".to_vec(),
+        };
+        log.append(AppendBatch::new(vec![poison])).await.unwrap();
+        log.close().await;
+    });
+    let out = stdout(&assist(dir.path(), &["deadletters"]));
+    assert_eq!(out, "partition 4 offset 0: not JSON: expected ident at line 1 column 2 (8 bytes)\n1 dead letters\n");
+}

@@ -12,4 +12,4 @@ pub mod sla;
 pub mod store;
 
 pub use runner::{ProjectionError, RunStats, Runner};
-pub use store::{Dialect, Store, StoreError};
+pub use store::{Cell, Dialect, Store, StoreError, TableRows};

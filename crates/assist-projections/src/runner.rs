@@ -73,6 +73,7 @@ impl Runner<'_> {
         mut on_batch: impl FnMut(u64),
     ) -> Result<RunStats, ProjectionError> {
         let mut stats = RunStats::default();
+        let mut next_analyze = 1_000;
         for p in 0..self.log.partition_count() {
             loop {
                 let from = checkpoint(self.store, gen, p).await?.0;
@@ -87,6 +88,12 @@ impl Runner<'_> {
                 stats.duplicates += s.duplicates;
                 stats.dead_letters += s.dead_letters;
                 on_batch(n);
+                if stats.records >= next_analyze {
+                    // Fresh PostgreSQL tables have no statistics: without them the planner
+                    // scans whole tables for the per-batch lookups as they grow.
+                    self.store.analyze().await?;
+                    next_analyze = stats.records * 4;
+                }
             }
         }
         Ok(stats)
@@ -143,6 +150,11 @@ impl Runner<'_> {
         let mut clocks = load_open_clocks(&mut tx, store.dialect(), gen, &subjects)
             .await
             .map_err(err)?;
+        let loaded_clocks: HashMap<String, Clock> = clocks
+            .values()
+            .flatten()
+            .map(|c| (c.clock_id.clone(), c.clone()))
+            .collect();
         let mut chains = load_chains(&mut tx, store.dialect(), gen, &subjects)
             .await
             .map_err(err)?;
@@ -263,6 +275,7 @@ impl Runner<'_> {
             .iter()
             .filter_map(|s| clocks.get(s))
             .flatten()
+            .filter(|c| loaded_clocks.get(&c.clock_id) != Some(c))
             .map(|c| clock_row(gen, c))
             .collect();
         insert_rows(conn, store.dialect(), "INSERT INTO clocks (gen, clock_id, subject, policy, step, clock_key, region, caseworker, started_at, due_at, met_count, needed, met_at, cancelled_at, start_event, end_event, pauses, is_open)", clock_rows,

@@ -226,6 +226,17 @@ impl Store {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
+    /// Refreshes the planner's statistics of the view tables (PostgreSQL; a no-op on SQLite).
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("ANALYZE")
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     /// Records that `actor` read `stream` with `command` (the access log auditors keep).
     pub async fn log_access(
         &self,
@@ -348,6 +359,72 @@ impl Store {
                 out.push_str(&cells.join(" | "));
                 out.push('\n');
             }
+        }
+        Ok(out)
+    }
+}
+
+/// One cell of an exported row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+}
+
+/// The rows of one table of one generation, for copying elsewhere (benchmarks, exports).
+#[derive(Debug, Clone)]
+pub struct TableRows {
+    /// The table.
+    pub table: String,
+    /// Its columns, in order.
+    pub columns: Vec<String>,
+    /// Its rows.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl Store {
+    /// Every row of generation `gen`, table by table (the digest history included).
+    pub async fn export(&self, gen: i64) -> Result<Vec<TableRows>, StoreError> {
+        use sqlx::{Column, Row, ValueRef};
+        let mut out = Vec::new();
+        for table in GEN_TABLES {
+            let rows = sqlx::query(&format!("SELECT * FROM {table} WHERE gen = $1"))
+                .bind(gen)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            let columns: Vec<String> = rows
+                .first()
+                .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
+                .unwrap_or_default();
+            let mut cells_rows = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let mut cells = Vec::with_capacity(columns.len());
+                for i in 0..columns.len() {
+                    let raw = row.try_get_raw(i).map_err(|e| self.err(e))?;
+                    cells.push(if raw.is_null() {
+                        Cell::Null
+                    } else if let Ok(v) = row.try_get::<i64, _>(i) {
+                        Cell::Int(v)
+                    } else if let Ok(v) = row.try_get::<String, _>(i) {
+                        Cell::Text(v)
+                    } else {
+                        Cell::Bytes(row.try_get::<Vec<u8>, _>(i).map_err(|e| self.err(e))?)
+                    });
+                }
+                cells_rows.push(cells);
+            }
+            out.push(TableRows {
+                table: table.to_string(),
+                columns,
+                rows: cells_rows,
+            });
         }
         Ok(out)
     }

@@ -21,12 +21,24 @@ async fn child(dir: &Path, db: &str) {
     let store = Store::open(&format!("sqlite:{db}")).await.unwrap();
     let rules = Rules::shipped().unwrap();
     let gen = store.active_gen().await.unwrap();
-    Runner { log: recorder.log().as_ref(), store: &store, rules: &rules, batch: 20 }.catch_up(gen, |_| {}).await.unwrap();
+    Runner {
+        log: recorder.log().as_ref(),
+        store: &store,
+        rules: &rules,
+        batch: 20,
+    }
+    .catch_up(gen, |_| {})
+    .await
+    .unwrap();
 }
 
 fn spawn_child(dir: &Path, db: &Path) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["a_projection_killed_at_random_moments_resumes_to_the_same_views", "--exact", "--nocapture"])
+        .args([
+            "a_projection_killed_at_random_moments_resumes_to_the_same_views",
+            "--exact",
+            "--nocapture",
+        ])
         .env(CHILD_DIR, dir)
         .env(CHILD_DB, db)
         .stdout(Stdio::null())
@@ -42,7 +54,11 @@ async fn a_projection_killed_at_random_moments_resumes_to_the_same_views() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let recorder = log_with(dir.path(), &assist_simulate::to_jsonl(&assist_simulate::simulate(250, 60, 21))).await;
+    let recorder = log_with(
+        dir.path(),
+        &assist_simulate::to_jsonl(&assist_simulate::simulate(250, 60, 21)),
+    )
+    .await;
     let reference = sqlite_store(dir.path(), "reference.db").await;
     project(&recorder, &reference, 1000).await;
     let expected = reference.dump(1).await.unwrap();
@@ -63,11 +79,22 @@ async fn a_projection_killed_at_random_moments_resumes_to_the_same_views() {
             proc.wait().unwrap();
         }
         let status = spawn_child(dir.path(), &db).wait().unwrap();
-        assert!(status.success(), "trial {trial}: the resumed projection failed");
-        let store = Store::open(&format!("sqlite:{}", db.display())).await.unwrap();
+        assert!(
+            status.success(),
+            "trial {trial}: the resumed projection failed"
+        );
+        let store = Store::open(&format!("sqlite:{}", db.display()))
+            .await
+            .unwrap();
         let got = store.dump(1).await.unwrap();
-        assert!(got == expected, "trial {trial}: the resumed views differ from a clean build");
+        assert!(
+            got == expected,
+            "trial {trial}: the resumed views differ from a clean build"
+        );
         store.close().await;
     }
-    assert!(interrupted >= TRIALS, "only {interrupted} kills landed mid-projection: the test would prove nothing");
+    assert!(
+        interrupted >= TRIALS,
+        "only {interrupted} kills landed mid-projection: the test would prove nothing"
+    );
 }

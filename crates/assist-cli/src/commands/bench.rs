@@ -24,6 +24,10 @@ pub enum Command {
     /// Append generated events to the embedded log in batches; compare with a bare sqlx
     /// loop inserting the same rows, and with the full JSON Lines ingest.
     Ingest(IngestArgs),
+    /// Project a simulated log into SQLite (and PostgreSQL when given); compare with
+    /// inserting the very same view rows the plain way (prepared inserts in one
+    /// transaction on SQLite, COPY on PostgreSQL).
+    Project(super::bench_project::Args),
 }
 
 #[derive(clap::Args)]
@@ -51,6 +55,7 @@ pub struct IngestArgs {
 pub async fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Ingest(args) => ingest(args).await,
+        Command::Project(args) => super::bench_project::run(args).await,
     }
 }
 

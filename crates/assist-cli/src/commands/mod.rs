@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_project;
 pub mod catalog;
 pub mod demo;
 pub mod erase;
