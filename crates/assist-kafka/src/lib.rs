@@ -1,0 +1,620 @@
+//! The Kafka backend of the `assist` event log.
+//!
+//! One topic, message key = stream id, partition = the same murmur2 hash as the embedded
+//! log (set explicitly, so both backends agree whatever the client's partitioner), plain
+//! catalog JSON as the value and the event id in an `event_id` header. The producer is
+//! idempotent with `acks=all`.
+//!
+//! The idempotent producer only protects one producer session. To keep a fact from being
+//! appended twice when a service retries a batch after a restart, the backend keeps an
+//! **id index** (a SQLite file next to the service): before each append it reads the
+//! topic from where the index stopped up to the high-water mark of every partition,
+//! recording each message's event id and position, then appends only the ids it has not
+//! seen. A crash between delivery and indexing costs nothing: the next append reads those
+//! messages back from the topic. Appenders on one machine are serialised by the index's
+//! write lock (`BEGIN IMMEDIATE`), which also makes the expected-version check sound.
+
+use assist_log::{
+    partition_for, AppendBatch, Appended, Appender, IdIndex, LogError, PartitionInfo,
+    PartitionReader, Position, Record, StreamReader,
+};
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The header that carries an event's id.
+pub const EVENT_ID_HEADER: &str = "event_id";
+
+/// Where the log lives on Kafka.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port]`.
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+    /// Partitions of a new topic (an existing topic must have as many).
+    pub partitions: u32,
+    /// Replication factor of a new topic.
+    pub replication: i32,
+    /// How long a broker may take to answer before the call fails.
+    pub timeout: Duration,
+}
+
+impl KafkaConfig {
+    /// Parses `BROKERS[/TOPIC]` (the part after `kafka:` in `--log kafka:…`).
+    pub fn parse(spec: &str) -> KafkaConfig {
+        let (brokers, topic) = spec.split_once('/').unwrap_or((spec, "assist-events"));
+        KafkaConfig {
+            brokers: brokers.to_string(),
+            topic: if topic.is_empty() {
+                "assist-events".into()
+            } else {
+                topic.to_string()
+            },
+            partitions: assist_log::DEFAULT_PARTITIONS,
+            replication: 1,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+fn backend(what: &str, brokers: &str, e: impl std::fmt::Display) -> LogError {
+    LogError::Backend(format!("Kafka at {brokers}: {what}: {e}"))
+}
+
+/// The event log on a Kafka topic.
+pub struct KafkaLog {
+    config: KafkaConfig,
+    producer: FutureProducer,
+    reader: Arc<Mutex<BaseConsumer>>,
+    index: SqlitePool,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl KafkaLog {
+    /// Connects to the brokers (failing within the configured timeout when none answers),
+    /// creates the topic when missing, and opens the id index at `index_path`.
+    pub async fn open(config: KafkaConfig, index_path: &Path) -> Result<KafkaLog, LogError> {
+        let b = config.brokers.clone();
+        let timeout_ms = config.timeout.as_millis().to_string();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("max.in.flight.requests.per.connection", "5")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .set("socket.timeout.ms", &timeout_ms)
+            .create()
+            .map_err(|e| backend("cannot create a producer", &b, e))?;
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", format!("assist-reader-{}", Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "10")
+            .set("socket.timeout.ms", &timeout_ms)
+            .create()
+            .map_err(|e| backend("cannot create a consumer", &b, e))?;
+        let reader = Arc::new(Mutex::new(reader));
+        ensure_topic(&config, &reader).await?;
+        let index = open_index(index_path).await?;
+        Ok(KafkaLog {
+            config,
+            producer,
+            reader,
+            index,
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.config.topic
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.config
+    }
+
+    /// Closes the id index.
+    pub async fn close(self) {
+        self.index.close().await;
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&BaseConsumer, &KafkaConfig) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let reader = self.reader.clone();
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = reader
+                .lock()
+                .map_err(|_| LogError::Backend("the Kafka reader is poisoned".into()))?;
+            f(&c, &config)
+        })
+        .await
+        .map_err(|e| LogError::Backend(format!("the Kafka reader stopped: {e}")))?
+    }
+
+    /// Reads every partition from where the index stopped to its high-water mark and
+    /// records the event ids found there.
+    async fn catch_up(&self, conn: &mut sqlx::SqliteConnection) -> Result<(), LogError> {
+        for p in 0..self.config.partitions {
+            let upto: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(indexed_upto), 0) FROM progress WHERE part = ?",
+            )
+            .bind(i64::from(p))
+            .fetch_one(&mut *conn)
+            .await?;
+            let records = self.read_range(p, upto as u64, usize::MAX).await?;
+            let Some(last) = records.last().map(|r| r.position.offset) else {
+                continue;
+            };
+            for r in &records {
+                if let Some(id) = r.event_id {
+                    sqlx::query("INSERT OR IGNORE INTO ids (event_id, part, log_offset, stream_key, stream) VALUES (?, ?, ?, ?, ?)")
+                        .bind(id.as_bytes().as_slice())
+                        .bind(i64::from(p))
+                        .bind(r.position.offset as i64)
+                        .bind(assist_log::stream_key(&r.stream))
+                        .bind(&r.stream)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+            sqlx::query("INSERT INTO progress (part, indexed_upto) VALUES (?, ?) ON CONFLICT (part) DO UPDATE SET indexed_upto = excluded.indexed_upto")
+                .bind(i64::from(p))
+                .bind(last as i64 + 1)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Up to `max` records of partition `p` from `from` to the current high-water mark.
+    async fn read_range(&self, p: u32, from: u64, max: usize) -> Result<Vec<Record>, LogError> {
+        self.blocking(move |c, cfg| read_blocking(c, cfg, p, from, max))
+            .await
+    }
+}
+
+/// The high-water mark of partition `p`, retrying transient errors (a leader moving, a
+/// broker coming back) until the configured timeout.
+fn high_water(c: &BaseConsumer, cfg: &KafkaConfig, p: u32) -> Result<u64, LogError> {
+    let deadline = std::time::Instant::now() + cfg.timeout;
+    loop {
+        match c.fetch_watermarks(&cfg.topic, p as i32, cfg.timeout) {
+            Ok((_, high)) => return Ok(high.max(0) as u64),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!(partition = p, error = %e, "retrying the high-water mark");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(backend("cannot read the high-water mark", &cfg.brokers, e)),
+        }
+    }
+}
+
+fn read_blocking(
+    c: &BaseConsumer,
+    cfg: &KafkaConfig,
+    p: u32,
+    from: u64,
+    max: usize,
+) -> Result<Vec<Record>, LogError> {
+    let b = &cfg.brokers;
+    let high = high_water(c, cfg, p)?;
+    if from >= high || max == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&cfg.topic, p as i32, Offset::Offset(from as i64))
+        .map_err(|e| backend("bad offset", b, e))?;
+    c.assign(&tpl)
+        .map_err(|e| backend("cannot assign the partition", b, e))?;
+    let want = ((high - from) as usize).min(max);
+    let mut out = Vec::with_capacity(want.min(100_000));
+    let deadline = std::time::Instant::now() + cfg.timeout * 3;
+    let mut last_error = String::from("no error reported");
+    while out.len() < want {
+        if std::time::Instant::now() > deadline {
+            return Err(LogError::Backend(format!(
+                "Kafka at {b}: partition {p} did not deliver offsets {from}..{high} in time (last error: {last_error})"
+            )));
+        }
+        match c.poll(Duration::from_millis(200)) {
+            None => continue,
+            // Broker-level errors (all brokers down, a transport failure) are transient:
+            // librdkafka reconnects and the fetch goes on.
+            Some(Err(e)) => {
+                tracing::debug!(partition = p, error = %e, "retrying a read");
+                last_error = e.to_string();
+                continue;
+            }
+            Some(Ok(m)) => {
+                let offset = m.offset() as u64;
+                if offset < from {
+                    continue;
+                }
+                let event_id = m
+                    .headers()
+                    .and_then(|h| {
+                        h.iter()
+                            .find(|x| x.key == EVENT_ID_HEADER)
+                            .and_then(|x| x.value)
+                    })
+                    .and_then(|v| Uuid::from_slice(v).ok());
+                out.push(Record {
+                    position: Position {
+                        partition: p,
+                        offset,
+                    },
+                    stream: m
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned())
+                        .unwrap_or_default(),
+                    event_id,
+                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                });
+            }
+        }
+    }
+    c.unassign().map_err(|e| backend("cannot unassign", b, e))?;
+    Ok(out)
+}
+
+async fn ensure_topic(
+    config: &KafkaConfig,
+    reader: &Arc<Mutex<BaseConsumer>>,
+) -> Result<(), LogError> {
+    let b = config.brokers.clone();
+    let (topic, timeout) = (config.topic.clone(), config.timeout);
+    let reader2 = reader.clone();
+    let existing: Option<usize> = tokio::task::spawn_blocking(move || {
+        let c = reader2
+            .lock()
+            .map_err(|_| LogError::Backend("the Kafka reader is poisoned".into()))?;
+        let md = c.fetch_metadata(Some(&topic), timeout).map_err(|e| {
+            LogError::Backend(format!(
+                "cannot reach Kafka at {b} within {} s: {e}",
+                timeout.as_secs()
+            ))
+        })?;
+        Ok::<_, LogError>(
+            md.topics()
+                .first()
+                .filter(|t| t.error().is_none())
+                .map(|t| t.partitions().len())
+                .filter(|n| *n > 0),
+        )
+    })
+    .await
+    .map_err(|e| LogError::Backend(format!("metadata lookup stopped: {e}")))??;
+    match existing {
+        Some(n) if n as u32 == config.partitions => Ok(()),
+        Some(n) => Err(LogError::PartitionCount {
+            found: n as u32,
+            wanted: config.partitions,
+        }),
+        None => {
+            let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                .set("bootstrap.servers", &config.brokers)
+                .create()
+                .map_err(|e| backend("cannot create an admin client", &config.brokers, e))?;
+            let topic = NewTopic::new(
+                &config.topic,
+                config.partitions as i32,
+                TopicReplication::Fixed(config.replication),
+            )
+            // The log is the system of record: keep every message forever.
+            .set("retention.ms", "-1")
+            .set("retention.bytes", "-1");
+            let opts = AdminOptions::new()
+                .operation_timeout(Some(config.timeout))
+                .request_timeout(Some(config.timeout));
+            let results = admin
+                .create_topics([&topic], &opts)
+                .await
+                .map_err(|e| backend("cannot create the topic", &config.brokers, e))?;
+            for r in results {
+                if let Err((name, code)) = r {
+                    if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
+                        return Err(backend(
+                            &format!("cannot create topic {name}"),
+                            &config.brokers,
+                            code,
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn open_index(path: &Path) -> Result<SqlitePool, LogError> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(30));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS ids (event_id BLOB PRIMARY KEY, part INTEGER NOT NULL, log_offset INTEGER NOT NULL, stream_key INTEGER NOT NULL, stream TEXT NOT NULL);
+         CREATE INDEX IF NOT EXISTS ids_by_stream ON ids (stream_key);
+         CREATE TABLE IF NOT EXISTS progress (part INTEGER PRIMARY KEY, indexed_upto INTEGER NOT NULL);",
+    )
+    .execute(&pool)
+    .await?;
+    Ok(pool)
+}
+
+async fn lookup(
+    conn: &mut sqlx::SqliteConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Position>, LogError> {
+    let mut out = HashMap::new();
+    for id in ids {
+        let row = sqlx::query("SELECT part, log_offset FROM ids WHERE event_id = ?")
+            .bind(id.as_bytes().as_slice())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(r) = row {
+            out.insert(
+                *id,
+                Position {
+                    partition: r.try_get::<i64, _>(0)? as u32,
+                    offset: r.try_get::<i64, _>(1)? as u64,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+async fn stream_version(conn: &mut sqlx::SqliteConnection, stream: &str) -> Result<u64, LogError> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ids WHERE stream_key = ? AND stream = ?")
+        .bind(assist_log::stream_key(stream))
+        .bind(stream)
+        .fetch_one(conn)
+        .await?;
+    Ok(n as u64)
+}
+
+#[async_trait]
+impl Appender for KafkaLog {
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, LogError> {
+        if let Some(e) = batch.events.iter().find(|e| e.stream.is_empty()) {
+            return Err(LogError::EmptyStream(e.event_id));
+        }
+        let _writer = self.writer.lock().await;
+        let mut tx = self.index.begin_with("BEGIN IMMEDIATE").await?;
+        self.catch_up(&mut tx).await?;
+        let ids: Vec<Uuid> = batch.events.iter().map(|e| e.event_id).collect();
+        let known = lookup(&mut tx, &ids).await?;
+        let mut first: HashMap<Uuid, usize> = HashMap::new();
+        let mut new_idx = Vec::new();
+        for (i, e) in batch.events.iter().enumerate() {
+            if known.contains_key(&e.event_id) || first.contains_key(&e.event_id) {
+                continue;
+            }
+            first.insert(e.event_id, i);
+            new_idx.push(i);
+        }
+        let with_new: HashSet<&str> = new_idx
+            .iter()
+            .map(|&i| batch.events[i].stream.as_str())
+            .collect();
+        let in_batch: HashSet<&str> = batch.events.iter().map(|e| e.stream.as_str()).collect();
+        for (stream, expected) in &batch.expected {
+            let retry = in_batch.contains(stream.as_str()) && !with_new.contains(stream.as_str());
+            if retry || *expected == assist_log::ExpectedVersion::Any {
+                continue;
+            }
+            let actual = stream_version(&mut tx, stream).await?;
+            if !expected.admits(actual) {
+                return Err(LogError::WrongExpectedVersion {
+                    stream: stream.clone(),
+                    expected: *expected,
+                    actual,
+                });
+            }
+        }
+        // Queue every new event (in batch order, so one stream's order holds), then wait
+        // for every delivery report.
+        let mut deliveries = Vec::with_capacity(new_idx.len());
+        for &i in &new_idx {
+            let e = &batch.events[i];
+            let partition = partition_for(&e.stream, self.config.partitions) as i32;
+            let headers = OwnedHeaders::new().insert(Header {
+                key: EVENT_ID_HEADER,
+                value: Some(e.event_id.as_bytes().as_slice()),
+            });
+            let record = FutureRecord::to(&self.config.topic)
+                .partition(partition)
+                .key(e.stream.as_bytes())
+                .payload(&e.payload)
+                .headers(headers);
+            let mut record = record;
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(f) => {
+                        deliveries.push((i, f));
+                        break;
+                    }
+                    Err((err, r)) => {
+                        if matches!(
+                            err,
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull
+                            )
+                        ) {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            record = r;
+                        } else {
+                            return Err(backend(
+                                "cannot queue a message",
+                                &self.config.brokers,
+                                err,
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let mut positions: HashMap<usize, Position> = HashMap::new();
+        let mut failure = None;
+        for (i, f) in deliveries {
+            match f.await {
+                Ok(Ok(d)) => {
+                    positions.insert(
+                        i,
+                        Position {
+                            partition: d.partition as u32,
+                            offset: d.offset as u64,
+                        },
+                    );
+                }
+                Ok(Err((e, _))) => {
+                    failure = Some(backend(
+                        "a message was not delivered",
+                        &self.config.brokers,
+                        e,
+                    ))
+                }
+                Err(_) => {
+                    failure = Some(LogError::Backend(
+                        "the producer was dropped before delivery".into(),
+                    ))
+                }
+            }
+        }
+        for (&i, pos) in &positions {
+            let e = &batch.events[i];
+            sqlx::query("INSERT OR IGNORE INTO ids (event_id, part, log_offset, stream_key, stream) VALUES (?, ?, ?, ?, ?)")
+                .bind(e.event_id.as_bytes().as_slice())
+                .bind(i64::from(pos.partition))
+                .bind(pos.offset as i64)
+                .bind(assist_log::stream_key(&e.stream))
+                .bind(&e.stream)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        if let Some(f) = failure {
+            // Delivered messages are indexed; a retry reports them as duplicates.
+            return Err(f);
+        }
+        Ok(batch
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| match positions.get(&i) {
+                Some(p) => Appended::Stored(*p),
+                None => Appended::Duplicate(
+                    known
+                        .get(&e.event_id)
+                        .copied()
+                        .unwrap_or_else(|| positions[&first[&e.event_id]]),
+                ),
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl IdIndex for KafkaLog {
+    async fn find_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Position>, LogError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.index.begin_with("BEGIN IMMEDIATE").await?;
+        self.catch_up(&mut tx).await?;
+        let found = lookup(&mut tx, ids).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl PartitionReader for KafkaLog {
+    fn partition_count(&self) -> u32 {
+        self.config.partitions
+    }
+
+    async fn read_partition(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, LogError> {
+        if partition >= self.config.partitions {
+            return Err(LogError::NoSuchPartition {
+                partition,
+                count: self.config.partitions,
+            });
+        }
+        self.read_range(partition, from, max).await
+    }
+
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>, LogError> {
+        self.blocking(|c, cfg| {
+            (0..cfg.partitions)
+                .map(|p| {
+                    Ok(PartitionInfo {
+                        partition: p,
+                        high_water: high_water(c, cfg, p)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl StreamReader for KafkaLog {
+    async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, LogError> {
+        let offsets: Vec<i64> = {
+            let _writer = self.writer.lock().await;
+            let mut tx = self.index.begin_with("BEGIN IMMEDIATE").await?;
+            self.catch_up(&mut tx).await?;
+            let rows = sqlx::query("SELECT log_offset FROM ids WHERE stream_key = ? AND stream = ? ORDER BY log_offset")
+                .bind(assist_log::stream_key(stream))
+                .bind(stream)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            rows.iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?
+        };
+        let (Some(&lo), Some(&hi)) = (offsets.first(), offsets.last()) else {
+            return Ok(Vec::new());
+        };
+        let p = partition_for(stream, self.config.partitions);
+        let wanted: HashSet<u64> = offsets.iter().map(|o| *o as u64).collect();
+        let records = self
+            .read_range(p, lo as u64, (hi - lo + 1) as usize)
+            .await?;
+        Ok(records
+            .into_iter()
+            .filter(|r| wanted.contains(&r.position.offset) && r.stream == stream)
+            .collect())
+    }
+}
