@@ -692,3 +692,32 @@ fn deadletters_lists_a_record_the_projections_could_not_read() {
     let out = stdout(&assist(dir.path(), &["deadletters"]));
     assert_eq!(out, "partition 4 offset 0: not JSON: expected ident at line 1 column 2 (8 bytes)\n1 dead letters\n");
 }
+
+#[test]
+fn an_unreachable_kafka_broker_is_a_clear_error_naming_it_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_assist"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--log", "kafka:127.0.0.1:1/events", "project"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A guard, not a timing assertion: a hang would otherwise block the suite forever.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "assist hangs on an unreachable broker"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: cannot reach Kafka at 127.0.0.1:1 within 10 s: "),
+        "{err}"
+    );
+}

@@ -68,8 +68,9 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ASSIST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error")),
+            tracing_subscriber::EnvFilter::try_from_env("ASSIST_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,sqlx=error,librdkafka=off,rdkafka=off")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -104,7 +105,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rebuild(args) => commands::views::rebuild_cmd(&dir, &views, args).await,
         Command::Simulate(args) => commands::simulate::run(args),
         Command::History(args) => commands::history::run(&dir, &views, args).await,
-        Command::Erase(args) => commands::erase::run(&dir, args).await,
+        Command::Erase(args) => commands::erase::run(&dir, &views, args).await,
         Command::Catalog(cmd) => commands::catalog::run(cmd),
         Command::Demo(args) => commands::demo::run(&dir, &views, args).await,
         Command::Bench(cmd) => commands::bench::run(cmd).await,

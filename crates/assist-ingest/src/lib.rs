@@ -115,15 +115,19 @@ impl Recorder {
 
     /// A recorder over the embedded log and key table in `data_dir` (created when missing).
     pub async fn open_embedded(data_dir: &Path) -> Result<Self, RecordError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            LogError::Backend(format!(
-                "cannot create data dir {}: {e}",
-                data_dir.display()
-            ))
-        })?;
+        create_dir(data_dir)?;
         let log = EmbeddedLog::open(&data_dir.join(LOG_FILE), None).await?;
+        Self::open_with_log(data_dir, Arc::new(log)).await
+    }
+
+    /// A recorder over another log backend (Kafka), with the key table in `data_dir`.
+    pub async fn open_with_log(
+        data_dir: &Path,
+        log: Arc<dyn EventLog>,
+    ) -> Result<Self, RecordError> {
+        create_dir(data_dir)?;
         let keys = KeyStore::open(&data_dir.join(KEYS_FILE)).await?;
-        Ok(Self::new(Arc::new(log), Arc::new(keys)))
+        Ok(Self::new(log, Arc::new(keys)))
     }
 
     /// The log events are appended to.
@@ -338,6 +342,12 @@ impl ErasureMark {
             _ => ErasureMark::None,
         }
     }
+}
+
+fn create_dir(dir: &Path) -> Result<(), RecordError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        LogError::Backend(format!("cannot create data dir {}: {e}", dir.display())).into()
+    })
 }
 
 fn has_personal(data: &EventData) -> bool {

@@ -70,11 +70,23 @@ impl Runner<'_> {
     pub async fn catch_up(
         &self,
         gen: i64,
+        on_batch: impl FnMut(u64),
+    ) -> Result<RunStats, ProjectionError> {
+        let all: Vec<u32> = (0..self.log.partition_count()).collect();
+        self.catch_up_partitions(gen, &all, on_batch).await
+    }
+
+    /// Brings the given partitions of generation `gen` up to the log's end: what a worker
+    /// owning some partitions of a consumer group does.
+    pub async fn catch_up_partitions(
+        &self,
+        gen: i64,
+        partitions: &[u32],
         mut on_batch: impl FnMut(u64),
     ) -> Result<RunStats, ProjectionError> {
         let mut stats = RunStats::default();
         let mut next_analyze = 1_000;
-        for p in 0..self.log.partition_count() {
+        for &p in partitions {
             loop {
                 let from = checkpoint(self.store, gen, p).await?.0;
                 let records = self.log.read_partition(p, from, self.batch.max(1)).await?;
@@ -107,7 +119,31 @@ impl Runner<'_> {
     ) -> Result<RunStats, ProjectionError> {
         let store = self.store;
         let err = |e| store.err(e);
-        let mut tx = store.pool.begin().await.map_err(err)?;
+        // Two workers may briefly own one partition during a consumer-group rebalance: the
+        // batch takes the partition's checkpoint row for itself (SQLite: the write lock
+        // up front; PostgreSQL: the row locked FOR UPDATE), then re-reads it.
+        let mut tx = match store.dialect() {
+            crate::store::Dialect::Sqlite => store.pool.begin_with("BEGIN IMMEDIATE").await,
+            crate::store::Dialect::Postgres => store.pool.begin().await,
+        }
+        .map_err(err)?;
+        if store.dialect() == crate::store::Dialect::Postgres {
+            sqlx::query("INSERT INTO checkpoints (gen, part, next_offset, digest) VALUES ($1, $2, 0, '') ON CONFLICT (gen, part) DO NOTHING")
+                .bind(gen)
+                .bind(i64::from(partition))
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            sqlx::query(
+                "SELECT next_offset FROM checkpoints WHERE gen = $1 AND part = $2 FOR UPDATE",
+            )
+            .bind(gen)
+            .bind(i64::from(partition))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        store.check_gen(&mut tx, gen).await?;
         let (from, mut digest) = checkpoint_in(&mut tx, store, gen, partition).await?;
         // Another runner may have committed this range meanwhile: take only what is still new.
         let records: Vec<Record> = records
@@ -174,7 +210,13 @@ impl Runner<'_> {
                         Val::Int(i64::from(partition)),
                         Val::Int(rec.position.offset as i64),
                         Val::Bytes(rec.payload.clone()),
-                        Val::Text(reason),
+                        // PostgreSQL refuses NUL in text; a reason may quote the raw bytes.
+                        Val::Text(
+                            reason
+                                .chars()
+                                .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+                                .collect(),
+                        ),
                     ]);
                     continue;
                 }

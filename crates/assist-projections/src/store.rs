@@ -41,6 +41,16 @@ pub enum StoreError {
         /// The failure.
         source: sqlx::Error,
     },
+    /// The generation a runner writes was replaced by a rebuild.
+    #[error(
+        "view generation {gen} was replaced (generation {active} is active); run the command again"
+    )]
+    Replaced {
+        /// The generation written.
+        gen: i64,
+        /// The active one.
+        active: i64,
+    },
     /// Its schema could not be migrated.
     #[error("store {store}: migration failed: {source}")]
     Migrate {
@@ -203,15 +213,41 @@ impl Store {
         Ok(gen)
     }
 
-    /// Makes `gen` the generation queries read, in one transaction, then drops the old one.
+    /// Makes `gen` the generation queries read, in one statement, then drops the old one.
+    /// Only the rebuild that owns `gen` can flip it: a second, concurrent rebuild of the
+    /// same number finds nothing to flip and deletes nothing.
     pub async fn finish_rebuild(&self, gen: i64) -> Result<(), StoreError> {
         let old = self.active_gen().await?;
-        sqlx::query("UPDATE view_state SET active_gen = $1, building_gen = NULL WHERE id = 1")
+        let flipped = sqlx::query("UPDATE view_state SET active_gen = $1, building_gen = NULL WHERE id = 1 AND building_gen = $2")
+            .bind(gen)
             .bind(gen)
             .execute(&self.pool)
             .await
-            .map_err(|e| self.err(e))?;
-        self.delete_gen(old).await
+            .map_err(|e| self.err(e))?
+            .rows_affected();
+        if flipped == 1 && old != gen {
+            self.delete_gen(old).await?;
+        }
+        Ok(())
+    }
+
+    /// Fails unless `gen` is the active generation or the one being rebuilt, so a runner
+    /// left behind by a swap stops instead of writing a dropped generation again.
+    pub(crate) async fn check_gen(
+        &self,
+        conn: &mut AnyConnection,
+        gen: i64,
+    ) -> Result<(), StoreError> {
+        let row: (i64, Option<i64>) =
+            sqlx::query_as("SELECT active_gen, building_gen FROM view_state WHERE id = 1")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| self.err(e))?;
+        if row.0 == gen || row.1 == Some(gen) {
+            Ok(())
+        } else {
+            Err(StoreError::Replaced { gen, active: row.0 })
+        }
     }
 
     async fn delete_gen(&self, gen: i64) -> Result<(), StoreError> {
@@ -330,6 +366,21 @@ impl Store {
         let mut out = String::new();
         for (table, order) in DUMPED {
             out.push_str(&format!("## {table}\n"));
+            let order = match self.dialect {
+                // Byte order on both dialects, whatever the database's collation.
+                Dialect::Postgres => order
+                    .split(", ")
+                    .map(|c| {
+                        if matches!(c, "part" | "log_offset" | "seq") {
+                            c.to_string()
+                        } else {
+                            format!("{c} COLLATE \"C\"")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Dialect::Sqlite => order.to_string(),
+            };
             let sql = format!("SELECT * FROM {table} WHERE gen = $1 ORDER BY {order}");
             let rows = sqlx::query(&sql)
                 .bind(gen)

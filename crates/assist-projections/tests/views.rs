@@ -6,7 +6,7 @@ mod support;
 
 use assist_log::{AppendBatch, LogEvent, PartitionInfo, PartitionReader, Record};
 use assist_projections::audit::{findings::findings, verify::verify};
-use assist_projections::caseload::query::{caseload, CaseFilter};
+use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
 use assist_projections::sla::report::{explain, load_clocks, report, SlaFilter};
 use assist_projections::sla::Rules;
 use assist_projections::{Runner, Store};
@@ -19,6 +19,46 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 const END_OF_MARCH: &str = "2026-03-31T16:00:00Z";
+
+async fn all_events(recorder: &assist_ingest::Recorder) -> Vec<assist_catalog::Event> {
+    let log = recorder.log();
+    let mut out = Vec::new();
+    for p in log.partitions().await.unwrap() {
+        for r in log
+            .read_partition(p.partition, 0, usize::MAX)
+            .await
+            .unwrap()
+        {
+            out.extend(assist_projections::runner::decode_record(&r).ok());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_backdated_fact_does_not_leak_into_an_earlier_day_of_the_caseload() {
+    // The scenario's P5 was contacted on March 15, recorded on March 25.
+    let (_d, recorder, _store, _gen) = scenario().await;
+    let events = all_events(&recorder).await;
+    let rules = Rules::shipped().unwrap();
+    let filter = CaseFilter {
+        include_closed: true,
+        ..CaseFilter::default()
+    };
+    let stage_on = |day: &str| {
+        let load = caseload_as_of(&rules, events.iter(), &filter, at(day));
+        load.cases
+            .iter()
+            .find(|c| c.case.subject.ends_with("0000000000b5"))
+            .map(|c| c.case.stage.name())
+    };
+    assert_eq!(stage_on("2026-03-14T12:00:00Z"), Some("alerted"));
+    assert_eq!(
+        stage_on("2026-03-15T12:00:00Z"),
+        Some("contacted"),
+        "counted from when it happened"
+    );
+}
 
 async fn scenario() -> (tempfile::TempDir, assist_ingest::Recorder, Store, i64) {
     let dir = tempfile::tempdir().unwrap();
@@ -35,7 +75,7 @@ async fn the_scenario_caseload() {
         include_closed: true,
         ..CaseFilter::default()
     };
-    let load = caseload(&store, gen, &filter, at(END_OF_MARCH), false)
+    let load = caseload(&store, gen, &filter, at(END_OF_MARCH))
         .await
         .unwrap();
     insta::assert_json_snapshot!("scenario_caseload", load);
@@ -43,14 +83,18 @@ async fn the_scenario_caseload() {
 
 #[tokio::test]
 async fn the_scenario_caseload_as_it_stood_on_march_15() {
-    let (_d, _r, store, gen) = scenario().await;
+    let (_d, recorder, _store, _gen) = scenario().await;
     let filter = CaseFilter {
         include_closed: true,
         ..CaseFilter::default()
     };
-    let load = caseload(&store, gen, &filter, at("2026-03-15T16:00:00Z"), true)
-        .await
-        .unwrap();
+    let events = all_events(&recorder).await;
+    let load = caseload_as_of(
+        &Rules::shipped().unwrap(),
+        events.iter(),
+        &filter,
+        at("2026-03-15T16:00:00Z"),
+    );
     let p4 = load
         .cases
         .iter()
@@ -221,6 +265,25 @@ async fn verify_reports_a_byte_changed_in_the_audit_table() {
     assert_eq!(
         first.stream.as_deref(),
         Some("person-0192f0c1-8a3b-7cde-9f00-0123456789ab")
+    );
+}
+
+#[tokio::test]
+async fn verify_reports_an_altered_time_in_the_audit_table() {
+    let (d, recorder, store, gen) = scenario().await;
+    // Hiding a backdated entry: make its recorded time look prompt.
+    let victim = "01935000-0009-7009-8000-0000000e0009";
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite:{}", d.path().join("views.db").display()))
+            .await
+            .unwrap();
+    sqlx::query("UPDATE audit_events SET recorded_at = occurred_at, record_delay_ms = 0 WHERE event_id = $1").bind(victim).execute(&pool).await.unwrap();
+    let v = verify(recorder.log().as_ref(), &store, gen).await.unwrap();
+    assert_eq!(v.mismatches.len(), 1, "{:?}", v.mismatches);
+    assert_eq!(v.mismatches[0].event_id.as_deref(), Some(victim));
+    assert_eq!(
+        v.mismatches[0].problem,
+        "the audit row's type, times or actor differ from the event in the log"
     );
 }
 
@@ -467,8 +530,8 @@ async fn sqlite_and_postgres_hold_identical_views_for_the_same_log() {
     let at = at(END_OF_MARCH);
     let filter = CaseFilter::default();
     assert_eq!(
-        caseload(&lite, 1, &filter, at, false).await.unwrap(),
-        caseload(&pg, 1, &filter, at, false).await.unwrap()
+        caseload(&lite, 1, &filter, at).await.unwrap(),
+        caseload(&pg, 1, &filter, at).await.unwrap()
     );
     let r = |c| report(c, at, Duration::hours(24), &SlaFilter::default());
     assert_eq!(

@@ -52,7 +52,7 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
     );
 
     let at = sim_start() + Duration::days(i64::from(args.days));
-    let load = caseload(&views.store, gen, &CaseFilter::default(), at, false).await?;
+    let load = caseload(&views.store, gen, &CaseFilter::default(), at).await?;
     println!();
     println!("caseload at {}: {} open cases", load.at, load.total);
     for (stage, n) in &load.by_stage {

@@ -35,14 +35,14 @@ enum Reason {
     RetentionExpired,
 }
 
-pub async fn run(dir: &Path, args: Args) -> Result<ExitCode> {
+pub async fn run(dir: &Path, opts: &super::views::ViewOptions, args: Args) -> Result<ExitCode> {
     if args.stream.kind != SubjectKind::Person {
         bail!(
             "{} is not a person stream: only people have personal data",
             args.stream
         );
     }
-    let recorder = open_recorder(dir).await?;
+    let recorder = open_recorder(dir, opts.log.as_deref()).await?;
     let history = load(&recorder, &args.stream).await?;
     let events: Vec<&Event> = history
         .iter()

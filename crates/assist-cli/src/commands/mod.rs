@@ -14,9 +14,24 @@ use anyhow::{Context, Result};
 use assist_ingest::Recorder;
 use std::path::Path;
 
-/// Opens the embedded log and key table in `dir`, with the path in any error.
-pub async fn open_recorder(dir: &Path) -> Result<Recorder> {
-    Recorder::open_embedded(dir)
-        .await
-        .with_context(|| format!("cannot open the data dir {}", dir.display()))
+/// Opens the log (embedded in `dir`, or `kafka:BROKERS[/TOPIC]`) and the key table in `dir`.
+pub async fn open_recorder(dir: &Path, log: Option<&str>) -> Result<Recorder> {
+    match log {
+        None | Some("embedded") => Recorder::open_embedded(dir)
+            .await
+            .with_context(|| format!("cannot open the data dir {}", dir.display())),
+        Some(spec) => {
+            let Some(kafka) = spec.strip_prefix("kafka:") else {
+                anyhow::bail!("--log {spec:?} must be `embedded` or kafka:BROKERS[/TOPIC]");
+            };
+            let config = assist_kafka::KafkaConfig::parse(kafka);
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let index = dir.join(format!("kafka-index-{}.db", config.topic));
+            let log = assist_kafka::KafkaLog::open(config, &index).await?;
+            Recorder::open_with_log(dir, std::sync::Arc::new(log))
+                .await
+                .with_context(|| format!("cannot open the data dir {}", dir.display()))
+        }
+    }
 }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use assist_ingest::Recorder;
 use assist_log::PartitionReader;
 use assist_projections::audit::{findings::findings, verify::verify};
-use assist_projections::caseload::query::{caseload, CaseFilter};
+use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
 use assist_projections::caseload::Stage;
 use assist_projections::runner::decode_record;
 use assist_projections::sla::report::{
@@ -22,6 +22,9 @@ use std::process::ExitCode;
 /// Where the views live and how they are computed (global options).
 #[derive(clap::Args, Clone)]
 pub struct ViewOptions {
+    /// The event log: `embedded` (log.db in the data dir) or kafka:BROKERS[/TOPIC].
+    #[arg(long = "log", global = true, env = "ASSIST_EVENT_LOG")]
+    pub log: Option<String>,
     /// The view store: sqlite:PATH or postgres://USER@HOST/DB [default: sqlite:DATA_DIR/views.db].
     #[arg(long, global = true, env = "ASSIST_STORE")]
     pub store: Option<String>,
@@ -98,7 +101,7 @@ pub fn load_rules(dir: Option<&Path>) -> Result<Rules> {
 impl Views {
     /// Opens the log in `dir`, the view store and the rules, without projecting.
     pub async fn open(dir: &Path, opts: &ViewOptions) -> Result<Views> {
-        let recorder = open_recorder(dir).await?;
+        let recorder = open_recorder(dir, opts.log.as_deref()).await?;
         let spec = opts
             .store
             .clone()
@@ -237,7 +240,12 @@ pub async fn caseload_cmd(dir: &Path, opts: &ViewOptions, args: CaseloadArgs) ->
         stage,
         include_closed: args.all || stage == Some(Stage::Closed),
     };
-    let load = caseload(&views.store, gen, &filter, at, args.as_of.is_some()).await?;
+    let load = if args.as_of.is_some() {
+        let events = read_all_events(views.log()).await?;
+        caseload_as_of(&views.rules, events.iter(), &filter, at)
+    } else {
+        caseload(&views.store, gen, &filter, at).await?
+    };
     if args.json {
         print_json(&load)?;
         return Ok(ExitCode::SUCCESS);
@@ -319,7 +327,7 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
         Some(s) => parse_when(s)?,
         None => Utc::now(),
     };
-    let risk = Duration::hours(args.risk_hours);
+    let risk = Duration::try_hours(args.risk_hours).context("--risk-hours is out of range")?;
     let (views, gen) = Views::open_current(dir, opts).await?;
     if let Some(SlaCommand::Explain { clock }) = &args.command {
         let Some(e) = explain(&views.store, gen, &views.rules, clock, at, risk).await? else {
@@ -399,8 +407,10 @@ fn chrono_s(t: DateTime<Utc>) -> String {
     assist_projections::store::ts(t)
 }
 
-/// Every decodable event of the log, partition by partition (per-stream order kept).
-async fn read_all_events(log: &dyn PartitionReader) -> Result<Vec<assist_catalog::Event>> {
+/// Every decodable event of the log, partition by partition (per-stream order kept), each
+/// id once (a Kafka log may hold a repeat).
+pub async fn read_all_events(log: &dyn PartitionReader) -> Result<Vec<assist_catalog::Event>> {
+    let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for p in 0..log.partition_count() {
         let mut from = 0;
@@ -408,7 +418,11 @@ async fn read_all_events(log: &dyn PartitionReader) -> Result<Vec<assist_catalog
             let page = log.read_partition(p, from, 10_000).await?;
             let Some(last) = page.last() else { break };
             from = last.position.offset + 1;
-            out.extend(page.iter().filter_map(|r| decode_record(r).ok()));
+            out.extend(
+                page.iter()
+                    .filter_map(|r| decode_record(r).ok())
+                    .filter(|e| seen.insert(e.meta.event_id)),
+            );
         }
     }
     Ok(out)
@@ -549,7 +563,9 @@ pub async fn audit_cmd(dir: &Path, opts: &ViewOptions, cmd: AuditCommand) -> Res
         json,
     } = cmd;
     let (views, gen) = Views::open_current(dir, opts).await?;
-    let list = findings(&views.store, gen, Duration::hours(backdated_after_hours)).await?;
+    let delay = Duration::try_hours(backdated_after_hours)
+        .context("--backdated-after-hours is out of range")?;
+    let list = findings(&views.store, gen, delay).await?;
     if json {
         print_json(&list)?;
     } else {

@@ -2,7 +2,7 @@
 
 use super::{chain_hash, next_digest};
 use crate::runner::{checkpoint, decode_record};
-use crate::store::Store;
+use crate::store::{ts, Store};
 use crate::ProjectionError;
 use assist_log::PartitionReader;
 use serde::Serialize;
@@ -38,6 +38,8 @@ struct AuditRow {
     stream: String,
     hash: String,
     prev_hash: String,
+    /// The columns an auditor reads besides the hash, as stored.
+    facts: [String; 5],
 }
 
 /// Re-reads every partition up to its checkpoint and checks each event's hash (its bytes
@@ -52,7 +54,7 @@ pub async fn verify(
     let mut report = Verification::default();
     for p in 0..log.partition_count() {
         let (upto, stored_digest) = checkpoint(store, gen, p).await?;
-        let rows = sqlx::query("SELECT event_id, stream, log_offset, hash, prev_hash FROM audit_events WHERE gen = $1 AND part = $2")
+        let rows = sqlx::query("SELECT event_id, stream, log_offset, hash, prev_hash, event_type, occurred_at, recorded_at, actor, record_delay_ms FROM audit_events WHERE gen = $1 AND part = $2")
             .bind(gen)
             .bind(i64::from(p))
             .fetch_all(&store.pool)
@@ -68,6 +70,15 @@ pub async fn verify(
                     stream: r.try_get("stream").map_err(err)?,
                     hash: r.try_get("hash").map_err(err)?,
                     prev_hash: r.try_get("prev_hash").map_err(err)?,
+                    facts: [
+                        r.try_get("event_type").map_err(err)?,
+                        r.try_get("occurred_at").map_err(err)?,
+                        r.try_get("recorded_at").map_err(err)?,
+                        r.try_get("actor").map_err(err)?,
+                        r.try_get::<i64, _>("record_delay_ms")
+                            .map_err(err)?
+                            .to_string(),
+                    ],
                 },
             );
         }
@@ -106,7 +117,7 @@ pub async fn verify(
                 if !seen.insert(id.clone()) {
                     continue;
                 }
-                let Some(row) = by_offset.get(&offset) else {
+                let Some(row) = by_offset.remove(&offset) else {
                     report.mismatches.push(mismatch(
                         &rec.stream,
                         &id,
@@ -125,6 +136,24 @@ pub async fn verify(
                     ));
                     continue;
                 }
+                let m = &event.meta;
+                let facts = [
+                    event.data.type_name().to_string(),
+                    ts(m.occurred_at),
+                    ts(m.recorded_at),
+                    m.actor.id.to_string(),
+                    (m.recorded_at - m.occurred_at)
+                        .num_milliseconds()
+                        .to_string(),
+                ];
+                if facts != row.facts {
+                    report.mismatches.push(mismatch(
+                        &rec.stream,
+                        &id,
+                        "the audit row's type, times or actor differ from the event in the log"
+                            .into(),
+                    ));
+                }
                 if chain_hash(&row.prev_hash, &rec.payload) != row.hash {
                     report.mismatches.push(mismatch(
                         &rec.stream,
@@ -139,6 +168,16 @@ pub async fn verify(
                 }
                 last_hash.insert(row.stream.clone(), row.hash.clone());
             }
+        }
+        for (offset, row) in by_offset {
+            report.mismatches.push(Mismatch {
+                partition: p,
+                offset: Some(offset),
+                stream: Some(row.stream),
+                event_id: Some(row.event_id),
+                problem: "the audit store has an event that no log record at this offset carries"
+                    .into(),
+            });
         }
         if digest != stored_digest {
             report.mismatches.push(Mismatch {

@@ -144,6 +144,8 @@ pub fn is_assistance_step(data: &EventData) -> bool {
             | EventData::CaseClosed(_)
             | EventData::AlertRaised(_)
             | EventData::JobLost(_)
+            | EventData::CaseAssigned(_)
+            | EventData::CaseTransferred(_)
             | EventData::HouseholdIdentified(_)
             | EventData::HouseholdReidentified(_)
             | EventData::PersonRegistered(_)

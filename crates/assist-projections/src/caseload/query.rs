@@ -3,11 +3,12 @@
 
 use super::{Case, Stage};
 use crate::runner::{case_from, clock_from};
-use crate::sla::Clock;
+use crate::sla::report::fold_clocks;
+use crate::sla::{Clock, Rules};
 use crate::store::{ts, Store, StoreError};
+use assist_catalog::Event;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 
 /// Which cases to show.
@@ -63,7 +64,7 @@ pub struct CaseLine {
     pub region: String,
     /// Opened.
     pub opened_at: String,
-    /// Last fact (absent for `--as-of`, where only changes are kept).
+    /// Last fact (by then, for `--as-of`).
     pub last_activity_at: Option<String>,
 }
 
@@ -94,62 +95,71 @@ fn line(c: &Case, last_activity: bool) -> CaseLine {
     }
 }
 
-/// The caseload of generation `gen` at `at`; with `as_of`, as it stood then (by business time).
+/// The current caseload of generation `gen`, with next steps as of `at`.
 pub async fn caseload(
     store: &Store,
     gen: i64,
     filter: &CaseFilter,
     at: DateTime<Utc>,
-    as_of: bool,
 ) -> Result<Caseload, StoreError> {
     let err = |e| store.err(e);
     let region = format!("{}%", filter.region.clone().unwrap_or_default());
-    let lines: Vec<CaseLine> = if as_of {
-        let rows = sqlx::query(
-            "SELECT c.* FROM case_changes c WHERE c.gen = $1 AND c.occurred_at <= $2 AND c.region LIKE $3
-               AND c.seq = (SELECT MAX(d.seq) FROM case_changes d WHERE d.gen = c.gen AND d.subject = c.subject AND d.occurred_at <= $2)",
-        )
+    let rows = sqlx::query("SELECT * FROM cases WHERE gen = $1 AND region LIKE $2")
         .bind(gen)
-        .bind(ts(at))
         .bind(&region)
         .fetch_all(&store.pool)
         .await
         .map_err(err)?;
-        rows.iter()
-            .map(|r| -> Result<CaseLine, sqlx::Error> {
-                let groups: String = r.try_get("key_groups")?;
-                Ok(CaseLine {
-                    subject: r.try_get("subject")?,
-                    kind: r.try_get("kind")?,
-                    open: r.try_get::<i64, _>("is_open")? != 0,
-                    stage: Stage::parse(&r.try_get::<String, _>("stage")?)
-                        .unwrap_or(Stage::Alerted),
-                    groups: groups
-                        .split(',')
-                        .filter(|g| !g.is_empty())
-                        .map(str::to_string)
-                        .collect(),
-                    caseworker: r.try_get("caseworker")?,
-                    region: r.try_get("region")?,
-                    opened_at: r.try_get("opened_at")?,
-                    last_activity_at: None,
-                })
-            })
-            .collect::<Result<_, _>>()
-            .map_err(err)?
-    } else {
-        let rows = sqlx::query("SELECT * FROM cases WHERE gen = $1 AND region LIKE $2")
-            .bind(gen)
-            .bind(&region)
-            .fetch_all(&store.pool)
-            .await
-            .map_err(err)?;
-        rows.iter()
-            .map(|r| case_from(r).map(|c| line(&c, true)))
-            .collect::<Result<_, _>>()
-            .map_err(err)?
-    };
+    let lines: Vec<CaseLine> = rows
+        .iter()
+        .map(|r| case_from(r).map(|c| line(&c, true)))
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
     let clocks = clocks_running_at(store, gen, at).await?;
+    Ok(assemble(lines, &clocks, filter, at))
+}
+
+/// The caseload as it stood at `at` by business time: the folds run again over the events
+/// that had occurred by then, in log order, so a step recorded late counts from when it
+/// happened and a later fact never leaks into an earlier day.
+pub fn caseload_as_of<'a>(
+    rules: &Rules,
+    events: impl IntoIterator<Item = &'a Event>,
+    filter: &CaseFilter,
+    at: DateTime<Utc>,
+) -> Caseload {
+    let happened: Vec<&Event> = events
+        .into_iter()
+        .filter(|e| e.meta.occurred_at <= at)
+        .collect();
+    let mut cases: HashMap<String, Option<Case>> = HashMap::new();
+    for e in &happened {
+        super::apply(cases.entry(e.meta.stream.to_string()).or_default(), e);
+    }
+    let mut clocks: HashMap<String, Vec<Clock>> = HashMap::new();
+    for c in fold_clocks(rules, happened.iter().copied()) {
+        if c.status(at, chrono::Duration::zero()) != crate::sla::Status::Cancelled
+            && c.met_at.is_none_or(|m| m > at)
+        {
+            clocks.entry(c.subject.clone()).or_default().push(c);
+        }
+    }
+    let region = filter.region.clone().unwrap_or_default();
+    let lines = cases
+        .values()
+        .flatten()
+        .filter(|c| c.region.starts_with(region.as_str()))
+        .map(|c| line(c, true))
+        .collect();
+    assemble(lines, &clocks, filter, at)
+}
+
+fn assemble(
+    lines: Vec<CaseLine>,
+    clocks: &HashMap<String, Vec<Clock>>,
+    filter: &CaseFilter,
+    at: DateTime<Utc>,
+) -> Caseload {
     let mut cases: Vec<CaseView> = lines
         .into_iter()
         .filter(|c| filter.include_closed || c.open)
@@ -180,12 +190,12 @@ pub async fn caseload(
     for c in &cases {
         *by_stage.entry(c.case.stage).or_default() += 1;
     }
-    Ok(Caseload {
+    Caseload {
         at: ts(at),
         total: cases.len(),
         by_stage,
         cases,
-    })
+    }
 }
 
 /// Clocks that had started and were neither met nor cancelled at `at`, by subject.

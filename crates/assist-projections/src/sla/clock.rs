@@ -114,22 +114,26 @@ impl Clock {
         self.pauses.last().is_some_and(|p| p.resumed_at.is_none())
     }
 
-    /// The deadline as of `at`: the base deadline moved by the pauses up to `at`.
+    /// The deadline as of `at`: the base deadline moved by the time paused before it.
+    /// Only waiting that starts after the clock started and before the (moving) deadline
+    /// counts: a pause after a breach does not undo it.
     pub fn effective_due(&self, at: DateTime<Utc>) -> DateTime<Utc> {
-        let waited: Duration = self
-            .pauses
-            .iter()
-            .filter(|p| p.paused_at <= at)
-            .map(|p| p.resumed_at.filter(|r| *r <= at).unwrap_or(at) - p.paused_at)
-            .fold(Duration::zero(), |a, b| a + b.max(Duration::zero()));
-        self.due_at + waited
+        let mut due = self.due_at;
+        let mut pauses: Vec<&Pause> = self.pauses.iter().filter(|p| p.paused_at <= at).collect();
+        pauses.sort_by_key(|p| p.paused_at);
+        for p in pauses {
+            let start = p.paused_at.max(self.started_at);
+            if start >= due {
+                break;
+            }
+            let end = p.resumed_at.filter(|r| *r <= at).unwrap_or(at).max(start);
+            due += end - start;
+        }
+        due
     }
 
     /// The status at `at`, with `risk` the window before the deadline that counts as at risk.
     pub fn status(&self, at: DateTime<Utc>, risk: Duration) -> Status {
-        if self.cancelled_at.is_some_and(|c| c <= at) {
-            return Status::Cancelled;
-        }
         if let Some(met) = self.met_at.filter(|m| *m <= at) {
             return if met <= self.effective_due(met) {
                 Status::Met
@@ -137,15 +141,24 @@ impl Clock {
                 Status::MetLate
             };
         }
+        if let Some(c) = self.cancelled_at.filter(|c| *c <= at) {
+            // A clock cancelled after its deadline had already breached: that stays counted.
+            return if c > self.effective_due(c) {
+                Status::Breached
+            } else {
+                Status::Cancelled
+            };
+        }
         let due = self.effective_due(at);
+        if at > due {
+            return Status::Breached;
+        }
         let paused = self
             .pauses
             .iter()
             .any(|p| p.paused_at <= at && p.resumed_at.is_none_or(|r| r > at));
         if paused {
             Status::Paused
-        } else if at > due {
-            Status::Breached
         } else if due - at <= risk {
             Status::AtRisk
         } else {
@@ -228,6 +241,44 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_that_starts_after_the_deadline_does_not_undo_the_breach() {
+        let mut c = clock(t(2, 10), t(4, 10));
+        c.pauses.push(Pause {
+            paused_at: t(5, 10),
+            resumed_at: None,
+            pause_event: Uuid::nil(),
+            resume_event: None,
+        });
+        assert_eq!(c.status(t(6, 0), Duration::hours(1)), Status::Breached);
+        assert_eq!(c.effective_due(t(6, 0)), t(4, 10));
+    }
+
+    #[test]
+    fn a_backdated_pause_counts_only_from_the_start_of_the_clock() {
+        let mut c = clock(t(2, 10), t(4, 10));
+        c.pauses.push(Pause {
+            paused_at: t(1, 10),
+            resumed_at: Some(t(3, 10)),
+            pause_event: Uuid::nil(),
+            resume_event: None,
+        });
+        assert_eq!(
+            c.effective_due(t(9, 0)),
+            t(5, 10),
+            "one day of waiting after the start, not two"
+        );
+    }
+
+    #[test]
+    fn a_clock_cancelled_after_its_deadline_stays_breached() {
+        let mut c = clock(t(2, 10), t(4, 10));
+        c.cancelled_at = Some(t(9, 0));
+        assert_eq!(c.status(t(10, 0), Duration::hours(1)), Status::Breached);
+        c.cancelled_at = Some(t(3, 0));
+        assert_eq!(c.status(t(10, 0), Duration::hours(1)), Status::Cancelled);
+    }
+
+    #[test]
     fn status_before_a_later_fact_ignores_that_fact() {
         let mut c = clock(t(2, 10), t(4, 10));
         c.met_at = Some(t(5, 10));
@@ -235,6 +286,10 @@ mod tests {
         c.cancelled_at = Some(t(6, 0));
         c.met_at = None;
         assert_eq!(c.status(t(5, 0), Duration::hours(1)), Status::Breached);
-        assert_eq!(c.status(t(6, 0), Duration::hours(1)), Status::Cancelled);
+        assert_eq!(
+            c.status(t(6, 0), Duration::hours(1)),
+            Status::Breached,
+            "cancelled only after it breached"
+        );
     }
 }

@@ -140,7 +140,11 @@ pub fn apply(rules: &Rules, clocks: &mut Vec<Clock>, event: &Event, who: &Respon
             c.policy == policy.id && c.is_open() && (policy.key.is_none() || c.key == key)
         };
         if policy.cancelled_by.iter().any(|t| t == name) {
-            for c in clocks.iter_mut().filter(|c| mine(c)) {
+            // A cancelling fact without the key (a case closed) cancels every clock of the policy.
+            let cancels = |c: &Clock| {
+                c.policy == policy.id && c.is_open() && (key.is_empty() || c.key == key)
+            };
+            for c in clocks.iter_mut().filter(|c| cancels(c)) {
                 c.cancelled_at = Some(at);
                 c.end_event = Some(id);
             }
@@ -228,3 +232,194 @@ pub fn apply(rules: &Rules, clocks: &mut Vec<Clock>, event: &Event, who: &Respon
 }
 
 pub mod report;
+
+#[cfg(test)]
+mod tests {
+    //! Given facts, when one more arrives, then the clocks: the policy text as tests.
+    use super::*;
+    use assist_catalog::events::case::{CaseClosed, CloseReason};
+    use assist_catalog::events::household::{
+        HouseholdIdentified, HouseholdReidentified, ReidentifyReason,
+    };
+    use assist_catalog::events::monitoring::{AlertRaised, AlertSource, AlertTrigger};
+    use assist_catalog::events::response::{
+        ContactChannel, ContactMade, Employer, JobOfferPushed, WagePeriod,
+    };
+    use assist_catalog::events::training::{TrainingSubsidyClaimed, TrainingSubsidyPaid};
+    use assist_catalog::{Actor, RegionCode, Role, StaffId, StreamId};
+    use chrono::{Duration, TimeZone, Utc};
+    use uuid::Uuid;
+
+    fn at(day: u32, hour: u32) -> chrono::DateTime<Utc> {
+        // March 2026, China time (UTC+8): day 2 is a Monday.
+        Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0).unwrap() - Duration::hours(8)
+    }
+
+    fn fact(stream: StreamId, data: EventData, when: chrono::DateTime<Utc>) -> Event {
+        let actor = Actor {
+            id: StaffId::new("cw-1").unwrap(),
+            role: Role::Caseworker,
+            region: RegionCode::new("350121").unwrap(),
+        };
+        Event::new(stream, actor, data).occurred_at(when)
+    }
+
+    fn alert() -> EventData {
+        EventData::AlertRaised(AlertRaised {
+            alert_id: Uuid::now_v7(),
+            trigger: AlertTrigger::JobLost,
+            source: AlertSource::DataSharing,
+        })
+    }
+
+    fn offer() -> EventData {
+        EventData::JobOfferPushed(JobOfferPushed {
+            offer_id: Uuid::now_v7(),
+            job_id: "J".into(),
+            job_title: "packer".into(),
+            employer: Employer {
+                id: "E".into(),
+                name: "E".into(),
+            },
+            wage: 4000.0,
+            wage_period: WagePeriod::Month,
+            location: RegionCode::new("350121").unwrap(),
+        })
+    }
+
+    fn run(facts: &[Event]) -> Vec<Clock> {
+        let rules = Rules::shipped().unwrap();
+        let mut clocks = Vec::new();
+        for f in facts {
+            apply(&rules, &mut clocks, f, &Responsibility::default());
+        }
+        clocks
+    }
+
+    fn step<'a>(clocks: &'a [Clock], id: &str) -> Vec<&'a Clock> {
+        clocks
+            .iter()
+            .filter(|c| format!("{}/{}", c.policy, c.step) == id)
+            .collect()
+    }
+
+    #[test]
+    fn an_alert_starts_the_three_2473_steps_in_working_days() {
+        let p = StreamId::person(Uuid::now_v7());
+        // Friday March 6, 10:00: 2 working days is Tuesday March 10, 10:00.
+        let clocks = run(&[fact(p, alert(), at(6, 10))]);
+        let contact = step(&clocks, "response-2473/contact");
+        assert_eq!(contact.len(), 1);
+        assert_eq!(contact[0].due_at, at(10, 10));
+        assert_eq!(step(&clocks, "response-2473/offers")[0].needed, 3);
+    }
+
+    #[test]
+    fn the_offers_step_is_met_by_the_third_offer_only() {
+        let p = StreamId::person(Uuid::now_v7());
+        let facts = [
+            fact(p, alert(), at(2, 9)),
+            fact(p, offer(), at(3, 9)),
+            fact(p, offer(), at(4, 9)),
+        ];
+        assert!(step(&run(&facts), "response-2473/offers")[0]
+            .met_at
+            .is_none());
+        let mut more = facts.to_vec();
+        more.push(fact(p, offer(), at(5, 9)));
+        assert_eq!(
+            step(&run(&more), "response-2473/offers")[0].met_at,
+            Some(at(5, 9))
+        );
+    }
+
+    #[test]
+    fn a_second_alert_while_the_response_runs_starts_no_second_clock() {
+        let p = StreamId::person(Uuid::now_v7());
+        let clocks = run(&[fact(p, alert(), at(2, 9)), fact(p, alert(), at(3, 9))]);
+        assert_eq!(step(&clocks, "response-2473/contact").len(), 1);
+    }
+
+    #[test]
+    fn a_household_identified_again_restarts_its_clearing_clock() {
+        let h = StreamId::household(Uuid::now_v7());
+        let identified = EventData::HouseholdIdentified(HouseholdIdentified {
+            region: RegionCode::new("350121").unwrap(),
+            members: vec![],
+        });
+        let again = EventData::HouseholdReidentified(HouseholdReidentified {
+            reason: ReidentifyReason::MemberLostJob,
+        });
+        let clocks = run(&[fact(h, identified, at(2, 9)), fact(h, again, at(20, 9))]);
+        let clearing = step(&clocks, "household-clearing/cleared");
+        assert_eq!(clearing.len(), 2);
+        assert_eq!(
+            clearing[0].cancelled_at,
+            Some(at(20, 9)),
+            "the old clock stops"
+        );
+        assert_eq!(
+            clearing[1].due_at,
+            at(20, 9) + Duration::days(30),
+            "the new one counts 30 days again"
+        );
+    }
+
+    #[test]
+    fn a_subsidy_payment_meets_only_the_clock_of_its_own_claim() {
+        let p = StreamId::person(Uuid::now_v7());
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let claim = |id| {
+            EventData::TrainingSubsidyClaimed(TrainingSubsidyClaimed {
+                course_id: "C".into(),
+                claim_id: id,
+                amount: 100.0,
+            })
+        };
+        let paid = EventData::TrainingSubsidyPaid(TrainingSubsidyPaid {
+            course_id: "C".into(),
+            claim_id: b,
+            amount: 100.0,
+        });
+        let clocks = run(&[
+            fact(p, claim(a), at(2, 9)),
+            fact(p, claim(b), at(2, 10)),
+            fact(p, paid, at(5, 9)),
+        ]);
+        let subsidy = step(&clocks, "training-subsidy/paid");
+        assert_eq!(subsidy.len(), 2, "one clock per claim");
+        assert!(subsidy
+            .iter()
+            .find(|c| c.key == a.to_string())
+            .unwrap()
+            .met_at
+            .is_none());
+        assert_eq!(
+            subsidy
+                .iter()
+                .find(|c| c.key == b.to_string())
+                .unwrap()
+                .met_at,
+            Some(at(5, 9))
+        );
+    }
+
+    #[test]
+    fn closing_the_case_cancels_the_running_response_and_a_contact_after_it_meets_nothing() {
+        let p = StreamId::person(Uuid::now_v7());
+        let close = EventData::CaseClosed(CaseClosed {
+            reason: CloseReason::MovedAway,
+        });
+        let contact = EventData::ContactMade(ContactMade {
+            alert_id: None,
+            channel: ContactChannel::Phone,
+        });
+        let clocks = run(&[
+            fact(p, alert(), at(2, 9)),
+            fact(p, close, at(3, 9)),
+            fact(p, contact, at(3, 10)),
+        ]);
+        let c = step(&clocks, "response-2473/contact")[0];
+        assert_eq!((c.cancelled_at, c.met_at), (Some(at(3, 9)), None));
+    }
+}
