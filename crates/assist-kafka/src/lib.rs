@@ -14,6 +14,8 @@
 //! messages back from the topic. Appenders on one machine are serialised by the index's
 //! write lock (`BEGIN IMMEDIATE`), which also makes the expected-version check sound.
 
+pub mod group;
+
 use assist_log::{
     partition_for, AppendBatch, Appended, Appender, IdIndex, LogError, PartitionInfo,
     PartitionReader, Position, Record, StreamReader,

@@ -1,0 +1,110 @@
+//! Projection workers in a consumer group: each member owns some partitions and projects
+//! only those, with checkpoints in SQL next to the views (never in Kafka commits), so a
+//! rebalance never loses or doubles an effect: the new owner resumes from the checkpoint
+//! the old owner committed with its last batch.
+
+use crate::{backend, KafkaConfig, KafkaLog};
+use assist_log::LogError;
+use assist_projections::sla::Rules;
+use assist_projections::{ProjectionError, RunStats, Runner, Store};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// A member of a projection workers' consumer group.
+pub struct GroupMember {
+    consumer: BaseConsumer,
+    brokers: String,
+}
+
+impl GroupMember {
+    /// Joins `group` on the log's topic.
+    pub fn join(config: &KafkaConfig, group: &str) -> Result<GroupMember, LogError> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", group)
+            // Offsets live in SQL with the views; Kafka only says who owns what.
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .create()
+            .map_err(|e| backend("cannot create a group member", &config.brokers, e))?;
+        consumer
+            .subscribe(&[&config.topic])
+            .map_err(|e| backend("cannot join the group", &config.brokers, e))?;
+        Ok(GroupMember {
+            consumer,
+            brokers: config.brokers.clone(),
+        })
+    }
+
+    /// Serves the group protocol (heartbeats, rebalances) and returns the partitions this
+    /// member owns now. The assigned partitions are paused: the member reads through the
+    /// log by offset, not through this consumer.
+    pub fn owned(&self) -> Result<Vec<u32>, LogError> {
+        if let Some(Err(e)) = self.consumer.poll(Duration::ZERO) {
+            tracing::debug!(error = %e, "group member poll");
+        }
+        let assignment = self
+            .consumer
+            .assignment()
+            .map_err(|e| backend("cannot read the assignment", &self.brokers, e))?;
+        if assignment.count() > 0 {
+            let _ = self.consumer.pause(&assignment);
+        }
+        let mut owned: Vec<u32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition() as u32)
+            .collect();
+        owned.sort_unstable();
+        Ok(owned)
+    }
+}
+
+/// A projection worker: a group member projecting the partitions it owns.
+pub struct Worker<'a> {
+    /// The log.
+    pub log: &'a KafkaLog,
+    /// The views.
+    pub store: &'a Store,
+    /// SLA policies.
+    pub rules: &'a Rules,
+    /// Its membership.
+    pub member: &'a GroupMember,
+    /// Events per transaction.
+    pub batch: usize,
+    /// Pause between rounds.
+    pub interval: Duration,
+}
+
+impl Worker<'_> {
+    /// Projects the owned partitions until `stop` is set; `on_owned` hears of the
+    /// partitions owned at each round.
+    pub async fn run(
+        &self,
+        stop: &AtomicBool,
+        mut on_owned: impl FnMut(&[u32]),
+    ) -> Result<RunStats, ProjectionError> {
+        let mut total = RunStats::default();
+        while !stop.load(Ordering::SeqCst) {
+            let owned = self.member.owned()?;
+            on_owned(&owned);
+            let gen = self.store.active_gen().await?;
+            let runner = Runner {
+                log: self.log,
+                store: self.store,
+                rules: self.rules,
+                batch: self.batch,
+            };
+            let s = runner.catch_up_partitions(gen, &owned, |_| {}).await?;
+            total.records += s.records;
+            total.applied += s.applied;
+            total.duplicates += s.duplicates;
+            total.dead_letters += s.dead_letters;
+            tokio::time::sleep(self.interval).await;
+        }
+        Ok(total)
+    }
+}
