@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Which partitions each worker (named by a letter) owned, in the order seen.
+type Ownership = Vec<(char, BTreeSet<u32>)>;
+
 fn jsonl_chunks() -> Vec<Vec<u8>> {
     let events = assist_simulate::simulate(120, 60, 31);
     let third = events.len() / 3;
@@ -71,7 +74,7 @@ async fn a_rebalance_mid_stream_neither_loses_nor_doubles_an_effect() {
         .await
         .unwrap();
     let views = format!("sqlite:{}", dir.path().join("views.db").display());
-    let owned: Arc<Mutex<Vec<(char, BTreeSet<u32>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let owned: Arc<Mutex<Ownership>> = Arc::new(Mutex::new(Vec::new()));
 
     let start_worker = |name: char, stop: Arc<AtomicBool>| {
         let (config, views, owned, dir) = (
