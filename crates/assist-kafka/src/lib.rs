@@ -52,6 +52,10 @@ pub struct KafkaConfig {
     pub replication: i32,
     /// How long a broker may take to answer before the call fails.
     pub timeout: Duration,
+    /// Records per produce batch at most (`batch.num.messages`); `Some(1)` for brokers
+    /// that serve fetches only from record-batch boundaries (tansu 0.6), `None` to let
+    /// librdkafka batch freely (Apache Kafka).
+    pub max_batch_messages: Option<u32>,
 }
 
 impl KafkaConfig {
@@ -68,6 +72,9 @@ impl KafkaConfig {
             partitions: assist_log::DEFAULT_PARTITIONS,
             replication: 1,
             timeout: Duration::from_secs(10),
+            max_batch_messages: std::env::var("ASSIST_KAFKA_BATCH_MESSAGES")
+                .ok()
+                .and_then(|v| v.parse().ok()),
         }
     }
 }
@@ -91,7 +98,11 @@ impl KafkaLog {
     pub async fn open(config: KafkaConfig, index_path: &Path) -> Result<KafkaLog, LogError> {
         let b = config.brokers.clone();
         let timeout_ms = config.timeout.as_millis().to_string();
-        let producer: FutureProducer = ClientConfig::new()
+        let mut producer_config = ClientConfig::new();
+        if let Some(n) = config.max_batch_messages {
+            producer_config.set("batch.num.messages", n.max(1).to_string());
+        }
+        let producer: FutureProducer = producer_config
             .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -105,7 +116,7 @@ impl KafkaLog {
             .set("bootstrap.servers", &config.brokers)
             .set("group.id", format!("assist-reader-{}", Uuid::new_v4()))
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
+            .set("enable.partition.eof", "true")
             .set("fetch.wait.max.ms", "10")
             .set("socket.timeout.ms", &timeout_ms)
             .create()
@@ -195,22 +206,11 @@ impl KafkaLog {
     }
 }
 
-/// The high-water mark of partition `p`, retrying transient errors (a leader moving, a
-/// broker coming back) until the configured timeout.
-fn high_water(c: &BaseConsumer, cfg: &KafkaConfig, p: u32) -> Result<u64, LogError> {
-    let deadline = std::time::Instant::now() + cfg.timeout;
-    loop {
-        match c.fetch_watermarks(&cfg.topic, p as i32, cfg.timeout) {
-            Ok((_, high)) => return Ok(high.max(0) as u64),
-            Err(e) if std::time::Instant::now() < deadline => {
-                tracing::debug!(partition = p, error = %e, "retrying the high-water mark");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => return Err(backend("cannot read the high-water mark", &cfg.brokers, e)),
-        }
-    }
-}
-
+/// Reads partition `p` from `from` until the broker says it is at the end (partition EOF,
+/// which follows the fetch response's high-water mark) or `max` records were read.
+///
+/// The end is not taken from `ListOffsets`: some Kafka-protocol brokers (tansu 0.6) answer it
+/// with the base offset of the last record batch plus one, not the next offset.
 fn read_blocking(
     c: &BaseConsumer,
     cfg: &KafkaConfig,
@@ -219,8 +219,7 @@ fn read_blocking(
     max: usize,
 ) -> Result<Vec<Record>, LogError> {
     let b = &cfg.brokers;
-    let high = high_water(c, cfg, p)?;
-    if from >= high || max == 0 {
+    if max == 0 {
         return Ok(Vec::new());
     }
     let mut tpl = TopicPartitionList::new();
@@ -228,28 +227,34 @@ fn read_blocking(
         .map_err(|e| backend("bad offset", b, e))?;
     c.assign(&tpl)
         .map_err(|e| backend("cannot assign the partition", b, e))?;
-    let want = ((high - from) as usize).min(max);
-    let mut out = Vec::with_capacity(want.min(100_000));
-    let deadline = std::time::Instant::now() + cfg.timeout * 3;
-    let mut last_error = String::from("no error reported");
-    while out.len() < want {
+    let mut out = Vec::new();
+    let mut deadline = std::time::Instant::now() + cfg.timeout;
+    let mut last_error = String::from("no answer");
+    let result = loop {
+        if out.len() >= max {
+            break Ok(());
+        }
         if std::time::Instant::now() > deadline {
-            return Err(LogError::Backend(format!(
-                "Kafka at {b}: partition {p} did not deliver offsets {from}..{high} in time (last error: {last_error})"
+            break Err(LogError::Backend(format!(
+                "Kafka at {b}: partition {p} gave no end of data within {} s (last error: {last_error})",
+                cfg.timeout.as_secs()
             )));
         }
-        match c.poll(Duration::from_millis(200)) {
+        match c.poll(Duration::from_millis(100)) {
             None => continue,
-            // Broker-level errors (all brokers down, a transport failure) are transient:
-            // librdkafka reconnects and the fetch goes on.
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(eof))) if eof == p as i32 => {
+                break Ok(())
+            }
+            // Broker-level errors (all brokers down, a transport failure, a moving leader)
+            // are transient: librdkafka reconnects and the fetch goes on.
             Some(Err(e)) => {
                 tracing::debug!(partition = p, error = %e, "retrying a read");
                 last_error = e.to_string();
-                continue;
             }
             Some(Ok(m)) => {
+                deadline = std::time::Instant::now() + cfg.timeout;
                 let offset = m.offset() as u64;
-                if offset < from {
+                if offset < from || m.partition() != p as i32 {
                     continue;
                 }
                 let event_id = m
@@ -274,9 +279,11 @@ fn read_blocking(
                 });
             }
         }
-    }
+    };
     c.unassign().map_err(|e| backend("cannot unassign", b, e))?;
-    Ok(out)
+    // Drop what the old assignment still queued, so the next read starts clean.
+    while c.poll(Duration::ZERO).is_some() {}
+    result.map(|()| out)
 }
 
 async fn ensure_topic(
@@ -574,18 +581,26 @@ impl PartitionReader for KafkaLog {
         self.read_range(partition, from, max).await
     }
 
+    /// The high-water marks as the index knows them after reading every partition to its end.
     async fn partitions(&self) -> Result<Vec<PartitionInfo>, LogError> {
-        self.blocking(|c, cfg| {
-            (0..cfg.partitions)
-                .map(|p| {
-                    Ok(PartitionInfo {
-                        partition: p,
-                        high_water: high_water(c, cfg, p)?,
-                    })
-                })
-                .collect()
-        })
-        .await
+        let _writer = self.writer.lock().await;
+        let mut tx = self.index.begin_with("BEGIN IMMEDIATE").await?;
+        self.catch_up(&mut tx).await?;
+        let mut out = Vec::with_capacity(self.config.partitions as usize);
+        for p in 0..self.config.partitions {
+            let upto: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(indexed_upto), 0) FROM progress WHERE part = ?",
+            )
+            .bind(i64::from(p))
+            .fetch_one(&mut *tx)
+            .await?;
+            out.push(PartitionInfo {
+                partition: p,
+                high_water: upto as u64,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 }
 

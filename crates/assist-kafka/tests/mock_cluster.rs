@@ -19,6 +19,7 @@ fn config(servers: String, topic: &str) -> KafkaConfig {
         partitions: 8,
         replication: 1,
         timeout: Duration::from_secs(10),
+        max_batch_messages: None,
     }
 }
 

@@ -62,6 +62,7 @@ async fn a_rebalance_mid_stream_neither_loses_nor_doubles_an_effect() {
         partitions: 8,
         replication: 1,
         timeout: Duration::from_secs(10),
+        max_batch_messages: None,
     };
     let chunks = jsonl_chunks();
 

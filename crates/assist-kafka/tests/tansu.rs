@@ -1,0 +1,203 @@
+//! The Kafka backend against a real Kafka-protocol broker (tansu), started by the test
+//! command on `ASSIST_TEST_KAFKA`: the conformance suite every backend passes, plain JSON
+//! values any Kafka client can read, and a broker killed and restarted mid-run.
+
+use assist_kafka::{KafkaConfig, KafkaLog};
+use assist_log::conformance::Harness;
+use async_trait::async_trait;
+use std::time::Duration;
+use tempfile::TempDir;
+
+fn brokers() -> String {
+    std::env::var("ASSIST_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:19092".into())
+}
+
+fn config(topic: &str) -> KafkaConfig {
+    KafkaConfig {
+        brokers: brokers(),
+        topic: topic.into(),
+        partitions: 8,
+        replication: 1,
+        timeout: Duration::from_secs(10),
+        max_batch_messages: Some(1),
+    }
+}
+
+struct Tansu {
+    dir: TempDir,
+}
+
+#[async_trait]
+impl Harness for Tansu {
+    type Log = KafkaLog;
+
+    async fn fresh(&self) -> KafkaLog {
+        let topic = format!("conformance-{}", uuid::Uuid::new_v4().simple());
+        KafkaLog::open(config(&topic), &self.dir.path().join("index.db"))
+            .await
+            .expect("the test command starts tansu")
+    }
+
+    async fn reopen(&self, log: KafkaLog) -> KafkaLog {
+        let cfg = log.config().clone();
+        log.close().await;
+        KafkaLog::open(cfg, &self.dir.path().join("index.db"))
+            .await
+            .unwrap()
+    }
+}
+
+assist_log::conformance_tests!(Tansu {
+    dir: tempfile::tempdir().unwrap()
+});
+
+mod broker_kill {
+    use super::*;
+    use assist_log::conformance::event;
+    use assist_log::{AppendBatch, Appender, LogEvent, PartitionReader};
+    use std::collections::HashSet;
+    use std::process::{Child, Command, Stdio};
+
+    fn tansu_binary() -> String {
+        std::env::var("ASSIST_TANSU").unwrap_or_else(|_| "tansu".into())
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// A tansu broker whose acknowledged messages survive its own kill -9 (sqlite storage
+    /// in `dir`; tansu reads the sqlite URL's path relative to its working directory).
+    fn start(port: u16, dir: &std::path::Path) -> Child {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu_binary())
+            .current_dir(dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://broker.db"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the test command installs tansu");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broker_killed_mid_run_loses_no_acknowledged_fact_and_retries_double_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let db = dir.path().to_path_buf();
+        let mut broker = start(port, &db);
+        let cfg = KafkaConfig {
+            brokers: format!("127.0.0.1:{port}"),
+            topic: "kill".into(),
+            partitions: 8,
+            replication: 1,
+            timeout: Duration::from_secs(10),
+            max_batch_messages: Some(1),
+        };
+        let index = dir.path().join("index.db");
+        let batches: Vec<Vec<LogEvent>> = (0..24)
+            .map(|b| {
+                (0..10)
+                    .map(|i| {
+                        event(
+                            &format!("person-00000000-0000-4000-8000-{:012}", (b * 10 + i) % 13),
+                            b * 10 + i,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let producer = {
+            let (cfg, index, batches, acked) =
+                (cfg.clone(), index.clone(), batches.clone(), acked.clone());
+            tokio::spawn(async move {
+                let mut log = KafkaLog::open(cfg.clone(), &index).await.unwrap();
+                let mut retries = 0;
+                for batch in batches {
+                    // A caseworker service: retry the same batch until it is acknowledged,
+                    // with a new producer session after a failure.
+                    loop {
+                        match log.append(AppendBatch::new(batch.clone())).await {
+                            Ok(_) => {
+                                acked
+                                    .lock()
+                                    .unwrap()
+                                    .extend(batch.iter().map(|e| e.event_id));
+                                break;
+                            }
+                            Err(_) => {
+                                retries += 1;
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                                log.close().await;
+                                log = loop {
+                                    match KafkaLog::open(cfg.clone(), &index).await {
+                                        Ok(l) => break l,
+                                        Err(_) => {
+                                            tokio::time::sleep(Duration::from_millis(300)).await
+                                        }
+                                    }
+                                };
+                            }
+                        }
+                    }
+                }
+                (log, retries)
+            })
+        };
+        let waiting = std::time::Instant::now();
+        while acked.lock().unwrap().len() < 80 {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(120),
+                "the broker never acknowledged 80 facts"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        broker.kill().unwrap(); // SIGKILL
+        broker.wait().unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut broker = start(port, &db);
+        let (log, retries) = producer.await.unwrap();
+        let mut stored = Vec::new();
+        for p in log.partitions().await.unwrap() {
+            stored.extend(
+                log.read_partition(p.partition, 0, usize::MAX)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter_map(|r| r.event_id),
+            );
+        }
+        broker.kill().unwrap();
+        broker.wait().unwrap();
+        let unique: HashSet<_> = stored.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            stored.len(),
+            "a fact is in the log twice ({retries} retries)"
+        );
+        let acked = acked.lock().unwrap().clone();
+        assert_eq!(acked.len(), 240);
+        for id in &acked {
+            assert!(unique.contains(id), "an acknowledged fact was lost");
+        }
+        assert_eq!(stored.len(), 240);
+    }
+}
