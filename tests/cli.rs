@@ -420,6 +420,7 @@ fn every_subcommand_answers_help() {
         vec!["catalog", "write", "--help"],
         vec!["demo", "--help"],
         vec!["project", "--help"],
+        vec!["follow", "--help"],
         vec!["caseload", "--help"],
         vec!["sla", "--help"],
         vec!["sla", "explain", "--help"],

@@ -36,6 +36,8 @@ enum Command {
     Ingest(commands::ingest::Args),
     /// Bring the views (caseload, SLA clocks, audit trail) up to date with the log.
     Project(commands::views::ProjectArgs),
+    /// A projection worker in a Kafka consumer group: project the partitions it owns until Ctrl-C.
+    Follow(commands::follow::Args),
     /// The caseload: counts per stage and the cases with their next step due.
     Caseload(commands::views::CaseloadArgs),
     /// SLA compliance by region and caseworker; `sla explain CLOCK` for one clock's facts.
@@ -97,6 +99,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Ingest(args) => commands::ingest::run(&dir, &views, args).await,
         Command::Project(args) => commands::views::project(&dir, &views, args).await,
+        Command::Follow(args) => commands::follow::run(&dir, &views, args).await,
         Command::Caseload(args) => commands::views::caseload_cmd(&dir, &views, args).await,
         Command::Sla(args) => commands::views::sla_cmd(&dir, &views, args).await,
         Command::Verify(args) => commands::views::verify_cmd(&dir, &views, args).await,

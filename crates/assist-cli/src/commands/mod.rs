@@ -5,6 +5,7 @@ pub mod bench_project;
 pub mod catalog;
 pub mod demo;
 pub mod erase;
+pub mod follow;
 pub mod history;
 pub mod ingest;
 pub mod simulate;
