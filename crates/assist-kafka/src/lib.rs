@@ -90,6 +90,8 @@ pub struct KafkaLog {
     reader: Arc<Mutex<BaseConsumer>>,
     index: SqlitePool,
     writer: tokio::sync::Mutex<()>,
+    /// The broker-reported end of each partition at the last catch-up.
+    seen_ends: Mutex<HashMap<u32, i64>>,
 }
 
 impl KafkaLog {
@@ -130,6 +132,7 @@ impl KafkaLog {
             reader,
             index,
             writer: tokio::sync::Mutex::new(()),
+            seen_ends: Mutex::new(HashMap::new()),
         })
     }
 
@@ -164,10 +167,32 @@ impl KafkaLog {
         .map_err(|e| LogError::Backend(format!("the Kafka reader stopped: {e}")))?
     }
 
-    /// Reads every partition from where the index stopped to its high-water mark and
-    /// records the event ids found there.
+    /// Reads every partition from where the index stopped to its end and records the event
+    /// ids found there. A partition whose broker-reported end has not moved since the last
+    /// catch-up is skipped without a fetch.
     async fn catch_up(&self, conn: &mut sqlx::SqliteConnection) -> Result<(), LogError> {
+        let ends: Vec<Option<i64>> = self
+            .blocking(|c, cfg| {
+                Ok((0..cfg.partitions)
+                    .map(|p| {
+                        c.fetch_watermarks(&cfg.topic, p as i32, cfg.timeout)
+                            .ok()
+                            .map(|(_, h)| h)
+                    })
+                    .collect())
+            })
+            .await?;
         for p in 0..self.config.partitions {
+            let end = ends[p as usize];
+            let seen = self
+                .seen_ends
+                .lock()
+                .map_err(|_| LogError::Backend("poisoned".into()))?
+                .get(&p)
+                .copied();
+            if end.is_some() && end == seen {
+                continue;
+            }
             let upto: i64 = sqlx::query_scalar(
                 "SELECT COALESCE(MAX(indexed_upto), 0) FROM progress WHERE part = ?",
             )
@@ -175,21 +200,20 @@ impl KafkaLog {
             .fetch_one(&mut *conn)
             .await?;
             let records = self.read_range(p, upto as u64, usize::MAX).await?;
+            if let Some(end) = end {
+                self.seen_ends
+                    .lock()
+                    .map_err(|_| LogError::Backend("poisoned".into()))?
+                    .insert(p, end);
+            }
             let Some(last) = records.last().map(|r| r.position.offset) else {
                 continue;
             };
-            for r in &records {
-                if let Some(id) = r.event_id {
-                    sqlx::query("INSERT OR IGNORE INTO ids (event_id, part, log_offset, stream_key, stream) VALUES (?, ?, ?, ?, ?)")
-                        .bind(id.as_bytes().as_slice())
-                        .bind(i64::from(p))
-                        .bind(r.position.offset as i64)
-                        .bind(assist_log::stream_key(&r.stream))
-                        .bind(&r.stream)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-            }
+            let rows: Vec<(Uuid, Position, &str)> = records
+                .iter()
+                .filter_map(|r| r.event_id.map(|id| (id, r.position, r.stream.as_str())))
+                .collect();
+            index_rows(conn, &rows).await?;
             sqlx::query("INSERT INTO progress (part, indexed_upto) VALUES (?, ?) ON CONFLICT (part) DO UPDATE SET indexed_upto = excluded.indexed_upto")
                 .bind(i64::from(p))
                 .bind(last as i64 + 1)
@@ -380,22 +404,54 @@ async fn lookup(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Position>, LogError> {
     let mut out = HashMap::new();
-    for id in ids {
-        let row = sqlx::query("SELECT part, log_offset FROM ids WHERE event_id = ?")
-            .bind(id.as_bytes().as_slice())
-            .fetch_optional(&mut *conn)
-            .await?;
-        if let Some(r) = row {
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT event_id, part, log_offset FROM ids WHERE event_id IN ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.as_bytes().to_vec());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            let id: Vec<u8> = r.try_get(0)?;
+            let Ok(id) = Uuid::from_slice(&id) else {
+                continue;
+            };
             out.insert(
-                *id,
+                id,
                 Position {
-                    partition: r.try_get::<i64, _>(0)? as u32,
-                    offset: r.try_get::<i64, _>(1)? as u64,
+                    partition: r.try_get::<i64, _>(1)? as u32,
+                    offset: r.try_get::<i64, _>(2)? as u64,
                 },
             );
         }
     }
     Ok(out)
+}
+
+/// Records `(event id, position, stream)` rows in the index, many per statement.
+async fn index_rows(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[(Uuid, Position, &str)],
+) -> Result<(), LogError> {
+    for chunk in rows.chunks(500) {
+        let sql = format!(
+            "INSERT OR IGNORE INTO ids (event_id, part, log_offset, stream_key, stream) VALUES {}",
+            vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, pos, stream) in chunk {
+            q = q
+                .bind(id.as_bytes().to_vec())
+                .bind(i64::from(pos.partition))
+                .bind(pos.offset as i64)
+                .bind(assist_log::stream_key(stream))
+                .bind(*stream);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 async fn stream_version(conn: &mut sqlx::SqliteConnection, stream: &str) -> Result<u64, LogError> {
@@ -515,16 +571,48 @@ impl Appender for KafkaLog {
                 }
             }
         }
-        for (&i, pos) in &positions {
-            let e = &batch.events[i];
-            sqlx::query("INSERT OR IGNORE INTO ids (event_id, part, log_offset, stream_key, stream) VALUES (?, ?, ?, ?, ?)")
-                .bind(e.event_id.as_bytes().as_slice())
-                .bind(i64::from(pos.partition))
-                .bind(pos.offset as i64)
-                .bind(assist_log::stream_key(&e.stream))
-                .bind(&e.stream)
-                .execute(&mut *tx)
-                .await?;
+        let rows: Vec<(Uuid, Position, &str)> = positions
+            .iter()
+            .map(|(&i, pos)| {
+                (
+                    batch.events[i].event_id,
+                    *pos,
+                    batch.events[i].stream.as_str(),
+                )
+            })
+            .collect();
+        index_rows(&mut tx, &rows).await?;
+        // Where our deliveries continue the indexed part of a partition without a gap,
+        // nobody else wrote in between: the index is complete up to our last offset and
+        // the next catch-up need not read our own messages back.
+        let mut by_partition: HashMap<u32, Vec<u64>> = HashMap::new();
+        for pos in positions.values() {
+            by_partition
+                .entry(pos.partition)
+                .or_default()
+                .push(pos.offset);
+        }
+        for (p, mut offsets) in by_partition {
+            offsets.sort_unstable();
+            let upto: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(indexed_upto), 0) FROM progress WHERE part = ?",
+            )
+            .bind(i64::from(p))
+            .fetch_one(&mut *tx)
+            .await?;
+            let contiguous = offsets.windows(2).all(|w| w[1] == w[0] + 1);
+            if contiguous && offsets.first() == Some(&(upto as u64)) {
+                let next = offsets[offsets.len() - 1] as i64 + 1;
+                sqlx::query("INSERT INTO progress (part, indexed_upto) VALUES (?, ?) ON CONFLICT (part) DO UPDATE SET indexed_upto = excluded.indexed_upto")
+                    .bind(i64::from(p))
+                    .bind(next)
+                    .execute(&mut *tx)
+                    .await?;
+                self.seen_ends
+                    .lock()
+                    .map_err(|_| LogError::Backend("poisoned".into()))?
+                    .insert(p, next);
+            }
         }
         tx.commit().await?;
         if let Some(f) = failure {

@@ -28,6 +28,31 @@ pub enum Command {
     /// inserting the very same view rows the plain way (prepared inserts in one
     /// transaction on SQLite, COPY on PostgreSQL).
     Project(super::bench_project::Args),
+    /// Append to a Kafka topic through the log against a bare rdkafka producer sending the
+    /// same payloads; then consume and project them into PostgreSQL.
+    Kafka(KafkaArgs),
+}
+
+#[derive(clap::Args)]
+pub struct KafkaArgs {
+    /// The brokers, host:port.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// How many events.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Events per append.
+    #[arg(long, default_value_t = 10_000)]
+    batch: usize,
+    /// How many distinct person streams.
+    #[arg(long, default_value_t = 5_000)]
+    streams: usize,
+    /// Records per produce batch for both producers (1 for tansu).
+    #[arg(long, env = "ASSIST_KAFKA_BATCH_MESSAGES")]
+    batch_messages: Option<u32>,
+    /// PostgreSQL for the consume + projection figure (a temporary database is made).
+    #[arg(long, env = "ASSIST_BENCH_POSTGRES")]
+    postgres: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -56,6 +81,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Ingest(args) => ingest(args).await,
         Command::Project(args) => super::bench_project::run(args).await,
+        Command::Kafka(args) => kafka(args).await,
     }
 }
 
@@ -277,4 +303,138 @@ fn tempfile_dir(given: &Option<PathBuf>) -> Result<BenchDir> {
             Ok(BenchDir { path, remove: true })
         }
     }
+}
+
+async fn kafka(args: KafkaArgs) -> Result<ExitCode> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let dir = tempfile::tempdir()?;
+    let gen_args = IngestArgs {
+        events: args.events,
+        batch: args.batch,
+        streams: args.streams,
+        dir: None,
+        only_log: false,
+        seed: 7,
+    };
+    let events = workload(&gen_args)?;
+    let n = events.len() as f64;
+    let run_id = Uuid::now_v7().simple().to_string();
+    let config = |topic: &str| assist_kafka::KafkaConfig {
+        brokers: args.brokers.clone(),
+        topic: topic.to_string(),
+        partitions: DEFAULT_PARTITIONS,
+        replication: 1,
+        timeout: std::time::Duration::from_secs(10),
+        max_batch_messages: args.batch_messages,
+    };
+    println!(
+        "workload: {} events in appends of {}, {} streams, broker {}",
+        events.len(),
+        args.batch,
+        args.streams,
+        args.brokers
+    );
+
+    // 1. Through the log: dedup index, explicit partitions, delivery reports awaited per append.
+    let ours_topic = format!("bench-log-{run_id}");
+    let log =
+        assist_kafka::KafkaLog::open(config(&ours_topic), &dir.path().join("index.db")).await?;
+    let t = Instant::now();
+    for chunk in events.chunks(args.batch.max(1)) {
+        log.append(AppendBatch::new(chunk.to_vec())).await?;
+    }
+    let ours = t.elapsed().as_secs_f64();
+
+    // 2. Baseline: a bare idempotent acks=all producer sending the same keyed payloads to
+    //    the same partitions, awaiting every delivery report per batch.
+    let bare_topic = format!("bench-bare-{run_id}");
+    let bare_log =
+        assist_kafka::KafkaLog::open(config(&bare_topic), &dir.path().join("bare-index.db"))
+            .await?; // creates the topic
+    bare_log.close().await;
+    let mut cfg = rdkafka::ClientConfig::new();
+    if let Some(m) = args.batch_messages {
+        cfg.set("batch.num.messages", m.to_string());
+    }
+    let producer: FutureProducer = cfg
+        .set("bootstrap.servers", &args.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()?;
+    let t = Instant::now();
+    for chunk in events.chunks(args.batch.max(1)) {
+        let mut waits = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            let record = FutureRecord::to(&bare_topic)
+                .partition(partition_for(&e.stream, DEFAULT_PARTITIONS) as i32)
+                .key(e.stream.as_bytes())
+                .payload(&e.payload);
+            // Enqueue at once (as the log does), then wait for every delivery report.
+            let mut record = record;
+            loop {
+                match producer.send_result(record) {
+                    Ok(f) => {
+                        waits.push(f);
+                        break;
+                    }
+                    Err((_, r)) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        record = r;
+                    }
+                }
+            }
+        }
+        for w in waits {
+            w.await
+                .map_err(|_| anyhow::anyhow!("bare producer: dropped"))?
+                .map_err(|(e, _)| anyhow::anyhow!("bare producer: {e}"))?;
+        }
+    }
+    let bare = t.elapsed().as_secs_f64();
+    println!(
+        "Kafka log append         {:>10.0} events/s  ({ours:.2} s)",
+        n / ours
+    );
+    println!(
+        "bare rdkafka producer    {:>10.0} events/s  ({bare:.2} s)  [baseline]",
+        n / bare
+    );
+    println!("ratio (ours / baseline)  {:>10.2}", bare / ours);
+
+    // 3. Consume the log's topic and project it into PostgreSQL.
+    if let Some(url) = &args.postgres {
+        use sqlx::{Connection, Executor};
+        let db = format!("assist_bench_kafka_{run_id}");
+        let mut admin = sqlx::PgConnection::connect(url).await?;
+        admin
+            .execute(format!("CREATE DATABASE {db}").as_str())
+            .await?;
+        let base = url
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .context("no database in the URL")?;
+        let store = assist_projections::Store::open(&format!("{base}/{db}")).await?;
+        let rules = assist_projections::sla::Rules::shipped()?;
+        let t = Instant::now();
+        let stats = assist_projections::Runner {
+            log: &log,
+            store: &store,
+            rules: &rules,
+            batch: 5_000,
+        }
+        .catch_up(1, |_| {})
+        .await?;
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "consume + project into PostgreSQL {:>8.0} events/s  ({secs:.2} s, {} events)",
+            stats.applied as f64 / secs,
+            stats.applied
+        );
+        store.close().await;
+        admin
+            .execute(format!("DROP DATABASE {db} WITH (FORCE)").as_str())
+            .await?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
