@@ -3,11 +3,17 @@
 //! A row's `position` is `partition << 40 | offset`, so reading a partition from an offset
 //! is a range scan of the primary key and offsets stay dense per partition.
 //!
-//! Streams are found through an index on `stream_key`, a 64-bit FNV-1a hash of the stream
-//! name (the name itself is checked on read, so a collision costs a row, not a mix-up).
-//! An integer key keeps that index small: its inserts land all over it, and its size is
-//! what bounds append throughput (see BENCHMARKS.md). A stream's version is its event
-//! count, counted only when an append carries an expectation.
+//! Streams are found through `stream_index (stream_key, position)`, keyed by a 64-bit FNV-1a
+//! hash of the stream name (the name itself is checked on read, so a collision costs a row,
+//! not a mix-up). That index is written **behind** the events, in sorted bulk: an append
+//! stores the events and their id index only; the stream index catches up with one
+//! `INSERT … SELECT … ORDER BY` per partition before any stream read or expected-version
+//! check, and inside an append once a partition is more than `STREAM_INDEX_LAG` events
+//! behind. Random per-event inserts into a stream index would rewrite most of its pages at
+//! every batch and halve append throughput (BENCHMARKS.md); sorted catch-up touches each
+//! page once. The catch-up runs under the writer's lock in a write transaction, so a
+//! reader never sees a stream without its latest events. A stream's version is its number
+//! of events.
 
 use crate::{
     partition_for, AppendBatch, Appended, Appender, ExpectedVersion, IdIndex, LogError,
@@ -23,6 +29,9 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 const OFFSET_BITS: u32 = 40;
+/// How many events a partition may get ahead of its stream index before an append
+/// brings the index up to date itself (bounds the work of the next stream read).
+const STREAM_INDEX_LAG: u64 = 100_000;
 /// Partitions the position encoding (`partition << 40`) leaves room for, with margin.
 const MAX_PARTITIONS: u32 = 4096;
 /// Rows per INSERT statement (5 parameters each, under SQLite's 32,766).
@@ -80,7 +89,13 @@ impl EmbeddedLog {
                  payload BLOB NOT NULL
              );
              CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (event_id);
-             CREATE INDEX IF NOT EXISTS events_by_stream ON events (stream_key);",
+             DROP INDEX IF EXISTS events_by_stream;
+             CREATE TABLE IF NOT EXISTS stream_index (
+                 stream_key INTEGER NOT NULL,
+                 position INTEGER NOT NULL,
+                 PRIMARY KEY (stream_key, position)
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS stream_index_upto (part INTEGER PRIMARY KEY, upto INTEGER NOT NULL);",
         )
         .execute(&pool)
         .await?;
@@ -131,6 +146,85 @@ impl EmbeddedLog {
                 count: self.partitions,
             })
         }
+    }
+
+    /// Brings the stream index of every partition up to date (done lazily otherwise: before
+    /// stream reads and expectation checks, and when a partition lags too far behind).
+    pub async fn index_all_streams(&self) -> Result<(), LogError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for p in 0..self.partitions {
+            self.index_streams(&mut tx, p).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// How far (offset) the stream index covers `partition`.
+    async fn indexed_upto(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        partition: u32,
+    ) -> Result<u64, LogError> {
+        let upto: Option<i64> =
+            sqlx::query_scalar("SELECT upto FROM stream_index_upto WHERE part = ?")
+                .bind(i64::from(partition))
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(upto.map_or(0, |u| u as u64))
+    }
+
+    /// Brings the stream index of `partition` up to the partition's end, in sorted bulk.
+    async fn index_streams(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        partition: u32,
+    ) -> Result<(), LogError> {
+        let upto = self.indexed_upto(tx, partition).await?;
+        let head = self.high_water(tx, partition).await?;
+        if head <= upto {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO stream_index (stream_key, position)
+             SELECT stream_key, position FROM events WHERE position >= ? AND position < ?
+             ORDER BY stream_key, position",
+        )
+        .bind(encode(Position {
+            partition,
+            offset: upto,
+        }))
+        .bind(encode(Position {
+            partition,
+            offset: head,
+        }))
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("INSERT INTO stream_index_upto (part, upto) VALUES (?, ?) ON CONFLICT (part) DO UPDATE SET upto = excluded.upto")
+            .bind(i64::from(partition))
+            .bind(head as i64)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// A stream's version: the number of its events (the stream index caught up first).
+    async fn stream_version(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        stream: &str,
+    ) -> Result<u64, LogError> {
+        self.index_streams(tx, partition_for(stream, self.partitions))
+            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM stream_index s JOIN events e ON e.position = s.position
+             WHERE s.stream_key = ? AND e.stream = ?",
+        )
+        .bind(stream_key(stream))
+        .bind(stream)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(n as u64)
     }
 
     async fn high_water(
@@ -197,7 +291,7 @@ impl Appender for EmbeddedLog {
             if retry || *expected == ExpectedVersion::Any {
                 continue;
             }
-            let actual = stream_version(&mut tx, stream).await?;
+            let actual = self.stream_version(&mut tx, stream).await?;
             if !expected.admits(actual) {
                 return Err(LogError::WrongExpectedVersion {
                     stream: stream.clone(),
@@ -242,6 +336,12 @@ impl Appender for EmbeddedLog {
             });
             q.build().execute(&mut *tx).await?;
         }
+        for (&partition, &head) in &heads {
+            let upto = self.indexed_upto(&mut tx, partition).await?;
+            if head.saturating_sub(upto) > STREAM_INDEX_LAG {
+                self.index_streams(&mut tx, partition).await?;
+            }
+        }
         tx.commit().await?;
 
         Ok(batch
@@ -268,17 +368,6 @@ pub fn stream_key(stream: &str) -> i64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h as i64
-}
-
-/// A stream's version: the number of its events.
-async fn stream_version(conn: &mut sqlx::SqliteConnection, stream: &str) -> Result<u64, LogError> {
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE stream_key = ? AND stream = ?")
-            .bind(stream_key(stream))
-            .bind(stream)
-            .fetch_one(conn)
-            .await?;
-    Ok(n as u64)
 }
 
 async fn find_ids(
@@ -371,14 +460,20 @@ impl PartitionReader for EmbeddedLog {
 #[async_trait]
 impl StreamReader for EmbeddedLog {
     async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, LogError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let partition = partition_for(stream, self.partitions);
+        self.index_streams(&mut tx, partition).await?;
         let rows = sqlx::query(
-            "SELECT position, stream, event_id, payload FROM events
-             WHERE stream_key = ? AND stream = ? ORDER BY position",
+            "SELECT e.position, e.stream, e.event_id, e.payload FROM stream_index s
+             JOIN events e ON e.position = s.position
+             WHERE s.stream_key = ? AND e.stream = ? ORDER BY s.position",
         )
         .bind(stream_key(stream))
         .bind(stream)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter().map(record).collect()
     }
 }

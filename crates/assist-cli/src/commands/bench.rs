@@ -171,6 +171,8 @@ async fn ingest(args: IngestArgs) -> Result<ExitCode> {
     for chunk in events.chunks(args.batch.max(1)) {
         log.append(AppendBatch::new(chunk.to_vec())).await?;
     }
+    // The stream index is written behind the events; the figure includes completing it.
+    log.index_all_streams().await?;
     let ours = t.elapsed().as_secs_f64();
     log.close().await;
     if args.only_log {
@@ -181,7 +183,7 @@ async fn ingest(args: IngestArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    // 2. Baseline: a bare sqlx loop inserting the same rows into the same table and indexes,
+    // 2. Baseline: a bare sqlx loop inserting the same rows into the same table and its id index,
     //    positions computed in memory, one prepared INSERT per row, one
     //    transaction per batch, same pragmas (WAL, synchronous=FULL, page and cache size).
     let pool = SqlitePoolOptions::new()
@@ -199,8 +201,7 @@ async fn ingest(args: IngestArgs) -> Result<ExitCode> {
         .await?;
     sqlx::raw_sql(
         "CREATE TABLE events (position INTEGER PRIMARY KEY, stream_key INTEGER NOT NULL, stream TEXT NOT NULL, event_id BLOB NOT NULL, payload BLOB NOT NULL);
-         CREATE UNIQUE INDEX events_by_id ON events (event_id);
-         CREATE INDEX events_by_stream ON events (stream_key);",
+         CREATE UNIQUE INDEX events_by_id ON events (event_id);",
     )
     .execute(&pool)
     .await?;
