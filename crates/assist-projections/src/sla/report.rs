@@ -83,6 +83,22 @@ pub struct ClockLine {
     pub status: &'static str,
 }
 
+impl ClockLine {
+    /// A clock as listed at `at`, with its status then.
+    fn of(c: &Clock, at: DateTime<Utc>, status: Status) -> ClockLine {
+        ClockLine {
+            clock_id: c.clock_id.clone(),
+            subject: c.subject.clone(),
+            step: format!("{}/{}", c.policy, c.step),
+            region: c.region.clone(),
+            caseworker: c.caseworker.clone(),
+            started_at: ts(c.started_at),
+            due_at: ts(c.effective_due(at)),
+            status: status.name(),
+        }
+    }
+}
+
 /// The SLA summary at a time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SlaReport {
@@ -149,19 +165,9 @@ pub fn report(
             c.caseworker.clone()
         };
         workers.entry(worker).or_default().add(s);
-        let line = || ClockLine {
-            clock_id: c.clock_id.clone(),
-            subject: c.subject.clone(),
-            step: format!("{}/{}", c.policy, c.step),
-            region: c.region.clone(),
-            caseworker: c.caseworker.clone(),
-            started_at: ts(c.started_at),
-            due_at: ts(c.effective_due(at)),
-            status: s.name(),
-        };
         match s {
-            Status::Breached => breached.push(line()),
-            Status::AtRisk => at_risk.push(line()),
+            Status::Breached => breached.push(ClockLine::of(c, at, s)),
+            Status::AtRisk => at_risk.push(ClockLine::of(c, at, s)),
             _ => {}
         }
     }
@@ -350,18 +356,8 @@ pub async fn explain(
             actor: r.try_get("actor").map_err(err)?,
         });
     }
-    let s = c.status(at, risk);
     Ok(Some(Explanation {
-        clock: ClockLine {
-            clock_id: c.clock_id.clone(),
-            subject: c.subject.clone(),
-            step: format!("{}/{}", c.policy, c.step),
-            region: c.region.clone(),
-            caseworker: c.caseworker.clone(),
-            started_at: ts(c.started_at),
-            due_at: ts(c.effective_due(at)),
-            status: s.name(),
-        },
+        clock: ClockLine::of(&c, at, c.status(at, risk)),
         needed: c.needed,
         counted: c.count,
         facts,
