@@ -17,7 +17,7 @@
 pub mod group;
 
 use assist_log::{
-    partition_for, AppendBatch, Appended, Appender, IdIndex, LogError, PartitionInfo,
+    partition_for, AppendBatch, AppendPlan, Appended, Appender, IdIndex, LogError, PartitionInfo,
     PartitionReader, Position, Record, StreamReader,
 };
 use async_trait::async_trait;
@@ -474,30 +474,17 @@ impl Appender for KafkaLog {
         self.catch_up(&mut tx).await?;
         let ids: Vec<Uuid> = batch.events.iter().map(|e| e.event_id).collect();
         let known = lookup(&mut tx, &ids).await?;
-        let mut first: HashMap<Uuid, usize> = HashMap::new();
-        let mut new_idx = Vec::new();
-        for (i, e) in batch.events.iter().enumerate() {
-            if known.contains_key(&e.event_id) || first.contains_key(&e.event_id) {
-                continue;
-            }
-            first.insert(e.event_id, i);
-            new_idx.push(i);
-        }
-        let with_new: HashSet<&str> = new_idx
-            .iter()
-            .map(|&i| batch.events[i].stream.as_str())
-            .collect();
-        let in_batch: HashSet<&str> = batch.events.iter().map(|e| e.stream.as_str()).collect();
-        for (stream, expected) in &batch.expected {
-            let retry = in_batch.contains(stream.as_str()) && !with_new.contains(stream.as_str());
-            if retry || *expected == assist_log::ExpectedVersion::Any {
-                continue;
-            }
+        let AppendPlan {
+            new: new_idx,
+            first_in_batch: first,
+            to_check,
+        } = batch.plan(&known);
+        for (stream, expected) in to_check {
             let actual = stream_version(&mut tx, stream).await?;
             if !expected.admits(actual) {
                 return Err(LogError::WrongExpectedVersion {
-                    stream: stream.clone(),
-                    expected: *expected,
+                    stream: stream.to_string(),
+                    expected,
                     actual,
                 });
             }

@@ -16,13 +16,13 @@
 //! of events.
 
 use crate::{
-    partition_for, AppendBatch, Appended, Appender, ExpectedVersion, IdIndex, LogError,
-    PartitionInfo, PartitionReader, Position, Record, StreamReader, DEFAULT_PARTITIONS,
+    partition_for, AppendBatch, AppendPlan, Appended, Appender, IdIndex, LogError, PartitionInfo,
+    PartitionReader, Position, Record, StreamReader, DEFAULT_PARTITIONS,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -266,36 +266,18 @@ impl Appender for EmbeddedLog {
         let ids: Vec<Uuid> = batch.events.iter().map(|e| e.event_id).collect();
         let known = find_ids(&mut tx, &ids).await?;
 
-        // 2. Which events are new (first occurrence of an unknown id).
-        let mut first_in_batch: HashMap<Uuid, usize> = HashMap::new();
-        let mut new_idx: Vec<usize> = Vec::new();
-        for (i, e) in batch.events.iter().enumerate() {
-            if known.contains_key(&e.event_id) || first_in_batch.contains_key(&e.event_id) {
-                continue;
-            }
-            first_in_batch.insert(e.event_id, i);
-            new_idx.push(i);
-        }
-
-        // 3. Expectations. A stream whose events in this batch are all duplicates is a retry
-        //    of a batch that was stored: it passes, so retries stay idempotent.
-        let streams_with_new: HashSet<&str> = new_idx
-            .iter()
-            .map(|&i| batch.events[i].stream.as_str())
-            .collect();
-        let streams_in_batch: HashSet<&str> =
-            batch.events.iter().map(|e| e.stream.as_str()).collect();
-        for (stream, expected) in &batch.expected {
-            let retry = streams_in_batch.contains(stream.as_str())
-                && !streams_with_new.contains(stream.as_str());
-            if retry || *expected == ExpectedVersion::Any {
-                continue;
-            }
+        // 2. Which events are new, and which expectations to check.
+        let AppendPlan {
+            new: new_idx,
+            first_in_batch,
+            to_check,
+        } = batch.plan(&known);
+        for (stream, expected) in to_check {
             let actual = self.stream_version(&mut tx, stream).await?;
             if !expected.admits(actual) {
                 return Err(LogError::WrongExpectedVersion {
-                    stream: stream.clone(),
-                    expected: *expected,
+                    stream: stream.to_string(),
+                    expected,
                     actual,
                 });
             }

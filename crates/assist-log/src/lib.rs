@@ -104,6 +104,55 @@ impl AppendBatch {
     }
 }
 
+/// What a backend must do with a batch, given the ids it has stored already: the same rules
+/// for every backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendPlan<'a> {
+    /// Indexes of the events to store: first occurrences of ids not stored before.
+    pub new: Vec<usize>,
+    /// For every id first seen in this batch, the index of that first occurrence.
+    pub first_in_batch: HashMap<Uuid, usize>,
+    /// The expectations to check. A stream whose events in this batch are all duplicates
+    /// is a retry of a stored batch: its expectation is skipped, so retries stay idempotent.
+    pub to_check: Vec<(&'a str, ExpectedVersion)>,
+}
+
+impl AppendBatch {
+    /// Plans this batch against the ids already stored (`known`).
+    pub fn plan(&self, known: &HashMap<Uuid, Position>) -> AppendPlan<'_> {
+        let mut first_in_batch: HashMap<Uuid, usize> = HashMap::new();
+        let mut new = Vec::new();
+        for (i, e) in self.events.iter().enumerate() {
+            if known.contains_key(&e.event_id) || first_in_batch.contains_key(&e.event_id) {
+                continue;
+            }
+            first_in_batch.insert(e.event_id, i);
+            new.push(i);
+        }
+        let with_new: std::collections::HashSet<&str> = new
+            .iter()
+            .map(|&i| self.events[i].stream.as_str())
+            .collect();
+        let in_batch: std::collections::HashSet<&str> =
+            self.events.iter().map(|e| e.stream.as_str()).collect();
+        let to_check = self
+            .expected
+            .iter()
+            .filter(|(stream, expected)| {
+                let retry =
+                    in_batch.contains(stream.as_str()) && !with_new.contains(stream.as_str());
+                !retry && **expected != ExpectedVersion::Any
+            })
+            .map(|(stream, expected)| (stream.as_str(), *expected))
+            .collect();
+        AppendPlan {
+            new,
+            first_in_batch,
+            to_check,
+        }
+    }
+}
+
 /// What became of one event of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
