@@ -260,11 +260,7 @@ impl Runner<'_> {
                     Val::Text(detail),
                 ]);
             }
-            if caseload::apply(case, &event) {
-                if let Some(c) = case.as_ref() {
-                    rows.changes.push(change_row(gen, seq, &event, c));
-                }
-            }
+            caseload::apply(case, &event);
             let who = case
                 .as_ref()
                 .map(|c| Responsibility {
@@ -393,7 +389,6 @@ fn placement_kind(data: &EventData) -> Option<&'static str> {
 #[derive(Default)]
 struct Rows {
     audit: Vec<Vec<Val>>,
-    changes: Vec<Vec<Val>>,
     placements: Vec<Vec<Val>>,
     clearings: Vec<Vec<Val>>,
     findings: Vec<Vec<Val>>,
@@ -407,9 +402,8 @@ impl Rows {
         conn: &mut AnyConnection,
         dialect: crate::store::Dialect,
     ) -> Result<(), sqlx::Error> {
-        let tables: [(&str, Vec<Vec<Val>>, &str); 7] = [
+        let tables: [(&str, Vec<Vec<Val>>, &str); 6] = [
             ("INSERT INTO audit_events (gen, event_id, stream, seq, part, log_offset, event_type, occurred_at, recorded_at, actor, record_delay_ms, hash, prev_hash)", self.audit, ""),
-            ("INSERT INTO case_changes (gen, subject, seq, occurred_at, kind, is_open, stage, key_groups, caseworker, region, opened_at)", self.changes, ""),
             ("INSERT INTO placements (gen, event_id, subject, kind, occurred_at)", self.placements, ""),
             ("INSERT INTO household_clearings (gen, event_id, household, member, occurred_at)", self.clearings, ""),
             ("INSERT INTO findings (gen, event_id, kind, subject, detail)", self.findings, "ON CONFLICT (gen, event_id, kind) DO NOTHING"),
@@ -436,22 +430,6 @@ fn case_row(gen: i64, c: &Case) -> Vec<Val> {
         Val::Text(ts(c.opened_at)),
         Val::OptText(c.closed_at.map(ts)),
         Val::Text(ts(c.last_activity_at)),
-    ]
-}
-
-fn change_row(gen: i64, seq: i64, e: &Event, c: &Case) -> Vec<Val> {
-    vec![
-        Val::Int(gen),
-        Val::Text(c.subject.clone()),
-        Val::Int(seq),
-        Val::Text(ts(e.meta.occurred_at)),
-        Val::Text(c.kind.to_string()),
-        Val::Int(i64::from(c.open)),
-        Val::Text(c.stage.name().into()),
-        Val::Text(c.groups.join(",")),
-        Val::Text(c.caseworker.clone()),
-        Val::Text(c.region.clone()),
-        Val::Text(ts(c.opened_at)),
     ]
 }
 

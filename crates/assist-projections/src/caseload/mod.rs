@@ -156,17 +156,15 @@ pub fn is_assistance_step(data: &EventData) -> bool {
     )
 }
 
-/// Applies one fact to a subject's case; creates the case on its first fact. Returns
-/// whether the case's visible state changed (a snapshot row for `--as-of`).
-pub fn apply(case: &mut Option<Case>, event: &Event) -> bool {
-    let before = case.clone();
+/// Applies one fact to a subject's case; creates the case on its first fact.
+pub fn apply(case: &mut Option<Case>, event: &Event) {
     let c = case.get_or_insert_with(|| Case::new(event));
     let at = event.meta.occurred_at;
     c.last_activity_at = c.last_activity_at.max(at);
     // A step on a subject without an open case is recorded (and found by the auditors)
     // but does not move a case that is not there.
     if !c.open && is_assistance_step(&event.data) {
-        return before.is_none();
+        return;
     }
     match &event.data {
         EventData::CaseOpened(o) => {
@@ -227,16 +225,6 @@ pub fn apply(case: &mut Option<Case>, event: &Event) -> bool {
             c.closed_at = Some(at);
         }
         _ => {}
-    }
-    match &before {
-        None => true,
-        Some(b) => {
-            b.open != c.open
-                || b.stage != c.stage
-                || b.caseworker != c.caseworker
-                || b.region != c.region
-                || b.groups != c.groups
-        }
     }
 }
 
