@@ -10,6 +10,7 @@ pub mod caseload;
 pub mod runner;
 pub mod sla;
 pub mod store;
+pub mod subject;
 
 pub use runner::{ProjectionError, RunStats, Runner};
 pub use store::{Cell, Dialect, Store, StoreError, TableRows};

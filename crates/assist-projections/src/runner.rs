@@ -4,7 +4,7 @@
 
 use crate::audit::{chain_hash, finding, next_digest};
 use crate::caseload::{self, Case, Stage};
-use crate::sla::{self, Clock, Responsibility, Rules};
+use crate::sla::{Clock, Rules};
 use crate::store::{insert_rows, parse_ts, ts, Store, StoreError, Val};
 use assist_catalog::{decode, Event, EventData, Form};
 use assist_log::{LogError, PartitionReader, Record};
@@ -260,19 +260,11 @@ impl Runner<'_> {
                     Val::Text(detail),
                 ]);
             }
-            caseload::apply(case, &event);
-            let who = case
-                .as_ref()
-                .map(|c| Responsibility {
-                    region: c.region.clone(),
-                    caseworker: c.caseworker.clone(),
-                })
-                .unwrap_or_default();
-            sla::apply(
+            crate::subject::apply(
                 self.rules,
+                case,
                 clocks.entry(subject.clone()).or_default(),
                 &event,
-                &who,
             );
             if let EventData::HouseholdCleared(h) = &event.data {
                 rows.clearings.push(vec![

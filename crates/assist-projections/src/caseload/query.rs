@@ -3,7 +3,6 @@
 
 use super::{Case, Stage};
 use crate::runner::{case_from, clock_from};
-use crate::sla::report::fold_clocks;
 use crate::sla::{Clock, Rules};
 use crate::store::{ts, Store, StoreError};
 use assist_catalog::Event;
@@ -132,12 +131,9 @@ pub fn caseload_as_of<'a>(
         .into_iter()
         .filter(|e| e.meta.occurred_at <= at)
         .collect();
-    let mut cases: HashMap<String, Option<Case>> = HashMap::new();
-    for e in &happened {
-        super::apply(cases.entry(e.meta.stream.to_string()).or_default(), e);
-    }
+    let (cases, all_clocks) = crate::subject::fold(rules, happened.iter().copied());
     let mut clocks: HashMap<String, Vec<Clock>> = HashMap::new();
-    for c in fold_clocks(rules, happened.iter().copied()) {
+    for c in all_clocks.into_values().flatten() {
         if c.status(at, chrono::Duration::zero()) != crate::sla::Status::Cancelled
             && c.met_at.is_none_or(|m| m > at)
         {

@@ -2,15 +2,14 @@
 //! county) and by caseworker, on-time rates, and the breached and at-risk clocks; every
 //! figure drills down to its clocks, and `explain` to the facts behind a clock.
 
-use super::{apply, Clock, Responsibility, Rules, Status};
-use crate::caseload;
+use super::{Clock, Rules, Status};
 use crate::runner::clock_from;
 use crate::store::{ts, Store, StoreError};
 use assist_catalog::Event;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use sqlx::Row;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Which clocks to count.
 #[derive(Debug, Clone, Default)]
@@ -229,21 +228,7 @@ pub async fn load_clocks(store: &Store, gen: i64) -> Result<Vec<Clock>, StoreErr
 /// Folds events (in log order per stream) into clocks under `rules`, in memory: the
 /// what-if evaluation of a history under another policy, touching no stored view.
 pub fn fold_clocks<'a>(rules: &Rules, events: impl IntoIterator<Item = &'a Event>) -> Vec<Clock> {
-    let mut cases: HashMap<String, Option<caseload::Case>> = HashMap::new();
-    let mut clocks: HashMap<String, Vec<Clock>> = HashMap::new();
-    for e in events {
-        let subject = e.meta.stream.to_string();
-        let case = cases.entry(subject.clone()).or_default();
-        caseload::apply(case, e);
-        let who = case
-            .as_ref()
-            .map(|c| Responsibility {
-                region: c.region.clone(),
-                caseworker: c.caseworker.clone(),
-            })
-            .unwrap_or_default();
-        apply(rules, clocks.entry(subject).or_default(), e, &who);
-    }
+    let (_, clocks) = crate::subject::fold(rules, events);
     let mut all: Vec<Clock> = clocks.into_values().flatten().collect();
     all.sort_by(|a, b| a.clock_id.cmp(&b.clock_id));
     all
