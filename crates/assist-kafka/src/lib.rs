@@ -466,9 +466,6 @@ async fn stream_version(conn: &mut sqlx::SqliteConnection, stream: &str) -> Resu
 #[async_trait]
 impl Appender for KafkaLog {
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, LogError> {
-        if let Some(e) = batch.events.iter().find(|e| e.stream.is_empty()) {
-            return Err(LogError::EmptyStream(e.event_id));
-        }
         let _writer = self.writer.lock().await;
         let mut tx = self.index.begin_with("BEGIN IMMEDIATE").await?;
         self.catch_up(&mut tx).await?;
@@ -478,7 +475,7 @@ impl Appender for KafkaLog {
             new: new_idx,
             first_in_batch: first,
             to_check,
-        } = batch.plan(&known);
+        } = batch.plan(&known)?;
         for (stream, expected) in to_check {
             let actual = stream_version(&mut tx, stream).await?;
             if !expected.admits(actual) {

@@ -254,9 +254,6 @@ impl EmbeddedLog {
 #[async_trait]
 impl Appender for EmbeddedLog {
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, LogError> {
-        if let Some(e) = batch.events.iter().find(|e| e.stream.is_empty()) {
-            return Err(LogError::EmptyStream(e.event_id));
-        }
         // One writer per process; BEGIN IMMEDIATE makes other processes wait (busy_timeout)
         // instead of racing, so a duplicate is always seen, never silently skipped.
         let _writer = self.writer.lock().await;
@@ -271,7 +268,7 @@ impl Appender for EmbeddedLog {
             new: new_idx,
             first_in_batch,
             to_check,
-        } = batch.plan(&known);
+        } = batch.plan(&known)?;
         for (stream, expected) in to_check {
             let actual = self.stream_version(&mut tx, stream).await?;
             if !expected.admits(actual) {

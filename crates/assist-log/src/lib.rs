@@ -118,8 +118,12 @@ pub struct AppendPlan<'a> {
 }
 
 impl AppendBatch {
-    /// Plans this batch against the ids already stored (`known`).
-    pub fn plan(&self, known: &HashMap<Uuid, Position>) -> AppendPlan<'_> {
+    /// Plans this batch against the ids already stored (`known`); refuses an event without
+    /// a stream.
+    pub fn plan(&self, known: &HashMap<Uuid, Position>) -> Result<AppendPlan<'_>, LogError> {
+        if let Some(e) = self.events.iter().find(|e| e.stream.is_empty()) {
+            return Err(LogError::EmptyStream(e.event_id));
+        }
         let mut first_in_batch: HashMap<Uuid, usize> = HashMap::new();
         let mut new = Vec::new();
         for (i, e) in self.events.iter().enumerate() {
@@ -145,11 +149,11 @@ impl AppendBatch {
             })
             .map(|(stream, expected)| (stream.as_str(), *expected))
             .collect();
-        AppendPlan {
+        Ok(AppendPlan {
             new,
             first_in_batch,
             to_check,
-        }
+        })
     }
 }
 
