@@ -5,7 +5,7 @@ use anyhow::Result;
 use assist_ingest::IngestOptions;
 use assist_projections::caseload::query::{caseload, CaseFilter};
 use assist_projections::sla::report::{load_clocks, report, SlaFilter};
-use assist_simulate::{sim_start, simulate, to_jsonl};
+use assist_simulate::{sim_start, to_jsonl};
 use chrono::Duration;
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,27 +14,21 @@ use std::process::ExitCode;
 /// views, and print the caseload and SLA summaries as they stood at the end of it.
 #[derive(clap::Args)]
 pub struct Args {
-    /// How many people.
-    #[arg(long, default_value_t = 5_000)]
-    persons: usize,
-    /// How many days.
-    #[arg(long, default_value_t = 90)]
-    days: u32,
-    /// The seed of the simulation.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[command(flatten)]
+    workload: super::simulate::Workload,
 }
 
 pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode> {
     let views = Views::open(dir, opts).await?;
-    let events = simulate(args.persons, args.days, args.seed);
+    let w = &args.workload;
+    let events = w.events();
     let jsonl = to_jsonl(&events);
     println!(
         "simulated {} events of {} people over {} days (seed {})",
         events.len(),
-        args.persons,
-        args.days,
-        args.seed
+        w.persons,
+        w.days,
+        w.seed
     );
     let report_in = views
         .recorder
@@ -51,7 +45,7 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         t.elapsed().as_secs_f64()
     );
 
-    let at = sim_start() + Duration::days(i64::from(args.days));
+    let at = sim_start() + Duration::days(i64::from(w.days));
     let load = caseload(&views.store, gen, &CaseFilter::default(), at).await?;
     println!();
     println!("caseload at {}: {} open cases", load.at, load.total);
