@@ -54,6 +54,11 @@ fn line(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap()
 }
 
+/// The line numbers of the accepted lines.
+fn accepted_lines(report: &IngestReport) -> Vec<usize> {
+    report.accepted.iter().map(|(l, _)| *l).collect()
+}
+
 struct Run {
     report: IngestReport,
     recorder: Recorder,
@@ -94,14 +99,7 @@ async fn assert_rejected(bad: Vec<u8>, reason: &str) -> Rejection {
     assert_eq!(run.report.rejected.len(), 1, "{:?}", run.report.rejected);
     let rejection = run.report.rejected[0].clone();
     assert_eq!((rejection.line, rejection.reason.as_str()), (2, reason));
-    assert_eq!(
-        run.report
-            .accepted
-            .iter()
-            .map(|(l, _)| *l)
-            .collect::<Vec<_>>(),
-        vec![1, 3]
-    );
+    assert_eq!(accepted_lines(&run.report), vec![1, 3]);
     assert_eq!(
         stored_total(&run.recorder).await,
         2,
@@ -326,14 +324,7 @@ async fn blank_lines_are_skipped_not_rejected() {
     ])
     .await;
     assert_eq!(run.report.summary(), "accepted 2, duplicate 0, rejected 0");
-    assert_eq!(
-        run.report
-            .accepted
-            .iter()
-            .map(|(l, _)| *l)
-            .collect::<Vec<_>>(),
-        vec![1, 4]
-    );
+    assert_eq!(accepted_lines(&run.report), vec![1, 4]);
 }
 
 #[tokio::test]
@@ -449,10 +440,7 @@ async fn chunked_ingest_keeps_order_line_numbers_and_counts() {
             "accepted 4, duplicate 1, rejected 1",
             "batch_lines {batch_lines}"
         );
-        assert_eq!(
-            report.accepted.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
-            vec![1, 4, 6, 7]
-        );
+        assert_eq!(accepted_lines(&report), vec![1, 4, 6, 7]);
         assert_eq!(report.duplicates, vec![(5, report.accepted[0].1)]);
         assert_eq!(report.rejected[0].line, 3);
         let offsets: Vec<u64> = report.accepted.iter().map(|(_, p)| p.offset).collect();

@@ -9,7 +9,7 @@ use assist_projections::audit::{findings::findings, verify::verify};
 use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
 use assist_projections::sla::report::{explain, load_clocks, report, SlaFilter};
 use assist_projections::sla::Rules;
-use assist_projections::{Runner, Store};
+use assist_projections::Store;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use support::*;
@@ -374,32 +374,15 @@ async fn a_repeated_event_id_never_doubles_an_effect() {
         };
     }
     let log = Repeating { records };
-    let rules = Rules::shipped().unwrap();
     let once = sqlite_store(dir.path(), "once.db").await;
-    let stats = Runner {
-        log: &log,
-        store: &once,
-        rules: &rules,
-        batch: 4,
-    }
-    .catch_up(1, |_| {})
-    .await
-    .unwrap();
+    let stats = catch_up(&log, &once, 1, 4).await;
     assert_eq!(stats.duplicates, 10);
     // The same stream without the repeats gives the same views, digests aside.
     let plain = Repeating {
         records: log.records[..log.records.len() - 10].to_vec(),
     };
     let other = sqlite_store(dir.path(), "plain.db").await;
-    Runner {
-        log: &plain,
-        store: &other,
-        rules: &rules,
-        batch: 4,
-    }
-    .catch_up(1, |_| {})
-    .await
-    .unwrap();
+    catch_up(&plain, &other, 1, 4).await;
     let strip = |d: String| {
         d.lines()
             .filter(|l| !l.starts_with("part="))
@@ -425,18 +408,9 @@ async fn two_rebuilds_and_any_batch_size_give_byte_identical_views() {
     project(&recorder, &a, 1000).await;
     project(&recorder, &b, 3).await;
     assert_eq!(a.dump(1).await.unwrap(), b.dump(1).await.unwrap());
-    let rules = Rules::shipped().unwrap();
     for _ in 0..2 {
         let gen = a.begin_rebuild().await.unwrap();
-        Runner {
-            log: recorder.log().as_ref(),
-            store: &a,
-            rules: &rules,
-            batch: 500,
-        }
-        .catch_up(gen, |_| {})
-        .await
-        .unwrap();
+        catch_up(recorder.log().as_ref(), &a, gen, 500).await;
         a.finish_rebuild(gen).await.unwrap();
         assert_eq!(a.dump(gen).await.unwrap(), b.dump(1).await.unwrap());
     }
@@ -451,7 +425,6 @@ async fn a_query_during_a_rebuild_sees_the_old_views() {
     let before = store.dump(old).await.unwrap();
     let gen = store.begin_rebuild().await.unwrap();
     // Half-build the new generation: one partition only.
-    let rules = Rules::shipped().unwrap();
     struct OnePartition<'a>(&'a dyn PartitionReader);
     #[async_trait]
     impl PartitionReader for OnePartition<'_> {
@@ -470,30 +443,14 @@ async fn a_query_during_a_rebuild_sees_the_old_views() {
             self.0.partitions().await
         }
     }
-    Runner {
-        log: &OnePartition(recorder.log().as_ref()),
-        store: &store,
-        rules: &rules,
-        batch: 100,
-    }
-    .catch_up(gen, |_| {})
-    .await
-    .unwrap();
+    catch_up(&OnePartition(recorder.log().as_ref()), &store, gen, 100).await;
     assert_eq!(store.active_gen().await.unwrap(), old);
     assert_eq!(
         store.dump(store.active_gen().await.unwrap()).await.unwrap(),
         before,
         "readers see the old views whole"
     );
-    Runner {
-        log: recorder.log().as_ref(),
-        store: &store,
-        rules: &rules,
-        batch: 100,
-    }
-    .catch_up(gen, |_| {})
-    .await
-    .unwrap();
+    catch_up(recorder.log().as_ref(), &store, gen, 100).await;
     store.finish_rebuild(gen).await.unwrap();
     assert_eq!(store.active_gen().await.unwrap(), gen);
     assert_eq!(

@@ -98,16 +98,26 @@ impl Drop for PgDatabase {
 
 /// Projects the whole log into the active generation of `store`.
 pub async fn project(recorder: &Recorder, store: &Store, batch: usize) -> i64 {
-    let rules = Rules::shipped().unwrap();
     let gen = store.active_gen().await.unwrap();
+    catch_up(recorder.log().as_ref(), store, gen, batch).await;
+    gen
+}
+
+/// Projects `log` into generation `gen` of `store` under the shipped rules.
+pub async fn catch_up(
+    log: &dyn assist_log::PartitionReader,
+    store: &Store,
+    gen: i64,
+    batch: usize,
+) -> assist_projections::RunStats {
+    let rules = Rules::shipped().unwrap();
     Runner {
-        log: recorder.log().as_ref(),
+        log,
         store,
         rules: &rules,
         batch,
     }
     .catch_up(gen, |_| {})
     .await
-    .unwrap();
-    gen
+    .unwrap()
 }
