@@ -17,7 +17,7 @@
 pub mod group;
 
 use assist_log::{
-    partition_for, AppendBatch, AppendPlan, Appended, Appender, IdIndex, LogError, PartitionInfo,
+    partition_for, AppendBatch, Appended, Appender, IdIndex, LogError, PartitionInfo,
     PartitionReader, Position, Record, StreamReader,
 };
 use async_trait::async_trait;
@@ -471,12 +471,9 @@ impl Appender for KafkaLog {
         self.catch_up(&mut tx).await?;
         let ids: Vec<Uuid> = batch.events.iter().map(|e| e.event_id).collect();
         let known = lookup(&mut tx, &ids).await?;
-        let AppendPlan {
-            new: new_idx,
-            first_in_batch: first,
-            to_check,
-        } = batch.plan(&known)?;
-        for (stream, expected) in to_check {
+        let plan = batch.plan(&known)?;
+        let new_idx = &plan.new;
+        for &(stream, expected) in &plan.to_check {
             let actual = stream_version(&mut tx, stream).await?;
             if !expected.admits(actual) {
                 return Err(LogError::WrongExpectedVersion {
@@ -489,7 +486,7 @@ impl Appender for KafkaLog {
         // Queue every new event (in batch order, so one stream's order holds), then wait
         // for every delivery report.
         let mut deliveries = Vec::with_capacity(new_idx.len());
-        for &i in &new_idx {
+        for &i in new_idx {
             let e = &batch.events[i];
             let partition = partition_for(&e.stream, self.config.partitions) as i32;
             let headers = OwnedHeaders::new().insert(Header {
@@ -603,20 +600,7 @@ impl Appender for KafkaLog {
             // Delivered messages are indexed; a retry reports them as duplicates.
             return Err(f);
         }
-        Ok(batch
-            .events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| match positions.get(&i) {
-                Some(p) => Appended::Stored(*p),
-                None => Appended::Duplicate(
-                    known
-                        .get(&e.event_id)
-                        .copied()
-                        .unwrap_or_else(|| positions[&first[&e.event_id]]),
-                ),
-            })
-            .collect())
+        Ok(plan.outcomes(&batch, &known, &positions))
     }
 }
 

@@ -16,7 +16,7 @@
 //! of events.
 
 use crate::{
-    partition_for, AppendBatch, AppendPlan, Appended, Appender, IdIndex, LogError, PartitionInfo,
+    partition_for, AppendBatch, Appended, Appender, IdIndex, LogError, PartitionInfo,
     PartitionReader, Position, Record, StreamReader, DEFAULT_PARTITIONS,
 };
 use async_trait::async_trait;
@@ -264,12 +264,9 @@ impl Appender for EmbeddedLog {
         let known = find_ids(&mut tx, &ids).await?;
 
         // 2. Which events are new, and which expectations to check.
-        let AppendPlan {
-            new: new_idx,
-            first_in_batch,
-            to_check,
-        } = batch.plan(&known)?;
-        for (stream, expected) in to_check {
+        let plan = batch.plan(&known)?;
+        let new_idx = &plan.new;
+        for &(stream, expected) in &plan.to_check {
             let actual = self.stream_version(&mut tx, stream).await?;
             if !expected.admits(actual) {
                 return Err(LogError::WrongExpectedVersion {
@@ -283,7 +280,7 @@ impl Appender for EmbeddedLog {
         // 4. Positions for the new events, dense per partition.
         let mut heads: HashMap<u32, u64> = HashMap::new();
         let mut assigned: HashMap<usize, Position> = HashMap::new();
-        for &i in &new_idx {
+        for &i in new_idx {
             let e = &batch.events[i];
             let partition = partition_for(&e.stream, self.partitions);
             if let std::collections::hash_map::Entry::Vacant(slot) = heads.entry(partition) {
@@ -323,18 +320,7 @@ impl Appender for EmbeddedLog {
         }
         tx.commit().await?;
 
-        Ok(batch
-            .events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| match assigned.get(&i) {
-                Some(pos) => Appended::Stored(*pos),
-                None => Appended::Duplicate(match known.get(&e.event_id) {
-                    Some(pos) => *pos,
-                    None => assigned[&first_in_batch[&e.event_id]],
-                }),
-            })
-            .collect())
+        Ok(plan.outcomes(&batch, &known, &assigned))
     }
 }
 

@@ -157,6 +157,30 @@ impl AppendBatch {
     }
 }
 
+impl AppendPlan<'_> {
+    /// One outcome per event of `batch`, in batch order: stored at the position `stored`
+    /// gives its index, or a duplicate of the stored id or of its first occurrence here.
+    pub fn outcomes(
+        &self,
+        batch: &AppendBatch,
+        known: &HashMap<Uuid, Position>,
+        stored: &HashMap<usize, Position>,
+    ) -> Vec<Appended> {
+        batch
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| match stored.get(&i) {
+                Some(p) => Appended::Stored(*p),
+                None => Appended::Duplicate(match known.get(&e.event_id) {
+                    Some(p) => *p,
+                    None => stored[&self.first_in_batch[&e.event_id]],
+                }),
+            })
+            .collect()
+    }
+}
+
 /// What became of one event of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
