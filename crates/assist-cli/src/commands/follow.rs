@@ -4,7 +4,6 @@ use super::views::{load_rules, ViewOptions};
 use anyhow::{bail, Context, Result};
 use assist_kafka::group::{GroupMember, Worker};
 use assist_kafka::{KafkaConfig, KafkaLog};
-use assist_projections::Store;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,18 +28,8 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
     };
     let config = KafkaConfig::parse(spec);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let log = KafkaLog::open(
-        config.clone(),
-        &dir.join(format!("kafka-index-{}.db", config.topic)),
-    )
-    .await?;
-    let spec = opts
-        .store
-        .clone()
-        .unwrap_or_else(|| format!("sqlite:{}", dir.join("views.db").display()));
-    let store = Store::open(&spec)
-        .await
-        .context("cannot open the view store")?;
+    let log = KafkaLog::open(config.clone(), &super::kafka_index_path(dir, &config.topic)).await?;
+    let store = opts.open_store(dir).await?;
     let rules = load_rules(opts.policies.as_deref())?;
     let member = GroupMember::join(&config, &args.group)?;
     let stop = Arc::new(AtomicBool::new(false));

@@ -15,6 +15,11 @@ use anyhow::{Context, Result};
 use assist_ingest::Recorder;
 use std::path::Path;
 
+/// Where the Kafka id index of `topic` lives in the data dir.
+pub fn kafka_index_path(dir: &Path, topic: &str) -> std::path::PathBuf {
+    dir.join(format!("kafka-index-{topic}.db"))
+}
+
 /// Opens the log (embedded in `dir`, or `kafka:BROKERS[/TOPIC]`) and the key table in `dir`.
 pub async fn open_recorder(dir: &Path, log: Option<&str>) -> Result<Recorder> {
     match log {
@@ -28,7 +33,7 @@ pub async fn open_recorder(dir: &Path, log: Option<&str>) -> Result<Recorder> {
             let config = assist_kafka::KafkaConfig::parse(kafka);
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            let index = dir.join(format!("kafka-index-{}.db", config.topic));
+            let index = kafka_index_path(dir, &config.topic);
             let log = assist_kafka::KafkaLog::open(config, &index).await?;
             Recorder::open_with_log(dir, std::sync::Arc::new(log))
                 .await

@@ -43,6 +43,20 @@ pub struct ViewOptions {
     pub projection_batch: usize,
 }
 
+impl ViewOptions {
+    /// Opens the view store: `--store`, or the embedded one in `dir`. The error never
+    /// repeats the store's URL, which may hold a password.
+    pub async fn open_store(&self, dir: &Path) -> Result<Store> {
+        let spec = self
+            .store
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", dir.join("views.db").display()));
+        Store::open(&spec)
+            .await
+            .context("cannot open the view store")
+    }
+}
+
 /// The log, the views and the rules, opened together.
 pub struct Views {
     pub recorder: Recorder,
@@ -102,13 +116,7 @@ impl Views {
     /// Opens the log in `dir`, the view store and the rules, without projecting.
     pub async fn open(dir: &Path, opts: &ViewOptions) -> Result<Views> {
         let recorder = open_recorder(dir, opts.log.as_deref()).await?;
-        let spec = opts
-            .store
-            .clone()
-            .unwrap_or_else(|| format!("sqlite:{}", dir.join("views.db").display()));
-        let store = Store::open(&spec)
-            .await
-            .with_context(|| format!("cannot open the view store {spec}"))?;
+        let store = opts.open_store(dir).await?;
         let rules = load_rules(opts.policies.as_deref())?;
         Ok(Views {
             recorder,
