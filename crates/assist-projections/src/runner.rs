@@ -64,6 +64,60 @@ pub fn decode_record(r: &Record) -> Result<Event, String> {
     Ok(event)
 }
 
+/// What a runner remembers of one partition between its batches, so that it need not read
+/// back the rows it wrote itself. It is trusted only while the partition's checkpoint is
+/// still the one this runner committed: another runner's commit, a failed batch or a
+/// rebuild makes the runner read the rows again.
+struct Memory {
+    /// The checkpoint this memory belongs to.
+    next_offset: u64,
+    /// This runner projected the partition from offset 0: every subject of it, and every
+    /// event id applied from it, is here, so a subject not here has no rows yet.
+    complete: bool,
+    /// Subjects as they stand after `next_offset`.
+    subjects: HashMap<String, SubjectState>,
+    /// Event ids applied from the partition (kept only while `complete`).
+    seen: HashSet<uuid::Uuid>,
+}
+
+/// Subjects a runner keeps in memory per partition before it forgets them and reads rows
+/// again (about 1 KiB each).
+const MEMORY_SUBJECTS: usize = 2_000_000;
+
+impl Memory {
+    fn new(next_offset: u64, complete: bool) -> Memory {
+        Memory {
+            next_offset,
+            complete,
+            subjects: HashMap::new(),
+            seen: HashSet::new(),
+        }
+    }
+}
+
+/// One subject as its rows stand: its case, its open clocks, and the head of its chain.
+#[derive(Clone, Default)]
+struct SubjectState {
+    case: Option<Case>,
+    clocks: Vec<Clock>,
+    chain: (i64, String),
+}
+
+/// Why one batch was not committed.
+enum BatchError {
+    /// The batch failed.
+    Failed(ProjectionError),
+    /// An event id new to the partition was already in the views (applied from another
+    /// stream): the batch is redone reading the rows.
+    IdReused(sqlx::Error),
+}
+
+impl From<StoreError> for BatchError {
+    fn from(e: StoreError) -> Self {
+        BatchError::Failed(e.into())
+    }
+}
+
 impl Runner<'_> {
     /// Brings generation `gen` up to the log's current end; `on_batch` hears of every
     /// committed batch with its number of records.
@@ -86,15 +140,47 @@ impl Runner<'_> {
     ) -> Result<RunStats, ProjectionError> {
         let mut stats = RunStats::default();
         let mut next_analyze = 1_000;
+        let mut misplaced = false;
         for &p in partitions {
+            let mut memory: Option<Memory> = None;
             loop {
-                let from = checkpoint(self.store, gen, p).await?.0;
+                let from = match &memory {
+                    Some(m) => m.next_offset,
+                    None => checkpoint(self.store, gen, p).await?.0,
+                };
                 let records = self.log.read_partition(p, from, self.batch.max(1)).await?;
                 if records.is_empty() {
                     break;
                 }
                 let n = records.len() as u64;
-                let s = self.apply_batch(gen, p, records).await?;
+                let s = match self
+                    .apply_batch(gen, p, &records, memory.take(), &mut misplaced)
+                    .await
+                {
+                    Ok((s, m)) => {
+                        memory = Some(m);
+                        s
+                    }
+                    Err(BatchError::IdReused(_)) => {
+                        tracing::info!(
+                            partition = p,
+                            "an event id was already applied from another stream; redoing the batch from the stored rows"
+                        );
+                        let careful = Memory::new(from, false);
+                        match self
+                            .apply_batch(gen, p, &records, Some(careful), &mut misplaced)
+                            .await
+                        {
+                            Ok((s, m)) => {
+                                memory = Some(m);
+                                s
+                            }
+                            Err(BatchError::Failed(e)) => return Err(e),
+                            Err(BatchError::IdReused(e)) => return Err(self.store.err(e).into()),
+                        }
+                    }
+                    Err(BatchError::Failed(e)) => return Err(e),
+                };
                 stats.records += s.records;
                 stats.applied += s.applied;
                 stats.duplicates += s.duplicates;
@@ -115,10 +201,12 @@ impl Runner<'_> {
         &self,
         gen: i64,
         partition: u32,
-        records: Vec<Record>,
-    ) -> Result<RunStats, ProjectionError> {
+        records: &[Record],
+        memory: Option<Memory>,
+        misplaced: &mut bool,
+    ) -> Result<(RunStats, Memory), BatchError> {
         let store = self.store;
-        let err = |e| store.err(e);
+        let err = |e| BatchError::Failed(store.err(e).into());
         // Two workers may briefly own one partition during a consumer-group rebalance: the
         // batch takes the partition's checkpoint row for itself (SQLite: the write lock
         // up front; PostgreSQL: the row locked FOR UPDATE), then re-reads it.
@@ -145,59 +233,84 @@ impl Runner<'_> {
         }
         store.check_gen(&mut tx, gen).await?;
         let (from, mut digest) = checkpoint_in(&mut tx, store, gen, partition).await?;
+        // What this runner remembers holds only if nobody else committed since.
+        let mut mem = match memory {
+            Some(m) if m.next_offset == from => m,
+            _ => Memory::new(from, from == 0 && !*misplaced),
+        };
         // Another runner may have committed this range meanwhile: take only what is still new.
-        let records: Vec<Record> = records
-            .into_iter()
+        let records: Vec<&Record> = records
+            .iter()
             .filter(|r| r.position.offset >= from)
             .collect();
         let Some(last) = records.last().map(|r| r.position.offset) else {
-            return Ok(RunStats::default());
+            return Ok((RunStats::default(), mem));
         };
         let mut stats = RunStats {
             records: records.len() as u64,
             ..RunStats::default()
         };
 
-        let decoded: Vec<(Record, Result<Event, String>)> = records
-            .into_iter()
-            .map(|r| {
-                let e = decode_record(&r);
-                (r, e)
+        let decoded: Vec<(&Record, Result<Event, String>)> =
+            records.into_iter().map(|r| (r, decode_record(r))).collect();
+        let partitions = self.log.partition_count();
+        if !*misplaced
+            && decoded.iter().any(|(_, e)| {
+                e.as_ref().is_ok_and(|e| {
+                    assist_log::partition_for(&e.meta.stream.to_string(), partitions) != partition
+                })
             })
-            .collect();
-        let ids: Vec<String> = decoded
-            .iter()
-            .filter_map(|(_, e)| e.as_ref().ok())
-            .map(|e| e.meta.event_id.to_string())
-            .collect();
-        let subjects: Vec<String> = decoded
-            .iter()
-            .filter_map(|(_, e)| e.as_ref().ok())
-            .map(|e| e.meta.stream.to_string())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let mut seen = load_seen(&mut tx, store.dialect(), gen, &ids)
-            .await
-            .map_err(err)?;
-        let mut cases = load_cases(&mut tx, store.dialect(), gen, &subjects)
-            .await
-            .map_err(err)?;
-        let mut clocks = load_open_clocks(&mut tx, store.dialect(), gen, &subjects)
-            .await
-            .map_err(err)?;
-        let loaded_clocks: HashMap<String, Clock> = clocks
-            .values()
-            .flatten()
-            .map(|c| (c.clock_id.clone(), c.clone()))
-            .collect();
-        let mut chains = load_chains(&mut tx, store.dialect(), gen, &subjects)
-            .await
-            .map_err(err)?;
+        {
+            // A stream on a partition not its own (a foreign producer) may have rows from
+            // another partition: from now on every partition reads its subjects' rows.
+            *misplaced = true;
+            mem.complete = false;
+        }
+        if !mem.complete {
+            mem.seen.clear();
+        }
+
+        // Subjects not remembered are read from their rows (none exist in a complete memory).
+        let mut seen_before: HashSet<String> = HashSet::new();
+        if !mem.complete {
+            let ids: Vec<String> = decoded
+                .iter()
+                .filter_map(|(_, e)| e.as_ref().ok())
+                .map(|e| e.meta.event_id.to_string())
+                .collect();
+            let missing: Vec<String> = decoded
+                .iter()
+                .filter_map(|(_, e)| e.as_ref().ok())
+                .map(|e| e.meta.stream.to_string())
+                .filter(|s| !mem.subjects.contains_key(s))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            seen_before = load_seen(&mut tx, store.dialect(), gen, &ids)
+                .await
+                .map_err(err)?;
+            let mut cases = load_cases(&mut tx, store.dialect(), gen, &missing)
+                .await
+                .map_err(err)?;
+            let mut clocks = load_open_clocks(&mut tx, store.dialect(), gen, &missing)
+                .await
+                .map_err(err)?;
+            let mut chains = load_chains(&mut tx, store.dialect(), gen, &missing)
+                .await
+                .map_err(err)?;
+            for s in missing {
+                let state = SubjectState {
+                    case: cases.remove(&s).flatten(),
+                    clocks: clocks.remove(&s).unwrap_or_default(),
+                    chain: chains.remove(&s).unwrap_or((0, String::new())),
+                };
+                mem.subjects.insert(s, state);
+            }
+        }
 
         let mut rows = Rows::default();
-        let mut touched: HashSet<String> = HashSet::new();
-
+        // The clocks of each subject this batch touches, as they stood before it.
+        let mut before: HashMap<String, Vec<Clock>> = HashMap::new();
         for (rec, event) in decoded {
             digest = next_digest(&digest, &rec.payload);
             let event = match event {
@@ -222,18 +335,26 @@ impl Runner<'_> {
                 }
             };
             let id = event.meta.event_id.to_string();
-            if !seen.insert(id.clone()) {
+            let new = if mem.complete {
+                mem.seen.insert(event.meta.event_id)
+            } else {
+                seen_before.insert(id.clone())
+            };
+            if !new {
                 stats.duplicates += 1;
                 continue;
             }
             stats.applied += 1;
             let subject = event.meta.stream.to_string();
-            touched.insert(subject.clone());
+            let state = mem.subjects.entry(subject.clone()).or_default();
+            if !before.contains_key(&subject) {
+                before.insert(subject.clone(), state.clocks.clone());
+            }
 
-            let (prev_seq, prev_hash) = chains.get(&subject).cloned().unwrap_or((0, String::new()));
+            let (prev_seq, prev_hash) = state.chain.clone();
             let hash = chain_hash(&prev_hash, &rec.payload);
             let seq = prev_seq + 1;
-            chains.insert(subject.clone(), (seq, hash.clone()));
+            state.chain = (seq, hash.clone());
             rows.audit.push(vec![
                 Val::Int(gen),
                 Val::Text(id.clone()),
@@ -250,8 +371,7 @@ impl Runner<'_> {
                 Val::Text(prev_hash),
             ]);
 
-            let case = cases.entry(subject.clone()).or_default();
-            for (kind, detail) in rule_findings(case.as_ref(), &event) {
+            for (kind, detail) in rule_findings(state.case.as_ref(), &event) {
                 rows.findings.push(vec![
                     Val::Int(gen),
                     Val::Text(id.clone()),
@@ -260,12 +380,7 @@ impl Runner<'_> {
                     Val::Text(detail),
                 ]);
             }
-            crate::subject::apply(
-                self.rules,
-                case,
-                clocks.entry(subject.clone()).or_default(),
-                &event,
-            );
+            crate::subject::apply(self.rules, &mut state.case, &mut state.clocks, &event);
             if let EventData::HouseholdCleared(h) = &event.data {
                 rows.clearings.push(vec![
                     Val::Int(gen),
@@ -292,37 +407,54 @@ impl Runner<'_> {
             Val::Text(digest.clone()),
         ]);
 
-        let conn: &mut AnyConnection = &mut tx;
-        rows.write(conn, store.dialect()).await.map_err(err)?;
+        // Every subject the batch touched: its case, its clocks that changed, its chain head.
+        let mut touched: Vec<(&String, &SubjectState)> = before
+            .keys()
+            .filter_map(|s| mem.subjects.get_key_value(s))
+            .collect();
+        touched.sort_by(|a, b| a.0.cmp(b.0));
         let case_rows: Vec<Vec<Val>> = touched
             .iter()
-            .filter_map(|s| cases.get(s)?.as_ref())
+            .filter_map(|(_, st)| st.case.as_ref())
             .map(|c| case_row(gen, c))
             .collect();
-        insert_rows(conn, store.dialect(), "INSERT INTO cases (gen, subject, kind, is_open, stage, key_groups, caseworker, region, opened_at, closed_at, last_activity_at)", case_rows,
-            "ON CONFLICT (gen, subject) DO UPDATE SET kind = excluded.kind, is_open = excluded.is_open, stage = excluded.stage, key_groups = excluded.key_groups, caseworker = excluded.caseworker, region = excluded.region, opened_at = excluded.opened_at, closed_at = excluded.closed_at, last_activity_at = excluded.last_activity_at").await.map_err(err)?;
         let clock_rows: Vec<Vec<Val>> = touched
             .iter()
-            .filter_map(|s| clocks.get(s))
-            .flatten()
-            .filter(|c| loaded_clocks.get(&c.clock_id) != Some(c))
+            .flat_map(|(s, st)| {
+                let old = before.get(*s);
+                st.clocks
+                    .iter()
+                    .filter(move |c| !old.is_some_and(|o| o.contains(c)))
+            })
             .map(|c| clock_row(gen, c))
             .collect();
-        insert_rows(conn, store.dialect(), "INSERT INTO clocks (gen, clock_id, subject, policy, step, clock_key, region, caseworker, started_at, due_at, met_count, needed, met_at, cancelled_at, start_event, end_event, pauses, is_open)", clock_rows,
-            "ON CONFLICT (gen, clock_id) DO UPDATE SET region = excluded.region, caseworker = excluded.caseworker, met_count = excluded.met_count, met_at = excluded.met_at, cancelled_at = excluded.cancelled_at, end_event = excluded.end_event, pauses = excluded.pauses, is_open = excluded.is_open").await.map_err(err)?;
         let chain_rows: Vec<Vec<Val>> = touched
             .iter()
-            .filter_map(|s| {
-                chains.get(s).map(|(seq, h)| {
-                    vec![
-                        Val::Int(gen),
-                        Val::Text(s.clone()),
-                        Val::Int(*seq),
-                        Val::Text(h.clone()),
-                    ]
-                })
+            .map(|(s, st)| {
+                vec![
+                    Val::Int(gen),
+                    Val::Text((*s).clone()),
+                    Val::Int(st.chain.0),
+                    Val::Text(st.chain.1.clone()),
+                ]
             })
             .collect();
+
+        let conn: &mut AnyConnection = &mut tx;
+        if let Err(e) = rows.write(conn, store.dialect()).await {
+            let reused = e
+                .as_database_error()
+                .is_some_and(|d| d.is_unique_violation());
+            return Err(if reused && mem.complete {
+                BatchError::IdReused(e)
+            } else {
+                err(e)
+            });
+        }
+        insert_rows(conn, store.dialect(), "INSERT INTO cases (gen, subject, kind, is_open, stage, key_groups, caseworker, region, opened_at, closed_at, last_activity_at)", case_rows,
+            "ON CONFLICT (gen, subject) DO UPDATE SET kind = excluded.kind, is_open = excluded.is_open, stage = excluded.stage, key_groups = excluded.key_groups, caseworker = excluded.caseworker, region = excluded.region, opened_at = excluded.opened_at, closed_at = excluded.closed_at, last_activity_at = excluded.last_activity_at").await.map_err(err)?;
+        insert_rows(conn, store.dialect(), "INSERT INTO clocks (gen, clock_id, subject, policy, step, clock_key, region, caseworker, started_at, due_at, met_count, needed, met_at, cancelled_at, start_event, end_event, pauses, is_open)", clock_rows,
+            "ON CONFLICT (gen, clock_id) DO UPDATE SET region = excluded.region, caseworker = excluded.caseworker, met_count = excluded.met_count, met_at = excluded.met_at, cancelled_at = excluded.cancelled_at, end_event = excluded.end_event, pauses = excluded.pauses, is_open = excluded.is_open").await.map_err(err)?;
         insert_rows(
             conn,
             store.dialect(),
@@ -341,7 +473,18 @@ impl Runner<'_> {
             .await
             .map_err(err)?;
         tx.commit().await.map_err(err)?;
-        Ok(stats)
+
+        // The rows now hold only the open clocks; so does the memory.
+        for s in before.keys() {
+            if let Some(st) = mem.subjects.get_mut(s) {
+                st.clocks.retain(Clock::is_open);
+            }
+        }
+        mem.next_offset = last + 1;
+        if mem.subjects.len() > MEMORY_SUBJECTS {
+            mem = Memory::new(mem.next_offset, false);
+        }
+        Ok((stats, mem))
     }
 }
 

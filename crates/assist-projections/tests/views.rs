@@ -323,26 +323,55 @@ async fn an_undecodable_record_goes_to_the_dead_letters_and_the_rest_is_projecte
     assert_eq!(audited, 50, "every good event is still projected");
 }
 
-/// A log that repeats records, as a Kafka producer retrying across sessions can: the
-/// embedded log itself refuses a repeated id, so this reader serves one.
-struct Repeating {
-    records: Vec<Record>,
+/// A log served from memory, partition by partition, so a test can hold what the embedded
+/// log never would: repeated ids (a Kafka producer retrying across sessions), an id
+/// reused by another stream, a stream on a partition not its own (foreign producers).
+struct Served {
+    parts: Vec<Vec<Record>>,
+}
+
+impl Served {
+    /// Every record on partition 0, offsets renumbered.
+    fn one(records: Vec<Record>) -> Served {
+        Served::placed(vec![records])
+    }
+
+    /// `parts[p]` on partition `p`, offsets renumbered densely.
+    fn placed(mut parts: Vec<Vec<Record>>) -> Served {
+        for (p, records) in parts.iter_mut().enumerate() {
+            for (i, r) in records.iter_mut().enumerate() {
+                r.position = assist_log::Position {
+                    partition: p as u32,
+                    offset: i as u64,
+                };
+            }
+        }
+        Served { parts }
+    }
+
+    /// Each record on the partition its stream hashes to, in the order given.
+    fn by_stream(records: Vec<Record>, partitions: u32) -> Served {
+        let mut parts = vec![Vec::new(); partitions as usize];
+        for r in records {
+            parts[assist_log::partition_for(&r.stream, partitions) as usize].push(r);
+        }
+        Served::placed(parts)
+    }
 }
 
 #[async_trait]
-impl PartitionReader for Repeating {
+impl PartitionReader for Served {
     fn partition_count(&self) -> u32 {
-        1
+        self.parts.len() as u32
     }
 
     async fn read_partition(
         &self,
-        _p: u32,
+        p: u32,
         from: u64,
         max: usize,
     ) -> Result<Vec<Record>, assist_log::LogError> {
-        Ok(self
-            .records
+        Ok(self.parts[p as usize]
             .iter()
             .filter(|r| r.position.offset >= from)
             .take(max)
@@ -351,11 +380,37 @@ impl PartitionReader for Repeating {
     }
 
     async fn partitions(&self) -> Result<Vec<PartitionInfo>, assist_log::LogError> {
-        Ok(vec![PartitionInfo {
-            partition: 0,
-            high_water: self.records.len() as u64,
-        }])
+        Ok((0..self.parts.len())
+            .map(|p| PartitionInfo {
+                partition: p as u32,
+                high_water: self.parts[p].len() as u64,
+            })
+            .collect())
     }
+}
+
+/// Every record of the log, partition by partition.
+async fn all_records(recorder: &assist_ingest::Recorder) -> Vec<Record> {
+    let log = recorder.log();
+    let mut out = Vec::new();
+    for p in log.partitions().await.unwrap() {
+        out.extend(
+            log.read_partition(p.partition, 0, usize::MAX)
+                .await
+                .unwrap(),
+        );
+    }
+    out
+}
+
+/// The rows of one table of a dump.
+fn table<'a>(dump: &'a str, name: &str) -> Vec<&'a str> {
+    dump.split("## ")
+        .find(|t| t.starts_with(&format!("{name}\n")))
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .collect()
 }
 
 #[tokio::test]
@@ -367,20 +422,12 @@ async fn a_repeated_event_id_never_doubles_an_effect() {
     let mut repeated = records.clone();
     repeated.truncate(10);
     records.extend(repeated);
-    for (i, r) in records.iter_mut().enumerate() {
-        r.position = assist_log::Position {
-            partition: 0,
-            offset: i as u64,
-        };
-    }
-    let log = Repeating { records };
+    let log = Served::one(records);
     let once = sqlite_store(dir.path(), "once.db").await;
     let stats = catch_up(&log, &once, 1, 4).await;
     assert_eq!(stats.duplicates, 10);
     // The same stream without the repeats gives the same views, digests aside.
-    let plain = Repeating {
-        records: log.records[..log.records.len() - 10].to_vec(),
-    };
+    let plain = Served::one(log.parts[0][..log.parts[0].len() - 10].to_vec());
     let other = sqlite_store(dir.path(), "plain.db").await;
     catch_up(&plain, &other, 1, 4).await;
     let strip = |d: String| {
@@ -496,4 +543,129 @@ async fn sqlite_and_postgres_hold_identical_views_for_the_same_log() {
         r(&load_clocks(&pg, 1).await.unwrap())
     );
     pg.close().await;
+}
+
+#[tokio::test]
+async fn an_event_id_reused_by_another_stream_is_skipped_like_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let log = Served::by_stream(all_records(&recorder).await, 4);
+    // The last record of the last partition takes the id of a record of partition 0,
+    // which is projected first: the runner's memory of partition 3 has never seen it.
+    let taken = log.parts[0][0].clone();
+    let mut parts = log.parts.clone();
+    let reused = parts[3].last_mut().unwrap();
+    assert_ne!(reused.stream, taken.stream);
+    let mut payload: serde_json::Value = serde_json::from_slice(&reused.payload).unwrap();
+    payload["event_id"] = serde_json::json!(taken.event_id.unwrap().to_string());
+    payload["correlation_id"] = payload["event_id"].clone();
+    reused.payload = serde_json::to_vec(&payload).unwrap();
+    reused.event_id = taken.event_id;
+    let with_reuse = Served::placed(parts.clone());
+    let store = sqlite_store(dir.path(), "reuse.db").await;
+    let stats = catch_up(&with_reuse, &store, 1, 5).await;
+    assert_eq!((stats.applied, stats.duplicates), (stats.records - 1, 1));
+    // The same as a log without that record, checkpoints and digests aside.
+    parts[3].pop();
+    let plain = sqlite_store(dir.path(), "plain.db").await;
+    catch_up(&Served::placed(parts), &plain, 1, 5).await;
+    let strip = |d: String| {
+        d.lines()
+            .filter(|l| !l.starts_with("part="))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        strip(store.dump(1).await.unwrap()),
+        strip(plain.dump(1).await.unwrap())
+    );
+}
+
+#[tokio::test]
+async fn a_stream_split_across_two_partitions_folds_as_one_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let placed = Served::by_stream(all_records(&recorder).await, 4);
+    // A foreign producer wrote the later half of one stream of partition 0 to partition 3.
+    let mut parts = placed.parts.clone();
+    let stream = parts[0][0].stream.clone();
+    let mine: Vec<usize> = (0..parts[0].len())
+        .filter(|&i| parts[0][i].stream == stream)
+        .collect();
+    assert!(mine.len() >= 4, "the stream has {} events", mine.len());
+    let moved: Vec<Record> = mine[mine.len() / 2..]
+        .iter()
+        .rev()
+        .map(|&i| parts[0].remove(i))
+        .collect();
+    parts[3].extend(moved.into_iter().rev());
+    let split = sqlite_store(dir.path(), "split.db").await;
+    catch_up(&Served::placed(parts), &split, 1, 3).await;
+    let whole = sqlite_store(dir.path(), "whole.db").await;
+    catch_up(&placed, &whole, 1, 3).await;
+    let (a, b) = (split.dump(1).await.unwrap(), whole.dump(1).await.unwrap());
+    for t in ["cases", "clocks", "chains", "findings"] {
+        assert_eq!(table(&a, t), table(&b, t), "table {t}");
+    }
+}
+
+/// A log whose `at`-th read of partition 0 first lets another runner project the
+/// partition up to `upto`, as a second worker owning it briefly during a rebalance does.
+struct Overtaken<'a> {
+    log: &'a Served,
+    store: &'a Store,
+    reads: std::sync::atomic::AtomicUsize,
+    at: usize,
+    upto: u64,
+}
+
+#[async_trait]
+impl PartitionReader for Overtaken<'_> {
+    fn partition_count(&self) -> u32 {
+        self.log.partition_count()
+    }
+
+    async fn read_partition(
+        &self,
+        p: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, assist_log::LogError> {
+        let out = self.log.read_partition(p, from, max).await?;
+        if p == 0 && self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.at {
+            let mut head = self.log.parts.clone();
+            head[0].truncate(self.upto as usize);
+            catch_up(&Served::placed(head), self.store, 1, 2).await;
+        }
+        Ok(out)
+    }
+
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>, assist_log::LogError> {
+        self.log.partitions().await
+    }
+}
+
+#[tokio::test]
+async fn a_runner_overtaken_by_another_reads_the_rows_again_instead_of_its_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let log = Served::by_stream(all_records(&recorder).await, 2);
+    assert!(log.parts[0].len() >= 20, "{}", log.parts[0].len());
+    let overtaken = sqlite_store(dir.path(), "overtaken.db").await;
+    // The runner commits offsets 0..4 and 4..8, reads 8..12, then finds the other
+    // runner's checkpoint at 14: it must fold 14.. onto the other's rows, not its memory.
+    let reader = Overtaken {
+        log: &log,
+        store: &overtaken,
+        reads: Default::default(),
+        at: 3,
+        upto: 14,
+    };
+    catch_up(&reader, &overtaken, 1, 4).await;
+    let clean = sqlite_store(dir.path(), "clean.db").await;
+    catch_up(&log, &clean, 1, 4).await;
+    assert_eq!(
+        overtaken.dump(1).await.unwrap(),
+        clean.dump(1).await.unwrap()
+    );
 }
