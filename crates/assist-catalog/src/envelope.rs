@@ -317,6 +317,18 @@ pub fn decode(value: Value, form: Form) -> Result<Decoded, EventError> {
 
 /// Decodes an already parsed wire event (see [`decode`]).
 pub fn decode_wire(wire: WireEvent, form: Form) -> Result<Decoded, EventError> {
+    let written_version = wire.schema_version;
+    let written_data = wire.data.clone();
+    Ok(Decoded {
+        event: decode_wire_event(wire, form)?,
+        written_version,
+        written_data,
+    })
+}
+
+/// Decodes a wire event into the current types without keeping what was written: the
+/// path of readers that need only the event (the projections).
+pub fn decode_wire_event(wire: WireEvent, form: Form) -> Result<Event, EventError> {
     let (recorded_at, correlation_id) = match form {
         Form::Ingest { now } => (
             wire.recorded_at.unwrap_or(now),
@@ -329,7 +341,7 @@ pub fn decode_wire(wire: WireEvent, form: Form) -> Result<Decoded, EventError> {
                 .ok_or_else(|| invalid("", "missing field `correlation_id`"))?,
         ),
     };
-    let data = decode_data(&wire.type_name, wire.schema_version, wire.data.clone())?;
+    let data = decode_data(&wire.type_name, wire.schema_version, wire.data)?;
     let event = Event {
         meta: Meta {
             event_id: wire.event_id,
@@ -346,11 +358,7 @@ pub fn decode_wire(wire: WireEvent, form: Form) -> Result<Decoded, EventError> {
     if !found.is_empty() {
         return Err(EventError::Invalid(found));
     }
-    Ok(Decoded {
-        event,
-        written_version: wire.schema_version,
-        written_data: wire.data,
-    })
+    Ok(event)
 }
 
 fn invalid(path: &str, message: impl Into<String>) -> EventError {

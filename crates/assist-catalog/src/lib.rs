@@ -14,7 +14,9 @@ pub mod registry;
 pub mod schema;
 pub mod violation;
 
-pub use envelope::{decode, decode_wire, Actor, Decoded, Event, Form, Meta, Role, WireEvent};
+pub use envelope::{
+    decode, decode_wire, decode_wire_event, Actor, Decoded, Event, Form, Meta, Role, WireEvent,
+};
 pub use ids::{StaffId, StreamId, SubjectKind};
 pub use personal::{Personal, Sealed};
 pub use region::RegionCode;

@@ -6,7 +6,7 @@ use crate::audit::{chain_hash, finding, next_digest};
 use crate::caseload::{self, Case, Stage};
 use crate::sla::{Clock, Rules};
 use crate::store::{insert_rows, parse_ts, ts, Store, StoreError, Val};
-use assist_catalog::{decode, Event, EventData, Form};
+use assist_catalog::{decode, decode_wire_event, Event, EventData, Form, WireEvent};
 use assist_log::{LogError, PartitionReader, Record};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -50,11 +50,19 @@ pub struct RunStats {
 
 /// Decodes a stored record into an event, or says why it cannot be projected.
 pub fn decode_record(r: &Record) -> Result<Event, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(&r.payload).map_err(|e| format!("not JSON: {e}"))?;
-    let event = decode(value, Form::Stored)
-        .map_err(|e| e.to_string())?
-        .event;
+    // Straight from the bytes when they read as an event; through a JSON value otherwise,
+    // which says precisely what is wrong.
+    let direct = r.payload.trim_ascii_start().first() == Some(&b'{');
+    let event = match direct.then(|| serde_json::from_slice::<WireEvent>(&r.payload)) {
+        Some(Ok(wire)) => decode_wire_event(wire, Form::Stored).map_err(|e| e.to_string())?,
+        _ => {
+            let value: serde_json::Value =
+                serde_json::from_slice(&r.payload).map_err(|e| format!("not JSON: {e}"))?;
+            decode(value, Form::Stored)
+                .map_err(|e| e.to_string())?
+                .event
+        }
+    };
     if event.meta.stream.to_string() != r.stream {
         return Err(format!(
             "keyed as {} but the event is on {}",
@@ -842,4 +850,44 @@ pub async fn dead_letters(store: &Store, gen: i64) -> Result<Vec<DeadLetter>, St
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(|e| store.err(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(payload: &[u8]) -> Record {
+        Record {
+            position: assist_log::Position {
+                partition: 0,
+                offset: 0,
+            },
+            stream: "person-0192f0c1-8a3b-7cde-9f00-0123456789ab".into(),
+            event_id: None,
+            payload: payload.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_record_that_is_a_json_array_is_refused_as_not_an_object() {
+        // serde reads a struct from an array of its fields too: the direct path must not
+        // accept one.
+        let payload = br#"["01934a5e-1004-7004-8000-000000000004", "person-0192f0c1-8a3b-7cde-9f00-0123456789ab", "contact_attempt_failed", 1, "2026-03-03T09:04:00+08:00", "2026-03-03T10:04:00+08:00", {"id": "cw-350121-007", "role": "caseworker", "region": "350121"}, "01934a5e-0000-7000-8000-00000000c0c0", null, {"alert_id": "01934a5e-0000-7000-8000-0000000a1e47", "channel": "phone", "reason": "no_answer"}]"#;
+        assert!(serde_json::from_slice::<WireEvent>(payload).is_ok());
+        assert_eq!(
+            decode_record(&record(payload)).unwrap_err(),
+            "an event must be a JSON object, found an array"
+        );
+    }
+
+    #[test]
+    fn a_record_with_a_bad_field_gets_the_precise_reason_of_the_json_value_path() {
+        let payload = br#"{"event_id": "not-a-uuid"}"#;
+        assert_eq!(
+            decode_record(&record(payload)).unwrap_err(),
+            decode(serde_json::from_slice(payload).unwrap(), Form::Stored)
+                .unwrap_err()
+                .to_string()
+        );
+    }
 }

@@ -142,7 +142,7 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536;")
+                        conn.execute("PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY;")
                             .await?;
                     }
                     Ok(())
@@ -305,41 +305,52 @@ pub(crate) async fn insert_rows(
         return Ok(());
     };
     let per_statement = (30_000 / width.max(1)).clamp(1, 500);
-    for chunk in rows.chunks(per_statement) {
-        let mut sql = String::with_capacity(head.len() + chunk.len() * width * 5);
-        sql.push_str(head);
-        sql.push_str(" VALUES ");
-        let mut n = 0;
-        for (i, _) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for j in 0..width {
-                if j > 0 {
-                    sql.push_str(", ");
-                }
-                n += 1;
-                sql.push_str(&dialect.placeholder(n));
-            }
-            sql.push(')');
+    let mut rows = rows.into_iter().peekable();
+    let mut sql = String::new();
+    let mut sql_rows = 0;
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Val>> = rows.by_ref().take(per_statement).collect();
+        if chunk.len() != sql_rows {
+            sql = values_sql(dialect, head, chunk.len(), width, tail);
+            sql_rows = chunk.len();
         }
-        sql.push(' ');
-        sql.push_str(tail);
         let mut q = sqlx::query(&sql);
-        for row in chunk {
-            for v in row {
-                q = match v {
-                    Val::Int(i) => q.bind(*i),
-                    Val::Text(s) => q.bind(s.clone()),
-                    Val::OptText(s) => q.bind(s.clone()),
-                    Val::Bytes(b) => q.bind(b.clone()),
-                };
-            }
+        for v in chunk.into_iter().flatten() {
+            q = match v {
+                Val::Int(i) => q.bind(i),
+                Val::Text(s) => q.bind(s),
+                Val::OptText(s) => q.bind(s),
+                Val::Bytes(b) => q.bind(b),
+            };
         }
         q.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// `head VALUES (…), (…) tail` with `rows` tuples of `width` placeholders.
+fn values_sql(dialect: Dialect, head: &str, rows: usize, width: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * width * 5);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    let mut n = 0;
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for j in 0..width {
+            if j > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            sql.push_str(&dialect.placeholder(n));
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
 }
 
 /// The tables compared by [`Store::dump`]: every view table but the digest history,
