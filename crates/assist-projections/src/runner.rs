@@ -194,9 +194,11 @@ impl Runner<'_> {
                 stats.duplicates += s.duplicates;
                 stats.dead_letters += s.dead_letters;
                 on_batch(n);
-                if stats.records >= next_analyze {
+                let looks_up = memory.as_ref().is_some_and(|m| !m.complete);
+                if looks_up && stats.records >= next_analyze {
                     // Fresh PostgreSQL tables have no statistics: without them the planner
-                    // scans whole tables for the per-batch lookups as they grow.
+                    // scans whole tables for the per-batch lookups as they grow. (A complete
+                    // memory looks nothing up.)
                     self.store.analyze().await?;
                     next_analyze = stats.records * 4;
                 }

@@ -36,7 +36,7 @@ pub struct ViewOptions {
     #[arg(
         long,
         global = true,
-        default_value_t = 2_000,
+        default_value_t = 20_000,
         hide = true,
         env = "ASSIST_PROJECTION_BATCH"
     )]
