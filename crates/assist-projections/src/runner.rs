@@ -80,7 +80,9 @@ struct Memory {
     /// The checkpoint this memory belongs to.
     next_offset: u64,
     /// This runner projected the partition from offset 0: every subject of it, and every
-    /// event id applied from it, is here, so a subject not here has no rows yet.
+    /// event id applied from it, is here. A subject not here is new unless it has rows from
+    /// another partition (checked once per subject); an id not here is new unless the audit
+    /// table's unique key says otherwise.
     complete: bool,
     /// Subjects as they stand after `next_offset`.
     subjects: HashMap<String, SubjectState>,
@@ -88,9 +90,10 @@ struct Memory {
     seen: HashSet<uuid::Uuid>,
 }
 
-/// Subjects a runner keeps in memory per partition before it forgets them and reads rows
-/// again (about 1 KiB each).
+/// Subjects (about 1 KiB each) and event ids (about 32 B each) a runner keeps in memory per
+/// partition before it forgets them and reads rows again.
 const MEMORY_SUBJECTS: usize = 2_000_000;
+const MEMORY_IDS: usize = 20_000_000;
 
 impl Memory {
     fn new(next_offset: u64, complete: bool) -> Memory {
@@ -148,7 +151,6 @@ impl Runner<'_> {
     ) -> Result<RunStats, ProjectionError> {
         let mut stats = RunStats::default();
         let mut next_analyze = 1_000;
-        let mut misplaced = false;
         for &p in partitions {
             let mut memory: Option<Memory> = None;
             loop {
@@ -161,10 +163,7 @@ impl Runner<'_> {
                     break;
                 }
                 let n = records.len() as u64;
-                let s = match self
-                    .apply_batch(gen, p, &records, memory.take(), &mut misplaced)
-                    .await
-                {
+                let s = match self.apply_batch(gen, p, &records, memory.take()).await {
                     Ok((s, m)) => {
                         memory = Some(m);
                         s
@@ -175,10 +174,7 @@ impl Runner<'_> {
                             "an event id was already applied from another stream; redoing the batch from the stored rows"
                         );
                         let careful = Memory::new(from, false);
-                        match self
-                            .apply_batch(gen, p, &records, Some(careful), &mut misplaced)
-                            .await
-                        {
+                        match self.apply_batch(gen, p, &records, Some(careful)).await {
                             Ok((s, m)) => {
                                 memory = Some(m);
                                 s
@@ -213,7 +209,6 @@ impl Runner<'_> {
         partition: u32,
         records: &[Record],
         memory: Option<Memory>,
-        misplaced: &mut bool,
     ) -> Result<(RunStats, Memory), BatchError> {
         let store = self.store;
         let err = |e| BatchError::Failed(store.err(e).into());
@@ -246,7 +241,7 @@ impl Runner<'_> {
         // What this runner remembers holds only if nobody else committed since.
         let mut mem = match memory {
             Some(m) if m.next_offset == from => m,
-            _ => Memory::new(from, from == 0 && !*misplaced),
+            _ => Memory::new(from, from == 0),
         };
         // Another runner may have committed this range meanwhile: take only what is still new.
         let records: Vec<&Record> = records
@@ -263,21 +258,26 @@ impl Runner<'_> {
 
         let decoded: Vec<(&Record, Result<Event, String>)> =
             records.into_iter().map(|r| (r, decode_record(r))).collect();
-        let partitions = self.log.partition_count();
-        if !*misplaced
-            && decoded.iter().any(|(_, e)| {
-                e.as_ref().is_ok_and(|e| {
-                    assist_log::partition_for(&e.meta.stream.to_string(), partitions) != partition
-                })
-            })
-        {
-            // A stream on a partition not its own (a foreign producer) may have rows from
-            // another partition: from now on every partition reads its subjects' rows.
-            *misplaced = true;
-            mem.complete = false;
-        }
-        if !mem.complete {
-            mem.seen.clear();
+        // A complete memory takes a subject it has not seen for new, unless it already has
+        // rows: a stream on a partition not its own (a foreign producer) is projected from
+        // more than one partition. Then this partition reads its subjects' rows from now on.
+        if mem.complete {
+            let unseen: Vec<String> = decoded
+                .iter()
+                .filter_map(|(_, e)| e.as_ref().ok())
+                .map(|e| e.meta.stream.to_string())
+                .filter(|s| !mem.subjects.contains_key(s))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            if !load_chains(&mut tx, store.dialect(), gen, &unseen)
+                .await
+                .map_err(err)?
+                .is_empty()
+            {
+                mem.complete = false;
+                mem.seen.clear();
+            }
         }
 
         // Subjects not remembered are read from their rows (none exist in a complete memory).
@@ -450,17 +450,21 @@ impl Runner<'_> {
             })
             .collect();
 
-        let conn: &mut AnyConnection = &mut tx;
-        if let Err(e) = rows.write(conn, store.dialect()).await {
+        // An id the memory has not seen may have been applied from another partition: the
+        // audit table's unique key says so, and the batch is redone reading the rows.
+        let audit = std::mem::take(&mut rows.audit);
+        if let Err(e) = insert_rows(&mut tx, store.dialect(), AUDIT_INSERT, audit, "").await {
             let reused = e
                 .as_database_error()
                 .is_some_and(|d| d.is_unique_violation());
-            return Err(if reused && mem.complete {
-                BatchError::IdReused(e)
-            } else {
-                err(e)
-            });
+            if reused && mem.complete {
+                tx.rollback().await.map_err(err)?;
+                return Err(BatchError::IdReused(e));
+            }
+            return Err(err(e));
         }
+        let conn: &mut AnyConnection = &mut tx;
+        rows.write(conn, store.dialect()).await.map_err(err)?;
         insert_rows(conn, store.dialect(), "INSERT INTO cases (gen, subject, kind, is_open, stage, key_groups, caseworker, region, opened_at, closed_at, last_activity_at)", case_rows,
             "ON CONFLICT (gen, subject) DO UPDATE SET kind = excluded.kind, is_open = excluded.is_open, stage = excluded.stage, key_groups = excluded.key_groups, caseworker = excluded.caseworker, region = excluded.region, opened_at = excluded.opened_at, closed_at = excluded.closed_at, last_activity_at = excluded.last_activity_at").await.map_err(err)?;
         insert_rows(conn, store.dialect(), "INSERT INTO clocks (gen, clock_id, subject, policy, step, clock_key, region, caseworker, started_at, due_at, met_count, needed, met_at, cancelled_at, start_event, end_event, pauses, is_open)", clock_rows,
@@ -491,7 +495,7 @@ impl Runner<'_> {
             }
         }
         mem.next_offset = last + 1;
-        if mem.subjects.len() > MEMORY_SUBJECTS {
+        if mem.subjects.len() > MEMORY_SUBJECTS || mem.seen.len() > MEMORY_IDS {
             mem = Memory::new(mem.next_offset, false);
         }
         Ok((stats, mem))
@@ -530,6 +534,8 @@ fn placement_kind(data: &EventData) -> Option<&'static str> {
     }
 }
 
+const AUDIT_INSERT: &str = "INSERT INTO audit_events (gen, event_id, stream, seq, part, log_offset, event_type, occurred_at, recorded_at, actor, record_delay_ms, hash, prev_hash)";
+
 /// The rows one batch adds, by table.
 #[derive(Default)]
 struct Rows {
@@ -548,12 +554,32 @@ impl Rows {
         dialect: crate::store::Dialect,
     ) -> Result<(), sqlx::Error> {
         let tables: [(&str, Vec<Vec<Val>>, &str); 6] = [
-            ("INSERT INTO audit_events (gen, event_id, stream, seq, part, log_offset, event_type, occurred_at, recorded_at, actor, record_delay_ms, hash, prev_hash)", self.audit, ""),
-            ("INSERT INTO placements (gen, event_id, subject, kind, occurred_at)", self.placements, ""),
-            ("INSERT INTO household_clearings (gen, event_id, household, member, occurred_at)", self.clearings, ""),
-            ("INSERT INTO findings (gen, event_id, kind, subject, detail)", self.findings, "ON CONFLICT (gen, event_id, kind) DO NOTHING"),
-            ("INSERT INTO dead_letters (gen, part, log_offset, raw, reason)", self.dead, ""),
-            ("INSERT INTO digests (gen, part, next_offset, digest)", self.digests, ""),
+            (AUDIT_INSERT, self.audit, ""),
+            (
+                "INSERT INTO placements (gen, event_id, subject, kind, occurred_at)",
+                self.placements,
+                "",
+            ),
+            (
+                "INSERT INTO household_clearings (gen, event_id, household, member, occurred_at)",
+                self.clearings,
+                "",
+            ),
+            (
+                "INSERT INTO findings (gen, event_id, kind, subject, detail)",
+                self.findings,
+                "ON CONFLICT (gen, event_id, kind) DO NOTHING",
+            ),
+            (
+                "INSERT INTO dead_letters (gen, part, log_offset, raw, reason)",
+                self.dead,
+                "",
+            ),
+            (
+                "INSERT INTO digests (gen, part, next_offset, digest)",
+                self.digests,
+                "",
+            ),
         ];
         for (head, rows, tail) in tables {
             insert_rows(conn, dialect, head, rows, tail).await?;

@@ -610,6 +610,44 @@ async fn a_stream_split_across_two_partitions_folds_as_one_stream() {
     }
 }
 
+#[tokio::test]
+async fn a_stream_continued_on_another_partition_in_a_later_run_keeps_its_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let placed = Served::by_stream(all_records(&recorder).await, 4);
+    // A foreign producer wrote the earlier half of one stream of partition 0 to partition 3;
+    // one run projects partition 3, a later run partition 0 from its first offset.
+    let mut parts = placed.parts.clone();
+    let stream = parts[0][0].stream.clone();
+    let mine: Vec<usize> = (0..parts[0].len())
+        .filter(|&i| parts[0][i].stream == stream)
+        .collect();
+    let moved: Vec<Record> = mine[..mine.len() / 2]
+        .iter()
+        .rev()
+        .map(|&i| parts[0].remove(i))
+        .collect();
+    parts[3].extend(moved.into_iter().rev());
+    let split = Served::placed(parts);
+    let store = sqlite_store(dir.path(), "split.db").await;
+    let rules = Rules::shipped().unwrap();
+    let runner = assist_projections::Runner {
+        log: &split,
+        store: &store,
+        rules: &rules,
+        batch: 3,
+    };
+    for run in [&[3][..], &[0, 1, 2]] {
+        runner.catch_up_partitions(1, run, |_| {}).await.unwrap();
+    }
+    let whole = sqlite_store(dir.path(), "whole.db").await;
+    catch_up(&placed, &whole, 1, 3).await;
+    let (a, b) = (store.dump(1).await.unwrap(), whole.dump(1).await.unwrap());
+    for t in ["cases", "clocks", "chains", "findings"] {
+        assert_eq!(table(&a, t), table(&b, t), "table {t}");
+    }
+}
+
 /// A log whose `at`-th read of partition 0 first lets another runner project the
 /// partition up to `upto`, as a second worker owning it briefly during a rebalance does.
 struct Overtaken<'a> {
