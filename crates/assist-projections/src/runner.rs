@@ -163,27 +163,28 @@ impl Runner<'_> {
                     break;
                 }
                 let n = records.len() as u64;
-                let s = match self.apply_batch(gen, p, &records, memory.take()).await {
-                    Ok((s, m)) => {
-                        memory = Some(m);
-                        s
-                    }
-                    Err(BatchError::IdReused(_)) => {
-                        tracing::info!(
-                            partition = p,
-                            "an event id was already applied from another stream; redoing the batch from the stored rows"
-                        );
-                        let careful = Memory::new(from, false);
-                        match self.apply_batch(gen, p, &records, Some(careful)).await {
-                            Ok((s, m)) => {
-                                memory = Some(m);
-                                s
-                            }
-                            Err(BatchError::Failed(e)) => return Err(e),
-                            Err(BatchError::IdReused(e)) => return Err(self.store.err(e).into()),
+                let mut careful = false;
+                let s = loop {
+                    let given = if careful {
+                        Some(Memory::new(from, false))
+                    } else {
+                        memory.take()
+                    };
+                    match self.apply_batch(gen, p, &records, given).await {
+                        Ok((s, m)) => {
+                            memory = Some(m);
+                            break s;
                         }
+                        Err(BatchError::IdReused(_)) if !careful => {
+                            tracing::info!(
+                                partition = p,
+                                "an event id was already applied from another stream; redoing the batch from the stored rows"
+                            );
+                            careful = true;
+                        }
+                        Err(BatchError::IdReused(e)) => return Err(self.store.err(e).into()),
+                        Err(BatchError::Failed(e)) => return Err(e),
                     }
-                    Err(BatchError::Failed(e)) => return Err(e),
                 };
                 stats.records += s.records;
                 stats.applied += s.applied;
@@ -258,59 +259,52 @@ impl Runner<'_> {
 
         let decoded: Vec<(&Record, Result<Event, String>)> =
             records.into_iter().map(|r| (r, decode_record(r))).collect();
-        // A complete memory takes a subject it has not seen for new, unless it already has
-        // rows: a stream on a partition not its own (a foreign producer) is projected from
-        // more than one partition. Then this partition reads its subjects' rows from now on.
+        // The batch's subjects this memory does not hold. A complete memory takes them for
+        // new, unless one has rows already: a stream on a partition not its own (a foreign
+        // producer) is projected from more than one partition. Then this partition reads its
+        // subjects' rows from now on.
+        let unseen: Vec<String> = decoded
+            .iter()
+            .filter_map(|(_, e)| e.as_ref().ok())
+            .map(|e| e.meta.stream.to_string())
+            .filter(|s| !mem.subjects.contains_key(s))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut chains = HashMap::new();
         if mem.complete {
-            let unseen: Vec<String> = decoded
-                .iter()
-                .filter_map(|(_, e)| e.as_ref().ok())
-                .map(|e| e.meta.stream.to_string())
-                .filter(|s| !mem.subjects.contains_key(s))
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect();
-            if !load_chains(&mut tx, store.dialect(), gen, &unseen)
+            chains = load_chains(&mut tx, store.dialect(), gen, &unseen)
                 .await
-                .map_err(err)?
-                .is_empty()
-            {
-                mem.complete = false;
-                mem.seen.clear();
-            }
+                .map_err(err)?;
+            mem.complete = chains.is_empty();
         }
 
-        // Subjects not remembered are read from their rows (none exist in a complete memory).
+        // Otherwise the unseen subjects are read from their rows, and the ids looked up.
         let mut seen_before: HashSet<String> = HashSet::new();
         if !mem.complete {
+            mem.seen.clear();
             let ids: Vec<String> = decoded
                 .iter()
                 .filter_map(|(_, e)| e.as_ref().ok())
                 .map(|e| e.meta.event_id.to_string())
                 .collect();
-            let missing: Vec<String> = decoded
-                .iter()
-                .filter_map(|(_, e)| e.as_ref().ok())
-                .map(|e| e.meta.stream.to_string())
-                .filter(|s| !mem.subjects.contains_key(s))
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect();
             seen_before = load_seen(&mut tx, store.dialect(), gen, &ids)
                 .await
                 .map_err(err)?;
-            let mut cases = load_cases(&mut tx, store.dialect(), gen, &missing)
+            let mut cases = load_cases(&mut tx, store.dialect(), gen, &unseen)
                 .await
                 .map_err(err)?;
-            let mut clocks = load_open_clocks(&mut tx, store.dialect(), gen, &missing)
+            let mut clocks = load_open_clocks(&mut tx, store.dialect(), gen, &unseen)
                 .await
                 .map_err(err)?;
-            let mut chains = load_chains(&mut tx, store.dialect(), gen, &missing)
-                .await
-                .map_err(err)?;
-            for s in missing {
+            if chains.is_empty() {
+                chains = load_chains(&mut tx, store.dialect(), gen, &unseen)
+                    .await
+                    .map_err(err)?;
+            }
+            for s in unseen {
                 let state = SubjectState {
-                    case: cases.remove(&s).flatten(),
+                    case: cases.remove(&s),
                     clocks: clocks.remove(&s).unwrap_or_default(),
                     chain: chains.remove(&s).unwrap_or((0, String::new())),
                 };
@@ -754,7 +748,7 @@ async fn load_cases(
     dialect: crate::store::Dialect,
     gen: i64,
     subjects: &[String],
-) -> Result<HashMap<String, Option<Case>>, sqlx::Error> {
+) -> Result<HashMap<String, Case>, sqlx::Error> {
     let rows = select_in(
         conn,
         dialect,
@@ -767,7 +761,7 @@ async fn load_cases(
     let mut out = HashMap::new();
     for r in &rows {
         let c = case_from(r)?;
-        out.insert(c.subject.clone(), Some(c));
+        out.insert(c.subject.clone(), c);
     }
     Ok(out)
 }
