@@ -291,6 +291,11 @@ pub trait PartitionReader: Send + Sync {
 
     /// Every partition with its high-water mark.
     async fn partitions(&self) -> Result<Vec<PartitionInfo>, LogError>;
+
+    /// The number of records in the log: the sum of the high-water marks.
+    async fn record_count(&self) -> Result<u64, LogError> {
+        Ok(self.partitions().await?.iter().map(|p| p.high_water).sum())
+    }
 }
 
 /// Reads one stream whole: what `history` needs.

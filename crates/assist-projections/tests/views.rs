@@ -582,26 +582,39 @@ async fn an_event_id_reused_by_another_stream_is_skipped_like_a_duplicate() {
     );
 }
 
-#[tokio::test]
-async fn a_stream_split_across_two_partitions_folds_as_one_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
-    let placed = Served::by_stream(all_records(&recorder).await, 4);
-    // A foreign producer wrote the later half of one stream of partition 0 to partition 3.
+/// Which half of a stream a test moves.
+enum Half {
+    Earlier,
+    Later,
+}
+
+/// `placed` with one half of the first stream of partition 0 moved to the end of
+/// partition 3, in order, as a foreign producer keying it differently would write it.
+fn half_moved(placed: &Served, half: Half) -> Served {
     let mut parts = placed.parts.clone();
     let stream = parts[0][0].stream.clone();
     let mine: Vec<usize> = (0..parts[0].len())
         .filter(|&i| parts[0][i].stream == stream)
         .collect();
     assert!(mine.len() >= 4, "the stream has {} events", mine.len());
-    let moved: Vec<Record> = mine[mine.len() / 2..]
-        .iter()
-        .rev()
-        .map(|&i| parts[0].remove(i))
-        .collect();
+    let (earlier, later) = mine.split_at(mine.len() / 2);
+    let chosen = match half {
+        Half::Earlier => earlier,
+        Half::Later => later,
+    };
+    let moved: Vec<Record> = chosen.iter().rev().map(|&i| parts[0].remove(i)).collect();
     parts[3].extend(moved.into_iter().rev());
+    Served::placed(parts)
+}
+
+#[tokio::test]
+async fn a_stream_split_across_two_partitions_folds_as_one_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let placed = Served::by_stream(all_records(&recorder).await, 4);
+    // A foreign producer wrote the later half of one stream of partition 0 to partition 3.
     let split = sqlite_store(dir.path(), "split.db").await;
-    catch_up(&Served::placed(parts), &split, 1, 3).await;
+    catch_up(&half_moved(&placed, Half::Later), &split, 1, 3).await;
     let whole = sqlite_store(dir.path(), "whole.db").await;
     catch_up(&placed, &whole, 1, 3).await;
     let (a, b) = (split.dump(1).await.unwrap(), whole.dump(1).await.unwrap());
@@ -617,18 +630,7 @@ async fn a_stream_continued_on_another_partition_in_a_later_run_keeps_its_chain(
     let placed = Served::by_stream(all_records(&recorder).await, 4);
     // A foreign producer wrote the earlier half of one stream of partition 0 to partition 3;
     // one run projects partition 3, a later run partition 0 from its first offset.
-    let mut parts = placed.parts.clone();
-    let stream = parts[0][0].stream.clone();
-    let mine: Vec<usize> = (0..parts[0].len())
-        .filter(|&i| parts[0][i].stream == stream)
-        .collect();
-    let moved: Vec<Record> = mine[..mine.len() / 2]
-        .iter()
-        .rev()
-        .map(|&i| parts[0].remove(i))
-        .collect();
-    parts[3].extend(moved.into_iter().rev());
-    let split = Served::placed(parts);
+    let split = half_moved(&placed, Half::Earlier);
     let store = sqlite_store(dir.path(), "split.db").await;
     let rules = Rules::shipped().unwrap();
     let runner = assist_projections::Runner {

@@ -628,13 +628,7 @@ pub struct RebuildArgs {}
 
 pub async fn rebuild_cmd(dir: &Path, opts: &ViewOptions, _args: RebuildArgs) -> Result<ExitCode> {
     let views = Views::open(dir, opts).await?;
-    let total: u64 = views
-        .log()
-        .partitions()
-        .await?
-        .iter()
-        .map(|p| p.high_water)
-        .sum();
+    let total = views.log().record_count().await?;
     let gen = views.store.begin_rebuild().await?;
     let bar = ProgressBar::new(total);
     bar.set_style(
