@@ -6,6 +6,7 @@
 //! per batch with the partition's checkpoint.
 
 pub mod audit;
+mod batch;
 pub mod caseload;
 pub mod runner;
 pub mod sla;

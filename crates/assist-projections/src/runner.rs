@@ -3,13 +3,13 @@
 //! transaction, so a crash at any point neither loses nor doubles an effect.
 
 use crate::audit::{chain_hash, finding, next_digest};
+use crate::batch::{BatchTx, Conflict, Table, WriteError};
 use crate::caseload::{self, Case, Stage};
 use crate::sla::{Clock, Rules};
-use crate::store::{insert_rows, parse_ts, ts, Store, StoreError, Val};
+use crate::store::{parse_ts, ts, Cols, Store, StoreError, Val};
 use assist_catalog::{decode, decode_wire_event, Event, EventData, Form, WireEvent};
 use assist_log::{LogError, PartitionReader, Record};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 
 /// Why projecting stopped.
@@ -88,6 +88,8 @@ struct Memory {
     subjects: HashMap<String, SubjectState>,
     /// Event ids applied from the partition (kept only while `complete`).
     seen: HashSet<uuid::Uuid>,
+    /// The partition's digest after `next_offset`.
+    digest: String,
 }
 
 /// Subjects (about 1 KiB each) and event ids (about 32 B each) a runner keeps in memory per
@@ -102,8 +104,16 @@ impl Memory {
             complete,
             subjects: HashMap::new(),
             seen: HashSet::new(),
+            digest: String::new(),
         }
     }
+}
+
+/// A subject as it stood before a batch: which of its rows existed, and its open clocks.
+struct Before {
+    clocks: Vec<Clock>,
+    case: bool,
+    chain: bool,
 }
 
 /// One subject as its rows stand: its case, its open clocks, and the head of its chain.
@@ -118,9 +128,9 @@ struct SubjectState {
 enum BatchError {
     /// The batch failed.
     Failed(ProjectionError),
-    /// An event id new to the partition was already in the views (applied from another
-    /// stream): the batch is redone reading the rows.
-    IdReused(sqlx::Error),
+    /// What the fold took from memory proved wrong (the reason): the batch is redone
+    /// reading the rows.
+    Wrong(&'static str),
 }
 
 impl From<StoreError> for BatchError {
@@ -143,6 +153,13 @@ impl Runner<'_> {
 
     /// Brings the given partitions of generation `gen` up to the log's end: what a worker
     /// owning some partitions of a consumer group does.
+    ///
+    /// While the runner's memory of a partition is complete (it projected the partition
+    /// from offset 0), a batch is folded from the memory alone and written while the next
+    /// one is read and folded. Its transaction then checks what the fold assumed (nobody
+    /// else committed since, its new subjects have no rows, its ids are new); if any check
+    /// fails, the batch and everything folded after it are dropped and the rest of the
+    /// partition is projected carefully, one batch at a time, reading the rows it needs.
     pub async fn catch_up_partitions(
         &self,
         gen: i64,
@@ -151,51 +168,88 @@ impl Runner<'_> {
     ) -> Result<RunStats, ProjectionError> {
         let mut stats = RunStats::default();
         let mut next_analyze = 1_000;
+        let mut add = |s: RunStats, n: u64, stats: &mut RunStats| {
+            stats.records += s.records;
+            stats.applied += s.applied;
+            stats.duplicates += s.duplicates;
+            stats.dead_letters += s.dead_letters;
+            on_batch(n);
+        };
         for &p in partitions {
             let mut memory: Option<Memory> = None;
+            let mut pending: Option<Pending> = None;
+            // Cleared when a batch folded from memory proved wrong.
+            let mut trust = true;
             loop {
                 let from = match &memory {
                     Some(m) => m.next_offset,
                     None => checkpoint(self.store, gen, p).await?.0,
                 };
                 let records = self.log.read_partition(p, from, self.batch.max(1)).await?;
+                let from_memory = trust
+                    && match &memory {
+                        Some(m) => m.complete,
+                        None => from == 0,
+                    };
+                if from_memory && !records.is_empty() {
+                    let mut mem = memory.take().unwrap_or_else(|| Memory::new(0, true));
+                    let folded = self.fold(gen, p, &records, &mut mem, None);
+                    let n = records.len() as u64;
+                    if let Some(w) = pending.take() {
+                        match w.settle().await {
+                            Ok((s, n)) => add(s, n, &mut stats),
+                            Err(BatchError::Failed(e)) => return Err(e),
+                            Err(BatchError::Wrong(why)) => {
+                                tracing::info!(partition = p, why, "redoing from the stored rows");
+                                trust = false;
+                                continue;
+                            }
+                        }
+                    }
+                    let store = self.store.clone();
+                    pending = Some(Pending {
+                        records: n,
+                        write: tokio::spawn(async move {
+                            write_from_memory(&store, gen, p, folded).await
+                        }),
+                    });
+                    memory = Some(mem);
+                    continue;
+                }
+                if let Some(w) = pending.take() {
+                    match w.settle().await {
+                        Ok((s, n)) => add(s, n, &mut stats),
+                        Err(BatchError::Failed(e)) => return Err(e),
+                        Err(BatchError::Wrong(why)) => {
+                            tracing::info!(partition = p, why, "redoing from the stored rows");
+                            memory = None;
+                            trust = false;
+                            continue;
+                        }
+                    }
+                }
                 if records.is_empty() {
                     break;
                 }
                 let n = records.len() as u64;
-                let mut careful = false;
-                let s = loop {
-                    let given = if careful {
-                        Some(Memory::new(from, false))
-                    } else {
-                        memory.take()
-                    };
-                    match self.apply_batch(gen, p, &records, given).await {
-                        Ok((s, m)) => {
-                            memory = Some(m);
-                            break s;
+                let (s, m) = match self.apply_batch(gen, p, &records, memory.take()).await {
+                    Ok(done) => done,
+                    Err(BatchError::Failed(e)) => return Err(e),
+                    Err(BatchError::Wrong(why)) => {
+                        // A careful batch looks every id up and never takes this path.
+                        return Err(StoreError::Rows {
+                            store: self.store.name().to_string(),
+                            reason: why.into(),
                         }
-                        Err(BatchError::IdReused(_)) if !careful => {
-                            tracing::info!(
-                                partition = p,
-                                "an event id was already applied from another stream; redoing the batch from the stored rows"
-                            );
-                            careful = true;
-                        }
-                        Err(BatchError::IdReused(e)) => return Err(self.store.err(e).into()),
-                        Err(BatchError::Failed(e)) => return Err(e),
+                        .into());
                     }
                 };
-                stats.records += s.records;
-                stats.applied += s.applied;
-                stats.duplicates += s.duplicates;
-                stats.dead_letters += s.dead_letters;
-                on_batch(n);
-                let looks_up = memory.as_ref().is_some_and(|m| !m.complete);
-                if looks_up && stats.records >= next_analyze {
+                memory = Some(m);
+                add(s, n, &mut stats);
+                if stats.records >= next_analyze {
                     // Fresh PostgreSQL tables have no statistics: without them the planner
-                    // scans whole tables for the per-batch lookups as they grow. (A complete
-                    // memory looks nothing up.)
+                    // scans whole tables for the per-batch lookups as they grow. (A batch
+                    // folded from memory looks nothing up.)
                     self.store.analyze().await?;
                     next_analyze = stats.records * 4;
                 }
@@ -204,6 +258,8 @@ impl Runner<'_> {
         Ok(stats)
     }
 
+    /// One batch, carefully: in one transaction, the checkpoint read under lock, the rows
+    /// of the subjects the memory does not hold read, the batch folded and written.
     async fn apply_batch(
         &self,
         gen: i64,
@@ -213,108 +269,100 @@ impl Runner<'_> {
     ) -> Result<(RunStats, Memory), BatchError> {
         let store = self.store;
         let err = |e| BatchError::Failed(store.err(e).into());
-        // Two workers may briefly own one partition during a consumer-group rebalance: the
-        // batch takes the partition's checkpoint row for itself (SQLite: the write lock
-        // up front; PostgreSQL: the row locked FOR UPDATE), then re-reads it.
-        let mut tx = match store.dialect() {
-            crate::store::Dialect::Sqlite => store.pool.begin_with("BEGIN IMMEDIATE").await,
-            crate::store::Dialect::Postgres => store.pool.begin().await,
-        }
-        .map_err(err)?;
-        if store.dialect() == crate::store::Dialect::Postgres {
-            sqlx::query("INSERT INTO checkpoints (gen, part, next_offset, digest) VALUES ($1, $2, 0, '') ON CONFLICT (gen, part) DO NOTHING")
-                .bind(gen)
-                .bind(i64::from(partition))
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-            sqlx::query(
-                "SELECT next_offset FROM checkpoints WHERE gen = $1 AND part = $2 FOR UPDATE",
-            )
-            .bind(gen)
-            .bind(i64::from(partition))
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        }
-        store.check_gen(&mut tx, gen).await?;
-        let (from, mut digest) = checkpoint_in(&mut tx, store, gen, partition).await?;
+        let mut tx = store.batch.begin(gen, partition).await.map_err(err)?;
+        check_gen(&mut tx, store, gen).await?;
+        let (from, digest) = tx.checkpoint(gen, partition).await.map_err(err)?;
         // What this runner remembers holds only if nobody else committed since.
         let mut mem = match memory {
             Some(m) if m.next_offset == from => m,
-            _ => Memory::new(from, from == 0),
+            _ => Memory::new(from, false),
         };
+        mem.complete = false;
+        mem.seen.clear();
+        mem.digest = digest;
         // Another runner may have committed this range meanwhile: take only what is still new.
         let records: Vec<&Record> = records
             .iter()
             .filter(|r| r.position.offset >= from)
             .collect();
-        let Some(last) = records.last().map(|r| r.position.offset) else {
+        if records.is_empty() {
             return Ok((RunStats::default(), mem));
-        };
-        let mut stats = RunStats {
-            records: records.len() as u64,
-            ..RunStats::default()
-        };
-
+        }
         let decoded: Vec<(&Record, Result<Event, String>)> =
             records.into_iter().map(|r| (r, decode_record(r))).collect();
-        // The batch's subjects this memory does not hold. A complete memory takes them for
-        // new, unless one has rows already: a stream on a partition not its own (a foreign
-        // producer) is projected from more than one partition. Then this partition reads its
-        // subjects' rows from now on.
-        let unseen: Vec<String> = decoded
+        // The subjects the memory does not hold are read from their rows, and the ids
+        // looked up.
+        let unseen = unseen_subjects(&decoded, &mem);
+        let ids: Vec<String> = decoded
             .iter()
             .filter_map(|(_, e)| e.as_ref().ok())
-            .map(|e| e.meta.stream.to_string())
-            .filter(|s| !mem.subjects.contains_key(s))
-            .collect::<HashSet<_>>()
-            .into_iter()
+            .map(|e| e.meta.event_id.to_string())
             .collect();
-        let mut chains = HashMap::new();
-        if mem.complete {
-            chains = load_chains(&mut tx, store.dialect(), gen, &unseen)
-                .await
-                .map_err(err)?;
-            mem.complete = chains.is_empty();
+        let seen_before = tx.load_seen(gen, &ids).await.map_err(err)?;
+        let mut cases = tx.load_cases(gen, &unseen).await.map_err(err)?;
+        let mut clocks = tx.load_open_clocks(gen, &unseen).await.map_err(err)?;
+        let mut chains = tx.load_chains(gen, &unseen).await.map_err(err)?;
+        for s in unseen {
+            let state = SubjectState {
+                case: cases.remove(&s),
+                clocks: clocks.remove(&s).unwrap_or_default(),
+                chain: chains.remove(&s).unwrap_or((0, String::new())),
+            };
+            mem.subjects.insert(s, state);
         }
-
-        // Otherwise the unseen subjects are read from their rows, and the ids looked up.
-        let mut seen_before: HashSet<String> = HashSet::new();
-        if !mem.complete {
-            mem.seen.clear();
-            let ids: Vec<String> = decoded
-                .iter()
-                .filter_map(|(_, e)| e.as_ref().ok())
-                .map(|e| e.meta.event_id.to_string())
-                .collect();
-            seen_before = load_seen(&mut tx, store.dialect(), gen, &ids)
-                .await
-                .map_err(err)?;
-            let mut cases = load_cases(&mut tx, store.dialect(), gen, &unseen)
-                .await
-                .map_err(err)?;
-            let mut clocks = load_open_clocks(&mut tx, store.dialect(), gen, &unseen)
-                .await
-                .map_err(err)?;
-            if chains.is_empty() {
-                chains = load_chains(&mut tx, store.dialect(), gen, &unseen)
-                    .await
-                    .map_err(err)?;
-            }
-            for s in unseen {
-                let state = SubjectState {
-                    case: cases.remove(&s),
-                    clocks: clocks.remove(&s).unwrap_or_default(),
-                    chain: chains.remove(&s).unwrap_or((0, String::new())),
-                };
-                mem.subjects.insert(s, state);
+        let folded = self.fold_decoded(gen, partition, decoded, &mut mem, Some(seen_before));
+        let stats = folded.stats;
+        match write(&mut tx, store, folded).await {
+            Ok(()) => {}
+            Err(e) => {
+                tx.rollback().await.ok();
+                return Err(e);
             }
         }
+        tx.commit().await.map_err(err)?;
+        Ok((stats, mem))
+    }
 
+    /// Folds a batch read from `from` = `mem.next_offset` into rows, from the memory alone.
+    fn fold(
+        &self,
+        gen: i64,
+        partition: u32,
+        records: &[Record],
+        mem: &mut Memory,
+        seen_before: Option<HashSet<String>>,
+    ) -> Folded {
+        let decoded: Vec<(&Record, Result<Event, String>)> =
+            records.iter().map(|r| (r, decode_record(r))).collect();
+        self.fold_decoded(gen, partition, decoded, mem, seen_before)
+    }
+
+    /// Folds decoded records into the memory and the rows that record the result. Ids are
+    /// told new by `seen_before` (the stored ids among them) when given, else by the
+    /// memory's complete set.
+    fn fold_decoded(
+        &self,
+        gen: i64,
+        partition: u32,
+        decoded: Vec<(&Record, Result<Event, String>)>,
+        mem: &mut Memory,
+        seen_before: Option<HashSet<String>>,
+    ) -> Folded {
+        let from = mem.next_offset;
+        let last = decoded
+            .last()
+            .map_or(from, |(r, _)| r.position.offset + 1)
+            .saturating_sub(1);
+        let unseen = unseen_subjects(&decoded, mem);
+        let mut digest = std::mem::take(&mut mem.digest);
+        let mut seen_before = seen_before;
+        let mut stats = RunStats {
+            records: decoded.len() as u64,
+            ..RunStats::default()
+        };
         let mut rows = Rows::default();
-        // The clocks of each subject this batch touches, as they stood before it.
-        let mut before: HashMap<String, Vec<Clock>> = HashMap::new();
+        // Each subject this batch touches, as it stood before it.
+        let mut before: HashMap<String, Before> = HashMap::new();
         for (rec, event) in decoded {
             digest = next_digest(&digest, &rec.payload);
             let event = match event {
@@ -339,10 +387,9 @@ impl Runner<'_> {
                 }
             };
             let id = event.meta.event_id.to_string();
-            let new = if mem.complete {
-                mem.seen.insert(event.meta.event_id)
-            } else {
-                seen_before.insert(id.clone())
+            let new = match &mut seen_before {
+                Some(stored) => stored.insert(id.clone()),
+                None => mem.seen.insert(event.meta.event_id),
             };
             if !new {
                 stats.duplicates += 1;
@@ -352,7 +399,12 @@ impl Runner<'_> {
             let subject = event.meta.stream.to_string();
             let state = mem.subjects.entry(subject.clone()).or_default();
             if !before.contains_key(&subject) {
-                before.insert(subject.clone(), state.clocks.clone());
+                let was = Before {
+                    clocks: state.clocks.clone(),
+                    case: state.case.is_some(),
+                    chain: state.chain.0 > 0,
+                };
+                before.insert(subject.clone(), was);
             }
 
             let (prev_seq, prev_hash) = state.chain.clone();
@@ -417,83 +469,212 @@ impl Runner<'_> {
             .filter_map(|s| mem.subjects.get_key_value(s))
             .collect();
         touched.sort_by(|a, b| a.0.cmp(b.0));
-        let case_rows: Vec<Vec<Val>> = touched
-            .iter()
-            .filter_map(|(_, st)| st.case.as_ref())
-            .map(|c| case_row(gen, c))
-            .collect();
-        let clock_rows: Vec<Vec<Val>> = touched
-            .iter()
-            .flat_map(|(s, st)| {
-                let old = before.get(*s);
-                st.clocks
-                    .iter()
-                    .filter(move |c| !old.is_some_and(|o| o.contains(c)))
-            })
-            .map(|c| clock_row(gen, c))
-            .collect();
-        let chain_rows: Vec<Vec<Val>> = touched
-            .iter()
-            .map(|(s, st)| {
-                vec![
-                    Val::Int(gen),
-                    Val::Text((*s).clone()),
-                    Val::Int(st.chain.0),
-                    Val::Text(st.chain.1.clone()),
-                ]
-            })
-            .collect();
-
-        // An id the memory has not seen may have been applied from another partition: the
-        // audit table's unique key says so, and the batch is redone reading the rows.
-        let audit = std::mem::take(&mut rows.audit);
-        if let Err(e) = insert_rows(&mut tx, store.dialect(), AUDIT_INSERT, audit, "").await {
-            let reused = e
-                .as_database_error()
-                .is_some_and(|d| d.is_unique_violation());
-            if reused && mem.complete {
-                tx.rollback().await.map_err(err)?;
-                return Err(BatchError::IdReused(e));
+        // Rows new to the table go in as plain inserts (PostgreSQL: COPY), the others as
+        // upserts. A clock made by this batch is new: its id holds its start event's.
+        let (mut cases_new, mut cases_changed) = (Vec::new(), Vec::new());
+        let (mut clocks_new, mut clocks_changed) = (Vec::new(), Vec::new());
+        let (mut chains_new, mut chains_changed) = (Vec::new(), Vec::new());
+        for (s, st) in &touched {
+            let Some(was) = before.get(*s) else { continue };
+            if let Some(c) = &st.case {
+                let to = if was.case {
+                    &mut cases_changed
+                } else {
+                    &mut cases_new
+                };
+                to.push(case_row(gen, c));
             }
-            return Err(err(e));
+            for c in st.clocks.iter().filter(|c| !was.clocks.contains(c)) {
+                let existed = was.clocks.iter().any(|o| o.clock_id == c.clock_id);
+                let to = if existed {
+                    &mut clocks_changed
+                } else {
+                    &mut clocks_new
+                };
+                to.push(clock_row(gen, c));
+            }
+            let to = if was.chain {
+                &mut chains_changed
+            } else {
+                &mut chains_new
+            };
+            to.push(vec![
+                Val::Int(gen),
+                Val::Text((*s).clone()),
+                Val::Int(st.chain.0),
+                Val::Text(st.chain.1.clone()),
+            ]);
         }
-        let conn: &mut AnyConnection = &mut tx;
-        rows.write(conn, store.dialect()).await.map_err(err)?;
-        insert_rows(conn, store.dialect(), "INSERT INTO cases (gen, subject, kind, is_open, stage, key_groups, caseworker, region, opened_at, closed_at, last_activity_at)", case_rows,
-            "ON CONFLICT (gen, subject) DO UPDATE SET kind = excluded.kind, is_open = excluded.is_open, stage = excluded.stage, key_groups = excluded.key_groups, caseworker = excluded.caseworker, region = excluded.region, opened_at = excluded.opened_at, closed_at = excluded.closed_at, last_activity_at = excluded.last_activity_at").await.map_err(err)?;
-        insert_rows(conn, store.dialect(), "INSERT INTO clocks (gen, clock_id, subject, policy, step, clock_key, region, caseworker, started_at, due_at, met_count, needed, met_at, cancelled_at, start_event, end_event, pauses, is_open)", clock_rows,
-            "ON CONFLICT (gen, clock_id) DO UPDATE SET region = excluded.region, caseworker = excluded.caseworker, met_count = excluded.met_count, met_at = excluded.met_at, cancelled_at = excluded.cancelled_at, end_event = excluded.end_event, pauses = excluded.pauses, is_open = excluded.is_open").await.map_err(err)?;
-        insert_rows(
-            conn,
-            store.dialect(),
-            "INSERT INTO chains (gen, stream, seq, hash)",
-            chain_rows,
-            "ON CONFLICT (gen, stream) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        )
-        .await
-        .map_err(err)?;
-        sqlx::query("INSERT INTO checkpoints (gen, part, next_offset, digest) VALUES ($1, $2, $3, $4) ON CONFLICT (gen, part) DO UPDATE SET next_offset = excluded.next_offset, digest = excluded.digest")
-            .bind(gen)
-            .bind(i64::from(partition))
-            .bind(last as i64 + 1)
-            .bind(digest)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        tx.commit().await.map_err(err)?;
 
-        // The rows now hold only the open clocks; so does the memory.
+        // The memory now holds what the rows will: only the open clocks.
         for s in before.keys() {
             if let Some(st) = mem.subjects.get_mut(s) {
                 st.clocks.retain(Clock::is_open);
             }
         }
         mem.next_offset = last + 1;
+        mem.digest = digest.clone();
         if mem.subjects.len() > MEMORY_SUBJECTS || mem.seen.len() > MEMORY_IDS {
-            mem = Memory::new(mem.next_offset, false);
+            *mem = Memory::new(mem.next_offset, false);
+            mem.digest = digest.clone();
         }
-        Ok((stats, mem))
+        let checkpoint = vec![vec![
+            Val::Int(gen),
+            Val::Int(i64::from(partition)),
+            Val::Int(last as i64 + 1),
+            Val::Text(digest),
+        ]];
+        Folded {
+            from,
+            unseen,
+            stats,
+            audit: rows.audit,
+            rest: vec![
+                (&PLACEMENTS, rows.placements),
+                (&CLEARINGS, rows.clearings),
+                (&FINDINGS, rows.findings),
+                (&DEAD_LETTERS, rows.dead),
+                (&DIGESTS, rows.digests),
+                (&CASES_NEW, cases_new),
+                (&CASES, cases_changed),
+                (&CLOCKS_NEW, clocks_new),
+                (&CLOCKS, clocks_changed),
+                (&CHAINS_NEW, chains_new),
+                (&CHAINS, chains_changed),
+                (&CHECKPOINTS, checkpoint),
+            ],
+        }
     }
+}
+
+/// A batch folded into rows, ready to write.
+struct Folded {
+    /// The offset it starts at (the checkpoint it expects).
+    from: u64,
+    /// Its subjects the memory did not hold before it.
+    unseen: Vec<String>,
+    stats: RunStats,
+    /// The audit rows, written first: their unique key tells an id applied before.
+    audit: Vec<Vec<Val>>,
+    /// The other tables' rows, the checkpoint last.
+    rest: Vec<(&'static Table, Vec<Vec<Val>>)>,
+}
+
+/// A batch folded from memory whose write is in flight.
+struct Pending {
+    records: u64,
+    write: tokio::task::JoinHandle<Result<RunStats, BatchError>>,
+}
+
+impl Pending {
+    /// Waits for the write: its stats and number of records once committed.
+    async fn settle(self) -> Result<(RunStats, u64), BatchError> {
+        match self.write.await {
+            Ok(Ok(s)) => Ok((s, self.records)),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(BatchError::Failed(
+                StoreError::Rows {
+                    store: String::new(),
+                    reason: format!("the batch's write stopped: {e}"),
+                }
+                .into(),
+            )),
+        }
+    }
+}
+
+/// The batch's subjects the memory does not hold.
+fn unseen_subjects(decoded: &[(&Record, Result<Event, String>)], mem: &Memory) -> Vec<String> {
+    let mut unseen: Vec<String> = decoded
+        .iter()
+        .filter_map(|(_, e)| e.as_ref().ok())
+        .map(|e| e.meta.stream.to_string())
+        .filter(|s| !mem.subjects.contains_key(s))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    unseen.sort();
+    unseen
+}
+
+async fn check_gen(tx: &mut BatchTx, store: &Store, gen: i64) -> Result<(), BatchError> {
+    let (active, building) = tx
+        .view_state()
+        .await
+        .map_err(|e| BatchError::Failed(store.err(e).into()))?;
+    if active != gen && building != Some(gen) {
+        // A runner left behind by a rebuild's swap stops instead of writing a dropped
+        // generation again.
+        return Err(BatchError::Failed(
+            StoreError::Replaced { gen, active }.into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes a batch folded from memory, in its own transaction, once it has checked what
+/// the fold assumed: the checkpoint is where the fold started, and no subject new to the
+/// memory has rows (a stream projected from more than one partition).
+async fn write_from_memory(
+    store: &Store,
+    gen: i64,
+    partition: u32,
+    folded: Folded,
+) -> Result<RunStats, BatchError> {
+    let err = |e| BatchError::Failed(store.err(e).into());
+    let mut tx = store.batch.begin(gen, partition).await.map_err(err)?;
+    check_gen(&mut tx, store, gen).await?;
+    let (from, _) = tx.checkpoint(gen, partition).await.map_err(err)?;
+    let wrong = if from != folded.from {
+        Some("another runner committed on the partition")
+    } else if !tx
+        .load_chains(gen, &folded.unseen)
+        .await
+        .map_err(err)?
+        .is_empty()
+    {
+        Some("a stream has rows from another partition")
+    } else {
+        None
+    };
+    if let Some(why) = wrong {
+        tx.rollback().await.map_err(err)?;
+        return Err(BatchError::Wrong(why));
+    }
+    let stats = folded.stats;
+    if let Err(e) = write(&mut tx, store, folded).await {
+        tx.rollback().await.ok();
+        return Err(e);
+    }
+    tx.commit().await.map_err(err)?;
+    Ok(stats)
+}
+
+/// Writes a folded batch's rows and checkpoint into the open transaction.
+async fn write(tx: &mut BatchTx, store: &Store, folded: Folded) -> Result<(), BatchError> {
+    let werr = |e: WriteError| {
+        BatchError::Failed(
+            StoreError::Rows {
+                store: store.name().to_string(),
+                reason: e.to_string(),
+            }
+            .into(),
+        )
+    };
+    // An id the fold took for new may have been applied from another stream: the audit
+    // table's unique key says so.
+    if let Err(e) = tx.insert(&AUDIT, folded.audit).await {
+        if e.is_unique_violation() {
+            return Err(BatchError::Wrong(
+                "an event id was applied from another stream",
+            ));
+        }
+        return Err(werr(e));
+    }
+    for (table, rows) in folded.rest {
+        tx.insert(table, rows).await.map_err(werr)?;
+    }
+    Ok(())
 }
 
 /// The rule breaches an event shows against its subject's case before it is applied.
@@ -528,7 +709,130 @@ fn placement_kind(data: &EventData) -> Option<&'static str> {
     }
 }
 
-const AUDIT_INSERT: &str = "INSERT INTO audit_events (gen, event_id, stream, seq, part, log_offset, event_type, occurred_at, recorded_at, actor, record_delay_ms, hash, prev_hash)";
+/// The tables a batch writes, with their columns in the order of the rows' values.
+const AUDIT: Table = Table {
+    name: "audit_events",
+    columns: &[
+        "gen",
+        "event_id",
+        "stream",
+        "seq",
+        "part",
+        "log_offset",
+        "event_type",
+        "occurred_at",
+        "recorded_at",
+        "actor",
+        "record_delay_ms",
+        "hash",
+        "prev_hash",
+    ],
+    conflict: Conflict::Fail,
+};
+const PLACEMENTS: Table = Table {
+    name: "placements",
+    columns: &["gen", "event_id", "subject", "kind", "occurred_at"],
+    conflict: Conflict::Fail,
+};
+const CLEARINGS: Table = Table {
+    name: "household_clearings",
+    columns: &["gen", "event_id", "household", "member", "occurred_at"],
+    conflict: Conflict::Fail,
+};
+const FINDINGS: Table = Table {
+    name: "findings",
+    columns: &["gen", "event_id", "kind", "subject", "detail"],
+    conflict: Conflict::Ignore("gen, event_id, kind"),
+};
+const DEAD_LETTERS: Table = Table {
+    name: "dead_letters",
+    columns: &["gen", "part", "log_offset", "raw", "reason"],
+    conflict: Conflict::Fail,
+};
+const DIGESTS: Table = Table {
+    name: "digests",
+    columns: &["gen", "part", "next_offset", "digest"],
+    conflict: Conflict::Fail,
+};
+const CASES: Table = Table {
+    name: "cases",
+    columns: &[
+        "gen",
+        "subject",
+        "kind",
+        "is_open",
+        "stage",
+        "key_groups",
+        "caseworker",
+        "region",
+        "opened_at",
+        "closed_at",
+        "last_activity_at",
+    ],
+    conflict: Conflict::Update(
+        "gen, subject",
+        &[
+            "kind",
+            "is_open",
+            "stage",
+            "key_groups",
+            "caseworker",
+            "region",
+            "opened_at",
+            "closed_at",
+            "last_activity_at",
+        ],
+    ),
+};
+const CLOCKS: Table = Table {
+    name: "clocks",
+    columns: &[
+        "gen",
+        "clock_id",
+        "subject",
+        "policy",
+        "step",
+        "clock_key",
+        "region",
+        "caseworker",
+        "started_at",
+        "due_at",
+        "met_count",
+        "needed",
+        "met_at",
+        "cancelled_at",
+        "start_event",
+        "end_event",
+        "pauses",
+        "is_open",
+    ],
+    conflict: Conflict::Update(
+        "gen, clock_id",
+        &[
+            "region",
+            "caseworker",
+            "met_count",
+            "met_at",
+            "cancelled_at",
+            "end_event",
+            "pauses",
+            "is_open",
+        ],
+    ),
+};
+const CHAINS: Table = Table {
+    name: "chains",
+    columns: &["gen", "stream", "seq", "hash"],
+    conflict: Conflict::Update("gen, stream", &["seq", "hash"]),
+};
+const CASES_NEW: Table = CASES.new_rows();
+const CLOCKS_NEW: Table = CLOCKS.new_rows();
+const CHAINS_NEW: Table = CHAINS.new_rows();
+const CHECKPOINTS: Table = Table {
+    name: "checkpoints",
+    columns: &["gen", "part", "next_offset", "digest"],
+    conflict: Conflict::Update("gen, part", &["next_offset", "digest"]),
+};
 
 /// The rows one batch adds, by table.
 #[derive(Default)]
@@ -539,47 +843,6 @@ struct Rows {
     findings: Vec<Vec<Val>>,
     dead: Vec<Vec<Val>>,
     digests: Vec<Vec<Val>>,
-}
-
-impl Rows {
-    async fn write(
-        self,
-        conn: &mut AnyConnection,
-        dialect: crate::store::Dialect,
-    ) -> Result<(), sqlx::Error> {
-        let tables: [(&str, Vec<Vec<Val>>, &str); 6] = [
-            (AUDIT_INSERT, self.audit, ""),
-            (
-                "INSERT INTO placements (gen, event_id, subject, kind, occurred_at)",
-                self.placements,
-                "",
-            ),
-            (
-                "INSERT INTO household_clearings (gen, event_id, household, member, occurred_at)",
-                self.clearings,
-                "",
-            ),
-            (
-                "INSERT INTO findings (gen, event_id, kind, subject, detail)",
-                self.findings,
-                "ON CONFLICT (gen, event_id, kind) DO NOTHING",
-            ),
-            (
-                "INSERT INTO dead_letters (gen, part, log_offset, raw, reason)",
-                self.dead,
-                "",
-            ),
-            (
-                "INSERT INTO digests (gen, part, next_offset, digest)",
-                self.digests,
-                "",
-            ),
-        ];
-        for (head, rows, tail) in tables {
-            insert_rows(conn, dialect, head, rows, tail).await?;
-        }
-        Ok(())
-    }
 }
 
 fn case_row(gen: i64, c: &Case) -> Vec<Val> {
@@ -622,31 +885,31 @@ fn clock_row(gen: i64, c: &Clock) -> Vec<Val> {
 }
 
 /// Reads a case row.
-pub(crate) fn case_from(row: &AnyRow) -> Result<Case, sqlx::Error> {
-    let kind: String = row.try_get("kind")?;
-    let groups: String = row.try_get("key_groups")?;
-    let closed: Option<String> = row.try_get("closed_at")?;
+pub(crate) fn case_from(row: &dyn Cols) -> Result<Case, sqlx::Error> {
+    let kind = row.text("kind")?;
+    let groups = row.text("key_groups")?;
+    let closed = row.opt_text("closed_at")?;
     let ts_of = |col: &str| -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
-        let s: String = row.try_get(col)?;
+        let s = row.text(col)?;
         parse_ts(&s)
             .ok_or_else(|| sqlx::Error::Decode(format!("{col} is not a timestamp: {s}").into()))
     };
     Ok(Case {
-        subject: row.try_get("subject")?,
+        subject: row.text("subject")?,
         kind: if kind == "household" {
             "household"
         } else {
             "person"
         },
-        open: row.try_get::<i64, _>("is_open")? != 0,
-        stage: Stage::parse(&row.try_get::<String, _>("stage")?).unwrap_or(Stage::Alerted),
+        open: row.int("is_open")? != 0,
+        stage: Stage::parse(&row.text("stage")?).unwrap_or(Stage::Alerted),
         groups: groups
             .split(',')
             .filter(|g| !g.is_empty())
             .map(str::to_string)
             .collect(),
-        caseworker: row.try_get("caseworker")?,
-        region: row.try_get("region")?,
+        caseworker: row.text("caseworker")?,
+        region: row.text("region")?,
         opened_at: ts_of("opened_at")?,
         closed_at: closed.as_deref().and_then(parse_ts),
         last_activity_at: ts_of("last_activity_at")?,
@@ -654,180 +917,35 @@ pub(crate) fn case_from(row: &AnyRow) -> Result<Case, sqlx::Error> {
 }
 
 /// Reads a clock row.
-pub(crate) fn clock_from(row: &AnyRow) -> Result<Clock, sqlx::Error> {
+pub(crate) fn clock_from(row: &dyn Cols) -> Result<Clock, sqlx::Error> {
     let ts_of = |col: &str| -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
-        let s: String = row.try_get(col)?;
+        let s = row.text(col)?;
         parse_ts(&s)
             .ok_or_else(|| sqlx::Error::Decode(format!("{col} is not a timestamp: {s}").into()))
     };
     let opt_ts = |col: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, sqlx::Error> {
-        Ok(row
-            .try_get::<Option<String>, _>(col)?
-            .as_deref()
-            .and_then(parse_ts))
+        Ok(row.opt_text(col)?.as_deref().and_then(parse_ts))
     };
     let uuid_of = |s: &str| uuid::Uuid::parse_str(s).map_err(|e| sqlx::Error::Decode(Box::new(e)));
-    let end: Option<String> = row.try_get("end_event")?;
-    let pauses: String = row.try_get("pauses")?;
+    let end = row.opt_text("end_event")?;
+    let pauses = row.text("pauses")?;
     Ok(Clock {
-        clock_id: row.try_get("clock_id")?,
-        subject: row.try_get("subject")?,
-        policy: row.try_get("policy")?,
-        step: row.try_get("step")?,
-        key: row.try_get("clock_key")?,
-        region: row.try_get("region")?,
-        caseworker: row.try_get("caseworker")?,
+        clock_id: row.text("clock_id")?,
+        subject: row.text("subject")?,
+        policy: row.text("policy")?,
+        step: row.text("step")?,
+        key: row.text("clock_key")?,
+        region: row.text("region")?,
+        caseworker: row.text("caseworker")?,
         started_at: ts_of("started_at")?,
         due_at: ts_of("due_at")?,
-        count: row.try_get::<i64, _>("met_count")? as u32,
-        needed: row.try_get::<i64, _>("needed")? as u32,
+        count: row.int("met_count")? as u32,
+        needed: row.int("needed")? as u32,
         met_at: opt_ts("met_at")?,
         cancelled_at: opt_ts("cancelled_at")?,
-        start_event: uuid_of(&row.try_get::<String, _>("start_event")?)?,
+        start_event: uuid_of(&row.text("start_event")?)?,
         end_event: end.as_deref().map(uuid_of).transpose()?,
         pauses: serde_json::from_str(&pauses).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-    })
-}
-
-fn in_list(dialect: crate::store::Dialect, start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| dialect.placeholder(i))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `sql_before ($2, $3, …) sql_after` with `gen` as `$1`; on SQLite every placeholder is
-/// an anonymous `?` (see [`crate::store::Dialect::placeholder`]).
-async fn select_in(
-    conn: &mut AnyConnection,
-    dialect: crate::store::Dialect,
-    sql_before: &str,
-    gen: i64,
-    keys: &[String],
-    sql_after: &str,
-) -> Result<Vec<AnyRow>, sqlx::Error> {
-    let mut out = Vec::new();
-    let before = match dialect {
-        crate::store::Dialect::Sqlite => sql_before.replace("$1", "?"),
-        crate::store::Dialect::Postgres => sql_before.to_string(),
-    };
-    for chunk in keys.chunks(1000) {
-        let sql = format!(
-            "{before} ({}) {sql_after}",
-            in_list(dialect, 2, chunk.len())
-        );
-        let mut q = sqlx::query(&sql).bind(gen);
-        for k in chunk {
-            q = q.bind(k.clone());
-        }
-        out.extend(q.fetch_all(&mut *conn).await?);
-    }
-    Ok(out)
-}
-
-async fn load_seen(
-    conn: &mut AnyConnection,
-    dialect: crate::store::Dialect,
-    gen: i64,
-    ids: &[String],
-) -> Result<HashSet<String>, sqlx::Error> {
-    let rows = select_in(
-        conn,
-        dialect,
-        "SELECT event_id FROM audit_events WHERE gen = $1 AND event_id IN",
-        gen,
-        ids,
-        "",
-    )
-    .await?;
-    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
-}
-
-async fn load_cases(
-    conn: &mut AnyConnection,
-    dialect: crate::store::Dialect,
-    gen: i64,
-    subjects: &[String],
-) -> Result<HashMap<String, Case>, sqlx::Error> {
-    let rows = select_in(
-        conn,
-        dialect,
-        "SELECT * FROM cases WHERE gen = $1 AND subject IN",
-        gen,
-        subjects,
-        "",
-    )
-    .await?;
-    let mut out = HashMap::new();
-    for r in &rows {
-        let c = case_from(r)?;
-        out.insert(c.subject.clone(), c);
-    }
-    Ok(out)
-}
-
-async fn load_open_clocks(
-    conn: &mut AnyConnection,
-    dialect: crate::store::Dialect,
-    gen: i64,
-    subjects: &[String],
-) -> Result<HashMap<String, Vec<Clock>>, sqlx::Error> {
-    let rows = select_in(
-        conn,
-        dialect,
-        "SELECT * FROM clocks WHERE gen = $1 AND is_open = 1 AND subject IN",
-        gen,
-        subjects,
-        "ORDER BY clock_id",
-    )
-    .await?;
-    let mut out: HashMap<String, Vec<Clock>> = HashMap::new();
-    for r in &rows {
-        let c = clock_from(r)?;
-        out.entry(c.subject.clone()).or_default().push(c);
-    }
-    Ok(out)
-}
-
-async fn load_chains(
-    conn: &mut AnyConnection,
-    dialect: crate::store::Dialect,
-    gen: i64,
-    subjects: &[String],
-) -> Result<HashMap<String, (i64, String)>, sqlx::Error> {
-    let rows = select_in(
-        conn,
-        dialect,
-        "SELECT stream, seq, hash FROM chains WHERE gen = $1 AND stream IN",
-        gen,
-        subjects,
-        "",
-    )
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
-        .collect()
-}
-
-async fn checkpoint_in(
-    conn: &mut AnyConnection,
-    store: &Store,
-    gen: i64,
-    partition: u32,
-) -> Result<(u64, String), StoreError> {
-    let row =
-        sqlx::query("SELECT next_offset, digest FROM checkpoints WHERE gen = $1 AND part = $2")
-            .bind(gen)
-            .bind(i64::from(partition))
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| store.err(e))?;
-    Ok(match row {
-        Some(r) => (
-            r.try_get::<i64, _>(0).map_err(|e| store.err(e))? as u64,
-            r.try_get::<String, _>(1).map_err(|e| store.err(e))?,
-        ),
-        None => (0, String::new()),
     })
 }
 
@@ -837,8 +955,14 @@ pub async fn checkpoint(
     gen: i64,
     partition: u32,
 ) -> Result<(u64, String), StoreError> {
-    let mut conn = store.pool.acquire().await.map_err(|e| store.err(e))?;
-    checkpoint_in(&mut conn, store, gen, partition).await
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT next_offset, digest FROM checkpoints WHERE gen = $1 AND part = $2")
+            .bind(gen)
+            .bind(i64::from(partition))
+            .fetch_optional(&store.pool)
+            .await
+            .map_err(|e| store.err(e))?;
+    Ok(row.map_or((0, String::new()), |(n, d)| (n as u64, d)))
 }
 
 /// A log record the projections could not read.

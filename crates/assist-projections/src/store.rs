@@ -2,10 +2,12 @@
 //! same projection code and SQL run on both. Timestamps are fixed-width RFC 3339 text
 //! (`2026-03-02T01:00:00.000Z`), which sorts and compares the same on both.
 
+use crate::batch::BatchPool;
 use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::any::AnyRow;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyConnection, AnyPool, Executor};
+use sqlx::{AnyPool, Executor, Row};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -50,6 +52,14 @@ pub enum StoreError {
         /// The active one.
         active: i64,
     },
+    /// A batch's rows could not be written.
+    #[error("store {store}: {reason}")]
+    Rows {
+        /// Which store.
+        store: String,
+        /// What failed.
+        reason: String,
+    },
     /// Its schema could not be migrated.
     #[error("store {store}: migration failed: {source}")]
     Migrate {
@@ -73,6 +83,8 @@ pub enum Dialect {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
+    /// The runner's connections (typed, for its bulk writes).
+    pub(crate) batch: BatchPool,
     dialect: Dialect,
     name: String,
 }
@@ -84,6 +96,25 @@ pub(crate) enum Val {
     Text(String),
     OptText(Option<String>),
     Bytes(Vec<u8>),
+}
+
+/// A stored row's columns by name, whichever connection read it.
+pub(crate) trait Cols {
+    fn text(&self, col: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+}
+
+impl Cols for AnyRow {
+    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+        self.try_get(col)
+    }
 }
 
 /// A timestamp as stored.
@@ -162,8 +193,10 @@ impl Store {
                 store: name.clone(),
                 source,
             })?;
+        let batch = BatchPool::open(dialect, &url).await.map_err(sql)?;
         Ok(Store {
             pool,
+            batch,
             dialect,
             name,
         })
@@ -181,6 +214,7 @@ impl Store {
 
     /// Closes the pool.
     pub async fn close(&self) {
+        self.batch.close().await;
         self.pool.close().await;
     }
 
@@ -230,25 +264,6 @@ impl Store {
         Ok(())
     }
 
-    /// Fails unless `gen` is the active generation or the one being rebuilt, so a runner
-    /// left behind by a swap stops instead of writing a dropped generation again.
-    pub(crate) async fn check_gen(
-        &self,
-        conn: &mut AnyConnection,
-        gen: i64,
-    ) -> Result<(), StoreError> {
-        let row: (i64, Option<i64>) =
-            sqlx::query_as("SELECT active_gen, building_gen FROM view_state WHERE id = 1")
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|e| self.err(e))?;
-        if row.0 == gen || row.1 == Some(gen) {
-            Ok(())
-        } else {
-            Err(StoreError::Replaced { gen, active: row.0 })
-        }
-    }
-
     async fn delete_gen(&self, gen: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         for t in GEN_TABLES {
@@ -290,67 +305,6 @@ impl Store {
             .map_err(|e| self.err(e))?;
         Ok(())
     }
-}
-
-/// Inserts `rows` into `head` (`INSERT INTO t (a, b)`) many per statement, with `tail`
-/// (an `ON CONFLICT` clause) after each VALUES list.
-pub(crate) async fn insert_rows(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
-    head: &str,
-    rows: Vec<Vec<Val>>,
-    tail: &str,
-) -> Result<(), sqlx::Error> {
-    let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(());
-    };
-    let per_statement = (30_000 / width.max(1)).clamp(1, 500);
-    let mut rows = rows.into_iter().peekable();
-    let mut sql = String::new();
-    let mut sql_rows = 0;
-    while rows.peek().is_some() {
-        let chunk: Vec<Vec<Val>> = rows.by_ref().take(per_statement).collect();
-        if chunk.len() != sql_rows {
-            sql = values_sql(dialect, head, chunk.len(), width, tail);
-            sql_rows = chunk.len();
-        }
-        let mut q = sqlx::query(&sql);
-        for v in chunk.into_iter().flatten() {
-            q = match v {
-                Val::Int(i) => q.bind(i),
-                Val::Text(s) => q.bind(s),
-                Val::OptText(s) => q.bind(s),
-                Val::Bytes(b) => q.bind(b),
-            };
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// `head VALUES (…), (…) tail` with `rows` tuples of `width` placeholders.
-fn values_sql(dialect: Dialect, head: &str, rows: usize, width: usize, tail: &str) -> String {
-    let mut sql = String::with_capacity(head.len() + tail.len() + rows * width * 5);
-    sql.push_str(head);
-    sql.push_str(" VALUES ");
-    let mut n = 0;
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for j in 0..width {
-            if j > 0 {
-                sql.push_str(", ");
-            }
-            n += 1;
-            sql.push_str(&dialect.placeholder(n));
-        }
-        sql.push(')');
-    }
-    sql.push(' ');
-    sql.push_str(tail);
-    sql
 }
 
 /// The tables compared by [`Store::dump`]: every view table but the digest history,

@@ -220,7 +220,7 @@ pub async fn load_clocks(store: &Store, gen: i64) -> Result<Vec<Clock>, StoreErr
         .await
         .map_err(|e| store.err(e))?;
     rows.iter()
-        .map(clock_from)
+        .map(|r| clock_from(r))
         .collect::<Result<_, _>>()
         .map_err(|e| store.err(e))
 }

@@ -1,0 +1,375 @@
+//! One batch's SQL transaction: everything the runner reads and writes for one batch of
+//! one partition, on a typed connection, so that rows go in the way each database takes
+//! them fastest (SQLite: a prepared statement bound straight from the rows; PostgreSQL:
+//! binary `COPY`, and `unnest` arrays for upserts). The query side keeps `sqlx::Any`.
+
+mod postgres;
+mod sqlite;
+
+use crate::caseload::Case;
+use crate::runner::{case_from, clock_from};
+use crate::sla::Clock;
+use crate::store::{Dialect, Val};
+use sqlx::pool::PoolOptions;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool, Transaction};
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The connections batches run on.
+#[derive(Clone)]
+pub(crate) enum BatchPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// What a table does with a row whose key it holds already.
+pub(crate) enum Conflict {
+    /// Fails the statement (the batch then fails, or is redone: see the runner).
+    Fail,
+    /// Keeps the stored row (`ON CONFLICT (key) DO NOTHING`).
+    Ignore(&'static str),
+    /// Overwrites these columns (`ON CONFLICT (key) DO UPDATE`).
+    Update(&'static str, &'static [&'static str]),
+}
+
+/// A view table a batch writes: its columns in the order of the rows' values.
+pub(crate) struct Table {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+    pub conflict: Conflict,
+}
+
+impl Table {
+    /// The same table for rows known to be new to it (plain inserts).
+    pub(crate) const fn new_rows(&self) -> Table {
+        Table {
+            name: self.name,
+            columns: self.columns,
+            conflict: Conflict::Fail,
+        }
+    }
+
+    fn conflict_clause(&self) -> String {
+        match self.conflict {
+            Conflict::Fail => String::new(),
+            Conflict::Ignore(key) => format!("ON CONFLICT ({key}) DO NOTHING"),
+            Conflict::Update(key, set) => format!(
+                "ON CONFLICT ({key}) DO UPDATE SET {}",
+                set.iter()
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    fn sqlite_insert(&self) -> String {
+        format!(
+            "INSERT INTO {} ({}) VALUES ({}) {}",
+            self.name,
+            self.columns.join(", "),
+            vec!["?"; self.columns.len()].join(", "),
+            self.conflict_clause()
+        )
+    }
+}
+
+/// Why rows could not be written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteError {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("writing {table}: {message}")]
+    Sqlite {
+        table: &'static str,
+        unique: bool,
+        message: String,
+    },
+    #[error("writing {table}: {message}")]
+    Shape {
+        table: &'static str,
+        message: String,
+    },
+}
+
+impl WriteError {
+    /// A row's key was taken already.
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        match self {
+            WriteError::Sql(e) => e
+                .as_database_error()
+                .is_some_and(|d| d.is_unique_violation()),
+            WriteError::Sqlite { unique, .. } => *unique,
+            WriteError::Shape { .. } => false,
+        }
+    }
+}
+
+impl BatchPool {
+    /// Opens the batch connections of the store at `url` (already migrated).
+    pub(crate) async fn open(dialect: Dialect, url: &str) -> Result<BatchPool, sqlx::Error> {
+        Ok(match dialect {
+            Dialect::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30))
+                    .pragma("cache_size", "-131072")
+                    .pragma("temp_store", "memory");
+                BatchPool::Sqlite(
+                    PoolOptions::new()
+                        .max_connections(2)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect_with(options)
+                        .await?,
+                )
+            }
+            Dialect::Postgres => BatchPool::Postgres(
+                PoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(PgConnectOptions::from_str(url)?)
+                    .await?,
+            ),
+        })
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            BatchPool::Sqlite(p) => p.close().await,
+            BatchPool::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// Starts a batch of `partition` of generation `gen`: takes the partition for this
+    /// transaction (SQLite: the write lock up front; PostgreSQL: its checkpoint row locked
+    /// FOR UPDATE), so two workers briefly owning one partition take turns.
+    pub(crate) async fn begin(&self, gen: i64, partition: u32) -> Result<BatchTx, sqlx::Error> {
+        Ok(match self {
+            BatchPool::Sqlite(p) => BatchTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            BatchPool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("INSERT INTO checkpoints (gen, part, next_offset, digest) VALUES ($1, $2, 0, '') ON CONFLICT (gen, part) DO NOTHING")
+                    .bind(gen)
+                    .bind(i64::from(partition))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "SELECT next_offset FROM checkpoints WHERE gen = $1 AND part = $2 FOR UPDATE",
+                )
+                .bind(gen)
+                .bind(i64::from(partition))
+                .execute(&mut *tx)
+                .await?;
+                BatchTx::Postgres(tx)
+            }
+        })
+    }
+}
+
+/// One batch's transaction.
+pub(crate) enum BatchTx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// The same code on either connection (`$c` is the transaction).
+macro_rules! on_tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            BatchTx::Sqlite($c) => $body,
+            BatchTx::Postgres($c) => $body,
+        }
+    };
+}
+
+/// Keys per `IN (…)` list.
+const IN_CHUNK: usize = 1000;
+
+impl BatchTx {
+    fn dialect(&self) -> Dialect {
+        match self {
+            BatchTx::Sqlite(_) => Dialect::Sqlite,
+            BatchTx::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// The active generation and the one being rebuilt, if any.
+    pub(crate) async fn view_state(&mut self) -> Result<(i64, Option<i64>), sqlx::Error> {
+        on_tx!(self, c => sqlx::query_as("SELECT active_gen, building_gen FROM view_state WHERE id = 1").fetch_one(&mut **c).await)
+    }
+
+    /// The partition's next offset and digest so far.
+    pub(crate) async fn checkpoint(
+        &mut self,
+        gen: i64,
+        partition: u32,
+    ) -> Result<(u64, String), sqlx::Error> {
+        let row: Option<(i64, String)> = on_tx!(self, c => sqlx::query_as("SELECT next_offset, digest FROM checkpoints WHERE gen = $1 AND part = $2")
+            .bind(gen)
+            .bind(i64::from(partition))
+            .fetch_optional(&mut **c)
+            .await?);
+        Ok(row.map_or((0, String::new()), |(n, d)| (n as u64, d)))
+    }
+
+    /// `SELECT … WHERE gen = ? AND key IN (…)` over `keys`, rows decoded by `decode`.
+    async fn select_in<T>(
+        &mut self,
+        sql_before: &str,
+        gen: i64,
+        keys: &[String],
+        sql_after: &str,
+        decode: impl Fn(&dyn crate::store::Cols) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        let dialect = self.dialect();
+        let before = match dialect {
+            Dialect::Sqlite => sql_before.replace("$1", "?"),
+            Dialect::Postgres => sql_before.to_string(),
+        };
+        let mut out = Vec::new();
+        for chunk in keys.chunks(IN_CHUNK) {
+            let list: Vec<String> = (2..chunk.len() + 2)
+                .map(|i| dialect.placeholder(i))
+                .collect();
+            let sql = format!("{before} ({}) {sql_after}", list.join(", "));
+            on_tx!(self, c => {
+                let mut q = sqlx::query(&sql).bind(gen);
+                for k in chunk {
+                    q = q.bind(k.as_str());
+                }
+                for row in q.fetch_all(&mut **c).await? {
+                    out.push(decode(&row)?);
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Which of `ids` generation `gen` has applied.
+    pub(crate) async fn load_seen(
+        &mut self,
+        gen: i64,
+        ids: &[String],
+    ) -> Result<HashSet<String>, sqlx::Error> {
+        let ids = self
+            .select_in(
+                "SELECT event_id FROM audit_events WHERE gen = $1 AND event_id IN",
+                gen,
+                ids,
+                "",
+                |r| r.text("event_id"),
+            )
+            .await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    /// The cases of `subjects` that have one.
+    pub(crate) async fn load_cases(
+        &mut self,
+        gen: i64,
+        subjects: &[String],
+    ) -> Result<HashMap<String, Case>, sqlx::Error> {
+        let cases = self
+            .select_in(
+                "SELECT * FROM cases WHERE gen = $1 AND subject IN",
+                gen,
+                subjects,
+                "",
+                |r| case_from(r),
+            )
+            .await?;
+        Ok(cases.into_iter().map(|c| (c.subject.clone(), c)).collect())
+    }
+
+    /// The open clocks of `subjects`, by subject, in clock id order.
+    pub(crate) async fn load_open_clocks(
+        &mut self,
+        gen: i64,
+        subjects: &[String],
+    ) -> Result<HashMap<String, Vec<Clock>>, sqlx::Error> {
+        let clocks = self
+            .select_in(
+                "SELECT * FROM clocks WHERE gen = $1 AND is_open = 1 AND subject IN",
+                gen,
+                subjects,
+                "ORDER BY clock_id",
+                |r| clock_from(r),
+            )
+            .await?;
+        let mut out: HashMap<String, Vec<Clock>> = HashMap::new();
+        for c in clocks {
+            out.entry(c.subject.clone()).or_default().push(c);
+        }
+        Ok(out)
+    }
+
+    /// The chain heads (seq, hash) of `subjects` that have one.
+    pub(crate) async fn load_chains(
+        &mut self,
+        gen: i64,
+        subjects: &[String],
+    ) -> Result<HashMap<String, (i64, String)>, sqlx::Error> {
+        let heads = self
+            .select_in(
+                "SELECT stream, seq, hash FROM chains WHERE gen = $1 AND stream IN",
+                gen,
+                subjects,
+                "",
+                |r| Ok((r.text("stream")?, (r.int("seq")?, r.text("hash")?))),
+            )
+            .await?;
+        Ok(heads.into_iter().collect())
+    }
+
+    /// Writes `rows` (values in the order of `table.columns`) into `table`.
+    pub(crate) async fn insert(
+        &mut self,
+        table: &Table,
+        rows: Vec<Vec<Val>>,
+    ) -> Result<(), WriteError> {
+        match self {
+            BatchTx::Sqlite(tx) => {
+                let mut handle = tx.lock_handle().await?;
+                sqlite::insert(&mut handle, table, &rows)
+            }
+            BatchTx::Postgres(tx) => postgres::insert(tx, table, rows).await,
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        on_tx!(self, tx => tx.commit().await)
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        on_tx!(self, tx => tx.rollback().await)
+    }
+}
+
+/// Rows of a typed connection read like any other.
+impl crate::store::Cols for sqlx::sqlite::SqliteRow {
+    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+        self.try_get(col)
+    }
+}
+
+impl crate::store::Cols for sqlx::postgres::PgRow {
+    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+        self.try_get(col)
+    }
+}
