@@ -196,15 +196,11 @@ impl Runner<'_> {
                     let folded = self.fold(gen, p, &records, &mut mem, None);
                     let n = records.len() as u64;
                     if let Some(w) = pending.take() {
-                        match w.settle().await {
-                            Ok((s, n)) => add(s, n, &mut stats),
-                            Err(BatchError::Failed(e)) => return Err(e),
-                            Err(BatchError::Wrong(why)) => {
-                                tracing::info!(partition = p, why, "redoing from the stored rows");
-                                trust = false;
-                                continue;
-                            }
-                        }
+                        let Some((s, n)) = w.settle(p).await? else {
+                            trust = false;
+                            continue;
+                        };
+                        add(s, n, &mut stats);
                     }
                     let store = self.store.clone();
                     pending = Some(Pending {
@@ -217,16 +213,11 @@ impl Runner<'_> {
                     continue;
                 }
                 if let Some(w) = pending.take() {
-                    match w.settle().await {
-                        Ok((s, n)) => add(s, n, &mut stats),
-                        Err(BatchError::Failed(e)) => return Err(e),
-                        Err(BatchError::Wrong(why)) => {
-                            tracing::info!(partition = p, why, "redoing from the stored rows");
-                            memory = None;
-                            trust = false;
-                            continue;
-                        }
-                    }
+                    let Some((s, n)) = w.settle(p).await? else {
+                        (memory, trust) = (None, false);
+                        continue;
+                    };
+                    add(s, n, &mut stats);
                 }
                 if records.is_empty() {
                     break;
@@ -567,18 +558,21 @@ struct Pending {
 }
 
 impl Pending {
-    /// Waits for the write: its stats and number of records once committed.
-    async fn settle(self) -> Result<(RunStats, u64), BatchError> {
+    /// Waits for the write: its stats and number of records once committed, or `None`
+    /// when it proved the memory wrong (the partition is then redone from its rows).
+    async fn settle(self, partition: u32) -> Result<Option<(RunStats, u64)>, ProjectionError> {
         match self.write.await {
-            Ok(Ok(s)) => Ok((s, self.records)),
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(BatchError::Failed(
-                StoreError::Rows {
-                    store: String::new(),
-                    reason: format!("the batch's write stopped: {e}"),
-                }
-                .into(),
-            )),
+            Ok(Ok(s)) => Ok(Some((s, self.records))),
+            Ok(Err(BatchError::Failed(e))) => Err(e),
+            Ok(Err(BatchError::Wrong(why))) => {
+                tracing::info!(partition, why, "redoing from the stored rows");
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::Rows {
+                store: String::new(),
+                reason: format!("the batch's write stopped: {e}"),
+            }
+            .into()),
         }
     }
 }
@@ -769,20 +763,7 @@ const CASES: Table = Table {
         "closed_at",
         "last_activity_at",
     ],
-    conflict: Conflict::Update(
-        "gen, subject",
-        &[
-            "kind",
-            "is_open",
-            "stage",
-            "key_groups",
-            "caseworker",
-            "region",
-            "opened_at",
-            "closed_at",
-            "last_activity_at",
-        ],
-    ),
+    conflict: Conflict::Update("gen, subject"),
 };
 const CLOCKS: Table = Table {
     name: "clocks",
@@ -806,24 +787,12 @@ const CLOCKS: Table = Table {
         "pauses",
         "is_open",
     ],
-    conflict: Conflict::Update(
-        "gen, clock_id",
-        &[
-            "region",
-            "caseworker",
-            "met_count",
-            "met_at",
-            "cancelled_at",
-            "end_event",
-            "pauses",
-            "is_open",
-        ],
-    ),
+    conflict: Conflict::Update("gen, clock_id"),
 };
 const CHAINS: Table = Table {
     name: "chains",
     columns: &["gen", "stream", "seq", "hash"],
-    conflict: Conflict::Update("gen, stream", &["seq", "hash"]),
+    conflict: Conflict::Update("gen, stream"),
 };
 const CASES_NEW: Table = CASES.new_rows();
 const CLOCKS_NEW: Table = CLOCKS.new_rows();
@@ -831,7 +800,7 @@ const CHAINS_NEW: Table = CHAINS.new_rows();
 const CHECKPOINTS: Table = Table {
     name: "checkpoints",
     columns: &["gen", "part", "next_offset", "digest"],
-    conflict: Conflict::Update("gen, part", &["next_offset", "digest"]),
+    conflict: Conflict::Update("gen, part"),
 };
 
 /// The rows one batch adds, by table.

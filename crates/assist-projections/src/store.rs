@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::any::AnyRow;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Executor};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -105,17 +105,25 @@ pub(crate) trait Cols {
     fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
 }
 
-impl Cols for AnyRow {
-    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
-        self.try_get(col)
-    }
+/// [`Cols`] for sqlx row types.
+macro_rules! impl_cols {
+    ($($row:ty),*) => {$(
+        impl $crate::store::Cols for $row {
+            fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+                sqlx::Row::try_get(self, col)
+            }
+            fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+                sqlx::Row::try_get(self, col)
+            }
+            fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+                sqlx::Row::try_get(self, col)
+            }
+        }
+    )*};
 }
+pub(crate) use impl_cols;
+
+impl_cols!(AnyRow);
 
 /// A timestamp as stored.
 pub fn ts(t: DateTime<Utc>) -> String {

@@ -13,7 +13,7 @@ use crate::store::{Dialect, Val};
 use sqlx::pool::PoolOptions;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,8 +31,8 @@ pub(crate) enum Conflict {
     Fail,
     /// Keeps the stored row (`ON CONFLICT (key) DO NOTHING`).
     Ignore(&'static str),
-    /// Overwrites these columns (`ON CONFLICT (key) DO UPDATE`).
-    Update(&'static str, &'static [&'static str]),
+    /// Overwrites every other column (`ON CONFLICT (key) DO UPDATE`).
+    Update(&'static str),
 }
 
 /// A view table a batch writes: its columns in the order of the rows' values.
@@ -56,9 +56,11 @@ impl Table {
         match self.conflict {
             Conflict::Fail => String::new(),
             Conflict::Ignore(key) => format!("ON CONFLICT ({key}) DO NOTHING"),
-            Conflict::Update(key, set) => format!(
+            Conflict::Update(key) => format!(
                 "ON CONFLICT ({key}) DO UPDATE SET {}",
-                set.iter()
+                self.columns
+                    .iter()
+                    .filter(|c| !key.split(", ").any(|k| k == **c))
                     .map(|c| format!("{c} = excluded.{c}"))
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -349,27 +351,4 @@ impl BatchTx {
     }
 }
 
-/// Rows of a typed connection read like any other.
-impl crate::store::Cols for sqlx::sqlite::SqliteRow {
-    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
-        self.try_get(col)
-    }
-}
-
-impl crate::store::Cols for sqlx::postgres::PgRow {
-    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
-        self.try_get(col)
-    }
-}
+crate::store::impl_cols!(sqlx::sqlite::SqliteRow, sqlx::postgres::PgRow);
