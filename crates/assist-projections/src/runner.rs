@@ -10,7 +10,7 @@ use crate::store::{parse_ts, ts, Cols, Store, StoreError, Val};
 use assist_catalog::{decode, decode_wire_event, Event, EventData, Form, WireEvent};
 use assist_log::{LogError, PartitionReader, Record};
 use sqlx::Row;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Why projecting stopped.
 #[derive(Debug, thiserror::Error)]
@@ -155,11 +155,14 @@ impl Runner<'_> {
     /// owning some partitions of a consumer group does.
     ///
     /// While the runner's memory of a partition is complete (it projected the partition
-    /// from offset 0), a batch is folded from the memory alone and written while the next
-    /// one is read and folded. Its transaction then checks what the fold assumed (nobody
-    /// else committed since, its new subjects have no rows, its ids are new); if any check
-    /// fails, the batch and everything folded after it are dropped and the rest of the
-    /// partition is projected carefully, one batch at a time, reading the rows it needs.
+    /// from offset 0), batches go through three stages at once: one is folded from the
+    /// memory alone on a blocking thread while the next is read and the one before is
+    /// written, and a partition's last write goes on while the next partition starts. A
+    /// write's transaction checks what its fold assumed (nobody else committed since, its
+    /// new subjects have no rows, its ids are new); if any check fails, that batch and
+    /// everything folded after it in its partition are dropped, and the partition is
+    /// projected carefully from its checkpoint, one batch at a time, reading the rows it
+    /// needs.
     pub async fn catch_up_partitions(
         &self,
         gen: i64,
@@ -175,49 +178,101 @@ impl Runner<'_> {
             stats.dead_letters += s.dead_letters;
             on_batch(n);
         };
-        for &p in partitions {
+        let rules = std::sync::Arc::new(self.rules.clone());
+        // Partitions to project, each with whether its memory may be trusted; one whose
+        // batch folded from memory proved wrong comes back, to be projected carefully.
+        let mut queue: VecDeque<(u32, bool)> = partitions.iter().map(|&p| (p, true)).collect();
+        // The write in flight, of this partition or the one before.
+        let mut pending: Option<Pending> = None;
+        loop {
+            let Some((p, mut trust)) = queue.pop_front() else {
+                // The last write: if it proved its partition's memory wrong, that partition
+                // is projected again.
+                match pending.take() {
+                    None => break,
+                    Some(w) => {
+                        let q = w.partition;
+                        match w.settle().await? {
+                            Some((s, n)) => add(s, n, &mut stats),
+                            None => queue.push_back((q, false)),
+                        }
+                        continue;
+                    }
+                }
+            };
             let mut memory: Option<Memory> = None;
-            let mut pending: Option<Pending> = None;
-            // Cleared when a batch folded from memory proved wrong.
-            let mut trust = true;
+            // Records read while the batch before them was folded.
+            let mut ahead: Option<Vec<Record>> = None;
             loop {
                 let from = match &memory {
                     Some(m) => m.next_offset,
                     None => checkpoint(self.store, gen, p).await?.0,
                 };
-                let records = self.log.read_partition(p, from, self.batch.max(1)).await?;
+                let records = match ahead.take() {
+                    Some(records) => records,
+                    None => self.log.read_partition(p, from, self.batch.max(1)).await?,
+                };
                 let from_memory = trust
                     && match &memory {
                         Some(m) => m.complete,
                         None => from == 0,
                     };
-                if from_memory && !records.is_empty() {
-                    let mut mem = memory.take().unwrap_or_else(|| Memory::new(0, true));
-                    let folded = self.fold(gen, p, &records, &mut mem, None);
+                if from_memory && records.is_empty() {
+                    // Caught up; the last write goes on while the next partition starts.
+                    break;
+                }
+                if let (true, Some(last)) = (from_memory, records.last()) {
+                    // Three stages at once: this batch folded on a blocking thread, the next
+                    // one read, the one before written.
+                    let next_from = last.position.offset + 1;
                     let n = records.len() as u64;
+                    let mut mem = memory.take().unwrap_or_else(|| Memory::new(0, true));
+                    let rules = rules.clone();
+                    let folding = tokio::task::spawn_blocking(move || {
+                        let folded = fold(&rules, gen, p, &records, &mut mem);
+                        (folded, mem)
+                    });
+                    let next = self
+                        .log
+                        .read_partition(p, next_from, self.batch.max(1))
+                        .await;
+                    let (folded, mem) = folding.await.map_err(|e| StoreError::Rows {
+                        store: self.store.name().to_string(),
+                        reason: format!("folding a batch stopped: {e}"),
+                    })?;
                     if let Some(w) = pending.take() {
-                        let Some((s, n)) = w.settle(p).await? else {
-                            trust = false;
-                            continue;
-                        };
-                        add(s, n, &mut stats);
+                        let q = w.partition;
+                        match w.settle().await? {
+                            Some((s, n)) => add(s, n, &mut stats),
+                            None if q == p => {
+                                trust = false;
+                                continue;
+                            }
+                            None => queue.push_back((q, false)),
+                        }
                     }
                     let store = self.store.clone();
                     pending = Some(Pending {
+                        partition: p,
                         records: n,
                         write: tokio::spawn(async move {
                             write_from_memory(&store, gen, p, folded).await
                         }),
                     });
                     memory = Some(mem);
+                    ahead = Some(next?);
                     continue;
                 }
                 if let Some(w) = pending.take() {
-                    let Some((s, n)) = w.settle(p).await? else {
-                        (memory, trust) = (None, false);
-                        continue;
-                    };
-                    add(s, n, &mut stats);
+                    let q = w.partition;
+                    match w.settle().await? {
+                        Some((s, n)) => add(s, n, &mut stats),
+                        None if q == p => {
+                            (memory, trust) = (None, false);
+                            continue;
+                        }
+                        None => queue.push_back((q, false)),
+                    }
                 }
                 if records.is_empty() {
                     break;
@@ -245,6 +300,13 @@ impl Runner<'_> {
                     next_analyze = stats.records * 4;
                 }
             }
+        }
+        if stats.records > 0 {
+            self.store
+                .batch
+                .checkpoint_wal()
+                .await
+                .map_err(|e| self.store.err(e))?;
         }
         Ok(stats)
     }
@@ -301,7 +363,14 @@ impl Runner<'_> {
             };
             mem.subjects.insert(s, state);
         }
-        let folded = self.fold_decoded(gen, partition, decoded, &mut mem, Some(seen_before));
+        let folded = fold_decoded(
+            self.rules,
+            gen,
+            partition,
+            decoded,
+            &mut mem,
+            Some(seen_before),
+        );
         let stats = folded.stats;
         match write(&mut tx, store, folded).await {
             Ok(()) => {}
@@ -313,228 +382,221 @@ impl Runner<'_> {
         tx.commit().await.map_err(err)?;
         Ok((stats, mem))
     }
+}
 
-    /// Folds a batch read from `from` = `mem.next_offset` into rows, from the memory alone.
-    fn fold(
-        &self,
-        gen: i64,
-        partition: u32,
-        records: &[Record],
-        mem: &mut Memory,
-        seen_before: Option<HashSet<String>>,
-    ) -> Folded {
-        let decoded: Vec<(&Record, Result<Event, String>)> =
-            records.iter().map(|r| (r, decode_record(r))).collect();
-        self.fold_decoded(gen, partition, decoded, mem, seen_before)
-    }
+/// Folds a batch read from `from` = `mem.next_offset` into rows, from the memory alone.
+fn fold(rules: &Rules, gen: i64, partition: u32, records: &[Record], mem: &mut Memory) -> Folded {
+    let decoded: Vec<(&Record, Result<Event, String>)> =
+        records.iter().map(|r| (r, decode_record(r))).collect();
+    fold_decoded(rules, gen, partition, decoded, mem, None)
+}
 
-    /// Folds decoded records into the memory and the rows that record the result. Ids are
-    /// told new by `seen_before` (the stored ids among them) when given, else by the
-    /// memory's complete set.
-    fn fold_decoded(
-        &self,
-        gen: i64,
-        partition: u32,
-        decoded: Vec<(&Record, Result<Event, String>)>,
-        mem: &mut Memory,
-        seen_before: Option<HashSet<String>>,
-    ) -> Folded {
-        let from = mem.next_offset;
-        let last = decoded
-            .last()
-            .map_or(from, |(r, _)| r.position.offset + 1)
-            .saturating_sub(1);
-        let unseen = unseen_subjects(&decoded, mem);
-        let mut digest = std::mem::take(&mut mem.digest);
-        let mut seen_before = seen_before;
-        let mut stats = RunStats {
-            records: decoded.len() as u64,
-            ..RunStats::default()
-        };
-        let mut rows = Rows::default();
-        // Each subject this batch touches, as it stood before it.
-        let mut before: HashMap<String, Before> = HashMap::new();
-        for (rec, event) in decoded {
-            digest = next_digest(&digest, &rec.payload);
-            let event = match event {
-                Ok(e) => e,
-                Err(reason) => {
-                    stats.dead_letters += 1;
-                    tracing::warn!(partition, offset = rec.position.offset, %reason, "dead letter");
-                    rows.dead.push(vec![
-                        Val::Int(gen),
-                        Val::Int(i64::from(partition)),
-                        Val::Int(rec.position.offset as i64),
-                        Val::Bytes(rec.payload.clone()),
-                        // PostgreSQL refuses NUL in text; a reason may quote the raw bytes.
-                        Val::Text(
-                            reason
-                                .chars()
-                                .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-                                .collect(),
-                        ),
-                    ]);
-                    continue;
-                }
-            };
-            let id = event.meta.event_id.to_string();
-            let new = match &mut seen_before {
-                Some(stored) => stored.insert(id.clone()),
-                None => mem.seen.insert(event.meta.event_id),
-            };
-            if !new {
-                stats.duplicates += 1;
+/// Folds decoded records into the memory and the rows that record the result. Ids are
+/// told new by `seen_before` (the stored ids among them) when given, else by the
+/// memory's complete set.
+fn fold_decoded(
+    rules: &Rules,
+    gen: i64,
+    partition: u32,
+    decoded: Vec<(&Record, Result<Event, String>)>,
+    mem: &mut Memory,
+    seen_before: Option<HashSet<String>>,
+) -> Folded {
+    let from = mem.next_offset;
+    let last = decoded
+        .last()
+        .map_or(from, |(r, _)| r.position.offset + 1)
+        .saturating_sub(1);
+    let unseen = unseen_subjects(&decoded, mem);
+    let mut digest = std::mem::take(&mut mem.digest);
+    let mut seen_before = seen_before;
+    let mut stats = RunStats {
+        records: decoded.len() as u64,
+        ..RunStats::default()
+    };
+    let mut rows = Rows::default();
+    // Each subject this batch touches, as it stood before it.
+    let mut before: HashMap<String, Before> = HashMap::new();
+    for (rec, event) in decoded {
+        digest = next_digest(&digest, &rec.payload);
+        let event = match event {
+            Ok(e) => e,
+            Err(reason) => {
+                stats.dead_letters += 1;
+                tracing::warn!(partition, offset = rec.position.offset, %reason, "dead letter");
+                rows.dead.push(vec![
+                    Val::Int(gen),
+                    Val::Int(i64::from(partition)),
+                    Val::Int(rec.position.offset as i64),
+                    Val::Bytes(rec.payload.clone()),
+                    // PostgreSQL refuses NUL in text; a reason may quote the raw bytes.
+                    Val::Text(
+                        reason
+                            .chars()
+                            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+                            .collect(),
+                    ),
+                ]);
                 continue;
             }
-            stats.applied += 1;
-            let subject = event.meta.stream.to_string();
-            let state = mem.subjects.entry(subject.clone()).or_default();
-            if !before.contains_key(&subject) {
-                let was = Before {
-                    clocks: state.clocks.clone(),
-                    case: state.case.is_some(),
-                    chain: state.chain.0 > 0,
-                };
-                before.insert(subject.clone(), was);
-            }
+        };
+        let id = event.meta.event_id.to_string();
+        let new = match &mut seen_before {
+            Some(stored) => stored.insert(id.clone()),
+            None => mem.seen.insert(event.meta.event_id),
+        };
+        if !new {
+            stats.duplicates += 1;
+            continue;
+        }
+        stats.applied += 1;
+        let subject = event.meta.stream.to_string();
+        let state = mem.subjects.entry(subject.clone()).or_default();
+        if !before.contains_key(&subject) {
+            let was = Before {
+                clocks: state.clocks.clone(),
+                case: state.case.is_some(),
+                chain: state.chain.0 > 0,
+            };
+            before.insert(subject.clone(), was);
+        }
 
-            let (prev_seq, prev_hash) = state.chain.clone();
-            let hash = chain_hash(&prev_hash, &rec.payload);
-            let seq = prev_seq + 1;
-            state.chain = (seq, hash.clone());
-            rows.audit.push(vec![
+        let (prev_seq, prev_hash) = state.chain.clone();
+        let hash = chain_hash(&prev_hash, &rec.payload);
+        let seq = prev_seq + 1;
+        state.chain = (seq, hash.clone());
+        rows.audit.push(vec![
+            Val::Int(gen),
+            Val::Text(id.clone()),
+            Val::Text(subject.clone()),
+            Val::Int(seq),
+            Val::Int(i64::from(partition)),
+            Val::Int(rec.position.offset as i64),
+            Val::Text(event.data.type_name().to_string()),
+            Val::Text(ts(event.meta.occurred_at)),
+            Val::Text(ts(event.meta.recorded_at)),
+            Val::Text(event.meta.actor.id.to_string()),
+            Val::Int((event.meta.recorded_at - event.meta.occurred_at).num_milliseconds()),
+            Val::Text(hash),
+            Val::Text(prev_hash),
+        ]);
+
+        for (kind, detail) in rule_findings(state.case.as_ref(), &event) {
+            rows.findings.push(vec![
+                Val::Int(gen),
+                Val::Text(id.clone()),
+                Val::Text(kind.into()),
+                Val::Text(subject.clone()),
+                Val::Text(detail),
+            ]);
+        }
+        crate::subject::apply(rules, &mut state.case, &mut state.clocks, &event);
+        if let EventData::HouseholdCleared(h) = &event.data {
+            rows.clearings.push(vec![
                 Val::Int(gen),
                 Val::Text(id.clone()),
                 Val::Text(subject.clone()),
-                Val::Int(seq),
-                Val::Int(i64::from(partition)),
-                Val::Int(rec.position.offset as i64),
-                Val::Text(event.data.type_name().to_string()),
+                Val::Text(h.employed_member.to_string()),
                 Val::Text(ts(event.meta.occurred_at)),
-                Val::Text(ts(event.meta.recorded_at)),
-                Val::Text(event.meta.actor.id.to_string()),
-                Val::Int((event.meta.recorded_at - event.meta.occurred_at).num_milliseconds()),
-                Val::Text(hash),
-                Val::Text(prev_hash),
             ]);
-
-            for (kind, detail) in rule_findings(state.case.as_ref(), &event) {
-                rows.findings.push(vec![
-                    Val::Int(gen),
-                    Val::Text(id.clone()),
-                    Val::Text(kind.into()),
-                    Val::Text(subject.clone()),
-                    Val::Text(detail),
-                ]);
-            }
-            crate::subject::apply(self.rules, &mut state.case, &mut state.clocks, &event);
-            if let EventData::HouseholdCleared(h) = &event.data {
-                rows.clearings.push(vec![
-                    Val::Int(gen),
-                    Val::Text(id.clone()),
-                    Val::Text(subject.clone()),
-                    Val::Text(h.employed_member.to_string()),
-                    Val::Text(ts(event.meta.occurred_at)),
-                ]);
-            }
-            if let Some(kind) = placement_kind(&event.data) {
-                rows.placements.push(vec![
-                    Val::Int(gen),
-                    Val::Text(id),
-                    Val::Text(subject),
-                    Val::Text(kind.into()),
-                    Val::Text(ts(event.meta.occurred_at)),
-                ]);
-            }
         }
-        rows.digests.push(vec![
-            Val::Int(gen),
-            Val::Int(i64::from(partition)),
-            Val::Int(last as i64 + 1),
-            Val::Text(digest.clone()),
-        ]);
-
-        // Every subject the batch touched: its case, its clocks that changed, its chain head.
-        let mut touched: Vec<(&String, &SubjectState)> = before
-            .keys()
-            .filter_map(|s| mem.subjects.get_key_value(s))
-            .collect();
-        touched.sort_by(|a, b| a.0.cmp(b.0));
-        // Rows new to the table go in as plain inserts (PostgreSQL: COPY), the others as
-        // upserts. A clock made by this batch is new: its id holds its start event's.
-        let (mut cases_new, mut cases_changed) = (Vec::new(), Vec::new());
-        let (mut clocks_new, mut clocks_changed) = (Vec::new(), Vec::new());
-        let (mut chains_new, mut chains_changed) = (Vec::new(), Vec::new());
-        for (s, st) in &touched {
-            let Some(was) = before.get(*s) else { continue };
-            if let Some(c) = &st.case {
-                let to = if was.case {
-                    &mut cases_changed
-                } else {
-                    &mut cases_new
-                };
-                to.push(case_row(gen, c));
-            }
-            for c in st.clocks.iter().filter(|c| !was.clocks.contains(c)) {
-                let existed = was.clocks.iter().any(|o| o.clock_id == c.clock_id);
-                let to = if existed {
-                    &mut clocks_changed
-                } else {
-                    &mut clocks_new
-                };
-                to.push(clock_row(gen, c));
-            }
-            let to = if was.chain {
-                &mut chains_changed
-            } else {
-                &mut chains_new
-            };
-            to.push(vec![
+        if let Some(kind) = placement_kind(&event.data) {
+            rows.placements.push(vec![
                 Val::Int(gen),
-                Val::Text((*s).clone()),
-                Val::Int(st.chain.0),
-                Val::Text(st.chain.1.clone()),
+                Val::Text(id),
+                Val::Text(subject),
+                Val::Text(kind.into()),
+                Val::Text(ts(event.meta.occurred_at)),
             ]);
         }
+    }
+    rows.digests.push(vec![
+        Val::Int(gen),
+        Val::Int(i64::from(partition)),
+        Val::Int(last as i64 + 1),
+        Val::Text(digest.clone()),
+    ]);
 
-        // The memory now holds what the rows will: only the open clocks.
-        for s in before.keys() {
-            if let Some(st) = mem.subjects.get_mut(s) {
-                st.clocks.retain(Clock::is_open);
-            }
+    // Every subject the batch touched: its case, its clocks that changed, its chain head.
+    let mut touched: Vec<(&String, &SubjectState)> = before
+        .keys()
+        .filter_map(|s| mem.subjects.get_key_value(s))
+        .collect();
+    touched.sort_by(|a, b| a.0.cmp(b.0));
+    // Rows new to the table go in as plain inserts (PostgreSQL: COPY), the others as
+    // upserts. A clock made by this batch is new: its id holds its start event's.
+    let (mut cases_new, mut cases_changed) = (Vec::new(), Vec::new());
+    let (mut clocks_new, mut clocks_changed) = (Vec::new(), Vec::new());
+    let (mut chains_new, mut chains_changed) = (Vec::new(), Vec::new());
+    for (s, st) in &touched {
+        let Some(was) = before.get(*s) else { continue };
+        if let Some(c) = &st.case {
+            let to = if was.case {
+                &mut cases_changed
+            } else {
+                &mut cases_new
+            };
+            to.push(case_row(gen, c));
         }
-        mem.next_offset = last + 1;
-        mem.digest = digest.clone();
-        if mem.subjects.len() > MEMORY_SUBJECTS || mem.seen.len() > MEMORY_IDS {
-            *mem = Memory::new(mem.next_offset, false);
-            mem.digest = digest.clone();
+        for c in st.clocks.iter().filter(|c| !was.clocks.contains(c)) {
+            let existed = was.clocks.iter().any(|o| o.clock_id == c.clock_id);
+            let to = if existed {
+                &mut clocks_changed
+            } else {
+                &mut clocks_new
+            };
+            to.push(clock_row(gen, c));
         }
-        let checkpoint = vec![vec![
+        let to = if was.chain {
+            &mut chains_changed
+        } else {
+            &mut chains_new
+        };
+        to.push(vec![
             Val::Int(gen),
-            Val::Int(i64::from(partition)),
-            Val::Int(last as i64 + 1),
-            Val::Text(digest),
-        ]];
-        Folded {
-            from,
-            unseen,
-            stats,
-            audit: rows.audit,
-            rest: vec![
-                (&PLACEMENTS, rows.placements),
-                (&CLEARINGS, rows.clearings),
-                (&FINDINGS, rows.findings),
-                (&DEAD_LETTERS, rows.dead),
-                (&DIGESTS, rows.digests),
-                (&CASES_NEW, cases_new),
-                (&CASES, cases_changed),
-                (&CLOCKS_NEW, clocks_new),
-                (&CLOCKS, clocks_changed),
-                (&CHAINS_NEW, chains_new),
-                (&CHAINS, chains_changed),
-                (&CHECKPOINTS, checkpoint),
-            ],
+            Val::Text((*s).clone()),
+            Val::Int(st.chain.0),
+            Val::Text(st.chain.1.clone()),
+        ]);
+    }
+
+    // The memory now holds what the rows will: only the open clocks.
+    for s in before.keys() {
+        if let Some(st) = mem.subjects.get_mut(s) {
+            st.clocks.retain(Clock::is_open);
         }
+    }
+    mem.next_offset = last + 1;
+    mem.digest = digest.clone();
+    if mem.subjects.len() > MEMORY_SUBJECTS || mem.seen.len() > MEMORY_IDS {
+        *mem = Memory::new(mem.next_offset, false);
+        mem.digest = digest.clone();
+    }
+    let checkpoint = vec![vec![
+        Val::Int(gen),
+        Val::Int(i64::from(partition)),
+        Val::Int(last as i64 + 1),
+        Val::Text(digest),
+    ]];
+    Folded {
+        from,
+        unseen,
+        stats,
+        audit: rows.audit,
+        rest: vec![
+            (&PLACEMENTS, rows.placements),
+            (&CLEARINGS, rows.clearings),
+            (&FINDINGS, rows.findings),
+            (&DEAD_LETTERS, rows.dead),
+            (&DIGESTS, rows.digests),
+            (&CASES_NEW, cases_new),
+            (&CASES, cases_changed),
+            (&CLOCKS_NEW, clocks_new),
+            (&CLOCKS, clocks_changed),
+            (&CHAINS_NEW, chains_new),
+            (&CHAINS, chains_changed),
+            (&CHECKPOINTS, checkpoint),
+        ],
     }
 }
 
@@ -553,6 +615,7 @@ struct Folded {
 
 /// A batch folded from memory whose write is in flight.
 struct Pending {
+    partition: u32,
     records: u64,
     write: tokio::task::JoinHandle<Result<RunStats, BatchError>>,
 }
@@ -560,7 +623,8 @@ struct Pending {
 impl Pending {
     /// Waits for the write: its stats and number of records once committed, or `None`
     /// when it proved the memory wrong (the partition is then redone from its rows).
-    async fn settle(self, partition: u32) -> Result<Option<(RunStats, u64)>, ProjectionError> {
+    async fn settle(self) -> Result<Option<(RunStats, u64)>, ProjectionError> {
+        let partition = self.partition;
         match self.write.await {
             Ok(Ok(s)) => Ok(Some((s, self.records))),
             Ok(Err(BatchError::Failed(e))) => Err(e),

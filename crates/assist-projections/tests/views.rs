@@ -554,14 +554,26 @@ async fn sqlite_and_postgres_hold_identical_views_for_the_same_log() {
 
 #[tokio::test]
 async fn an_event_id_reused_by_another_stream_is_skipped_like_a_duplicate() {
+    // Partition 3 is projected last: its wrong batch is found when its write is waited for
+    // at the very end.
+    reused_id_on_the_last_record_of(3).await;
+}
+
+#[tokio::test]
+async fn a_reused_id_found_while_the_next_partition_is_projected_sends_its_own_partition_back() {
+    // Partition 2's last write is waited for while partition 3's first batch is folded.
+    reused_id_on_the_last_record_of(2).await;
+}
+
+/// The last record of `partition` takes the id of a record of partition 0, which is
+/// projected first: the runner's memory of `partition` has never seen it.
+async fn reused_id_on_the_last_record_of(partition: usize) {
     let dir = tempfile::tempdir().unwrap();
     let recorder = log_with(dir.path(), &scenario_jsonl()).await;
     let log = Served::by_stream(all_records(&recorder).await, 4);
-    // The last record of the last partition takes the id of a record of partition 0,
-    // which is projected first: the runner's memory of partition 3 has never seen it.
     let taken = log.parts[0][0].clone();
     let mut parts = log.parts.clone();
-    let reused = parts[3].last_mut().unwrap();
+    let reused = parts[partition].last_mut().unwrap();
     assert_ne!(reused.stream, taken.stream);
     let mut payload: serde_json::Value = serde_json::from_slice(&reused.payload).unwrap();
     payload["event_id"] = serde_json::json!(taken.event_id.unwrap().to_string());
@@ -573,7 +585,7 @@ async fn an_event_id_reused_by_another_stream_is_skipped_like_a_duplicate() {
     let stats = catch_up(&with_reuse, &store, 1, 5).await;
     assert_eq!((stats.applied, stats.duplicates), (stats.records - 1, 1));
     // The same as a log without that record, checkpoints and digests aside.
-    parts[3].pop();
+    parts[partition].pop();
     let plain = sqlite_store(dir.path(), "plain.db").await;
     catch_up(&Served::placed(parts), &plain, 1, 5).await;
     assert_eq!(

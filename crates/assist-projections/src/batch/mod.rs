@@ -120,7 +120,9 @@ impl BatchPool {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(30))
                     .pragma("cache_size", "-131072")
-                    .pragma("temp_store", "memory");
+                    .pragma("temp_store", "memory")
+                    .pragma("wal_autocheckpoint", "16384")
+                    .pragma("journal_size_limit", "67108864");
                 BatchPool::Sqlite(
                     PoolOptions::new()
                         .max_connections(2)
@@ -139,9 +141,31 @@ impl BatchPool {
         })
     }
 
+    /// Folds the WAL of an SQLite store into its file, as far as readers allow without
+    /// waiting: the work the batches deferred (they let the WAL grow to 256 MiB).
+    pub(crate) async fn checkpoint_wal(&self) -> Result<(), sqlx::Error> {
+        if let BatchPool::Sqlite(p) = self {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(p)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn close(&self) {
         match self {
-            BatchPool::Sqlite(p) => p.close().await,
+            BatchPool::Sqlite(p) => {
+                // Batches let the WAL grow to 256 MiB between checkpoints (fewer rewrites of
+                // the same pages); leave the file folded in and the WAL empty. A reader
+                // holding a snapshot makes this a partial checkpoint, which is fine.
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(p)
+                    .await
+                {
+                    tracing::debug!(error = %e, "no checkpoint of the view store's WAL on close");
+                }
+                p.close().await
+            }
             BatchPool::Postgres(p) => p.close().await,
         }
     }
