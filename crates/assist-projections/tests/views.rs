@@ -556,19 +556,36 @@ async fn sqlite_and_postgres_hold_identical_views_for_the_same_log() {
 async fn an_event_id_reused_by_another_stream_is_skipped_like_a_duplicate() {
     // Partition 3 is projected last: its wrong batch is found when its write is waited for
     // at the very end.
-    reused_id_on_the_last_record_of(3).await;
+    reused_id_on_the_last_record_of(3, false).await;
 }
 
 #[tokio::test]
 async fn a_reused_id_found_while_the_next_partition_is_projected_sends_its_own_partition_back() {
     // Partition 2's last write is waited for while partition 3's first batch is folded.
-    reused_id_on_the_last_record_of(2).await;
+    reused_id_on_the_last_record_of(2, false).await;
+}
+
+#[tokio::test]
+async fn a_reused_id_is_skipped_on_postgres_too_where_copy_finds_it() {
+    reused_id_on_the_last_record_of(3, true).await;
 }
 
 /// The last record of `partition` takes the id of a record of partition 0, which is
 /// projected first: the runner's memory of `partition` has never seen it.
-async fn reused_id_on_the_last_record_of(partition: usize) {
+async fn reused_id_on_the_last_record_of(partition: usize, on_postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
+    let mut guards = Vec::new();
+    let mut open = |name: &'static str| {
+        let path = dir.path().to_path_buf();
+        async move {
+            if on_postgres {
+                let (store, guard) = postgres_store().await;
+                (store, Some(guard))
+            } else {
+                (sqlite_store(&path, name).await, None)
+            }
+        }
+    };
     let recorder = log_with(dir.path(), &scenario_jsonl()).await;
     let log = Served::by_stream(all_records(&recorder).await, 4);
     let taken = log.parts[0][0].clone();
@@ -581,17 +598,21 @@ async fn reused_id_on_the_last_record_of(partition: usize) {
     reused.payload = serde_json::to_vec(&payload).unwrap();
     reused.event_id = taken.event_id;
     let with_reuse = Served::placed(parts.clone());
-    let store = sqlite_store(dir.path(), "reuse.db").await;
+    let (store, guard) = open("reuse.db").await;
+    guards.push(guard);
     let stats = catch_up(&with_reuse, &store, 1, 5).await;
     assert_eq!((stats.applied, stats.duplicates), (stats.records - 1, 1));
     // The same as a log without that record, checkpoints and digests aside.
     parts[partition].pop();
-    let plain = sqlite_store(dir.path(), "plain.db").await;
+    let (plain, guard) = open("plain.db").await;
+    guards.push(guard);
     catch_up(&Served::placed(parts), &plain, 1, 5).await;
     assert_eq!(
         without_checkpoints(&store).await,
         without_checkpoints(&plain).await
     );
+    store.close().await;
+    plain.close().await;
 }
 
 /// Which half of a stream a test moves.
