@@ -351,7 +351,8 @@ impl BatchTx {
         Ok(heads.into_iter().collect())
     }
 
-    /// Writes `rows` (values in the order of `table.columns`) into `table`.
+    /// Writes `rows` (values in the order of `table.columns`) into `table`. On SQLite this
+    /// runs the inserts on the calling thread, as sqlx's own worker thread would have.
     pub(crate) async fn insert(
         &mut self,
         table: &Table,
