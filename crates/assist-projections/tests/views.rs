@@ -575,7 +575,7 @@ async fn a_reused_id_is_skipped_on_postgres_too_where_copy_finds_it() {
 async fn reused_id_on_the_last_record_of(partition: usize, on_postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut guards = Vec::new();
-    let mut open = |name: &'static str| {
+    let open = |name: &'static str| {
         let path = dir.path().to_path_buf();
         async move {
             if on_postgres {
