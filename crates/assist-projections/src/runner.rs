@@ -21,6 +21,9 @@ pub enum ProjectionError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A thread or task of the runner stopped (a panic or a shut-down runtime).
+    #[error("the projection's {0}")]
+    Stopped(String),
 }
 
 /// Folds the log into one generation of the views.
@@ -186,19 +189,13 @@ impl Runner<'_> {
         let mut pending: Option<Pending> = None;
         loop {
             let Some((p, mut trust)) = queue.pop_front() else {
-                // The last write: if it proved its partition's memory wrong, that partition
+                // The last write: if it proves its partition's memory wrong, that partition
                 // is projected again.
-                match pending.take() {
-                    None => break,
-                    Some(w) => {
-                        let q = w.partition;
-                        match w.settle().await? {
-                            Some((s, n)) => add(s, n, &mut stats),
-                            None => queue.push_back((q, false)),
-                        }
-                        continue;
-                    }
+                if pending.is_none() {
+                    break;
                 }
+                settle(&mut pending, None, &mut queue, |s, n| add(s, n, &mut stats)).await?;
+                continue;
             };
             let mut memory: Option<Memory> = None;
             // Records read while the batch before them was folded.
@@ -217,11 +214,11 @@ impl Runner<'_> {
                         Some(m) => m.complete,
                         None => from == 0,
                     };
-                if from_memory && records.is_empty() {
-                    // Caught up; the last write goes on while the next partition starts.
-                    break;
-                }
-                if let (true, Some(last)) = (from_memory, records.last()) {
+                if from_memory {
+                    let Some(last) = records.last() else {
+                        // Caught up; the last write goes on while the next partition starts.
+                        break;
+                    };
                     // Three stages at once: this batch folded on a blocking thread, the next
                     // one read, the one before written.
                     let next_from = last.position.offset + 1;
@@ -236,20 +233,16 @@ impl Runner<'_> {
                         .log
                         .read_partition(p, next_from, self.batch.max(1))
                         .await;
-                    let (folded, mem) = folding.await.map_err(|e| StoreError::Rows {
-                        store: self.store.name().to_string(),
-                        reason: format!("folding a batch stopped: {e}"),
-                    })?;
-                    if let Some(w) = pending.take() {
-                        let q = w.partition;
-                        match w.settle().await? {
-                            Some((s, n)) => add(s, n, &mut stats),
-                            None if q == p => {
-                                trust = false;
-                                continue;
-                            }
-                            None => queue.push_back((q, false)),
-                        }
+                    let (folded, mem) = folding
+                        .await
+                        .map_err(|e| ProjectionError::Stopped(format!("fold stopped: {e}")))?;
+                    if settle(&mut pending, Some(p), &mut queue, |s, n| {
+                        add(s, n, &mut stats)
+                    })
+                    .await?
+                    {
+                        trust = false;
+                        continue;
                     }
                     let store = self.store.clone();
                     pending = Some(Pending {
@@ -263,16 +256,13 @@ impl Runner<'_> {
                     ahead = Some(next?);
                     continue;
                 }
-                if let Some(w) = pending.take() {
-                    let q = w.partition;
-                    match w.settle().await? {
-                        Some((s, n)) => add(s, n, &mut stats),
-                        None if q == p => {
-                            (memory, trust) = (None, false);
-                            continue;
-                        }
-                        None => queue.push_back((q, false)),
-                    }
+                if settle(&mut pending, Some(p), &mut queue, |s, n| {
+                    add(s, n, &mut stats)
+                })
+                .await?
+                {
+                    (memory, trust) = (None, false);
+                    continue;
                 }
                 if records.is_empty() {
                     break;
@@ -322,9 +312,7 @@ impl Runner<'_> {
     ) -> Result<(RunStats, Memory), BatchError> {
         let store = self.store;
         let err = |e| BatchError::Failed(store.err(e).into());
-        let mut tx = store.batch.begin(gen, partition).await.map_err(err)?;
-        check_gen(&mut tx, store, gen).await?;
-        let (from, digest) = tx.checkpoint(gen, partition).await.map_err(err)?;
+        let (mut tx, from, digest) = open_batch(store, gen, partition).await?;
         // What this runner remembers holds only if nobody else committed since.
         let mut mem = match memory {
             Some(m) if m.next_offset == from => m,
@@ -371,24 +359,21 @@ impl Runner<'_> {
             &mut mem,
             Some(seen_before),
         );
-        let stats = folded.stats;
-        match write(&mut tx, store, folded).await {
-            Ok(()) => {}
-            Err(e) => {
-                tx.rollback().await.ok();
-                return Err(e);
-            }
-        }
-        tx.commit().await.map_err(err)?;
+        let stats = commit_batch(tx, store, folded).await?;
         Ok((stats, mem))
     }
 }
 
 /// Folds a batch read from `from` = `mem.next_offset` into rows, from the memory alone.
+/// Its subjects new to the memory are listed for the write to check.
 fn fold(rules: &Rules, gen: i64, partition: u32, records: &[Record], mem: &mut Memory) -> Folded {
     let decoded: Vec<(&Record, Result<Event, String>)> =
         records.iter().map(|r| (r, decode_record(r))).collect();
-    fold_decoded(rules, gen, partition, decoded, mem, None)
+    let unseen = unseen_subjects(&decoded, mem);
+    Folded {
+        unseen,
+        ..fold_decoded(rules, gen, partition, decoded, mem, None)
+    }
 }
 
 /// Folds decoded records into the memory and the rows that record the result. Ids are
@@ -405,9 +390,7 @@ fn fold_decoded(
     let from = mem.next_offset;
     let last = decoded
         .last()
-        .map_or(from, |(r, _)| r.position.offset + 1)
-        .saturating_sub(1);
-    let unseen = unseen_subjects(&decoded, mem);
+        .map_or(from.saturating_sub(1), |(r, _)| r.position.offset);
     let mut digest = std::mem::take(&mut mem.digest);
     let mut seen_before = seen_before;
     let mut stats = RunStats {
@@ -580,7 +563,7 @@ fn fold_decoded(
     ]];
     Folded {
         from,
-        unseen,
+        unseen: Vec::new(),
         stats,
         audit: rows.audit,
         rest: vec![
@@ -604,7 +587,7 @@ fn fold_decoded(
 struct Folded {
     /// The offset it starts at (the checkpoint it expects).
     from: u64,
-    /// Its subjects the memory did not hold before it.
+    /// Its subjects the memory did not hold before it (listed for a fold from memory).
     unseen: Vec<String>,
     stats: RunStats,
     /// The audit rows, written first: their unique key tells an id applied before.
@@ -620,25 +603,32 @@ struct Pending {
     write: tokio::task::JoinHandle<Result<RunStats, BatchError>>,
 }
 
-impl Pending {
-    /// Waits for the write: its stats and number of records once committed, or `None`
-    /// when it proved the memory wrong (the partition is then redone from its rows).
-    async fn settle(self) -> Result<Option<(RunStats, u64)>, ProjectionError> {
-        let partition = self.partition;
-        match self.write.await {
-            Ok(Ok(s)) => Ok(Some((s, self.records))),
-            Ok(Err(BatchError::Failed(e))) => Err(e),
-            Ok(Err(BatchError::Wrong(why))) => {
-                tracing::info!(partition, why, "redoing from the stored rows");
-                Ok(None)
+/// Waits for the write in flight, if any, and counts it with `add`. Returns whether it
+/// proved the memory of partition `current` wrong; another partition it proves wrong is
+/// queued again, to be projected carefully.
+async fn settle(
+    pending: &mut Option<Pending>,
+    current: Option<u32>,
+    queue: &mut VecDeque<(u32, bool)>,
+    mut add: impl FnMut(RunStats, u64),
+) -> Result<bool, ProjectionError> {
+    let Some(w) = pending.take() else {
+        return Ok(false);
+    };
+    let partition = w.partition;
+    match w.write.await {
+        Ok(Ok(s)) => add(s, w.records),
+        Ok(Err(BatchError::Failed(e))) => return Err(e),
+        Ok(Err(BatchError::Wrong(why))) => {
+            tracing::info!(partition, why, "redoing from the stored rows");
+            if current == Some(partition) {
+                return Ok(true);
             }
-            Err(e) => Err(StoreError::Rows {
-                store: String::new(),
-                reason: format!("the batch's write stopped: {e}"),
-            }
-            .into()),
+            queue.push_back((partition, false));
         }
+        Err(e) => return Err(ProjectionError::Stopped(format!("write stopped: {e}"))),
     }
+    Ok(false)
 }
 
 /// The batch's subjects the memory does not hold.
@@ -655,11 +645,16 @@ fn unseen_subjects(decoded: &[(&Record, Result<Event, String>)], mem: &Memory) -
     unseen
 }
 
-async fn check_gen(tx: &mut BatchTx, store: &Store, gen: i64) -> Result<(), BatchError> {
-    let (active, building) = tx
-        .view_state()
-        .await
-        .map_err(|e| BatchError::Failed(store.err(e).into()))?;
+/// Starts a batch's transaction: the partition taken, the generation checked, and the
+/// checkpoint (next offset, digest) read under that lock.
+async fn open_batch(
+    store: &Store,
+    gen: i64,
+    partition: u32,
+) -> Result<(BatchTx, u64, String), BatchError> {
+    let err = |e| BatchError::Failed(store.err(e).into());
+    let mut tx = store.batch.begin(gen, partition).await.map_err(err)?;
+    let (active, building) = tx.view_state().await.map_err(err)?;
     if active != gen && building != Some(gen) {
         // A runner left behind by a rebuild's swap stops instead of writing a dropped
         // generation again.
@@ -667,7 +662,8 @@ async fn check_gen(tx: &mut BatchTx, store: &Store, gen: i64) -> Result<(), Batc
             StoreError::Replaced { gen, active }.into(),
         ));
     }
-    Ok(())
+    let (from, digest) = tx.checkpoint(gen, partition).await.map_err(err)?;
+    Ok((tx, from, digest))
 }
 
 /// Writes a batch folded from memory, in its own transaction, once it has checked what
@@ -680,9 +676,7 @@ async fn write_from_memory(
     folded: Folded,
 ) -> Result<RunStats, BatchError> {
     let err = |e| BatchError::Failed(store.err(e).into());
-    let mut tx = store.batch.begin(gen, partition).await.map_err(err)?;
-    check_gen(&mut tx, store, gen).await?;
-    let (from, _) = tx.checkpoint(gen, partition).await.map_err(err)?;
+    let (mut tx, from, _) = open_batch(store, gen, partition).await?;
     let wrong = if from != folded.from {
         Some("another runner committed on the partition")
     } else if !tx
@@ -699,17 +693,31 @@ async fn write_from_memory(
         tx.rollback().await.map_err(err)?;
         return Err(BatchError::Wrong(why));
     }
+    commit_batch(tx, store, folded).await
+}
+
+/// Writes a folded batch's rows and checkpoint into the open transaction and commits it
+/// (or rolls it back when a write fails).
+async fn commit_batch(
+    mut tx: BatchTx,
+    store: &Store,
+    folded: Folded,
+) -> Result<RunStats, BatchError> {
     let stats = folded.stats;
-    if let Err(e) = write(&mut tx, store, folded).await {
-        tx.rollback().await.ok();
-        return Err(e);
+    match write_rows(&mut tx, store, folded).await {
+        Ok(()) => tx
+            .commit()
+            .await
+            .map_err(|e| BatchError::Failed(store.err(e).into()))?,
+        Err(e) => {
+            tx.rollback().await.ok();
+            return Err(e);
+        }
     }
-    tx.commit().await.map_err(err)?;
     Ok(stats)
 }
 
-/// Writes a folded batch's rows and checkpoint into the open transaction.
-async fn write(tx: &mut BatchTx, store: &Store, folded: Folded) -> Result<(), BatchError> {
+async fn write_rows(tx: &mut BatchTx, store: &Store, folded: Folded) -> Result<(), BatchError> {
     let werr = |e: WriteError| {
         BatchError::Failed(
             StoreError::Rows {
