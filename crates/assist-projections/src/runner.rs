@@ -187,6 +187,8 @@ impl Runner<'_> {
         let mut queue: VecDeque<(u32, bool)> = partitions.iter().map(|&p| (p, true)).collect();
         // The write in flight, of this partition or the one before.
         let mut pending: Option<Pending> = None;
+        // Whether the generation's secondary indexes are known to exist.
+        let mut indexed = false;
         loop {
             let Some((p, mut trust)) = queue.pop_front() else {
                 // The last write: if it proves its partition's memory wrong, that partition
@@ -267,6 +269,12 @@ impl Runner<'_> {
                 if records.is_empty() {
                     break;
                 }
+                if !indexed {
+                    // A careful batch looks rows up by subject: the generation's indexes
+                    // first (a generation projected from offset 0 gets them at the end).
+                    self.store.ensure_indexes(gen).await?;
+                    indexed = true;
+                }
                 let n = records.len() as u64;
                 let (s, m) = match self.apply_batch(gen, p, &records, memory.take()).await {
                     Ok(done) => done,
@@ -290,6 +298,10 @@ impl Runner<'_> {
                     next_analyze = stats.records * 4;
                 }
             }
+        }
+        if !indexed {
+            // Built in one pass now rather than entry by entry while the batches went in.
+            self.store.ensure_indexes(gen).await?;
         }
         if stats.records > 0 {
             self.store

@@ -684,12 +684,14 @@ async fn a_stream_continued_on_another_partition_in_a_later_run_keeps_its_chain(
 }
 
 /// A log whose `at`-th read of partition 0 first lets another runner project the
-/// partition up to `upto`, as a second worker owning it briefly during a rebalance does.
+/// partition up to `upto`, as a second worker owning it briefly during a rebalance does;
+/// the other runner starts once the reading runner's own commits reach `after`.
 struct Overtaken<'a> {
     log: &'a Served,
     store: &'a Store,
     reads: std::sync::atomic::AtomicUsize,
     at: usize,
+    after: u64,
     upto: u64,
 }
 
@@ -707,6 +709,14 @@ impl PartitionReader for Overtaken<'_> {
     ) -> Result<Vec<Record>, assist_log::LogError> {
         let out = self.log.read_partition(p, from, max).await?;
         if p == 0 && self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.at {
+            while assist_projections::runner::checkpoint(self.store, 1, 0)
+                .await
+                .unwrap()
+                .0
+                < self.after
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
             let mut head = self.log.parts.clone();
             head[0].truncate(self.upto as usize);
             catch_up(&Served::placed(head), self.store, 1, 2).await;
@@ -733,6 +743,7 @@ async fn a_runner_overtaken_by_another_reads_the_rows_again_instead_of_its_memor
         store: &overtaken,
         reads: Default::default(),
         at: 3,
+        after: 0,
         upto: 14,
     };
     catch_up(&reader, &overtaken, 1, 4).await;
@@ -742,4 +753,158 @@ async fn a_runner_overtaken_by_another_reads_the_rows_again_instead_of_its_memor
         overtaken.dump(1).await.unwrap(),
         clean.dump(1).await.unwrap()
     );
+}
+
+/// The store's per-generation indexes, read from inside a runner's `on_batch` (which
+/// cannot await; the test runs on a multi-thread runtime).
+fn generation_indexes_now(store: &Store) -> Vec<String> {
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(store.generation_indexes())
+    })
+    .unwrap()
+}
+
+const GEN_1_INDEXES: [&str; 2] = ["audit_by_stream_g1", "clocks_by_subject_g1"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_projected_from_offset_zero_is_indexed_once_caught_up_not_row_by_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let rules = Rules::shipped().unwrap();
+    let mut during = Vec::new();
+    assist_projections::Runner {
+        log: recorder.log().as_ref(),
+        store: &store,
+        rules: &rules,
+        batch: 5,
+    }
+    .catch_up(1, |_| during.push(generation_indexes_now(&store)))
+    .await
+    .unwrap();
+    assert!(during.len() > 3, "{} batches", during.len());
+    assert!(during.iter().all(Vec::is_empty), "{during:?}");
+    assert_eq!(store.generation_indexes().await.unwrap(), GEN_1_INDEXES);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_careful_batch_builds_the_generations_indexes_before_it_looks_rows_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let records = all_records(&recorder).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    catch_up(
+        &Served::one(records[..records.len() / 2].to_vec()),
+        &store,
+        1,
+        10,
+    )
+    .await;
+    // As in a store migrated from before the indexes were per generation: none yet.
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite:{}", dir.path().join("views.db").display()))
+            .await
+            .unwrap();
+    for index in GEN_1_INDEXES {
+        sqlx::query(&format!("DROP INDEX {index}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    // The rest of the log continues from a checkpoint: every batch is careful.
+    let rules = Rules::shipped().unwrap();
+    let mut during = Vec::new();
+    assist_projections::Runner {
+        log: &Served::one(records),
+        store: &store,
+        rules: &rules,
+        batch: 10,
+    }
+    .catch_up(1, |_| during.push(generation_indexes_now(&store)))
+    .await
+    .unwrap();
+    assert!(during.len() > 1, "{} batches", during.len());
+    assert!(during.iter().all(|i| i == &GEN_1_INDEXES), "{during:?}");
+}
+
+/// Projects the scenario into `store`, rebuilds it, and checks which generations have
+/// their indexes at each step.
+async fn a_rebuild_moves_the_indexes(recorder: &assist_ingest::Recorder, store: &Store) {
+    project(recorder, store, 50).await;
+    assert_eq!(store.generation_indexes().await.unwrap(), GEN_1_INDEXES);
+    let gen = store.begin_rebuild().await.unwrap();
+    catch_up(recorder.log().as_ref(), store, gen, 50).await;
+    assert_eq!(
+        store.generation_indexes().await.unwrap(),
+        [
+            "audit_by_stream_g1",
+            "audit_by_stream_g2",
+            "clocks_by_subject_g1",
+            "clocks_by_subject_g2"
+        ],
+        "the old generation keeps its indexes until the swap"
+    );
+    store.finish_rebuild(gen).await.unwrap();
+    assert_eq!(
+        store.generation_indexes().await.unwrap(),
+        ["audit_by_stream_g2", "clocks_by_subject_g2"]
+    );
+}
+
+#[tokio::test]
+async fn a_rebuild_indexes_the_new_generation_and_drops_the_old_ones_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    a_rebuild_moves_the_indexes(&recorder, &store).await;
+}
+
+#[tokio::test]
+async fn a_rebuild_on_postgres_indexes_the_new_generation_and_drops_the_old_ones_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let (store, _guard) = postgres_store().await;
+    a_rebuild_moves_the_indexes(&recorder, &store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_runner_overtaken_on_a_range_with_no_new_event_still_reads_the_rows_again() {
+    // Offsets 4..8 hold a poison record and three repeats: no audit row whose unique key
+    // could reveal that another runner committed them first. The runner commits 0..4,
+    // the other runner 4..8, then the runner's fold of 4..8 from memory must not be
+    // written (its dead letter would be a second one).
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let mut records = Served::by_stream(all_records(&recorder).await, 1)
+        .parts
+        .remove(0);
+    let mut poison = records[0].clone();
+    poison.event_id = Some(uuid::Uuid::now_v7());
+    poison.payload = b"{\"event_id\": 42, not json".to_vec();
+    let repeats = records[..3].to_vec();
+    let tail = records.split_off(4);
+    records.push(poison);
+    records.extend(repeats);
+    records.extend(tail);
+    let log = Served::one(records);
+    let overtaken = sqlite_store(dir.path(), "overtaken.db").await;
+    let reader = Overtaken {
+        log: &log,
+        store: &overtaken,
+        reads: Default::default(),
+        at: 3,
+        after: 4,
+        upto: 8,
+    };
+    let stats = catch_up(&reader, &overtaken, 1, 4).await;
+    assert_eq!(
+        stats.dead_letters, 0,
+        "the other runner wrote the dead letter"
+    );
+    let clean = sqlite_store(dir.path(), "clean.db").await;
+    catch_up(&log, &clean, 1, 4).await;
+    let dump = overtaken.dump(1).await.unwrap();
+    assert_eq!(table(&dump, "dead_letters").len(), 1);
+    assert_eq!(dump, clean.dump(1).await.unwrap());
 }

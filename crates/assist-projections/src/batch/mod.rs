@@ -215,6 +215,59 @@ macro_rules! on_tx {
 /// Keys per `IN (…)` list.
 const IN_CHUNK: usize = 1000;
 
+/// A careful batch's lookup of rows by key: `{select} WHERE gen = N AND {key_in} (…)`.
+/// The generation is written into the SQL, not bound, so that the planner can use the
+/// generation's partial indexes (see `SECONDARY_INDEXES` in the store).
+struct Lookup {
+    select: &'static str,
+    key_in: &'static str,
+    /// A generation's secondary index SQLite must use (`INDEXED BY {index}_gN`): without
+    /// statistics its planner prefers walking the primary key's `gen` prefix, the whole
+    /// generation, to an `IN` list over a partial index. The runner builds the index before
+    /// its first careful batch.
+    sqlite_index: Option<&'static str>,
+}
+
+impl Lookup {
+    /// The SQL for `n` keys.
+    fn sql(&self, dialect: Dialect, gen: i64, n: usize) -> String {
+        let list: Vec<String> = (1..=n).map(|i| dialect.placeholder(i)).collect();
+        let indexed_by = match (dialect, self.sqlite_index) {
+            (Dialect::Sqlite, Some(index)) => format!(" INDEXED BY {index}_g{gen}"),
+            _ => String::new(),
+        };
+        format!(
+            "{}{indexed_by} WHERE gen = {gen} AND {} ({})",
+            self.select,
+            self.key_in,
+            list.join(", "),
+        )
+    }
+}
+
+const SEEN_IDS: Lookup = Lookup {
+    select: "SELECT event_id FROM audit_events",
+    key_in: "event_id IN",
+    sqlite_index: None,
+};
+const CASES: Lookup = Lookup {
+    select: "SELECT * FROM cases",
+    key_in: "subject IN",
+    sqlite_index: None,
+};
+/// Sorted by clock id afterwards: an `ORDER BY clock_id` makes the primary key look
+/// cheaper to a planner without statistics.
+const OPEN_CLOCKS: Lookup = Lookup {
+    select: "SELECT * FROM clocks",
+    key_in: "is_open = 1 AND subject IN",
+    sqlite_index: Some("clocks_by_subject"),
+};
+const CHAIN_HEADS: Lookup = Lookup {
+    select: "SELECT stream, seq, hash FROM chains",
+    key_in: "stream IN",
+    sqlite_index: None,
+};
+
 impl BatchTx {
     fn dialect(&self) -> Dialect {
         match self {
@@ -242,28 +295,20 @@ impl BatchTx {
         Ok(row.map_or((0, String::new()), |(n, d)| (n as u64, d)))
     }
 
-    /// `SELECT … WHERE gen = ? AND key IN (…)` over `keys`, rows decoded by `decode`.
+    /// [`Lookup`] over `keys`, rows decoded by `decode`.
     async fn select_in<T>(
         &mut self,
-        sql_before: &str,
+        lookup: &Lookup,
         gen: i64,
         keys: &[String],
-        sql_after: &str,
         decode: impl Fn(&dyn crate::store::Cols) -> Result<T, sqlx::Error>,
     ) -> Result<Vec<T>, sqlx::Error> {
         let dialect = self.dialect();
-        let before = match dialect {
-            Dialect::Sqlite => sql_before.replace("$1", "?"),
-            Dialect::Postgres => sql_before.to_string(),
-        };
         let mut out = Vec::new();
         for chunk in keys.chunks(IN_CHUNK) {
-            let list: Vec<String> = (2..chunk.len() + 2)
-                .map(|i| dialect.placeholder(i))
-                .collect();
-            let sql = format!("{before} ({}) {sql_after}", list.join(", "));
+            let sql = lookup.sql(dialect, gen, chunk.len());
             on_tx!(self, c => {
-                let mut q = sqlx::query(&sql).bind(gen);
+                let mut q = sqlx::query(&sql);
                 for k in chunk {
                     q = q.bind(k.as_str());
                 }
@@ -282,13 +327,7 @@ impl BatchTx {
         ids: &[String],
     ) -> Result<HashSet<String>, sqlx::Error> {
         let ids = self
-            .select_in(
-                "SELECT event_id FROM audit_events WHERE gen = $1 AND event_id IN",
-                gen,
-                ids,
-                "",
-                |r| r.text("event_id"),
-            )
+            .select_in(&SEEN_IDS, gen, ids, |r| r.text("event_id"))
             .await?;
         Ok(ids.into_iter().collect())
     }
@@ -300,13 +339,7 @@ impl BatchTx {
         subjects: &[String],
     ) -> Result<HashMap<String, Case>, sqlx::Error> {
         let cases = self
-            .select_in(
-                "SELECT * FROM cases WHERE gen = $1 AND subject IN",
-                gen,
-                subjects,
-                "",
-                |r| case_from(r),
-            )
+            .select_in(&CASES, gen, subjects, |r| case_from(r))
             .await?;
         Ok(cases.into_iter().map(|c| (c.subject.clone(), c)).collect())
     }
@@ -318,17 +351,14 @@ impl BatchTx {
         subjects: &[String],
     ) -> Result<HashMap<String, Vec<Clock>>, sqlx::Error> {
         let clocks = self
-            .select_in(
-                "SELECT * FROM clocks WHERE gen = $1 AND is_open = 1 AND subject IN",
-                gen,
-                subjects,
-                "ORDER BY clock_id",
-                |r| clock_from(r),
-            )
+            .select_in(&OPEN_CLOCKS, gen, subjects, |r| clock_from(r))
             .await?;
         let mut out: HashMap<String, Vec<Clock>> = HashMap::new();
         for c in clocks {
             out.entry(c.subject.clone()).or_default().push(c);
+        }
+        for clocks in out.values_mut() {
+            clocks.sort_by(|a, b| a.clock_id.cmp(&b.clock_id));
         }
         Ok(out)
     }
@@ -340,13 +370,9 @@ impl BatchTx {
         subjects: &[String],
     ) -> Result<HashMap<String, (i64, String)>, sqlx::Error> {
         let heads = self
-            .select_in(
-                "SELECT stream, seq, hash FROM chains WHERE gen = $1 AND stream IN",
-                gen,
-                subjects,
-                "",
-                |r| Ok((r.text("stream")?, (r.int("seq")?, r.text("hash")?))),
-            )
+            .select_in(&CHAIN_HEADS, gen, subjects, |r| {
+                Ok((r.text("stream")?, (r.int("seq")?, r.text("hash")?)))
+            })
             .await?;
         Ok(heads.into_iter().collect())
     }
@@ -377,3 +403,32 @@ impl BatchTx {
 }
 
 crate::store::impl_cols!(sqlx::sqlite::SqliteRow, sqlx::postgres::PgRow);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    /// The plan SQLite makes for `sql` with `binds` text values.
+    async fn plan(store: &Store, sql: &str, binds: usize) -> String {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+        for i in 0..binds {
+            q = q.bind(format!("key-{i}"));
+        }
+        let rows = q.fetch_all(&store.pool).await.unwrap();
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    #[tokio::test]
+    async fn a_careful_batch_finds_open_clocks_through_the_generations_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("v.db").display()))
+            .await
+            .unwrap();
+        store.ensure_indexes(3).await.unwrap();
+        let sql = OPEN_CLOCKS.sql(Dialect::Sqlite, 3, 2);
+        let plan = plan(&store, &sql, 2).await;
+        assert!(plan.contains("USING INDEX clocks_by_subject_g3"), "{plan}");
+    }
+}
