@@ -165,7 +165,8 @@ impl Runner<'_> {
     /// new subjects have no rows, its ids are new); if any check fails, that batch and
     /// everything folded after it in its partition are dropped, and the partition is
     /// projected carefully from its checkpoint, one batch at a time, reading the rows it
-    /// needs.
+    /// needs. The generation's secondary indexes are built before the first careful batch
+    /// or, when there is none, once every partition is caught up.
     pub async fn catch_up_partitions(
         &self,
         gen: i64,

@@ -271,6 +271,16 @@ impl Store {
     /// Only the rebuild that owns `gen` can flip it: a second, concurrent rebuild of the
     /// same number finds nothing to flip and deletes nothing.
     pub async fn finish_rebuild(&self, gen: i64) -> Result<(), StoreError> {
+        if let Some(old) = self.swap_in(gen).await? {
+            self.drop_generation(old).await?;
+        }
+        Ok(())
+    }
+
+    /// The first half of [`Store::finish_rebuild`]: makes `gen` the generation queries
+    /// read, and returns the one it replaced, which nothing reads any more (`None` when
+    /// this call did not flip it).
+    pub async fn swap_in(&self, gen: i64) -> Result<Option<i64>, StoreError> {
         let old = self.active_gen().await?;
         let flipped = sqlx::query("UPDATE view_state SET active_gen = $1, building_gen = NULL WHERE id = 1 AND building_gen = $2")
             .bind(gen)
@@ -279,10 +289,18 @@ impl Store {
             .await
             .map_err(|e| self.err(e))?
             .rows_affected();
-        if flipped == 1 && old != gen {
-            self.delete_gen(old).await?;
+        Ok((flipped == 1 && old != gen).then_some(old))
+    }
+
+    /// The second half: deletes a replaced generation's rows and indexes.
+    pub async fn drop_generation(&self, gen: i64) -> Result<(), StoreError> {
+        if gen == self.active_gen().await? {
+            return Err(StoreError::Rows {
+                store: self.name.clone(),
+                reason: format!("generation {gen} is the active one and cannot be dropped"),
+            });
         }
-        Ok(())
+        self.delete_gen(gen).await
     }
 
     /// Creates generation `gen`'s secondary indexes ([`SECONDARY_INDEXES`]) where missing.

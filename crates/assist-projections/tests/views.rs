@@ -908,3 +908,18 @@ async fn a_runner_overtaken_on_a_range_with_no_new_event_still_reads_the_rows_ag
     assert_eq!(table(&dump, "dead_letters").len(), 1);
     assert_eq!(dump, clean.dump(1).await.unwrap());
 }
+
+#[tokio::test]
+async fn dropping_the_active_generation_is_refused_and_keeps_its_rows() {
+    let (_d, _recorder, store, gen) = scenario().await;
+    let before = store.dump(gen).await.unwrap();
+    let err = store.drop_generation(gen).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "store {}: generation {gen} is the active one and cannot be dropped",
+            store.name()
+        )
+    );
+    assert_eq!(store.dump(gen).await.unwrap(), before);
+}

@@ -16,8 +16,8 @@ pub struct Args {
     /// Days to simulate.
     #[arg(long, default_value_t = 90)]
     days: u32,
-    /// Events per projection transaction.
-    #[arg(long, default_value_t = 20_000)]
+    /// Events per projection transaction (the commands' default).
+    #[arg(long, default_value_t = 200_000)]
     batch: usize,
     /// A PostgreSQL server to measure too (a temporary database is created and dropped),
     /// e.g. postgres://postgres@127.0.0.1:5432/postgres.

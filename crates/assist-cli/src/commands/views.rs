@@ -32,11 +32,13 @@ pub struct ViewOptions {
     /// instead of the shipped ones.
     #[arg(long, global = true, env = "ASSIST_POLICIES")]
     pub policies: Option<PathBuf>,
-    /// Events per projection transaction.
+    /// Events per projection transaction (at most: a batch holds what the log has). Large
+    /// by default: while a generation is built, every batch rewrites the pages of the
+    /// per-subject tables it touches, so fewer, larger batches write far less.
     #[arg(
         long,
         global = true,
-        default_value_t = 20_000,
+        default_value_t = 200_000,
         hide = true,
         env = "ASSIST_PROJECTION_BATCH"
     )]
@@ -640,7 +642,7 @@ pub async fn rebuild_cmd(dir: &Path, opts: &ViewOptions, _args: RebuildArgs) -> 
     let mut stats = views.project(gen, Some(&bar)).await?;
     let more = views.project(gen, Some(&bar)).await?;
     stats.records += more.records;
-    views.store.finish_rebuild(gen).await?;
+    let old = views.store.swap_in(gen).await?;
     bar.finish_and_clear();
     let secs = t.elapsed().as_secs_f64();
     println!(
@@ -648,5 +650,13 @@ pub async fn rebuild_cmd(dir: &Path, opts: &ViewOptions, _args: RebuildArgs) -> 
         stats.records,
         stats.records as f64 / secs.max(1e-9)
     );
+    if let Some(old) = old {
+        let t = std::time::Instant::now();
+        views.store.drop_generation(old).await?;
+        println!(
+            "dropped generation {old} in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
