@@ -150,17 +150,6 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-impl Dialect {
-    /// The `n`th (1-based) bind placeholder. SQLite gets anonymous `?`: sqlx looks up every
-    /// named `$n` by a linear scan, which turns a 6,000-value insert quadratic.
-    pub(crate) fn placeholder(self, n: usize) -> String {
-        match self {
-            Dialect::Sqlite => "?".to_string(),
-            Dialect::Postgres => format!("${n}"),
-        }
-    }
-}
-
 impl Store {
     /// Opens `sqlite:PATH` (created when missing) or `postgres://…`, and migrates it.
     pub async fn open(spec: &str) -> Result<Store, StoreError> {

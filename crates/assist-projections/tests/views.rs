@@ -923,3 +923,31 @@ async fn dropping_the_active_generation_is_refused_and_keeps_its_rows() {
     );
     assert_eq!(store.dump(gen).await.unwrap(), before);
 }
+
+#[tokio::test]
+async fn careful_batches_on_postgres_read_back_the_rows_and_ids_they_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let mut records = Served::by_stream(all_records(&recorder).await, 1)
+        .parts
+        .remove(0);
+    // Repeats at the end: ids a careful batch must find applied.
+    let repeats = records[..5].to_vec();
+    records.extend(repeats);
+    let (pg, _guard) = postgres_store().await;
+    catch_up(
+        &Served::one(records[..records.len() / 2].to_vec()),
+        &pg,
+        1,
+        7,
+    )
+    .await;
+    // The rest continues from a checkpoint: cases, open clocks, chain heads and ids are
+    // read back from the rows.
+    let stats = catch_up(&Served::one(records.clone()), &pg, 1, 7).await;
+    assert_eq!(stats.duplicates, 5);
+    let lite = sqlite_store(dir.path(), "views.db").await;
+    catch_up(&Served::one(records), &lite, 1, 7).await;
+    assert_eq!(pg.dump(1).await.unwrap(), lite.dump(1).await.unwrap());
+    pg.close().await;
+}

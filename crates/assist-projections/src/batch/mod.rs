@@ -212,15 +212,17 @@ macro_rules! on_tx {
     };
 }
 
-/// Keys per `IN (…)` list.
-const IN_CHUNK: usize = 1000;
-
-/// A careful batch's lookup of rows by key: `{select} WHERE gen = N AND {key_in} (…)`.
-/// The generation is written into the SQL, not bound, so that the planner can use the
-/// generation's partial indexes (see `SECONDARY_INDEXES` in the store).
+/// A batch's lookup of rows by key: the rows of `table` in generation N whose `key` is
+/// one of a list (and that pass `filter`). The generation is written into the SQL, not
+/// bound, so that the planner can use the generation's partial indexes (see
+/// `SECONDARY_INDEXES` in the store).
 struct Lookup {
-    select: &'static str,
-    key_in: &'static str,
+    /// The columns read, or `*`.
+    columns: &'static [&'static str],
+    table: &'static str,
+    key: &'static str,
+    /// A further condition on the row's own columns.
+    filter: Option<&'static str>,
     /// A generation's secondary index SQLite must use (`INDEXED BY {index}_gN`): without
     /// statistics its planner prefers walking the primary key's `gen` prefix, the whole
     /// generation, to an `IN` list over a partial index. The runner builds the index before
@@ -229,42 +231,77 @@ struct Lookup {
 }
 
 impl Lookup {
-    /// The SQL for `n` keys.
+    /// Keys per statement.
+    fn chunk(dialect: Dialect) -> usize {
+        match dialect {
+            Dialect::Sqlite => 1_000,
+            Dialect::Postgres => 10_000,
+        }
+    }
+
+    /// The SQL for `n` keys: on SQLite an `IN` list of `n` placeholders; on PostgreSQL one
+    /// array of keys joined to the table, which is one index probe per key whatever the
+    /// statistics (with an `IN` list and fresh tables PostgreSQL 15 read every row of the
+    /// generation and compared it with the whole list: quadratic as a generation grows).
     fn sql(&self, dialect: Dialect, gen: i64, n: usize) -> String {
-        let list: Vec<String> = (1..=n).map(|i| dialect.placeholder(i)).collect();
-        let indexed_by = match (dialect, self.sqlite_index) {
-            (Dialect::Sqlite, Some(index)) => format!(" INDEXED BY {index}_g{gen}"),
-            _ => String::new(),
-        };
-        format!(
-            "{}{indexed_by} WHERE gen = {gen} AND {} ({})",
-            self.select,
-            self.key_in,
-            list.join(", "),
-        )
+        let (table, key) = (self.table, self.key);
+        match dialect {
+            Dialect::Sqlite => {
+                let indexed_by = self
+                    .sqlite_index
+                    .map(|index| format!(" INDEXED BY {index}_g{gen}"))
+                    .unwrap_or_default();
+                let filter = self.filter.map(|f| format!(" AND {f}")).unwrap_or_default();
+                // Anonymous `?`: sqlx finds every named `$n` by a linear scan.
+                format!(
+                    "SELECT {} FROM {table}{indexed_by} WHERE gen = {gen}{filter} AND {key} IN ({})",
+                    self.columns.join(", "),
+                    vec!["?"; n].join(", ")
+                )
+            }
+            Dialect::Postgres => {
+                let columns: Vec<String> = self.columns.iter().map(|c| format!("t.{c}")).collect();
+                let filter = self
+                    .filter
+                    .map(|f| format!(" AND t.{f}"))
+                    .unwrap_or_default();
+                format!(
+                    "SELECT {} FROM unnest($1::text[]) AS k(key) JOIN {table} t ON t.gen = {gen} AND t.{key} = k.key{filter}",
+                    columns.join(", ")
+                )
+            }
+        }
     }
 }
 
 const SEEN_IDS: Lookup = Lookup {
-    select: "SELECT event_id FROM audit_events",
-    key_in: "event_id IN",
+    columns: &["event_id"],
+    table: "audit_events",
+    key: "event_id",
+    filter: None,
     sqlite_index: None,
 };
 const CASES: Lookup = Lookup {
-    select: "SELECT * FROM cases",
-    key_in: "subject IN",
+    columns: &["*"],
+    table: "cases",
+    key: "subject",
+    filter: None,
     sqlite_index: None,
 };
 /// Sorted by clock id afterwards: an `ORDER BY clock_id` makes the primary key look
 /// cheaper to a planner without statistics.
 const OPEN_CLOCKS: Lookup = Lookup {
-    select: "SELECT * FROM clocks",
-    key_in: "is_open = 1 AND subject IN",
+    columns: &["*"],
+    table: "clocks",
+    key: "subject",
+    filter: Some("is_open = 1"),
     sqlite_index: Some("clocks_by_subject"),
 };
 const CHAIN_HEADS: Lookup = Lookup {
-    select: "SELECT stream, seq, hash FROM chains",
-    key_in: "stream IN",
+    columns: &["stream", "seq", "hash"],
+    table: "chains",
+    key: "stream",
+    filter: None,
     sqlite_index: None,
 };
 
@@ -305,17 +342,24 @@ impl BatchTx {
     ) -> Result<Vec<T>, sqlx::Error> {
         let dialect = self.dialect();
         let mut out = Vec::new();
-        for chunk in keys.chunks(IN_CHUNK) {
+        for chunk in keys.chunks(Lookup::chunk(dialect)) {
             let sql = lookup.sql(dialect, gen, chunk.len());
-            on_tx!(self, c => {
-                let mut q = sqlx::query(&sql);
-                for k in chunk {
-                    q = q.bind(k.as_str());
+            match self {
+                BatchTx::Sqlite(c) => {
+                    let mut q = sqlx::query(&sql);
+                    for k in chunk {
+                        q = q.bind(k.as_str());
+                    }
+                    for row in q.fetch_all(&mut **c).await? {
+                        out.push(decode(&row)?);
+                    }
                 }
-                for row in q.fetch_all(&mut **c).await? {
-                    out.push(decode(&row)?);
+                BatchTx::Postgres(c) => {
+                    for row in sqlx::query(&sql).bind(chunk).fetch_all(&mut **c).await? {
+                        out.push(decode(&row)?);
+                    }
                 }
-            });
+            }
         }
         Ok(out)
     }
