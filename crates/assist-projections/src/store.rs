@@ -281,12 +281,25 @@ impl Store {
         Ok((flipped == 1 && old != gen).then_some(old))
     }
 
-    /// The second half: deletes a replaced generation's rows and indexes.
+    /// The second half: deletes a replaced generation's rows and indexes. The active
+    /// generation and the one being rebuilt are refused.
     pub async fn drop_generation(&self, gen: i64) -> Result<(), StoreError> {
-        if gen == self.active_gen().await? {
+        let (active, building): (i64, Option<i64>) =
+            sqlx::query_as("SELECT active_gen, building_gen FROM view_state WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        let role = if gen == active {
+            Some("the active one")
+        } else if Some(gen) == building {
+            Some("being rebuilt")
+        } else {
+            None
+        };
+        if let Some(role) = role {
             return Err(StoreError::Rows {
                 store: self.name.clone(),
-                reason: format!("generation {gen} is the active one and cannot be dropped"),
+                reason: format!("generation {gen} is {role} and cannot be dropped"),
             });
         }
         self.delete_gen(gen).await

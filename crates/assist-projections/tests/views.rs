@@ -951,3 +951,17 @@ async fn careful_batches_on_postgres_read_back_the_rows_and_ids_they_need() {
     assert_eq!(pg.dump(1).await.unwrap(), lite.dump(1).await.unwrap());
     pg.close().await;
 }
+
+#[tokio::test]
+async fn dropping_the_generation_being_rebuilt_is_refused() {
+    let (_d, _recorder, store, _gen) = scenario().await;
+    let building = store.begin_rebuild().await.unwrap();
+    let err = store.drop_generation(building).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "store {}: generation {building} is being rebuilt and cannot be dropped",
+            store.name()
+        )
+    );
+}
