@@ -563,3 +563,29 @@ impl Store {
         Ok(out)
     }
 }
+
+/// Helpers for the crate's own tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Store;
+
+    /// A fresh SQLite store in `dir` with generation `gen`'s secondary indexes built.
+    pub(crate) async fn sqlite_store_indexed(dir: &std::path::Path, gen: i64) -> Store {
+        let store = Store::open(&format!("sqlite:{}", dir.join("v.db").display()))
+            .await
+            .unwrap();
+        store.ensure_indexes(gen).await.unwrap();
+        store
+    }
+
+    /// The plan SQLite makes for `sql`, its `?`/`$n` bound to `binds`, one line a step.
+    pub(crate) async fn sqlite_plan(store: &Store, sql: &str, binds: &[&str]) -> String {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        let rows = q.fetch_all(&store.pool).await.unwrap();
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+}

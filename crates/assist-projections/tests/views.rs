@@ -403,6 +403,14 @@ async fn all_records(recorder: &assist_ingest::Recorder) -> Vec<Record> {
     out
 }
 
+/// The scenario's records, ingested in `dir`, served on one partition.
+async fn scenario_on_one_partition(dir: &std::path::Path) -> Vec<Record> {
+    let recorder = log_with(dir, &scenario_jsonl()).await;
+    Served::by_stream(all_records(&recorder).await, 1)
+        .parts
+        .remove(0)
+}
+
 /// Generation 1 of `store` dumped without its checkpoint rows (the partition digests
 /// differ when the records do).
 async fn without_checkpoints(store: &Store) -> String {
@@ -755,13 +763,33 @@ async fn a_runner_overtaken_by_another_reads_the_rows_again_instead_of_its_memor
     );
 }
 
-/// The store's per-generation indexes, read from inside a runner's `on_batch` (which
-/// cannot await; the test runs on a multi-thread runtime).
-fn generation_indexes_now(store: &Store) -> Vec<String> {
-    tokio::task::block_in_place(|| {
-        tokio::runtime::Handle::current().block_on(store.generation_indexes())
+/// Projects `log` into generation 1 of `store` and lists the store's per-generation
+/// indexes after each committed batch (read inside `on_batch`, which cannot await: the
+/// test runs on a multi-thread runtime).
+async fn indexes_after_each_batch(
+    log: &dyn PartitionReader,
+    store: &Store,
+    batch: usize,
+) -> Vec<Vec<String>> {
+    let rules = Rules::shipped().unwrap();
+    let mut during = Vec::new();
+    assist_projections::Runner {
+        log,
+        store,
+        rules: &rules,
+        batch,
+    }
+    .catch_up(1, |_| {
+        during.push(
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(store.generation_indexes())
+            })
+            .unwrap(),
+        )
     })
-    .unwrap()
+    .await
+    .unwrap();
+    during
 }
 
 const GEN_1_INDEXES: [&str; 2] = ["audit_by_stream_g1", "clocks_by_subject_g1"];
@@ -771,17 +799,7 @@ async fn a_generation_projected_from_offset_zero_is_indexed_once_caught_up_not_r
     let dir = tempfile::tempdir().unwrap();
     let recorder = log_with(dir.path(), &scenario_jsonl()).await;
     let store = sqlite_store(dir.path(), "views.db").await;
-    let rules = Rules::shipped().unwrap();
-    let mut during = Vec::new();
-    assist_projections::Runner {
-        log: recorder.log().as_ref(),
-        store: &store,
-        rules: &rules,
-        batch: 5,
-    }
-    .catch_up(1, |_| during.push(generation_indexes_now(&store)))
-    .await
-    .unwrap();
+    let during = indexes_after_each_batch(recorder.log().as_ref(), &store, 5).await;
     assert!(during.len() > 3, "{} batches", during.len());
     assert!(during.iter().all(Vec::is_empty), "{during:?}");
     assert_eq!(store.generation_indexes().await.unwrap(), GEN_1_INDEXES);
@@ -812,17 +830,7 @@ async fn a_careful_batch_builds_the_generations_indexes_before_it_looks_rows_up(
             .unwrap();
     }
     // The rest of the log continues from a checkpoint: every batch is careful.
-    let rules = Rules::shipped().unwrap();
-    let mut during = Vec::new();
-    assist_projections::Runner {
-        log: &Served::one(records),
-        store: &store,
-        rules: &rules,
-        batch: 10,
-    }
-    .catch_up(1, |_| during.push(generation_indexes_now(&store)))
-    .await
-    .unwrap();
+    let during = indexes_after_each_batch(&Served::one(records), &store, 10).await;
     assert!(during.len() > 1, "{} batches", during.len());
     assert!(during.iter().all(|i| i == &GEN_1_INDEXES), "{during:?}");
 }
@@ -875,10 +883,7 @@ async fn a_runner_overtaken_on_a_range_with_no_new_event_still_reads_the_rows_ag
     // the other runner 4..8, then the runner's fold of 4..8 from memory must not be
     // written (its dead letter would be a second one).
     let dir = tempfile::tempdir().unwrap();
-    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
-    let mut records = Served::by_stream(all_records(&recorder).await, 1)
-        .parts
-        .remove(0);
+    let mut records = scenario_on_one_partition(dir.path()).await;
     let mut poison = records[0].clone();
     poison.event_id = Some(uuid::Uuid::now_v7());
     poison.payload = b"{\"event_id\": 42, not json".to_vec();
@@ -927,10 +932,7 @@ async fn dropping_the_active_generation_is_refused_and_keeps_its_rows() {
 #[tokio::test]
 async fn careful_batches_on_postgres_read_back_the_rows_and_ids_they_need() {
     let dir = tempfile::tempdir().unwrap();
-    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
-    let mut records = Served::by_stream(all_records(&recorder).await, 1)
-        .parts
-        .remove(0);
+    let mut records = scenario_on_one_partition(dir.path()).await;
     // Repeats at the end: ids a careful batch must find applied.
     let repeats = records[..5].to_vec();
     records.extend(repeats);

@@ -451,28 +451,14 @@ crate::store::impl_cols!(sqlx::sqlite::SqliteRow, sqlx::postgres::PgRow);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
-
-    /// The plan SQLite makes for `sql` with `binds` text values.
-    async fn plan(store: &Store, sql: &str, binds: usize) -> String {
-        let explain = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
-        for i in 0..binds {
-            q = q.bind(format!("key-{i}"));
-        }
-        let rows = q.fetch_all(&store.pool).await.unwrap();
-        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
-    }
+    use crate::store::testing::{sqlite_plan, sqlite_store_indexed};
 
     #[tokio::test]
     async fn a_careful_batch_finds_open_clocks_through_the_generations_index() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite:{}", dir.path().join("v.db").display()))
-            .await
-            .unwrap();
-        store.ensure_indexes(3).await.unwrap();
+        let store = sqlite_store_indexed(dir.path(), 3).await;
         let sql = OPEN_CLOCKS.sql(Dialect::Sqlite, 3, 2);
-        let plan = plan(&store, &sql, 2).await;
+        let plan = sqlite_plan(&store, &sql, &["person-1", "person-2"]).await;
         assert!(plan.contains("USING INDEX clocks_by_subject_g3"), "{plan}");
     }
 }

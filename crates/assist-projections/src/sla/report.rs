@@ -357,27 +357,14 @@ fn stream_events_sql(gen: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{sqlite_plan, sqlite_store_indexed};
 
     #[tokio::test]
     async fn explain_finds_a_subjects_audit_rows_through_the_generations_index() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite:{}", dir.path().join("v.db").display()))
-            .await
-            .unwrap();
-        store.ensure_indexes(2).await.unwrap();
-        let explain = format!("EXPLAIN QUERY PLAN {}", stream_events_sql(2));
-        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&explain)
-            .bind("person-1")
-            .bind("2026-01-01")
-            .bind("2026-02-01")
-            .fetch_all(&store.pool)
-            .await
-            .unwrap();
-        let plan: Vec<String> = rows.into_iter().map(|r| r.3).collect();
-        assert!(
-            plan.iter()
-                .any(|p| p.contains("USING INDEX audit_by_stream_g2")),
-            "{plan:?}"
-        );
+        let store = sqlite_store_indexed(dir.path(), 2).await;
+        let binds = ["person-1", "2026-01-01", "2026-02-01"];
+        let plan = sqlite_plan(&store, &stream_events_sql(2), &binds).await;
+        assert!(plan.contains("USING INDEX audit_by_stream_g2"), "{plan}");
     }
 }
