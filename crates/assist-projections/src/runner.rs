@@ -165,8 +165,8 @@ impl Runner<'_> {
     /// new subjects have no rows, its ids are new); if any check fails, that batch and
     /// everything folded after it in its partition are dropped, and the partition is
     /// projected carefully from its checkpoint, one batch at a time, reading the rows it
-    /// needs. The generation's secondary indexes are built before the first careful batch
-    /// or, when there is none, once every partition is caught up.
+    /// needs. The generation's secondary indexes are built by the first careful batch that
+    /// needs them, or once every partition is caught up.
     pub async fn catch_up_partitions(
         &self,
         gen: i64,
@@ -188,8 +188,6 @@ impl Runner<'_> {
         let mut queue: VecDeque<(u32, bool)> = partitions.iter().map(|&p| (p, true)).collect();
         // The write in flight, of this partition or the one before.
         let mut pending: Option<Pending> = None;
-        // Whether the generation's secondary indexes are known to exist.
-        let mut indexed = false;
         loop {
             let Some((p, mut trust)) = queue.pop_front() else {
                 // The last write: if it proves its partition's memory wrong, that partition
@@ -270,14 +268,11 @@ impl Runner<'_> {
                 if records.is_empty() {
                     break;
                 }
-                if !indexed {
-                    // A careful batch looks rows up by subject: the generation's indexes
-                    // first (a generation projected from offset 0 gets them at the end).
-                    self.store.ensure_indexes(gen).await?;
-                    indexed = true;
-                }
                 let n = records.len() as u64;
-                let (s, m) = match self.apply_batch(gen, p, &records, memory.take()).await {
+                let (s, m) = match self
+                    .apply_batch(gen, p, &records, from, memory.take())
+                    .await
+                {
                     Ok(done) => done,
                     Err(BatchError::Failed(e)) => return Err(e),
                     Err(BatchError::Wrong(why)) => {
@@ -300,10 +295,9 @@ impl Runner<'_> {
                 }
             }
         }
-        if !indexed {
-            // Built in one pass now rather than entry by entry while the batches went in.
-            self.store.ensure_indexes(gen).await?;
-        }
+        // Built in one pass now rather than entry by entry while the batches went in (a
+        // careful batch builds any it needs itself).
+        self.store.ensure_indexes(gen).await?;
         if stats.records > 0 {
             self.store
                 .batch
@@ -316,16 +310,31 @@ impl Runner<'_> {
 
     /// One batch, carefully: in one transaction, the checkpoint read under lock, the rows
     /// of the subjects the memory does not hold read, the batch folded and written.
+    /// `records` were read from offset `read_from`.
     async fn apply_batch(
         &self,
         gen: i64,
         partition: u32,
         records: &[Record],
+        read_from: u64,
         memory: Option<Memory>,
     ) -> Result<(RunStats, Memory), BatchError> {
         let store = self.store;
         let err = |e| BatchError::Failed(store.err(e).into());
         let (mut tx, from, digest) = open_batch(store, gen, partition).await?;
+        if from < read_from {
+            // The checkpoint went back: a second rebuild of this generation started it over.
+            // Nothing from `read_from` on can be applied before what lies under it.
+            tx.rollback().await.map_err(err)?;
+            return Ok((RunStats::default(), Memory::new(from, false)));
+        }
+        // The lookups below go through the generation's indexes: built here if missing (a
+        // store migrated from before they were per generation, or a second rebuild of the
+        // same generation that started it over).
+        let built = tx.ensure_indexes(gen).await.map_err(err)?;
+        if !built.is_empty() {
+            tracing::info!(indexes = %built.join(", "), "built a generation's indexes for a careful batch");
+        }
         // What this runner remembers holds only if nobody else committed since.
         let mut mem = match memory {
             Some(m) if m.next_offset == from => m,

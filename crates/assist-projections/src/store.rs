@@ -305,28 +305,26 @@ impl Store {
         self.delete_gen(gen).await
     }
 
-    /// Creates generation `gen`'s secondary indexes ([`SECONDARY_INDEXES`]) where missing.
+    /// Creates generation `gen`'s secondary indexes ([`SECONDARY_INDEXES`]) where missing,
+    /// unless `gen` is no longer active or being built.
     pub(crate) async fn ensure_indexes(&self, gen: i64) -> Result<(), StoreError> {
-        for (name, table, columns) in SECONDARY_INDEXES {
-            let index = format!("{name}_g{gen}");
-            if self.index_exists(&index).await? {
-                continue;
+        let started = std::time::Instant::now();
+        let err = |e| self.err(e);
+        let mut tx = self.batch.begin_ddl().await.map_err(err)?;
+        let built = match tx.ensure_indexes(gen).await {
+            Ok(built) => built,
+            Err(e) => {
+                tx.rollback().await.ok();
+                return Err(err(e));
             }
-            let started = std::time::Instant::now();
-            let sql = format!(
-                "CREATE INDEX IF NOT EXISTS {index} ON {table} ({columns}) WHERE gen = {gen}"
+        };
+        tx.commit().await.map_err(err)?;
+        if !built.is_empty() {
+            tracing::info!(
+                indexes = %built.join(", "),
+                seconds = started.elapsed().as_secs_f64(),
+                "built a generation's indexes"
             );
-            match sqlx::query(&sql).execute(&self.pool).await {
-                Ok(_) => tracing::info!(
-                    index = %index,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "built a generation's index"
-                ),
-                // Two runners building it at once on PostgreSQL: the second one loses the
-                // race for the index's name in the catalog, and the index is there.
-                Err(_) if self.index_exists(&index).await? => {}
-                Err(e) => return Err(self.err(e)),
-            }
         }
         Ok(())
     }
@@ -367,20 +365,6 @@ impl Store {
             .collect();
         ours.sort();
         Ok(ours)
-    }
-
-    /// Whether the index `name` exists.
-    pub(crate) async fn index_exists(&self, name: &str) -> Result<bool, StoreError> {
-        let sql = match self.dialect {
-            Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = $1",
-            Dialect::Postgres => "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
-        };
-        let n: i64 = sqlx::query_scalar(sql)
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(n > 0)
     }
 
     async fn delete_gen(&self, gen: i64) -> Result<(), StoreError> {
@@ -569,7 +553,8 @@ impl Store {
 pub(crate) mod testing {
     use super::Store;
 
-    /// A fresh SQLite store in `dir` with generation `gen`'s secondary indexes built.
+    /// A fresh SQLite store in `dir` with its active generation's (`gen`, 1) secondary
+    /// indexes built.
     pub(crate) async fn sqlite_store_indexed(dir: &std::path::Path, gen: i64) -> Store {
         let store = Store::open(&format!("sqlite:{}", dir.join("v.db").display()))
             .await

@@ -967,3 +967,109 @@ async fn dropping_the_generation_being_rebuilt_is_refused() {
         )
     );
 }
+
+/// A log that runs `hook` (another runner's work) during its `at`-th read.
+struct Hooked<'a> {
+    log: &'a dyn PartitionReader,
+    reads: std::sync::atomic::AtomicUsize,
+    at: usize,
+    hook: Box<dyn Fn() -> futures_like::BoxFuture<'a> + Send + Sync + 'a>,
+}
+
+mod futures_like {
+    pub type BoxFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+}
+
+#[async_trait]
+impl PartitionReader for Hooked<'_> {
+    fn partition_count(&self) -> u32 {
+        self.log.partition_count()
+    }
+
+    async fn read_partition(
+        &self,
+        p: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, assist_log::LogError> {
+        let out = self.log.read_partition(p, from, max).await?;
+        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.at {
+            (self.hook)().await;
+        }
+        Ok(out)
+    }
+
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>, assist_log::LogError> {
+        self.log.partitions().await
+    }
+}
+
+#[tokio::test]
+async fn a_second_rebuild_of_the_same_generation_does_not_break_the_first_ones_careful_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = scenario_on_one_partition(dir.path()).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    catch_up(&Served::one(records.clone()), &store, 1, 10).await;
+    let gen = store.begin_rebuild().await.unwrap();
+    catch_up(
+        &Served::one(records[..records.len() / 2].to_vec()),
+        &store,
+        gen,
+        10,
+    )
+    .await;
+    // The first rebuild's next pass is careful; a second rebuild of the same number starts
+    // the generation over (rows, checkpoints and indexes) during its second read.
+    let log = Served::one(records.clone());
+    let second = store.clone();
+    let reader = Hooked {
+        log: &log,
+        reads: Default::default(),
+        at: 2,
+        hook: Box::new(move || {
+            let s = second.clone();
+            Box::pin(async move {
+                assert_eq!(s.begin_rebuild().await.unwrap(), 2);
+            })
+        }),
+    };
+    catch_up(&reader, &store, gen, 10).await;
+    store.finish_rebuild(gen).await.unwrap();
+    let clean = sqlite_store(dir.path(), "clean.db").await;
+    catch_up(&log, &clean, 1, 10).await;
+    assert_eq!(store.dump(gen).await.unwrap(), clean.dump(1).await.unwrap());
+    assert_eq!(
+        store.generation_indexes().await.unwrap(),
+        ["audit_by_stream_g2", "clocks_by_subject_g2"]
+    );
+}
+
+#[tokio::test]
+async fn a_runner_left_behind_by_a_swap_does_not_index_the_dropped_generation_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Served::one(scenario_on_one_partition(dir.path()).await);
+    let store = sqlite_store(dir.path(), "views.db").await;
+    catch_up(&log, &store, 1, 10).await;
+    let gen = store.begin_rebuild().await.unwrap();
+    catch_up(&log, &store, gen, 10).await;
+    // A worker still on generation 1, with nothing new to project, while the rebuild swaps
+    // generation 2 in and drops 1.
+    let rebuild = store.clone();
+    let reader = Hooked {
+        log: &log,
+        reads: Default::default(),
+        at: 1,
+        hook: Box::new(move || {
+            let s = rebuild.clone();
+            Box::pin(async move {
+                let old = s.swap_in(2).await.unwrap();
+                s.drop_generation(old.unwrap()).await.unwrap();
+            })
+        }),
+    };
+    catch_up(&reader, &store, 1, 10).await;
+    assert_eq!(
+        store.generation_indexes().await.unwrap(),
+        ["audit_by_stream_g2", "clocks_by_subject_g2"]
+    );
+}

@@ -644,6 +644,12 @@ pub async fn rebuild_cmd(dir: &Path, opts: &ViewOptions, _args: RebuildArgs) -> 
     stats.records += more.records;
     let old = views.store.swap_in(gen).await?;
     bar.finish_and_clear();
+    let active = views.store.active_gen().await?;
+    if active != gen {
+        bail!(
+            "generation {gen} was not swapped in: generation {active} is active (another rebuild finished first)"
+        );
+    }
     let secs = t.elapsed().as_secs_f64();
     println!(
         "rebuilt generation {gen} from {} records in {secs:.1} s ({:.0} events/s); it is now the active one",

@@ -9,7 +9,7 @@ mod sqlite;
 use crate::caseload::Case;
 use crate::runner::{case_from, clock_from};
 use crate::sla::Clock;
-use crate::store::{Dialect, Val};
+use crate::store::{Dialect, Val, SECONDARY_INDEXES};
 use sqlx::pool::PoolOptions;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -196,6 +196,16 @@ impl BatchPool {
     }
 }
 
+impl BatchPool {
+    /// A transaction for a generation's indexes (SQLite: the write lock up front).
+    pub(crate) async fn begin_ddl(&self) -> Result<BatchTx, sqlx::Error> {
+        Ok(match self {
+            BatchPool::Sqlite(p) => BatchTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            BatchPool::Postgres(p) => BatchTx::Postgres(p.begin().await?),
+        })
+    }
+}
+
 /// One batch's transaction.
 pub(crate) enum BatchTx {
     Sqlite(Transaction<'static, Sqlite>),
@@ -316,6 +326,65 @@ impl BatchTx {
     /// The active generation and the one being rebuilt, if any.
     pub(crate) async fn view_state(&mut self) -> Result<(i64, Option<i64>), sqlx::Error> {
         on_tx!(self, c => sqlx::query_as("SELECT active_gen, building_gen FROM view_state WHERE id = 1").fetch_one(&mut **c).await)
+    }
+
+    /// Creates generation `gen`'s missing secondary indexes (`SECONDARY_INDEXES`) in this
+    /// transaction, and returns their names. Nothing is built for a generation that is no
+    /// longer active or being built: that is decided under a lock a swap must wait for
+    /// (SQLite's write lock; the `view_state` row on PostgreSQL), so a generation dropped
+    /// after its swap never gets its indexes back. A careful batch calls this in its own
+    /// transaction, so the index its lookups name cannot vanish before they run.
+    pub(crate) async fn ensure_indexes(&mut self, gen: i64) -> Result<Vec<String>, sqlx::Error> {
+        if self.missing_indexes(gen).await?.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (active, building) = match self {
+            BatchTx::Sqlite(_) => self.view_state().await?,
+            BatchTx::Postgres(c) => {
+                // One builder at a time: two would race for the index's name in the catalog.
+                sqlx::query("SELECT pg_advisory_xact_lock(7340201)")
+                    .execute(&mut **c)
+                    .await?;
+                sqlx::query_as(
+                    "SELECT active_gen, building_gen FROM view_state WHERE id = 1 FOR SHARE",
+                )
+                .fetch_one(&mut **c)
+                .await?
+            }
+        };
+        if gen != active && Some(gen) != building {
+            return Ok(Vec::new());
+        }
+        let mut built = Vec::new();
+        for (index, table, columns) in self.missing_indexes(gen).await? {
+            let sql = format!("CREATE INDEX {index} ON {table} ({columns}) WHERE gen = {gen}");
+            on_tx!(self, c => {
+                sqlx::query(&sql).execute(&mut **c).await?;
+            });
+            built.push(index);
+        }
+        Ok(built)
+    }
+
+    /// Generation `gen`'s secondary indexes that do not exist, as (name, table, columns).
+    async fn missing_indexes(
+        &mut self,
+        gen: i64,
+    ) -> Result<Vec<(String, &'static str, &'static str)>, sqlx::Error> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = $1",
+            Dialect::Postgres => "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
+        };
+        let mut missing = Vec::new();
+        for (name, table, columns) in SECONDARY_INDEXES {
+            let index = format!("{name}_g{gen}");
+            let n: i64 =
+                on_tx!(self, c => sqlx::query_scalar(sql).bind(&index).fetch_one(&mut **c).await?);
+            if n == 0 {
+                missing.push((index, *table, *columns));
+            }
+        }
+        Ok(missing)
     }
 
     /// The partition's next offset and digest so far.
@@ -456,9 +525,9 @@ mod tests {
     #[tokio::test]
     async fn a_careful_batch_finds_open_clocks_through_the_generations_index() {
         let dir = tempfile::tempdir().unwrap();
-        let store = sqlite_store_indexed(dir.path(), 3).await;
-        let sql = OPEN_CLOCKS.sql(Dialect::Sqlite, 3, 2);
+        let store = sqlite_store_indexed(dir.path(), 1).await;
+        let sql = OPEN_CLOCKS.sql(Dialect::Sqlite, 1, 2);
         let plan = sqlite_plan(&store, &sql, &["person-1", "person-2"]).await;
-        assert!(plan.contains("USING INDEX clocks_by_subject_g3"), "{plan}");
+        assert!(plan.contains("USING INDEX clocks_by_subject_g1"), "{plan}");
     }
 }
