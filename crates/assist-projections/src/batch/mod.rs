@@ -118,7 +118,10 @@ impl BatchPool {
                 let options = SqliteConnectOptions::from_str(url)?
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(30))
+                    // Another process may hold the write lock for minutes at 10M events:
+                    // building a generation's indexes, or dropping an old generation. A
+                    // batch waits for it rather than failing.
+                    .busy_timeout(Duration::from_secs(600))
                     .pragma("cache_size", "-131072")
                     .pragma("temp_store", "memory")
                     .pragma("wal_autocheckpoint", "16384")
