@@ -691,20 +691,20 @@ async fn a_stream_continued_on_another_partition_in_a_later_run_keeps_its_chain(
     }
 }
 
-/// A log whose `at`-th read of partition 0 first lets another runner project the
-/// partition up to `upto`, as a second worker owning it briefly during a rebalance does;
-/// the other runner starts once the reading runner's own commits reach `after`.
-struct Overtaken<'a> {
-    log: &'a Served,
-    store: &'a Store,
+/// A log that runs `hook` (another runner's work) during its `at`-th read.
+struct Hooked<'a> {
+    log: &'a dyn PartitionReader,
     reads: std::sync::atomic::AtomicUsize,
     at: usize,
-    after: u64,
-    upto: u64,
+    hook: Box<dyn Fn() -> futures_like::BoxFuture<'a> + Send + Sync + 'a>,
+}
+
+mod futures_like {
+    pub type BoxFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 }
 
 #[async_trait]
-impl PartitionReader for Overtaken<'_> {
+impl PartitionReader for Hooked<'_> {
     fn partition_count(&self) -> u32 {
         self.log.partition_count()
     }
@@ -716,18 +716,8 @@ impl PartitionReader for Overtaken<'_> {
         max: usize,
     ) -> Result<Vec<Record>, assist_log::LogError> {
         let out = self.log.read_partition(p, from, max).await?;
-        if p == 0 && self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.at {
-            while assist_projections::runner::checkpoint(self.store, 1, 0)
-                .await
-                .unwrap()
-                .0
-                < self.after
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-            let mut head = self.log.parts.clone();
-            head[0].truncate(self.upto as usize);
-            catch_up(&Served::placed(head), self.store, 1, 2).await;
+        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.at {
+            (self.hook)().await;
         }
         Ok(out)
     }
@@ -737,28 +727,53 @@ impl PartitionReader for Overtaken<'_> {
     }
 }
 
+/// `log`, whose `at`-th read first lets another runner project partition 0 up to `upto`, as
+/// a second worker owning it briefly during a rebalance does; the other runner starts once
+/// the reading runner's own commits reach `after`.
+fn overtaken<'a>(
+    log: &'a Served,
+    store: &'a Store,
+    at: usize,
+    after: u64,
+    upto: u64,
+) -> Hooked<'a> {
+    Hooked {
+        log,
+        reads: Default::default(),
+        at,
+        hook: Box::new(move || {
+            Box::pin(async move {
+                while assist_projections::runner::checkpoint(store, 1, 0)
+                    .await
+                    .unwrap()
+                    .0
+                    < after
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                let mut head = log.parts.clone();
+                head[0].truncate(upto as usize);
+                catch_up(&Served::placed(head), store, 1, 2).await;
+            })
+        }),
+    }
+}
+
 #[tokio::test]
 async fn a_runner_overtaken_by_another_reads_the_rows_again_instead_of_its_memory() {
     let dir = tempfile::tempdir().unwrap();
     let recorder = log_with(dir.path(), &scenario_jsonl()).await;
     let log = Served::by_stream(all_records(&recorder).await, 2);
     assert!(log.parts[0].len() >= 20, "{}", log.parts[0].len());
-    let overtaken = sqlite_store(dir.path(), "overtaken.db").await;
+    let overtaken_store = sqlite_store(dir.path(), "overtaken.db").await;
     // The runner commits offsets 0..4 and 4..8, reads 8..12, then finds the other
     // runner's checkpoint at 14: it must fold 14.. onto the other's rows, not its memory.
-    let reader = Overtaken {
-        log: &log,
-        store: &overtaken,
-        reads: Default::default(),
-        at: 3,
-        after: 0,
-        upto: 14,
-    };
-    catch_up(&reader, &overtaken, 1, 4).await;
+    let reader = overtaken(&log, &overtaken_store, 3, 0, 14);
+    catch_up(&reader, &overtaken_store, 1, 4).await;
     let clean = sqlite_store(dir.path(), "clean.db").await;
     catch_up(&log, &clean, 1, 4).await;
     assert_eq!(
-        overtaken.dump(1).await.unwrap(),
+        overtaken_store.dump(1).await.unwrap(),
         clean.dump(1).await.unwrap()
     );
 }
@@ -893,23 +908,16 @@ async fn a_runner_overtaken_on_a_range_with_no_new_event_still_reads_the_rows_ag
     records.extend(repeats);
     records.extend(tail);
     let log = Served::one(records);
-    let overtaken = sqlite_store(dir.path(), "overtaken.db").await;
-    let reader = Overtaken {
-        log: &log,
-        store: &overtaken,
-        reads: Default::default(),
-        at: 3,
-        after: 4,
-        upto: 8,
-    };
-    let stats = catch_up(&reader, &overtaken, 1, 4).await;
+    let overtaken_store = sqlite_store(dir.path(), "overtaken.db").await;
+    let reader = overtaken(&log, &overtaken_store, 3, 4, 8);
+    let stats = catch_up(&reader, &overtaken_store, 1, 4).await;
     assert_eq!(
         stats.dead_letters, 0,
         "the other runner wrote the dead letter"
     );
     let clean = sqlite_store(dir.path(), "clean.db").await;
     catch_up(&log, &clean, 1, 4).await;
-    let dump = overtaken.dump(1).await.unwrap();
+    let dump = overtaken_store.dump(1).await.unwrap();
     assert_eq!(table(&dump, "dead_letters").len(), 1);
     assert_eq!(dump, clean.dump(1).await.unwrap());
 }
@@ -966,42 +974,6 @@ async fn dropping_the_generation_being_rebuilt_is_refused() {
             store.name()
         )
     );
-}
-
-/// A log that runs `hook` (another runner's work) during its `at`-th read.
-struct Hooked<'a> {
-    log: &'a dyn PartitionReader,
-    reads: std::sync::atomic::AtomicUsize,
-    at: usize,
-    hook: Box<dyn Fn() -> futures_like::BoxFuture<'a> + Send + Sync + 'a>,
-}
-
-mod futures_like {
-    pub type BoxFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
-}
-
-#[async_trait]
-impl PartitionReader for Hooked<'_> {
-    fn partition_count(&self) -> u32 {
-        self.log.partition_count()
-    }
-
-    async fn read_partition(
-        &self,
-        p: u32,
-        from: u64,
-        max: usize,
-    ) -> Result<Vec<Record>, assist_log::LogError> {
-        let out = self.log.read_partition(p, from, max).await?;
-        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.at {
-            (self.hook)().await;
-        }
-        Ok(out)
-    }
-
-    async fn partitions(&self) -> Result<Vec<PartitionInfo>, assist_log::LogError> {
-        self.log.partitions().await
-    }
 }
 
 #[tokio::test]
