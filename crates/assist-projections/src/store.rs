@@ -41,6 +41,35 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str)] = &[
     ("clocks_by_subject", "clocks", "gen, subject, is_open"),
 ];
 
+/// The name of generation `gen`'s copy of the secondary index `name`.
+pub(crate) fn generation_index(name: &str, gen: i64) -> String {
+    format!("{name}_g{gen}")
+}
+
+impl Dialect {
+    /// The names of every index in the store's schema.
+    pub(crate) fn index_names_sql(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'index'",
+            Dialect::Postgres => {
+                "SELECT CAST(indexname AS TEXT) FROM pg_indexes WHERE schemaname = current_schema()"
+            }
+        }
+    }
+}
+
+/// Generation `gen`'s secondary indexes not among `existing`, as (name, table, columns).
+pub(crate) fn missing_indexes(
+    existing: &[String],
+    gen: i64,
+) -> Vec<(String, &'static str, &'static str)> {
+    SECONDARY_INDEXES
+        .iter()
+        .map(|(name, table, columns)| (generation_index(name, gen), *table, *columns))
+        .filter(|(index, _, _)| !existing.contains(index))
+        .collect()
+}
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -237,7 +266,12 @@ impl Store {
 
     /// The generation queries read.
     pub async fn active_gen(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT active_gen FROM view_state WHERE id = 1")
+        Ok(self.generations().await?.0)
+    }
+
+    /// The generation queries read, and the one being rebuilt, if any.
+    async fn generations(&self) -> Result<(i64, Option<i64>), StoreError> {
+        sqlx::query_as("SELECT active_gen, building_gen FROM view_state WHERE id = 1")
             .fetch_one(&self.pool)
             .await
             .map_err(|e| self.err(e))
@@ -284,11 +318,7 @@ impl Store {
     /// The second half: deletes a replaced generation's rows and indexes. The active
     /// generation and the one being rebuilt are refused.
     pub async fn drop_generation(&self, gen: i64) -> Result<(), StoreError> {
-        let (active, building): (i64, Option<i64>) =
-            sqlx::query_as("SELECT active_gen, building_gen FROM view_state WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
+        let (active, building) = self.generations().await?;
         let role = if gen == active {
             Some("the active one")
         } else if Some(gen) == building {
@@ -308,6 +338,11 @@ impl Store {
     /// Creates generation `gen`'s secondary indexes ([`SECONDARY_INDEXES`]) where missing,
     /// unless `gen` is no longer active or being built.
     pub(crate) async fn ensure_indexes(&self, gen: i64) -> Result<(), StoreError> {
+        // Read first: every command catches up before it queries, and should not take the
+        // write lock for indexes that are there.
+        if missing_indexes(&self.index_names().await?, gen).is_empty() {
+            return Ok(());
+        }
         let started = std::time::Instant::now();
         let err = |e| self.err(e);
         let mut tx = self.batch.begin_ddl().await.map_err(err)?;
@@ -332,10 +367,13 @@ impl Store {
     /// Drops generation `gen`'s secondary indexes (before its rows go: fewer to update).
     async fn drop_indexes(&self, gen: i64) -> Result<(), StoreError> {
         for (name, _, _) in SECONDARY_INDEXES {
-            sqlx::query(&format!("DROP INDEX IF EXISTS {name}_g{gen}"))
-                .execute(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
+            sqlx::query(&format!(
+                "DROP INDEX IF EXISTS {}",
+                generation_index(name, gen)
+            ))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
         }
         Ok(())
     }
@@ -343,17 +381,9 @@ impl Store {
     /// The per-generation secondary indexes the store holds, by name, sorted
     /// (`audit_by_stream_g1`, …): which generations are ready for their queries.
     pub async fn generation_indexes(&self) -> Result<Vec<String>, StoreError> {
-        let sql = match self.dialect {
-            Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'index'",
-            Dialect::Postgres => {
-                "SELECT CAST(indexname AS TEXT) FROM pg_indexes WHERE schemaname = current_schema()"
-            }
-        };
-        let names: Vec<String> = sqlx::query_scalar(sql)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        let mut ours: Vec<String> = names
+        let mut ours: Vec<String> = self
+            .index_names()
+            .await?
             .into_iter()
             .filter(|n| {
                 SECONDARY_INDEXES.iter().any(|(base, _, _)| {
@@ -365,6 +395,14 @@ impl Store {
             .collect();
         ours.sort();
         Ok(ours)
+    }
+
+    /// Every index in the store's schema, by name.
+    pub(crate) async fn index_names(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(self.dialect.index_names_sql())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
     }
 
     async fn delete_gen(&self, gen: i64) -> Result<(), StoreError> {

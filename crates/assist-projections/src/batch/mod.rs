@@ -9,7 +9,7 @@ mod sqlite;
 use crate::caseload::Case;
 use crate::runner::{case_from, clock_from};
 use crate::sla::Clock;
-use crate::store::{Dialect, Val, SECONDARY_INDEXES};
+use crate::store::{generation_index, Dialect, Val};
 use sqlx::pool::PoolOptions;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -262,7 +262,7 @@ impl Lookup {
             Dialect::Sqlite => {
                 let indexed_by = self
                     .sqlite_index
-                    .map(|index| format!(" INDEXED BY {index}_g{gen}"))
+                    .map(|index| format!(" INDEXED BY {}", generation_index(index, gen)))
                     .unwrap_or_default();
                 let filter = self.filter.map(|f| format!(" AND {f}")).unwrap_or_default();
                 // Anonymous `?`: sqlx finds every named `$n` by a linear scan.
@@ -374,20 +374,10 @@ impl BatchTx {
         &mut self,
         gen: i64,
     ) -> Result<Vec<(String, &'static str, &'static str)>, sqlx::Error> {
-        let sql = match self.dialect() {
-            Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = $1",
-            Dialect::Postgres => "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
-        };
-        let mut missing = Vec::new();
-        for (name, table, columns) in SECONDARY_INDEXES {
-            let index = format!("{name}_g{gen}");
-            let n: i64 =
-                on_tx!(self, c => sqlx::query_scalar(sql).bind(&index).fetch_one(&mut **c).await?);
-            if n == 0 {
-                missing.push((index, *table, *columns));
-            }
-        }
-        Ok(missing)
+        let sql = self.dialect().index_names_sql();
+        let existing: Vec<String> =
+            on_tx!(self, c => sqlx::query_scalar(sql).fetch_all(&mut **c).await?);
+        Ok(crate::store::missing_indexes(&existing, gen))
     }
 
     /// The partition's next offset and digest so far.

@@ -4,7 +4,10 @@
 
 use super::{Clock, Rules, Status};
 use crate::runner::clock_from;
-use crate::store::{ts, Dialect, Store, StoreError};
+use crate::store::{generation_index, ts, Dialect, Store, StoreError};
+
+/// The secondary index `sla explain` reads a subject's audit rows through.
+const AUDIT_BY_STREAM: &str = "audit_by_stream";
 use assist_catalog::Event;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -294,8 +297,10 @@ pub async fn explain(
         .or(c.cancelled_at)
         .map(ts)
         .unwrap_or_else(|| "9999".into());
-    let index = format!("audit_by_stream_g{gen}");
-    let indexed = store.generation_indexes().await?.contains(&index);
+    let indexed = store
+        .index_names()
+        .await?
+        .contains(&generation_index(AUDIT_BY_STREAM, gen));
     let rows = sqlx::query(&stream_events_sql(store.dialect(), gen, indexed))
         .bind(&c.subject)
         .bind(ts(c.started_at))
@@ -353,7 +358,9 @@ pub async fn explain(
 /// primary key's `gen` prefix, the whole generation, instead.
 fn stream_events_sql(dialect: Dialect, gen: i64, indexed: bool) -> String {
     let indexed_by = match (dialect, indexed) {
-        (Dialect::Sqlite, true) => format!(" INDEXED BY audit_by_stream_g{gen}"),
+        (Dialect::Sqlite, true) => {
+            format!(" INDEXED BY {}", generation_index(AUDIT_BY_STREAM, gen))
+        }
         _ => String::new(),
     };
     format!(
