@@ -58,9 +58,35 @@ impl StreamId {
     }
 }
 
+impl StreamId {
+    /// The stream's name, `person-<uuid>` (what `to_string` gives, built in one allocation:
+    /// the projection names a stream several times per event).
+    pub fn name(&self) -> String {
+        let mut buf = Uuid::encode_buffer();
+        let id = self.id.hyphenated().encode_lower(&mut buf);
+        let prefix = self.kind.prefix();
+        let mut name = String::with_capacity(prefix.len() + 1 + id.len());
+        name.push_str(prefix);
+        name.push('-');
+        name.push_str(id);
+        name
+    }
+
+    /// Whether `text` is this stream's name, without building the name.
+    pub fn is_named(&self, text: &str) -> bool {
+        let mut buf = Uuid::encode_buffer();
+        text.strip_prefix(self.kind.prefix())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|id| id == self.id.hyphenated().encode_lower(&mut buf))
+    }
+}
+
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.kind.prefix(), self.id.hyphenated())
+        let mut buf = Uuid::encode_buffer();
+        f.write_str(self.kind.prefix())?;
+        f.write_str("-")?;
+        f.write_str(self.id.hyphenated().encode_lower(&mut buf))
     }
 }
 
@@ -78,7 +104,7 @@ impl FromStr for StreamId {
         };
         // Only the canonical lower-case hyphenated form, so one subject has one stream name.
         let id = Uuid::try_parse(rest).map_err(|_| err())?;
-        if id.hyphenated().to_string() != rest {
+        if id.hyphenated().encode_lower(&mut Uuid::encode_buffer()) != rest {
             return Err(err());
         }
         Ok(Self { kind, id })
@@ -93,8 +119,18 @@ impl Serialize for StreamId {
 
 impl<'de> Deserialize<'de> for StreamId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        // Parsed from the text where it lies (no copy into a String first).
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = StreamId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a stream name")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<StreamId, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 

@@ -390,22 +390,18 @@ impl PartitionReader for EmbeddedLog {
     ) -> Result<Vec<Record>, LogError> {
         self.check_partition(partition)?;
         let from = from.min((1 << OFFSET_BITS) - 1);
-        let rows = sqlx::query(
-            "SELECT position, stream, event_id, payload FROM events
-             WHERE position >= ? AND position < ? ORDER BY position LIMIT ?",
-        )
-        .bind(encode(Position {
+        let lo = encode(Position {
             partition,
             offset: from,
-        }))
-        .bind(encode(Position {
+        });
+        let hi = encode(Position {
             partition: partition + 1,
             offset: 0,
-        }))
-        .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(record).collect()
+        });
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let mut conn = self.pool.acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        crate::scan::events(&mut handle, lo, hi, max, decode)
     }
 
     async fn partitions(&self) -> Result<Vec<PartitionInfo>, LogError> {

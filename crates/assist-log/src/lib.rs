@@ -10,6 +10,7 @@
 pub mod conformance;
 mod embedded;
 mod partition;
+mod scan;
 
 pub use embedded::{stream_key, EmbeddedLog};
 pub use partition::{murmur2, partition_for, DEFAULT_PARTITIONS};

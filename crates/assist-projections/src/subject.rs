@@ -26,7 +26,7 @@ pub fn apply(rules: &Rules, case: &mut Option<Case>, clocks: &mut Vec<Clock>, ev
 pub fn fold<'a>(rules: &Rules, events: impl IntoIterator<Item = &'a Event>) -> Subjects {
     let (mut cases, mut clocks): Subjects = (HashMap::new(), HashMap::new());
     for e in events {
-        let subject = e.meta.stream.to_string();
+        let subject = e.meta.stream.name();
         apply(
             rules,
             cases.entry(subject.clone()).or_default(),

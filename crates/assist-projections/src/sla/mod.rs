@@ -170,7 +170,7 @@ pub fn apply(rules: &Rules, clocks: &mut Vec<Clock>, event: &Event, who: &Respon
             for step in &policy.steps {
                 clocks.push(Clock {
                     clock_id: format!("{}/{}/{}", policy.id, step.id, id),
-                    subject: event.meta.stream.to_string(),
+                    subject: event.meta.stream.name(),
                     policy: policy.id.clone(),
                     step: step.id.clone(),
                     key: key.clone(),
