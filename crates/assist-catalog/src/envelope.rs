@@ -76,10 +76,13 @@ pub struct Event {
     pub data: EventData,
 }
 
-/// The JSON form of an event, as services send it and as the log stores it.
+/// The JSON form of an event, as services send it and as the log stores it. `data` is a
+/// JSON value (upcast and checked field by field); a reader that only wants events valid at
+/// their current version can leave it as raw text (`WireEvent<&RawValue>`, see
+/// [`decode_stored`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WireEvent {
+pub struct WireEvent<D = Value> {
     /// UUIDv7.
     #[serde(deserialize_with = "de_uuid")]
     pub event_id: Uuid,
@@ -113,7 +116,7 @@ pub struct WireEvent {
     #[serde(default, deserialize_with = "de_opt_uuid")]
     pub causation_id: Option<Uuid>,
     /// The payload, checked against the type's schema.
-    pub data: Value,
+    pub data: D,
 }
 
 /// Where an event is being read: sent to ingest (plaintext personal data, times checked
@@ -227,11 +230,9 @@ impl Event {
         let m = &self.meta;
         let mut v = Violations::default();
         let version = m.event_id.get_version_num();
-        v.check(
-            version == 7,
-            "event_id",
-            format!("must be a UUIDv7 (time-ordered), got version {version}"),
-        );
+        v.check_with(version == 7, "event_id", || {
+            format!("must be a UUIDv7 (time-ordered), got version {version}")
+        });
         v.check(
             m.causation_id != Some(m.event_id),
             "causation_id",
@@ -239,46 +240,42 @@ impl Event {
         );
         let name = self.data.type_name();
         if let Some(t) = event_type(name) {
-            v.check(
-                t.subjects.admits(m.stream.kind),
-                "stream",
+            v.check_with(t.subjects.admits(m.stream.kind), "stream", || {
                 format!(
                     "event type {name:?} does not belong on a {} stream",
                     m.stream.kind.prefix()
-                ),
-            );
+                )
+            });
         }
-        v.check(
-            m.occurred_at <= m.recorded_at,
-            "occurred_at",
+        v.check_with(m.occurred_at <= m.recorded_at, "occurred_at", || {
             format!(
                 "{} is after recorded_at {}",
                 m.occurred_at
                     .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                 m.recorded_at
                     .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-            ),
-        );
-        v.check(
+            )
+        });
+        v.check_with(
             m.occurred_at >= earliest_occurred_at(),
             "occurred_at",
-            format!(
-                "{} is before 2000-01-01",
-                m.occurred_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-            ),
+            || {
+                format!(
+                    "{} is before 2000-01-01",
+                    m.occurred_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                )
+            },
         );
         if let Form::Ingest { now } = form {
-            v.check(
-                m.recorded_at <= now + CLOCK_SKEW,
-                "recorded_at",
+            v.check_with(m.recorded_at <= now + CLOCK_SKEW, "recorded_at", || {
                 format!(
                     "{} is in the future (ingest clock {}, 5 minutes of skew allowed)",
                     m.recorded_at
                         .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                     now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-                ),
-            );
+                )
+            });
         }
         for (field, value) in self.data.personal_fields() {
             match (form, value) {
@@ -359,6 +356,33 @@ pub fn decode_wire_event(wire: WireEvent, form: Form) -> Result<Event, EventErro
         return Err(EventError::Invalid(found));
     }
     Ok(event)
+}
+
+/// An event read back from the log, decoded straight from its bytes with no JSON value in
+/// between: `Some` only when it is valid at its type's current version (what the log holds
+/// almost always). `None` says nothing about why: ask [`decode_wire_event`] or [`decode`],
+/// which upcast older versions and name what is wrong. The projection reads every event of
+/// the log, and building a JSON value for each `data` was a fifth of its decoding.
+pub fn decode_stored(bytes: &[u8]) -> Option<Event> {
+    let wire: WireEvent<&serde_json::value::RawValue> = serde_json::from_slice(bytes).ok()?;
+    let data = crate::registry::decode_current_text(
+        &wire.type_name,
+        wire.schema_version,
+        wire.data.get(),
+    )?;
+    let event = Event {
+        meta: Meta {
+            event_id: wire.event_id,
+            stream: wire.stream,
+            occurred_at: wire.occurred_at,
+            recorded_at: wire.recorded_at?,
+            actor: wire.actor,
+            correlation_id: wire.correlation_id?,
+            causation_id: wire.causation_id,
+        },
+        data,
+    };
+    event.violations(Form::Stored).is_empty().then_some(event)
 }
 
 fn invalid(path: &str, message: impl Into<String>) -> EventError {

@@ -15,7 +15,8 @@ pub mod schema;
 pub mod violation;
 
 pub use envelope::{
-    decode, decode_wire, decode_wire_event, Actor, Decoded, Event, Form, Meta, Role, WireEvent,
+    decode, decode_stored, decode_wire, decode_wire_event, Actor, Decoded, Event, Form, Meta, Role,
+    WireEvent,
 };
 pub use ids::{StaffId, StreamId, SubjectKind};
 pub use personal::{Personal, Sealed};

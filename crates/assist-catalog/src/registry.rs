@@ -116,6 +116,23 @@ fn decode_checked<T: DeserializeOwned + Validate>(data: Value) -> Result<T, Vec<
     }
 }
 
+/// `data` parsed straight from its text into `T` and valid, or `None`.
+fn decode_checked_text<T: DeserializeOwned + Validate>(data: &str) -> Option<T> {
+    let t: T = serde_json::from_str(data).ok()?;
+    let mut v = Violations::default();
+    t.validate("data", &mut v);
+    v.is_empty().then_some(t)
+}
+
+/// `data` of type `name` written at `version`, when that is the type's current version and
+/// the text is valid: the fast path of [`crate::envelope::decode_stored`].
+pub(crate) fn decode_current_text(name: &str, version: u32, data: &str) -> Option<EventData> {
+    if event_type(name)?.version != version {
+        return None;
+    }
+    EventData::decode_current_text(name, data)
+}
+
 fn to_data<T: Serialize>(t: &T) -> Value {
     // Serializing our own plain data types cannot fail: no maps with non-string keys, no I/O.
     serde_json::to_value(t).unwrap_or(Value::Null)
@@ -154,6 +171,14 @@ macro_rules! catalog {
 
             fn validate_into(&self, v: &mut Violations) {
                 match self { $( EventData::$variant(d) => d.validate("data", v), )* }
+            }
+
+            /// `data` of type `name` at its current version, parsed from its text and valid.
+            fn decode_current_text(name: &str, data: &str) -> Option<Self> {
+                match name {
+                    $( $name => decode_checked_text::<$ty>(data).map(EventData::$variant), )*
+                    _ => None,
+                }
             }
 
             fn decode_current(name: &str, data: Value) -> Result<Self, EventError> {

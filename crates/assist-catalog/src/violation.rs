@@ -41,13 +41,24 @@ impl Violations {
         }
     }
 
+    /// Like [`Violations::check`], with the message built only when the check fails: every
+    /// event read is checked, and most messages quote values that take time to format.
+    pub fn check_with(
+        &mut self,
+        ok: bool,
+        path: impl Into<String>,
+        message: impl FnOnce() -> String,
+    ) {
+        if !ok {
+            self.push(path, message());
+        }
+    }
+
     /// Checks that an amount of money or hours is a finite number `>= 0`.
     pub fn non_negative(&mut self, value: f64, path: &str) {
-        self.check(
-            value.is_finite() && value >= 0.0,
-            path,
-            format!("must be >= 0, got {value}"),
-        );
+        self.check_with(value.is_finite() && value >= 0.0, path, || {
+            format!("must be >= 0, got {value}")
+        });
     }
 
     /// Checks that a short label (a name of a course, an employer, a job) is not blank and at most `max` characters.

@@ -53,20 +53,23 @@ pub struct RunStats {
 
 /// Decodes a stored record into an event, or says why it cannot be projected.
 pub fn decode_record(r: &Record) -> Result<Event, String> {
-    // Straight from the bytes when they read as an event; through a JSON value otherwise,
-    // which says precisely what is wrong.
+    // Straight from the bytes when the event is valid at its current version (almost
+    // always); else through a JSON value, which upcasts and says precisely what is wrong.
     let direct = r.payload.trim_ascii_start().first() == Some(&b'{');
-    let event = match direct.then(|| serde_json::from_slice::<WireEvent>(&r.payload)) {
-        Some(Ok(wire)) => decode_wire_event(wire, Form::Stored).map_err(|e| e.to_string())?,
-        _ => {
-            let value: serde_json::Value =
-                serde_json::from_slice(&r.payload).map_err(|e| format!("not JSON: {e}"))?;
-            decode(value, Form::Stored)
-                .map_err(|e| e.to_string())?
-                .event
-        }
+    let event = match direct.then(|| assist_catalog::decode_stored(&r.payload)) {
+        Some(Some(event)) => event,
+        _ => match direct.then(|| serde_json::from_slice::<WireEvent>(&r.payload)) {
+            Some(Ok(wire)) => decode_wire_event(wire, Form::Stored).map_err(|e| e.to_string())?,
+            _ => {
+                let value: serde_json::Value =
+                    serde_json::from_slice(&r.payload).map_err(|e| format!("not JSON: {e}"))?;
+                decode(value, Form::Stored)
+                    .map_err(|e| e.to_string())?
+                    .event
+            }
+        },
     };
-    if event.meta.stream.to_string() != r.stream {
+    if !event.meta.stream.is_named(&r.stream) {
         return Err(format!(
             "keyed as {} but the event is on {}",
             r.stream, event.meta.stream
@@ -99,6 +102,11 @@ struct Memory {
 /// partition before it forgets them and reads rows again.
 const MEMORY_SUBJECTS: usize = 2_000_000;
 const MEMORY_IDS: usize = 20_000_000;
+
+/// Events in the first batch a catch-up reads, at most: the write of a batch overlaps the
+/// fold of the next, so a small first batch starts the writing sooner (with a full-size
+/// one, one core waited for the whole first fold).
+const FIRST_BATCH: usize = 4_096;
 
 impl Memory {
     fn new(next_offset: u64, complete: bool) -> Memory {
@@ -188,6 +196,8 @@ impl Runner<'_> {
         let mut queue: VecDeque<(u32, bool)> = partitions.iter().map(|&p| (p, true)).collect();
         // The write in flight, of this partition or the one before.
         let mut pending: Option<Pending> = None;
+        // The size of the next read: small for the first one (see FIRST_BATCH).
+        let mut read_size = self.batch.clamp(1, FIRST_BATCH);
         loop {
             let Some((p, mut trust)) = queue.pop_front() else {
                 // The last write: if it proves its partition's memory wrong, that partition
@@ -208,8 +218,9 @@ impl Runner<'_> {
                 };
                 let records = match ahead.take() {
                     Some(records) => records,
-                    None => self.log.read_partition(p, from, self.batch.max(1)).await?,
+                    None => self.log.read_partition(p, from, read_size).await?,
                 };
+                read_size = self.batch.max(1);
                 let from_memory = trust
                     && match &memory {
                         Some(m) => m.complete,
@@ -455,7 +466,7 @@ fn fold_decoded(
             continue;
         }
         stats.applied += 1;
-        let subject = event.meta.stream.to_string();
+        let subject = event.meta.stream.name();
         let state = mem.subjects.entry(subject.clone()).or_default();
         if !before.contains_key(&subject) {
             let was = Before {
@@ -655,13 +666,15 @@ async fn settle(
 
 /// The batch's subjects the memory does not hold.
 fn unseen_subjects(decoded: &[(&Record, Result<Event, String>)], mem: &Memory) -> Vec<String> {
-    let mut unseen: Vec<String> = decoded
+    let streams: HashSet<assist_catalog::StreamId> = decoded
         .iter()
         .filter_map(|(_, e)| e.as_ref().ok())
-        .map(|e| e.meta.stream.to_string())
+        .map(|e| e.meta.stream)
+        .collect();
+    let mut unseen: Vec<String> = streams
+        .iter()
+        .map(|s| s.name())
         .filter(|s| !mem.subjects.contains_key(s))
-        .collect::<HashSet<_>>()
-        .into_iter()
         .collect();
     unseen.sort();
     unseen

@@ -36,6 +36,63 @@ async fn all_events(recorder: &assist_ingest::Recorder) -> Vec<assist_catalog::E
 }
 
 #[tokio::test]
+async fn a_stored_event_decodes_straight_from_its_bytes_as_it_does_through_a_json_value() {
+    // Every example of every type and version, as the log stores them: those at their
+    // type's current version take the fast path and give the very event the JSON value
+    // path gives; the others (older versions, to be upcast) are left to that path.
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let log = recorder.log();
+    let (mut fast, mut upcast) = (0, 0);
+    for p in log.partitions().await.unwrap() {
+        for r in log
+            .read_partition(p.partition, 0, usize::MAX)
+            .await
+            .unwrap()
+        {
+            let wire: assist_catalog::WireEvent = serde_json::from_slice(&r.payload).unwrap();
+            let current = assist_catalog::event_type(&wire.type_name).unwrap().version;
+            let written = wire.schema_version;
+            let through_value =
+                assist_catalog::decode_wire_event(wire, assist_catalog::Form::Stored).unwrap();
+            match assist_catalog::decode_stored(&r.payload) {
+                Some(event) => {
+                    assert_eq!(written, current);
+                    assert_eq!(event, through_value);
+                    fast += 1;
+                }
+                None => {
+                    assert!(written < current, "{r:?} missed the fast path");
+                    upcast += 1;
+                }
+            }
+        }
+    }
+    assert!(fast > 30 && upcast > 0, "fast {fast}, upcast {upcast}");
+}
+
+#[tokio::test]
+async fn a_stored_event_that_breaks_a_rule_is_not_taken_by_the_fast_path() {
+    // Valid JSON of the right shape, but recorded before it occurred: only the precise
+    // path may answer, and it names the rule.
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let log = recorder.log();
+    let mut first = None;
+    for p in log.partitions().await.unwrap() {
+        first = first.or(log.read_partition(p.partition, 0, 1).await.unwrap().pop());
+    }
+    let r = first.expect("the scenario has events");
+    let mut value: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    value["recorded_at"] = serde_json::json!("2001-01-01T00:00:00Z");
+    let payload = serde_json::to_vec(&value).unwrap();
+    assert_eq!(assist_catalog::decode_stored(&payload), None);
+    let bad = assist_log::Record { payload, ..r };
+    let reason = assist_projections::runner::decode_record(&bad).unwrap_err();
+    assert!(reason.contains("is after recorded_at"), "{reason}");
+}
+
+#[tokio::test]
 async fn a_backdated_fact_does_not_leak_into_an_earlier_day_of_the_caseload() {
     // The scenario's P5 was contacted on March 15, recorded on March 25.
     let (_d, recorder, _store, _gen) = scenario().await;
