@@ -124,7 +124,7 @@ impl<'de> Deserialize<'de> for StreamId {
         impl serde::de::Visitor<'_> for Name {
             type Value = StreamId;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a stream name")
+                f.write_str("a string")
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<StreamId, E> {
                 s.parse().map_err(E::custom)

@@ -400,8 +400,15 @@ impl PartitionReader for EmbeddedLog {
         });
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         let mut conn = self.pool.acquire().await?;
-        let mut handle = conn.lock_handle().await?;
-        crate::scan::events(&mut handle, lo, hi, max, decode)
+        // A large read steps SQLite for a while (and may wait out a writer's lock): on a
+        // blocking thread, not on one of the runtime's workers.
+        tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Handle::current();
+            let mut handle = runtime.block_on(conn.lock_handle())?;
+            crate::scan::events(&mut handle, lo, hi, max, decode)
+        })
+        .await
+        .map_err(|e| LogError::Backend(format!("the partition read stopped: {e}")))?
     }
 
     async fn partitions(&self) -> Result<Vec<PartitionInfo>, LogError> {

@@ -1,7 +1,7 @@
 //! A partition's events read through SQLite's C API. The projection reads the whole log
 //! in large batches, and sqlx copies every value twice on the way (into its row on its
 //! worker thread, then out of it) and sends each row across a channel; this path steps the
-//! statement on the caller's thread and copies each value once, into its `Record`.
+//! statement on the caller's (blocking) thread and copies each value once, into its `Record`.
 
 use crate::{LogError, Position, Record};
 use libsqlite3_sys as ffi;
@@ -27,15 +27,19 @@ impl Drop for Statement {
 
 fn failure(db: NonNull<ffi::sqlite3>) -> LogError {
     // SAFETY: `db` is an open connection; the message is copied before the next call.
-    let message = unsafe {
+    let (code, message) = unsafe {
+        let code = ffi::sqlite3_extended_errcode(db.as_ptr());
         let msg = ffi::sqlite3_errmsg(db.as_ptr());
-        if msg.is_null() {
+        let message = if msg.is_null() {
             String::from("unknown error")
         } else {
             CStr::from_ptr(msg).to_string_lossy().into_owned()
-        }
+        };
+        (code, message)
     };
-    LogError::Backend(format!("reading the embedded log failed: {message}"))
+    LogError::Backend(format!(
+        "log storage failed: reading a partition: (code: {code}) {message}"
+    ))
 }
 
 /// The bytes of column `i` of the current row (empty for NULL or an empty value).
@@ -88,7 +92,7 @@ pub(crate) fn events(
             return Err(failure(db));
         }
     }
-    let mut out = Vec::with_capacity(usize::try_from(max).unwrap_or(0).min(1 << 20));
+    let mut out = Vec::with_capacity(usize::try_from(max).unwrap_or(0).min(4_096));
     loop {
         // SAFETY: the statement is live and bound.
         match unsafe { ffi::sqlite3_step(stmt.0) } {
