@@ -364,6 +364,10 @@ pub fn decode_wire_event(wire: WireEvent, form: Form) -> Result<Event, EventErro
 /// which upcast older versions and name what is wrong. The projection reads every event of
 /// the log, and building a JSON value for each `data` was a fifth of its decoding.
 pub fn decode_stored(bytes: &[u8]) -> Option<Event> {
+    // serde also reads a struct from an array of its fields: an event is an object.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
     let wire: WireEvent<&serde_json::value::RawValue> = serde_json::from_slice(bytes).ok()?;
     let data = crate::registry::decode_current_text(
         &wire.type_name,

@@ -56,9 +56,7 @@ impl StreamId {
             id,
         }
     }
-}
 
-impl StreamId {
     /// The stream's name, `person-<uuid>` (what `to_string` gives, built in one allocation:
     /// the projection names a stream several times per event).
     pub fn name(&self) -> String {

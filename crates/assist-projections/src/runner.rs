@@ -54,20 +54,10 @@ pub struct RunStats {
 /// Decodes a stored record into an event, or says why it cannot be projected.
 pub fn decode_record(r: &Record) -> Result<Event, String> {
     // Straight from the bytes when the event is valid at its current version (almost
-    // always); else through a JSON value, which upcasts and says precisely what is wrong.
-    let direct = r.payload.trim_ascii_start().first() == Some(&b'{');
-    let event = match direct.then(|| assist_catalog::decode_stored(&r.payload)) {
-        Some(Some(event)) => event,
-        _ => match direct.then(|| serde_json::from_slice::<WireEvent>(&r.payload)) {
-            Some(Ok(wire)) => decode_wire_event(wire, Form::Stored).map_err(|e| e.to_string())?,
-            _ => {
-                let value: serde_json::Value =
-                    serde_json::from_slice(&r.payload).map_err(|e| format!("not JSON: {e}"))?;
-                decode(value, Form::Stored)
-                    .map_err(|e| e.to_string())?
-                    .event
-            }
-        },
+    // always); else the precise path, which upcasts and says what is wrong.
+    let event = match assist_catalog::decode_stored(&r.payload) {
+        Some(event) => event,
+        None => decode_precisely(&r.payload)?,
     };
     if !event.meta.stream.is_named(&r.stream) {
         return Err(format!(
@@ -76,6 +66,23 @@ pub fn decode_record(r: &Record) -> Result<Event, String> {
         ));
     }
     Ok(event)
+}
+
+/// A stored record that the fast path did not take: through the wire form when it reads as
+/// one, else through a JSON value, which names precisely what is wrong.
+fn decode_precisely(payload: &[u8]) -> Result<Event, String> {
+    // serde would also read the struct from an array of its fields: objects only.
+    let object = payload.trim_ascii_start().first() == Some(&b'{');
+    match object.then(|| serde_json::from_slice::<WireEvent>(payload)) {
+        Some(Ok(wire)) => decode_wire_event(wire, Form::Stored).map_err(|e| e.to_string()),
+        _ => {
+            let value: serde_json::Value =
+                serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
+            decode(value, Form::Stored)
+                .map(|d| d.event)
+                .map_err(|e| e.to_string())
+        }
+    }
 }
 
 /// What a runner remembers of one partition between its batches, so that it need not read
