@@ -57,17 +57,27 @@ impl StreamId {
         }
     }
 
+    /// The longest name: `household-` and a hyphenated uuid.
+    const NAME_MAX: usize = "household-".len() + uuid::fmt::Hyphenated::LENGTH;
+
     /// The stream's name, `person-<uuid>` (what `to_string` gives, built in one allocation:
     /// the projection names a stream several times per event).
     pub fn name(&self) -> String {
-        let mut buf = Uuid::encode_buffer();
-        let id = self.id.hyphenated().encode_lower(&mut buf);
-        let prefix = self.kind.prefix();
-        let mut name = String::with_capacity(prefix.len() + 1 + id.len());
-        name.push_str(prefix);
-        name.push('-');
-        name.push_str(id);
+        let mut name = String::with_capacity(Self::NAME_MAX);
+        // Writing into a String cannot fail.
+        let _ = self.write_name(&mut name);
         name
+    }
+
+    /// Writes `prefix-uuid` (lower-case, hyphenated): for `name` and `Display` alike.
+    fn write_name(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        out.write_str(self.kind.prefix())?;
+        out.write_char('-')?;
+        out.write_str(
+            self.id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()),
+        )
     }
 
     /// Whether `text` is this stream's name, without building the name.
@@ -81,10 +91,7 @@ impl StreamId {
 
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = Uuid::encode_buffer();
-        f.write_str(self.kind.prefix())?;
-        f.write_str("-")?;
-        f.write_str(self.id.hyphenated().encode_lower(&mut buf))
+        self.write_name(f)
     }
 }
 
@@ -220,6 +227,18 @@ mod tests {
         assert!("person-0192F0C1-8A3B-7CDE-9F00-0123456789AB"
             .parse::<StreamId>()
             .is_err());
+    }
+
+    #[test]
+    fn a_streams_name_is_its_text_and_only_that_text_is_named_so() {
+        let text = "household-0192f0c1-8a3b-7cde-9f00-0123456789ab";
+        let s: StreamId = text.parse().unwrap();
+        assert_eq!(s.name(), text);
+        assert_eq!(s.to_string(), text);
+        assert!(s.is_named(text));
+        assert!(!s.is_named("person-0192f0c1-8a3b-7cde-9f00-0123456789ab"));
+        assert!(!s.is_named("household-0192F0C1-8a3b-7cde-9f00-0123456789ab"));
+        assert!(!s.is_named("household0192f0c1-8a3b-7cde-9f00-0123456789ab"));
     }
 
     #[test]
