@@ -15,11 +15,11 @@ pub fn apply(rules: &Rules, case: &mut Option<Case>, clocks: &mut Vec<Clock>, ev
     let who = case
         .as_ref()
         .map(|c| Responsibility {
-            region: c.region.clone(),
-            caseworker: c.caseworker.clone(),
+            region: &c.region,
+            caseworker: &c.caseworker,
         })
         .unwrap_or_default();
-    sla::apply(rules, clocks, event, &who);
+    sla::apply(rules, clocks, event, who);
 }
 
 /// Folds events (in log order per stream) into every subject's case and clocks, in memory.

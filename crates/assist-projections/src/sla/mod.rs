@@ -106,36 +106,41 @@ impl Rules {
     }
 }
 
-/// Who is responsible for a subject's clocks right now.
-#[derive(Debug, Clone, Default)]
-pub struct Responsibility {
+/// Who is responsible for a subject's clocks right now (borrowed from its case: copied
+/// only into the clocks a fact starts).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Responsibility<'a> {
     /// The region code.
-    pub region: String,
+    pub region: &'a str,
     /// The caseworker, or empty.
-    pub caseworker: String,
+    pub caseworker: &'a str,
 }
 
-fn key_of(data: &Value, key: &Option<String>) -> String {
-    match key {
+fn key_of(data: &Value, key: &str) -> String {
+    match data.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
         None => String::new(),
-        Some(k) => match data.get(k) {
-            Some(Value::String(s)) => s.clone(),
-            Some(v) => v.to_string(),
-            None => String::new(),
-        },
     }
 }
 
 /// Applies one fact to a subject's clocks: cancels, meets, pauses and resumes running
 /// clocks, then starts new ones. `clocks` holds the subject's open clocks (and receives
 /// the new ones); it is a pure fold: no clock, no I/O.
-pub fn apply(rules: &Rules, clocks: &mut Vec<Clock>, event: &Event, who: &Responsibility) {
+pub fn apply(rules: &Rules, clocks: &mut Vec<Clock>, event: &Event, who: Responsibility<'_>) {
     let name = event.data.type_name();
     let at = event.meta.occurred_at;
     let id = event.meta.event_id;
-    let data = event.data.to_data();
+    // The fact's data as JSON, made only for a keyed policy that the fact concerns (most
+    // facts concern none: making it for each was a good share of the fold's time).
+    let mut data: Option<Value> = None;
     for policy in &rules.policies {
-        let key = key_of(&data, &policy.key);
+        let key = match &policy.key {
+            Some(k) if policy.concerns(name) => {
+                key_of(data.get_or_insert_with(|| event.data.to_data()), k)
+            }
+            _ => String::new(),
+        };
         let mine = |c: &Clock| {
             c.policy == policy.id && c.is_open() && (policy.key.is_none() || c.key == key)
         };
@@ -174,8 +179,8 @@ pub fn apply(rules: &Rules, clocks: &mut Vec<Clock>, event: &Event, who: &Respon
                     policy: policy.id.clone(),
                     step: step.id.clone(),
                     key: key.clone(),
-                    region: who.region.clone(),
-                    caseworker: who.caseworker.clone(),
+                    region: who.region.to_string(),
+                    caseworker: who.caseworker.to_string(),
                     started_at: at,
                     due_at: rules.due(policy, at, step.within_days),
                     count: 0,
@@ -291,7 +296,7 @@ mod tests {
         let rules = Rules::shipped().unwrap();
         let mut clocks = Vec::new();
         for f in facts {
-            apply(&rules, &mut clocks, f, &Responsibility::default());
+            apply(&rules, &mut clocks, f, Responsibility::default());
         }
         clocks
     }

@@ -69,6 +69,13 @@ pub struct PolicyError {
 }
 
 impl Policy {
+    /// Whether facts of type `name` start, meet or cancel this policy's clocks.
+    pub fn concerns(&self, name: &str) -> bool {
+        self.starts_on.iter().any(|t| t == name)
+            || self.cancelled_by.iter().any(|t| t == name)
+            || self.steps.iter().any(|s| s.met_by == name)
+    }
+
     /// Parses and checks one policy file; event types must exist in the catalog.
     pub fn parse(file: &str, text: &str) -> Result<Self, PolicyError> {
         let err = |message: String| PolicyError {
