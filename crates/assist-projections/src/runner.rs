@@ -3,11 +3,11 @@
 //! transaction, so a crash at any point neither loses nor doubles an effect.
 
 use crate::audit::{chain_hash, finding, next_digest};
-use crate::batch::{BatchTx, Conflict, Table, WriteError};
+use crate::batch::{BatchTx, Checkpoint, Conflict, Table, WriteError};
 use crate::caseload::{self, Case, Stage};
 use crate::sla::{Clock, Rules};
 use crate::store::{parse_ts, ts, Cols, Store, StoreError, Val};
-use assist_catalog::{decode, decode_wire_event, Event, EventData, Form, WireEvent};
+use assist_catalog::{decode, decode_wire_event, Event, EventData, Form, StreamId, WireEvent};
 use assist_log::{LogError, PartitionReader, Record};
 use sqlx::Row;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -98,11 +98,15 @@ struct Memory {
     /// table's unique key says otherwise.
     complete: bool,
     /// Subjects as they stand after `next_offset`.
-    subjects: HashMap<String, SubjectState>,
+    subjects: HashMap<StreamId, SubjectState>,
     /// Event ids applied from the partition (kept only while `complete`).
     seen: HashSet<uuid::Uuid>,
     /// The partition's digest after `next_offset`.
     digest: String,
+    /// The subjects' rows (cases, open clocks, chain heads) are not written batch by batch
+    /// but once, when the partition is caught up ([`flush`]): for a generation nobody
+    /// reads yet, projected from offset 0. The memory holds what the rows will.
+    deferring: bool,
 }
 
 /// Subjects (about 1 KiB each) and event ids (about 32 B each) a runner keeps in memory per
@@ -123,11 +127,14 @@ impl Memory {
             subjects: HashMap::new(),
             seen: HashSet::new(),
             digest: String::new(),
+            deferring: false,
         }
     }
 }
 
-/// A subject as it stood before a batch: which of its rows existed, and its open clocks.
+/// A subject as it stood before a batch: which of its rows existed, and its open clocks
+/// (not taken while its rows are deferred: they are all written once, as new rows).
+#[derive(Default)]
 struct Before {
     clocks: Vec<Clock>,
     case: bool,
@@ -198,6 +205,12 @@ impl Runner<'_> {
             on_batch(n);
         };
         let rules = std::sync::Arc::new(self.rules.clone());
+        // A generation being rebuilt is read by nobody until it is swapped in: a partition
+        // projected into it from offset 0 writes its subjects' rows once, at its end.
+        let unread = {
+            let (active, building) = self.store.generations().await?;
+            active != gen && building == Some(gen)
+        };
         // Partitions to project, each with whether its memory may be trusted; one whose
         // batch folded from memory proved wrong comes back, to be projected carefully.
         let mut queue: VecDeque<(u32, bool)> = partitions.iter().map(|&p| (p, true)).collect();
@@ -236,13 +249,45 @@ impl Runner<'_> {
                 if from_memory {
                     let Some(last) = records.last() else {
                         // Caught up; the last write goes on while the next partition starts.
+                        // Deferred subjects' rows go with it.
+                        if let Some(mut mem) = memory.take().filter(|m| m.deferring) {
+                            if settle(&mut pending, Some(p), &mut queue, |s, n| {
+                                add(s, n, &mut stats)
+                            })
+                            .await?
+                            {
+                                trust = false;
+                                continue;
+                            }
+                            // Made and written while the next partition is folded.
+                            let store = self.store.clone();
+                            pending = Some(Pending {
+                                partition: p,
+                                records: 0,
+                                write: tokio::spawn(async move {
+                                    let folded = tokio::task::spawn_blocking(move || {
+                                        flush(gen, p, &mut mem)
+                                    })
+                                    .await
+                                    .map_err(|e| {
+                                        BatchError::Failed(ProjectionError::Stopped(format!(
+                                            "fold stopped: {e}"
+                                        )))
+                                    })?;
+                                    write_from_memory(&store, gen, p, folded).await
+                                }),
+                            });
+                        }
                         break;
                     };
                     // Three stages at once: this batch folded on a blocking thread, the next
                     // one read, the one before written.
                     let next_from = last.position.offset + 1;
                     let n = records.len() as u64;
-                    let mut mem = memory.take().unwrap_or_else(|| Memory::new(0, true));
+                    let mut mem = memory.take().unwrap_or_else(|| Memory {
+                        deferring: unread,
+                        ..Memory::new(0, true)
+                    });
                     let rules = rules.clone();
                     let folding = tokio::task::spawn_blocking(move || {
                         let folded = fold(&rules, gen, p, &records, &mut mem);
@@ -339,7 +384,19 @@ impl Runner<'_> {
     ) -> Result<(RunStats, Memory), BatchError> {
         let store = self.store;
         let err = |e| BatchError::Failed(store.err(e).into());
-        let (mut tx, from, digest) = open_batch(store, gen, partition).await?;
+        let (mut tx, at) = open_batch(store, gen, partition).await?;
+        if at.subjects_deferred {
+            // Its subjects' rows are behind: what this batch would read of them is not
+            // where the checkpoint is. Back to offset 0, from where they are redone.
+            tx.rewind(gen, partition).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            tracing::info!(
+                partition,
+                "took back a partition whose subjects' rows were deferred"
+            );
+            return Ok((RunStats::default(), Memory::new(0, false)));
+        }
+        let (from, digest) = (at.next_offset, at.digest);
         if from < read_from {
             // The checkpoint went back: a second rebuild of this generation started it over.
             // Nothing from `read_from` on can be applied before what lies under it.
@@ -359,6 +416,7 @@ impl Runner<'_> {
             _ => Memory::new(from, false),
         };
         mem.complete = false;
+        mem.deferring = false;
         mem.seen.clear();
         mem.digest = digest;
         // Another runner may have committed this range meanwhile: take only what is still new.
@@ -374,20 +432,21 @@ impl Runner<'_> {
         // The subjects the memory does not hold are read from their rows, and the ids
         // looked up.
         let unseen = unseen_subjects(&decoded, &mem);
+        let names: Vec<String> = unseen.iter().map(StreamId::name).collect();
         let ids: Vec<String> = decoded
             .iter()
             .filter_map(|(_, e)| e.as_ref().ok())
             .map(|e| e.meta.event_id.to_string())
             .collect();
         let seen_before = tx.load_seen(gen, &ids).await.map_err(err)?;
-        let mut cases = tx.load_cases(gen, &unseen).await.map_err(err)?;
-        let mut clocks = tx.load_open_clocks(gen, &unseen).await.map_err(err)?;
-        let mut chains = tx.load_chains(gen, &unseen).await.map_err(err)?;
-        for s in unseen {
+        let mut cases = tx.load_cases(gen, &names).await.map_err(err)?;
+        let mut clocks = tx.load_open_clocks(gen, &names).await.map_err(err)?;
+        let mut chains = tx.load_chains(gen, &names).await.map_err(err)?;
+        for (s, name) in unseen.into_iter().zip(names) {
             let state = SubjectState {
-                case: cases.remove(&s),
-                clocks: clocks.remove(&s).unwrap_or_default(),
-                chain: chains.remove(&s).unwrap_or((0, String::new())),
+                case: cases.remove(&name),
+                clocks: clocks.remove(&name).unwrap_or_default(),
+                chain: chains.remove(&name).unwrap_or((0, String::new())),
             };
             mem.subjects.insert(s, state);
         }
@@ -409,7 +468,10 @@ impl Runner<'_> {
 fn fold(rules: &Rules, gen: i64, partition: u32, records: &[Record], mem: &mut Memory) -> Folded {
     let decoded: Vec<(&Record, Result<Event, String>)> =
         records.iter().map(|r| (r, decode_record(r))).collect();
-    let unseen = unseen_subjects(&decoded, mem);
+    let unseen = unseen_subjects(&decoded, mem)
+        .iter()
+        .map(StreamId::name)
+        .collect();
     Folded {
         unseen,
         ..fold_decoded(rules, gen, partition, decoded, mem, None)
@@ -428,6 +490,7 @@ fn fold_decoded(
     seen_before: Option<HashSet<String>>,
 ) -> Folded {
     let from = mem.next_offset;
+    let after_deferred = mem.deferring && from > 0;
     let last = decoded
         .last()
         .map_or(from.saturating_sub(1), |(r, _)| r.position.offset);
@@ -439,7 +502,7 @@ fn fold_decoded(
     };
     let mut rows = Rows::default();
     // Each subject this batch touches, as it stood before it.
-    let mut before: HashMap<String, Before> = HashMap::new();
+    let mut before: HashMap<StreamId, Before> = HashMap::new();
     for (rec, event) in decoded {
         digest = next_digest(&digest, &rec.payload);
         let event = match event {
@@ -473,15 +536,19 @@ fn fold_decoded(
             continue;
         }
         stats.applied += 1;
-        let subject = event.meta.stream.name();
-        let state = mem.subjects.entry(subject.clone()).or_default();
-        if !before.contains_key(&subject) {
-            let was = Before {
-                clocks: state.clocks.clone(),
-                case: state.case.is_some(),
-                chain: state.chain.0 > 0,
-            };
-            before.insert(subject.clone(), was);
+        let key = event.meta.stream;
+        let subject = key.name();
+        let state = mem.subjects.entry(key).or_default();
+        if let std::collections::hash_map::Entry::Vacant(v) = before.entry(key) {
+            v.insert(if mem.deferring {
+                Before::default()
+            } else {
+                Before {
+                    clocks: state.clocks.clone(),
+                    case: state.case.is_some(),
+                    chain: state.chain.0 > 0,
+                }
+            });
         }
 
         let (prev_seq, prev_hash) = state.chain.clone();
@@ -540,18 +607,25 @@ fn fold_decoded(
         Val::Text(digest.clone()),
     ]);
 
-    // Every subject the batch touched: its case, its clocks that changed, its chain head.
-    let mut touched: Vec<(&String, &SubjectState)> = before
+    // Every subject the batch touched: its case, its clocks that changed, its chain head;
+    // while they are deferred, only its clocks that closed (the memory keeps only open
+    // ones: the rest go in at the partition's end).
+    let mut touched: Vec<(&StreamId, &SubjectState)> = before
         .keys()
         .filter_map(|s| mem.subjects.get_key_value(s))
         .collect();
-    touched.sort_by(|a, b| a.0.cmp(b.0));
+    touched.sort_unstable_by_key(|(s, _)| name_order(s));
     // Rows new to the table go in as plain inserts (PostgreSQL: COPY), the others as
     // upserts. A clock made by this batch is new: its id holds its start event's.
     let (mut cases_new, mut cases_changed) = (Vec::new(), Vec::new());
     let (mut clocks_new, mut clocks_changed) = (Vec::new(), Vec::new());
     let (mut chains_new, mut chains_changed) = (Vec::new(), Vec::new());
     for (s, st) in &touched {
+        if mem.deferring {
+            let closed = st.clocks.iter().filter(|c| !c.is_open());
+            clocks_new.extend(closed.map(|c| clock_row(gen, c)));
+            continue;
+        }
         let Some(was) = before.get(*s) else { continue };
         if let Some(c) = &st.case {
             let to = if was.case {
@@ -575,12 +649,7 @@ fn fold_decoded(
         } else {
             &mut chains_new
         };
-        to.push(vec![
-            Val::Int(gen),
-            Val::Text((*s).clone()),
-            Val::Int(st.chain.0),
-            Val::Text(st.chain.1.clone()),
-        ]);
+        to.push(chain_row(gen, &s.name(), &st.chain));
     }
 
     // The memory now holds what the rows will: only the open clocks.
@@ -591,18 +660,22 @@ fn fold_decoded(
     }
     mem.next_offset = last + 1;
     mem.digest = digest.clone();
-    if mem.subjects.len() > MEMORY_SUBJECTS || mem.seen.len() > MEMORY_IDS {
-        *mem = Memory::new(mem.next_offset, false);
-        mem.digest = digest.clone();
+    let forget = mem.subjects.len() > MEMORY_SUBJECTS || mem.seen.len() > MEMORY_IDS;
+    if forget && mem.deferring {
+        // What the memory holds goes into rows before it is forgotten.
+        subject_rows(gen, mem, &mut cases_new, &mut clocks_new, &mut chains_new);
+        mem.deferring = false;
     }
-    let checkpoint = vec![vec![
-        Val::Int(gen),
-        Val::Int(i64::from(partition)),
-        Val::Int(last as i64 + 1),
-        Val::Text(digest),
-    ]];
+    sort_by_clock_id(&mut clocks_new);
+    sort_by_clock_id(&mut clocks_changed);
+    let checkpoint = vec![checkpoint_row(gen, partition, mem)];
+    if forget {
+        *mem = Memory::new(mem.next_offset, false);
+        mem.digest = digest;
+    }
     Folded {
         from,
+        after_deferred,
         unseen: Vec::new(),
         stats,
         audit: rows.audit,
@@ -623,10 +696,77 @@ fn fold_decoded(
     }
 }
 
+/// The rows of every subject in `mem`, sorted, as new rows: what a partition whose
+/// subjects' rows were deferred writes once.
+fn subject_rows(
+    gen: i64,
+    mem: &Memory,
+    cases: &mut Vec<Vec<Val>>,
+    clocks: &mut Vec<Vec<Val>>,
+    chains: &mut Vec<Vec<Val>>,
+) {
+    let mut all: Vec<(&StreamId, &SubjectState)> = mem.subjects.iter().collect();
+    all.sort_unstable_by_key(|(s, _)| name_order(s));
+    for (s, st) in all {
+        cases.extend(st.case.iter().map(|c| case_row(gen, c)));
+        clocks.extend(st.clocks.iter().map(|c| clock_row(gen, c)));
+        if st.chain.0 > 0 {
+            chains.push(chain_row(gen, &s.name(), &st.chain));
+        }
+    }
+}
+
+/// A partition caught up with its subjects' rows deferred: those rows, and its checkpoint
+/// saying they are there.
+fn flush(gen: i64, partition: u32, mem: &mut Memory) -> Folded {
+    let (mut cases, mut clocks, mut chains) = (Vec::new(), Vec::new(), Vec::new());
+    subject_rows(gen, mem, &mut cases, &mut clocks, &mut chains);
+    sort_by_clock_id(&mut clocks);
+    mem.deferring = false;
+    Folded {
+        from: mem.next_offset,
+        after_deferred: true,
+        unseen: Vec::new(),
+        stats: RunStats::default(),
+        audit: Vec::new(),
+        rest: vec![
+            (&CASES_NEW, cases),
+            (&CLOCKS_NEW, clocks),
+            (&CHAINS_NEW, chains),
+            (&CHECKPOINTS, vec![checkpoint_row(gen, partition, mem)]),
+        ],
+    }
+}
+
+/// Clock rows in the order of their key, the clock id (the subject's order is not its
+/// clocks'): the inserts then walk the table's key in order instead of all over it.
+fn sort_by_clock_id(rows: &mut [Vec<Val>]) {
+    fn clock_id(row: &[Val]) -> &str {
+        match row.get(1) {
+            Some(Val::Text(id)) => id,
+            _ => "",
+        }
+    }
+    rows.sort_unstable_by(|a, b| clock_id(a).cmp(clock_id(b)));
+}
+
+/// The partition's checkpoint as the memory leaves it.
+fn checkpoint_row(gen: i64, partition: u32, mem: &Memory) -> Vec<Val> {
+    vec![
+        Val::Int(gen),
+        Val::Int(i64::from(partition)),
+        Val::Int(mem.next_offset as i64),
+        Val::Text(mem.digest.clone()),
+        Val::Int(i64::from(mem.deferring)),
+    ]
+}
+
 /// A batch folded into rows, ready to write.
 struct Folded {
     /// The offset it starts at (the checkpoint it expects).
     from: u64,
+    /// Whether that checkpoint has its subjects' rows deferred.
+    after_deferred: bool,
     /// Its subjects the memory did not hold before it (listed for a fold from memory).
     unseen: Vec<String>,
     stats: RunStats,
@@ -671,29 +811,32 @@ async fn settle(
     Ok(false)
 }
 
-/// The batch's subjects the memory does not hold.
-fn unseen_subjects(decoded: &[(&Record, Result<Event, String>)], mem: &Memory) -> Vec<String> {
-    let streams: HashSet<assist_catalog::StreamId> = decoded
+/// The batch's subjects the memory does not hold, in the order of their names.
+fn unseen_subjects(decoded: &[(&Record, Result<Event, String>)], mem: &Memory) -> Vec<StreamId> {
+    let streams: HashSet<StreamId> = decoded
         .iter()
         .filter_map(|(_, e)| e.as_ref().ok())
         .map(|e| e.meta.stream)
-        .collect();
-    let mut unseen: Vec<String> = streams
-        .iter()
-        .map(|s| s.name())
         .filter(|s| !mem.subjects.contains_key(s))
         .collect();
-    unseen.sort();
+    let mut unseen: Vec<StreamId> = streams.into_iter().collect();
+    unseen.sort_unstable_by_key(name_order);
     unseen
 }
 
+/// A key that sorts streams as their names sort (`household-…` before `person-…`, then
+/// the uuid, whose bytes sort as its lower-case hex): rows go in in their key's order.
+fn name_order(s: &StreamId) -> (&'static str, uuid::Uuid) {
+    (s.kind.prefix(), s.id)
+}
+
 /// Starts a batch's transaction: the partition taken, the generation checked, and the
-/// checkpoint (next offset, digest) read under that lock.
+/// checkpoint read under that lock.
 async fn open_batch(
     store: &Store,
     gen: i64,
     partition: u32,
-) -> Result<(BatchTx, u64, String), BatchError> {
+) -> Result<(BatchTx, Checkpoint), BatchError> {
     let err = |e| BatchError::Failed(store.err(e).into());
     let mut tx = store.batch.begin(gen, partition).await.map_err(err)?;
     let (active, building) = tx.view_state().await.map_err(err)?;
@@ -704,13 +847,14 @@ async fn open_batch(
             StoreError::Replaced { gen, active }.into(),
         ));
     }
-    let (from, digest) = tx.checkpoint(gen, partition).await.map_err(err)?;
-    Ok((tx, from, digest))
+    let at = tx.checkpoint(gen, partition).await.map_err(err)?;
+    Ok((tx, at))
 }
 
 /// Writes a batch folded from memory, in its own transaction, once it has checked what
-/// the fold assumed: the checkpoint is where the fold started, and no subject new to the
-/// memory has rows (a stream projected from more than one partition).
+/// the fold assumed: the checkpoint is where the fold started (its subjects' rows deferred
+/// or not, as the memory left them), and no subject new to the memory has rows (a stream
+/// projected from more than one partition).
 async fn write_from_memory(
     store: &Store,
     gen: i64,
@@ -718,8 +862,8 @@ async fn write_from_memory(
     folded: Folded,
 ) -> Result<RunStats, BatchError> {
     let err = |e| BatchError::Failed(store.err(e).into());
-    let (mut tx, from, _) = open_batch(store, gen, partition).await?;
-    let wrong = if from != folded.from {
+    let (mut tx, at) = open_batch(store, gen, partition).await?;
+    let wrong = if at.next_offset != folded.from || at.subjects_deferred != folded.after_deferred {
         Some("another runner committed on the partition")
     } else if !tx
         .load_chains(gen, &folded.unseen)
@@ -913,7 +1057,7 @@ const CLOCKS_NEW: Table = CLOCKS.new_rows();
 const CHAINS_NEW: Table = CHAINS.new_rows();
 const CHECKPOINTS: Table = Table {
     name: "checkpoints",
-    columns: &["gen", "part", "next_offset", "digest"],
+    columns: &["gen", "part", "next_offset", "digest", "subjects_deferred"],
     conflict: Conflict::Update("gen, part"),
 };
 
@@ -941,6 +1085,15 @@ fn case_row(gen: i64, c: &Case) -> Vec<Val> {
         Val::Text(ts(c.opened_at)),
         Val::OptText(c.closed_at.map(ts)),
         Val::Text(ts(c.last_activity_at)),
+    ]
+}
+
+fn chain_row(gen: i64, stream: &str, (seq, hash): &(i64, String)) -> Vec<Val> {
+    vec![
+        Val::Int(gen),
+        Val::Text(stream.to_string()),
+        Val::Int(*seq),
+        Val::Text(hash.clone()),
     ]
 }
 
@@ -1106,6 +1259,57 @@ mod tests {
         assert_eq!(
             decode_record(&record(payload)).unwrap_err(),
             "an event must be a JSON object, found an array"
+        );
+    }
+
+    #[test]
+    fn streams_in_name_order_are_sorted_as_their_names_are() {
+        let ids = [
+            "person-ffffffff-0000-7000-8000-000000000000",
+            "household-00000000-0000-7000-8000-000000000001",
+            "person-0192f0c1-8a3b-7cde-9f00-0123456789ab",
+            "household-fa000000-0000-7000-8000-000000000000",
+            "person-0a92f0c1-8a3b-7cde-9f00-0123456789ab",
+        ];
+        let mut streams: Vec<StreamId> = ids.iter().map(|s| s.parse().unwrap()).collect();
+        streams.sort_unstable_by_key(name_order);
+        let mut names: Vec<&str> = ids.to_vec();
+        names.sort_unstable();
+        assert_eq!(
+            streams.iter().map(StreamId::name).collect::<Vec<_>>(),
+            names
+        );
+    }
+
+    #[test]
+    fn clock_rows_are_sorted_by_their_clock_id() {
+        let row = |id: &str| {
+            vec![
+                Val::Int(1),
+                Val::Text(id.into()),
+                Val::Text("person-x".into()),
+            ]
+        };
+        let mut rows = vec![
+            row("response-2473/offers/019b"),
+            row("household-clearing/clear/0199"),
+            row("response-2473/contact/019a"),
+        ];
+        sort_by_clock_id(&mut rows);
+        let ids: Vec<&str> = rows
+            .iter()
+            .map(|r| match &r[1] {
+                Val::Text(id) => id.as_str(),
+                _ => "",
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "household-clearing/clear/0199",
+                "response-2473/contact/019a",
+                "response-2473/offers/019b",
+            ]
         );
     }
 

@@ -270,7 +270,7 @@ impl Store {
     }
 
     /// The generation queries read, and the one being rebuilt, if any.
-    async fn generations(&self) -> Result<(i64, Option<i64>), StoreError> {
+    pub(crate) async fn generations(&self) -> Result<(i64, Option<i64>), StoreError> {
         sqlx::query_as("SELECT active_gen, building_gen FROM view_state WHERE id = 1")
             .fetch_one(&self.pool)
             .await

@@ -71,7 +71,7 @@ async fn a_projection_killed_at_random_moments_resumes_to_the_same_views() {
         let db: PathBuf = dir.path().join(format!("trial-{trial}.db"));
         for _ in 0..3 {
             let mut proc = spawn_child(dir.path(), &db);
-            std::thread::sleep(Duration::from_millis(rng.gen_range(30..600)));
+            std::thread::sleep(Duration::from_millis(rng.gen_range(20..300)));
             if proc.try_wait().unwrap().is_none() {
                 interrupted += 1;
             }
@@ -93,6 +93,10 @@ async fn a_projection_killed_at_random_moments_resumes_to_the_same_views() {
         );
         store.close().await;
     }
+    eprintln!(
+        "{interrupted} of {} kills landed mid-projection",
+        3 * TRIALS
+    );
     assert!(
         interrupted >= TRIALS,
         "only {interrupted} kills landed mid-projection: the test would prove nothing"

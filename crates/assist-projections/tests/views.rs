@@ -471,8 +471,13 @@ async fn scenario_on_one_partition(dir: &std::path::Path) -> Vec<Record> {
 /// Generation 1 of `store` dumped without its checkpoint rows (the partition digests
 /// differ when the records do).
 async fn without_checkpoints(store: &Store) -> String {
+    gen_without_checkpoints(store, 1).await
+}
+
+/// Generation `gen` of `store` dumped without its checkpoint rows.
+async fn gen_without_checkpoints(store: &Store, gen: i64) -> String {
     store
-        .dump(1)
+        .dump(gen)
         .await
         .unwrap()
         .lines()
@@ -533,6 +538,60 @@ async fn two_rebuilds_and_any_batch_size_give_byte_identical_views() {
         a.finish_rebuild(gen).await.unwrap();
         assert_eq!(a.dump(gen).await.unwrap(), b.dump(1).await.unwrap());
     }
+}
+
+#[tokio::test]
+async fn a_rebuild_writes_a_partitions_subjects_once_it_is_caught_up_and_ends_as_a_clean_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = scenario_on_one_partition(dir.path()).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let gen = store.begin_rebuild().await.unwrap();
+    // Halfway through, the generation has audit rows but no case, chain head or open
+    // clock yet, and its checkpoint says so.
+    let log = Served::one(records.clone());
+    let midway: std::sync::Mutex<Option<String>> = Default::default();
+    let (watched, seen) = (store.clone(), &midway);
+    let reader = Hooked {
+        log: &log,
+        reads: Default::default(),
+        at: 4,
+        hook: Box::new(move || {
+            let s = watched.clone();
+            Box::pin(async move {
+                while assist_projections::runner::checkpoint(&s, gen, 0)
+                    .await
+                    .unwrap()
+                    .0
+                    == 0
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                *seen.lock().unwrap() = Some(s.dump(gen).await.unwrap());
+            })
+        }),
+    };
+    catch_up(&reader, &store, gen, 10).await;
+    let midway = midway.lock().unwrap().take().expect("the hook ran");
+    assert!(!table(&midway, "audit_events").is_empty());
+    for t in ["cases", "chains"] {
+        assert_eq!(table(&midway, t), Vec::<&str>::new(), "table {t} midway");
+    }
+    assert!(
+        table(&midway, "clocks")
+            .iter()
+            .all(|c| c.ends_with("is_open=0")),
+        "only closed clocks midway"
+    );
+    assert!(
+        table(&midway, "checkpoints")[0].ends_with("subjects_deferred=1"),
+        "{midway}"
+    );
+    store.finish_rebuild(gen).await.unwrap();
+    let clean = sqlite_store(dir.path(), "clean.db").await;
+    catch_up(&log, &clean, 1, 10).await;
+    let done = store.dump(gen).await.unwrap();
+    assert!(table(&done, "checkpoints")[0].ends_with("subjects_deferred=0"));
+    assert_eq!(done, clean.dump(1).await.unwrap());
 }
 
 #[tokio::test]
@@ -635,9 +694,29 @@ async fn a_reused_id_is_skipped_on_postgres_too_where_copy_finds_it() {
     reused_id_on_the_last_record_of(3, true).await;
 }
 
+#[tokio::test]
+async fn a_reused_id_found_in_a_rebuild_takes_its_partition_back_and_skips_the_id() {
+    // Partition 1 (12 records, batches of 5) has committed two batches with its subjects'
+    // rows deferred when its wrong batch is found: it is taken back to offset 0 and
+    // projected again, carefully.
+    reused_id_in(1, false, true).await;
+}
+
+#[tokio::test]
+async fn a_reused_id_found_in_a_rebuild_on_postgres_takes_its_partition_back_too() {
+    reused_id_in(1, true, true).await;
+}
+
 /// The last record of `partition` takes the id of a record of partition 0, which is
 /// projected first: the runner's memory of `partition` has never seen it.
 async fn reused_id_on_the_last_record_of(partition: usize, on_postgres: bool) {
+    reused_id_in(partition, on_postgres, false).await;
+}
+
+/// As [`reused_id_on_the_last_record_of`], projected into the active generation or, with
+/// `rebuild`, into a generation being rebuilt (nobody reads it: its partitions' subjects'
+/// rows are deferred to each partition's end).
+async fn reused_id_in(partition: usize, on_postgres: bool, rebuild: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut guards = Vec::new();
     let open = |name: &'static str| {
@@ -665,7 +744,12 @@ async fn reused_id_on_the_last_record_of(partition: usize, on_postgres: bool) {
     let with_reuse = Served::placed(parts.clone());
     let (store, guard) = open("reuse.db").await;
     guards.push(guard);
-    let stats = catch_up(&with_reuse, &store, 1, 5).await;
+    let gen = if rebuild {
+        store.begin_rebuild().await.unwrap()
+    } else {
+        1
+    };
+    let stats = catch_up(&with_reuse, &store, gen, 5).await;
     assert_eq!((stats.applied, stats.duplicates), (stats.records - 1, 1));
     // The same as a log without that record, checkpoints and digests aside.
     parts[partition].pop();
@@ -673,7 +757,7 @@ async fn reused_id_on_the_last_record_of(partition: usize, on_postgres: bool) {
     guards.push(guard);
     catch_up(&Served::placed(parts), &plain, 1, 5).await;
     assert_eq!(
-        without_checkpoints(&store).await,
+        gen_without_checkpoints(&store, gen).await,
         without_checkpoints(&plain).await
     );
     store.close().await;
@@ -707,15 +791,32 @@ fn half_moved(placed: &Served, half: Half) -> Served {
 
 #[tokio::test]
 async fn a_stream_split_across_two_partitions_folds_as_one_stream() {
+    stream_split_across_two_partitions(false).await;
+}
+
+#[tokio::test]
+async fn a_stream_split_across_two_partitions_of_a_rebuild_folds_as_one_stream() {
+    // Partition 3 (its own record, then the moved ones; batches of 1) finds the stream's
+    // rows from partition 0 while its own subjects' rows are deferred: it is taken back to
+    // offset 0 and projected carefully.
+    stream_split_across_two_partitions(true).await;
+}
+
+async fn stream_split_across_two_partitions(rebuild: bool) {
     let dir = tempfile::tempdir().unwrap();
     let recorder = log_with(dir.path(), &scenario_jsonl()).await;
     let placed = Served::by_stream(all_records(&recorder).await, 4);
     // A foreign producer wrote the later half of one stream of partition 0 to partition 3.
     let split = sqlite_store(dir.path(), "split.db").await;
-    catch_up(&half_moved(&placed, Half::Later), &split, 1, 3).await;
+    let (gen, batch) = if rebuild {
+        (split.begin_rebuild().await.unwrap(), 1)
+    } else {
+        (1, 3)
+    };
+    catch_up(&half_moved(&placed, Half::Later), &split, gen, batch).await;
     let whole = sqlite_store(dir.path(), "whole.db").await;
     catch_up(&placed, &whole, 1, 3).await;
-    let (a, b) = (split.dump(1).await.unwrap(), whole.dump(1).await.unwrap());
+    let (a, b) = (split.dump(gen).await.unwrap(), whole.dump(1).await.unwrap());
     for t in ["cases", "clocks", "chains", "findings"] {
         assert_eq!(table(&a, t), table(&b, t), "table {t}");
     }
