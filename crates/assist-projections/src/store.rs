@@ -35,11 +35,12 @@ pub(crate) const GEN_TABLES: &[&str] = &[
 /// that the planner (SQLite's above all) can match it; `gen` leads the columns all the same,
 /// or SQLite, without statistics, prefers the primary key's `gen` prefix to an `IN` list.
 pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str)] = &[
-    // `sla explain`: a subject's audit rows.
-    ("audit_by_stream", "audit_events", "gen, stream, seq"),
     // The runner's careful batches: the open clocks of a batch's subjects.
     ("clocks_by_subject", "clocks", "gen, subject, is_open"),
 ];
+
+/// The prefix of a retired per-generation index, dropped when a store is opened.
+const RETIRED_INDEX: &str = "audit_by_stream_g";
 
 /// The name of generation `gen`'s copy of the secondary index `name`.
 pub(crate) fn generation_index(name: &str, gen: i64) -> String {
@@ -233,12 +234,31 @@ impl Store {
                 source,
             })?;
         let batch = BatchPool::open(dialect, &url).await.map_err(sql)?;
-        Ok(Store {
+        let store = Store {
             pool,
             batch,
             dialect,
             name,
-        })
+        };
+        store.drop_retired_indexes().await?;
+        Ok(store)
+    }
+
+    /// Drops the per-generation indexes no query uses any more: `audit_by_stream_gN`
+    /// (`sla explain` now finds a subject's events through the log's stream index).
+    async fn drop_retired_indexes(&self) -> Result<(), StoreError> {
+        for name in self.index_names().await? {
+            let retired = name
+                .strip_prefix(RETIRED_INDEX)
+                .is_some_and(|gen| gen.parse::<i64>().is_ok());
+            if retired {
+                sqlx::query(&format!("DROP INDEX IF EXISTS {name}"))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
     }
 
     /// The dialect.
@@ -379,7 +399,7 @@ impl Store {
     }
 
     /// The per-generation secondary indexes the store holds, by name, sorted
-    /// (`audit_by_stream_g1`, …): which generations are ready for their queries.
+    /// (`clocks_by_subject_g1`, …): which generations are ready for their queries.
     pub async fn generation_indexes(&self) -> Result<Vec<String>, StoreError> {
         let mut ours: Vec<String> = self
             .index_names()
@@ -610,5 +630,37 @@ pub(crate) mod testing {
         }
         let rows = q.fetch_all(&store.pool).await.unwrap();
         rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opening_a_store_drops_the_retired_by_stream_indexes_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = format!("sqlite:{}", dir.path().join("v.db").display());
+        let store = Store::open(&spec).await.unwrap();
+        store.ensure_indexes(1).await.unwrap();
+        // As a store from before left them: one per generation.
+        for gen in [1, 2] {
+            sqlx::query(&format!(
+                "CREATE INDEX audit_by_stream_g{gen} ON audit_events (gen, stream, seq) WHERE gen = {gen}"
+            ))
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        }
+        store.close().await;
+        let store = Store::open(&spec).await.unwrap();
+        let ours: Vec<String> = store
+            .index_names()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| !n.starts_with("sqlite_autoindex"))
+            .collect();
+        assert_eq!(ours, ["clocks_by_subject_g1"]);
     }
 }

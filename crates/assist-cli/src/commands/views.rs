@@ -340,7 +340,18 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
     let risk = Duration::try_hours(args.risk_hours).context("--risk-hours is out of range")?;
     let (views, gen) = Views::open_current(dir, opts).await?;
     if let Some(SlaCommand::Explain { clock }) = &args.command {
-        let Some(e) = explain(&views.store, gen, &views.rules, clock, at, risk).await? else {
+        let log = views.recorder.log().clone();
+        let Some(e) = explain(
+            &views.store,
+            log.as_ref(),
+            gen,
+            &views.rules,
+            clock,
+            at,
+            risk,
+        )
+        .await?
+        else {
             bail!("no clock {clock:?}; `assist sla` lists clock ids");
         };
         if args.json {
