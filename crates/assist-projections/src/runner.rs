@@ -156,6 +156,8 @@ enum BatchError {
     /// What the fold took from memory proved wrong (the reason): the batch is redone
     /// reading the rows.
     Wrong(&'static str),
+    /// Not written: the write before it, of the same partition, was not.
+    Dropped,
 }
 
 impl From<StoreError> for BatchError {
@@ -214,18 +216,21 @@ impl Runner<'_> {
         // Partitions to project, each with whether its memory may be trusted; one whose
         // batch folded from memory proved wrong comes back, to be projected carefully.
         let mut queue: VecDeque<(u32, bool)> = partitions.iter().map(|&p| (p, true)).collect();
-        // The write in flight, of this partition or the one before.
-        let mut pending: Option<Pending> = None;
+        // The writes in flight, in order, of this partition or the one before.
+        let mut pending = Writes::default();
         // The size of the next read: small for the first one (see FIRST_BATCH).
         let mut read_size = self.batch.clamp(1, FIRST_BATCH);
         loop {
             let Some((p, mut trust)) = queue.pop_front() else {
                 // The last write: if it proves its partition's memory wrong, that partition
                 // is projected again.
-                if pending.is_none() {
+                if pending.queue.is_empty() {
                     break;
                 }
-                settle(&mut pending, None, &mut queue, |s, n| add(s, n, &mut stats)).await?;
+                settle(&mut pending, None, &mut queue, 0, |s, n| {
+                    add(s, n, &mut stats)
+                })
+                .await?;
                 continue;
             };
             let mut memory: Option<Memory> = None;
@@ -251,7 +256,7 @@ impl Runner<'_> {
                         // Caught up; the last write goes on while the next partition starts.
                         // Deferred subjects' rows go with it.
                         if let Some(mut mem) = memory.take().filter(|m| m.deferring) {
-                            if settle(&mut pending, Some(p), &mut queue, |s, n| {
+                            if settle(&mut pending, Some(p), &mut queue, WRITES_AHEAD, |s, n| {
                                 add(s, n, &mut stats)
                             })
                             .await?
@@ -260,23 +265,16 @@ impl Runner<'_> {
                                 continue;
                             }
                             // Made and written while the next partition is folded.
-                            let store = self.store.clone();
-                            pending = Some(Pending {
-                                partition: p,
-                                records: 0,
-                                write: tokio::spawn(async move {
-                                    let folded = tokio::task::spawn_blocking(move || {
-                                        flush(gen, p, &mut mem)
-                                    })
+                            let made = async move {
+                                tokio::task::spawn_blocking(move || flush(gen, p, &mut mem))
                                     .await
                                     .map_err(|e| {
                                         BatchError::Failed(ProjectionError::Stopped(format!(
                                             "fold stopped: {e}"
                                         )))
-                                    })?;
-                                    write_from_memory(&store, gen, p, folded).await
-                                }),
-                            });
+                                    })
+                            };
+                            pending.spawn(self.store, gen, p, 0, made);
                         }
                         break;
                     };
@@ -300,7 +298,7 @@ impl Runner<'_> {
                     let (folded, mem) = folding
                         .await
                         .map_err(|e| ProjectionError::Stopped(format!("fold stopped: {e}")))?;
-                    if settle(&mut pending, Some(p), &mut queue, |s, n| {
+                    if settle(&mut pending, Some(p), &mut queue, WRITES_AHEAD, |s, n| {
                         add(s, n, &mut stats)
                     })
                     .await?
@@ -308,19 +306,12 @@ impl Runner<'_> {
                         trust = false;
                         continue;
                     }
-                    let store = self.store.clone();
-                    pending = Some(Pending {
-                        partition: p,
-                        records: n,
-                        write: tokio::spawn(async move {
-                            write_from_memory(&store, gen, p, folded).await
-                        }),
-                    });
+                    pending.spawn(self.store, gen, p, n, std::future::ready(Ok(folded)));
                     memory = Some(mem);
                     ahead = Some(next?);
                     continue;
                 }
-                if settle(&mut pending, Some(p), &mut queue, |s, n| {
+                if settle(&mut pending, Some(p), &mut queue, 0, |s, n| {
                     add(s, n, &mut stats)
                 })
                 .await?
@@ -338,6 +329,11 @@ impl Runner<'_> {
                 {
                     Ok(done) => done,
                     Err(BatchError::Failed(e)) => return Err(e),
+                    Err(BatchError::Dropped) => {
+                        return Err(ProjectionError::Stopped(
+                            "a careful batch was dropped".into(),
+                        ))
+                    }
                     Err(BatchError::Wrong(why)) => {
                         // A careful batch looks every id up and never takes this path.
                         return Err(StoreError::Rows {
@@ -783,32 +779,96 @@ struct Pending {
     write: tokio::task::JoinHandle<Result<RunStats, BatchError>>,
 }
 
-/// Waits for the write in flight, if any, and counts it with `add`. Returns whether it
-/// proved the memory of partition `current` wrong; another partition it proves wrong is
-/// queued again, to be projected carefully.
+/// Writes beyond the oldest one in flight that the folds may run ahead of: at 10M events a
+/// write sometimes takes longer than a fold, and with one write in flight the fold waited.
+const WRITES_AHEAD: usize = 1;
+
+/// The writes of batches folded from memory, in flight in the order they were folded: each
+/// commits after the one before it, and is not made at all when that one, of the same
+/// partition, was not (its fold built on it).
+#[derive(Default)]
+struct Writes {
+    queue: VecDeque<Pending>,
+    /// How the last write spawned ended: its partition, and whether it committed.
+    last: Option<tokio::sync::oneshot::Receiver<(u32, bool)>>,
+}
+
+impl Writes {
+    /// Spawns the write of the batch `made` gives (at once; a partition's last rows are
+    /// made while the write before them goes on): `n` records of `partition`.
+    fn spawn(
+        &mut self,
+        store: &Store,
+        gen: i64,
+        partition: u32,
+        n: u64,
+        made: impl std::future::Future<Output = Result<Folded, BatchError>> + Send + 'static,
+    ) {
+        let store = store.clone();
+        let (done, next) = tokio::sync::oneshot::channel();
+        let before = self.last.replace(next);
+        let write = tokio::spawn(async move {
+            let folded = made.await;
+            let before_ok = match before {
+                None => true,
+                Some(before) => match before.await {
+                    Ok((q, ok)) => ok || q != partition,
+                    // The write before stopped (its task ended without a word).
+                    Err(_) => false,
+                },
+            };
+            let outcome = match folded {
+                Ok(folded) if before_ok => write_from_memory(&store, gen, partition, folded).await,
+                Ok(_) => Err(BatchError::Dropped),
+                Err(e) => Err(e),
+            };
+            let _ = done.send((partition, outcome.is_ok()));
+            outcome
+        });
+        self.queue.push_back(Pending {
+            partition,
+            records: n,
+            write,
+        });
+    }
+}
+
+/// Waits for the writes in flight until at most `keep` are, oldest first, and counts them
+/// with `add`. Returns whether one proved the memory of partition `current` wrong (then
+/// every write is waited for: the later ones of that partition were not made); another
+/// partition one proves wrong is queued again, to be projected carefully.
 async fn settle(
-    pending: &mut Option<Pending>,
+    pending: &mut Writes,
     current: Option<u32>,
     queue: &mut VecDeque<(u32, bool)>,
+    keep: usize,
     mut add: impl FnMut(RunStats, u64),
 ) -> Result<bool, ProjectionError> {
-    let Some(w) = pending.take() else {
-        return Ok(false);
-    };
-    let partition = w.partition;
-    match w.write.await {
-        Ok(Ok(s)) => add(s, w.records),
-        Ok(Err(BatchError::Failed(e))) => return Err(e),
-        Ok(Err(BatchError::Wrong(why))) => {
-            tracing::info!(partition, why, "redoing from the stored rows");
-            if current == Some(partition) {
-                return Ok(true);
+    let mut wrong = false;
+    while pending.queue.len() > if wrong { 0 } else { keep } {
+        let Some(w) = pending.queue.pop_front() else {
+            break;
+        };
+        let partition = w.partition;
+        match w.write.await {
+            Ok(Ok(s)) => add(s, w.records),
+            Ok(Err(BatchError::Failed(e))) => return Err(e),
+            Ok(Err(BatchError::Dropped)) => {}
+            Ok(Err(BatchError::Wrong(why))) => {
+                tracing::info!(partition, why, "redoing from the stored rows");
+                if current == Some(partition) {
+                    wrong = true;
+                } else {
+                    queue.push_back((partition, false));
+                }
             }
-            queue.push_back((partition, false));
+            Err(e) => return Err(ProjectionError::Stopped(format!("write stopped: {e}"))),
         }
-        Err(e) => return Err(ProjectionError::Stopped(format!("write stopped: {e}"))),
     }
-    Ok(false)
+    if pending.queue.is_empty() {
+        pending.last = None;
+    }
+    Ok(wrong)
 }
 
 /// The batch's subjects the memory does not hold, in the order of their names.
