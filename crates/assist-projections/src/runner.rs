@@ -183,14 +183,15 @@ impl Runner<'_> {
     ///
     /// While the runner's memory of a partition is complete (it projected the partition
     /// from offset 0), batches go through three stages at once: one is folded from the
-    /// memory alone on a blocking thread while the next is read and the one before is
-    /// written, and a partition's last write goes on while the next partition starts. A
-    /// write's transaction checks what its fold assumed (nobody else committed since, its
-    /// new subjects have no rows, its ids are new); if any check fails, that batch and
-    /// everything folded after it in its partition are dropped, and the partition is
-    /// projected carefully from its checkpoint, one batch at a time, reading the rows it
-    /// needs. The generation's secondary indexes are built by the first careful batch that
-    /// needs them, or once every partition is caught up.
+    /// memory alone on a blocking thread while the next is read and the ones before are
+    /// written (in order), and a partition's last write goes on while the next partition
+    /// starts. A write's transaction checks what its fold assumed (nobody else committed
+    /// since, its new subjects have no rows, its ids are new); if any check fails, that
+    /// batch and everything folded after it in its partition are dropped, and the
+    /// partition is projected carefully from its checkpoint, one batch at a time, reading
+    /// the rows it needs (from offset 0 when its subjects' rows were deferred: see
+    /// [`Memory::deferring`]). The generation's secondary index is built by the first
+    /// careful batch that needs it, or once every partition is caught up.
     pub async fn catch_up_partitions(
         &self,
         gen: i64,
@@ -216,7 +217,8 @@ impl Runner<'_> {
         // Partitions to project, each with whether its memory may be trusted; one whose
         // batch folded from memory proved wrong comes back, to be projected carefully.
         let mut queue: VecDeque<(u32, bool)> = partitions.iter().map(|&p| (p, true)).collect();
-        // The writes in flight, in order, of this partition or the one before.
+        // The writes in flight, in order: this partition's, and the last ones of the
+        // partitions before it.
         let mut pending = Writes::default();
         // The size of the next read: small for the first one (see FIRST_BATCH).
         let mut read_size = self.batch.clamp(1, FIRST_BATCH);
@@ -237,9 +239,15 @@ impl Runner<'_> {
             // Records read while the batch before them was folded.
             let mut ahead: Option<Vec<Record>> = None;
             loop {
-                let from = match &memory {
-                    Some(m) => m.next_offset,
-                    None => checkpoint(self.store, gen, p).await?.0,
+                // A checkpoint whose subjects' rows are deferred (a run that stopped
+                // before the partition's last rows were written) is taken back to offset 0
+                // by the careful batch below, even with nothing new to read.
+                let (from, deferred) = match &memory {
+                    Some(m) => (m.next_offset, false),
+                    None => {
+                        let at = stored_checkpoint(self.store, gen, p).await?;
+                        (at.next_offset, at.subjects_deferred)
+                    }
                 };
                 let records = match ahead.take() {
                     Some(records) => records,
@@ -319,7 +327,7 @@ impl Runner<'_> {
                     (memory, trust) = (None, false);
                     continue;
                 }
-                if records.is_empty() {
+                if records.is_empty() && !deferred {
                     break;
                 }
                 let n = records.len() as u64;
@@ -1251,14 +1259,31 @@ pub async fn checkpoint(
     gen: i64,
     partition: u32,
 ) -> Result<(u64, String), StoreError> {
-    let row: Option<(i64, String)> =
-        sqlx::query_as("SELECT next_offset, digest FROM checkpoints WHERE gen = $1 AND part = $2")
-            .bind(gen)
-            .bind(i64::from(partition))
-            .fetch_optional(&store.pool)
-            .await
-            .map_err(|e| store.err(e))?;
-    Ok(row.map_or((0, String::new()), |(n, d)| (n as u64, d)))
+    let at = stored_checkpoint(store, gen, partition).await?;
+    Ok((at.next_offset, at.digest))
+}
+
+/// One partition's checkpoint as stored, outside any batch.
+async fn stored_checkpoint(
+    store: &Store,
+    gen: i64,
+    partition: u32,
+) -> Result<Checkpoint, StoreError> {
+    let row: Option<(i64, String, i64)> = sqlx::query_as(
+        "SELECT next_offset, digest, subjects_deferred FROM checkpoints WHERE gen = $1 AND part = $2",
+    )
+    .bind(gen)
+    .bind(i64::from(partition))
+    .fetch_optional(&store.pool)
+    .await
+    .map_err(|e| store.err(e))?;
+    Ok(
+        row.map_or_else(Checkpoint::default, |(n, digest, deferred)| Checkpoint {
+            next_offset: n as u64,
+            digest,
+            subjects_deferred: deferred != 0,
+        }),
+    )
 }
 
 /// A log record the projections could not read.

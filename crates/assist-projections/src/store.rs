@@ -324,6 +324,22 @@ impl Store {
     /// read, and returns the one it replaced, which nothing reads any more (`None` when
     /// this call did not flip it).
     pub async fn swap_in(&self, gen: i64) -> Result<Option<i64>, StoreError> {
+        // A partition whose subjects' rows are still deferred is not whole yet.
+        let deferred: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM checkpoints WHERE gen = $1 AND subjects_deferred <> 0",
+        )
+        .bind(gen)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        if deferred > 0 {
+            return Err(StoreError::Rows {
+                store: self.name.clone(),
+                reason: format!(
+                    "generation {gen} is not whole: {deferred} partition(s) still lack their subjects' rows; project it again"
+                ),
+            });
+        }
         let old = self.active_gen().await?;
         let flipped = sqlx::query("UPDATE view_state SET active_gen = $1, building_gen = NULL WHERE id = 1 AND building_gen = $2")
             .bind(gen)

@@ -596,6 +596,43 @@ async fn a_rebuild_writes_a_partitions_subjects_once_it_is_caught_up_and_ends_as
 }
 
 #[tokio::test]
+async fn a_partition_left_with_its_subjects_rows_deferred_is_not_swapped_in_but_redone() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Served::one(scenario_on_one_partition(dir.path()).await);
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let gen = store.begin_rebuild().await.unwrap();
+    catch_up(&log, &store, gen, 10).await;
+    // As a run leaves it that stopped after the partition's last batch but before its
+    // subjects' rows (cases, chain heads, open clocks) were written.
+    let raw = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("views.db").display()
+    ))
+    .await
+    .unwrap();
+    for sql in [
+        "UPDATE checkpoints SET subjects_deferred = 1 WHERE gen = ?",
+        "DELETE FROM cases WHERE gen = ?",
+        "DELETE FROM chains WHERE gen = ?",
+        "DELETE FROM clocks WHERE gen = ? AND is_open = 1",
+    ] {
+        sqlx::query(sql).bind(gen).execute(&raw).await.unwrap();
+    }
+    raw.close().await;
+    let refused = store.swap_in(gen).await.unwrap_err().to_string();
+    assert!(
+        refused.ends_with("generation 2 is not whole: 1 partition(s) still lack their subjects' rows; project it again"),
+        "{refused}"
+    );
+    // Nothing new to read: the partition is taken back to offset 0 and projected again.
+    catch_up(&log, &store, gen, 10).await;
+    store.finish_rebuild(gen).await.unwrap();
+    let clean = sqlite_store(dir.path(), "clean.db").await;
+    catch_up(&log, &clean, 1, 10).await;
+    assert_eq!(store.dump(gen).await.unwrap(), clean.dump(1).await.unwrap());
+}
+
+#[tokio::test]
 async fn a_query_during_a_rebuild_sees_the_old_views() {
     let dir = tempfile::tempdir().unwrap();
     let recorder = log_with(dir.path(), &scenario_jsonl()).await;

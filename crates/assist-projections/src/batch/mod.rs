@@ -417,7 +417,7 @@ impl BatchTx {
     }
 
     /// Takes partition `partition` of generation `gen` back to offset 0: deletes every row
-    /// its events made (found through their audit rows) and its checkpoint. For a
+    /// its events made (found through their audit rows) and resets its checkpoint. For a
     /// partition whose subjects' rows were deferred, the only state they can be redone from.
     /// Clocks are found by their start event, so a stream's clocks started on another
     /// partition stay.

@@ -298,7 +298,8 @@ pub async fn explain(
         .or(c.cancelled_at)
         .map(ts)
         .unwrap_or_else(|| "9999".into());
-    let ids: Vec<String> = log
+    // A stored id twice (a producer's retry) is one fact.
+    let ids: std::collections::BTreeSet<String> = log
         .read_stream(&c.subject)
         .await?
         .iter()
@@ -311,11 +312,13 @@ pub async fn explain(
         })
         .map(|id| id.to_string())
         .collect();
+    let ids: Vec<String> = ids.into_iter().collect();
     let mut rows = Vec::new();
     for chunk in ids.chunks(500) {
         let sql = audit_rows_sql(store.dialect(), chunk.len());
         let mut q = sqlx::query(&sql)
             .bind(gen)
+            .bind(&c.subject)
             .bind(ts(c.started_at))
             .bind(&end);
         for id in chunk {
@@ -386,22 +389,24 @@ pub enum ExplainError {
     Log(#[from] assist_log::LogError),
 }
 
-/// The audit rows of `n` event ids (bound as $4 on) of generation $1 that occurred between
-/// $2 and $3: one primary-key probe per id.
+/// The audit rows of `n` event ids (bound as $5 on) of generation $1 and stream $2 that
+/// occurred between $3 and $4: one primary-key probe per id. The stream is checked too: an
+/// id the stream reused from another stream is that other stream's fact.
 fn audit_rows_sql(dialect: Dialect, n: usize) -> String {
     let ids: Vec<String> = (0..n)
         .map(|i| match dialect {
             Dialect::Sqlite => "?".to_string(),
-            Dialect::Postgres => format!("${}", i + 4),
+            Dialect::Postgres => format!("${}", i + 5),
         })
         .collect();
-    let (gen, from, to) = match dialect {
-        Dialect::Sqlite => ("?", "?", "?"),
-        Dialect::Postgres => ("$1", "$2", "$3"),
+    let (gen, stream, from, to) = match dialect {
+        Dialect::Sqlite => ("?", "?", "?", "?"),
+        Dialect::Postgres => ("$1", "$2", "$3", "$4"),
     };
     format!(
         "SELECT event_id, event_type, occurred_at, recorded_at, actor, seq FROM audit_events
-         WHERE gen = {gen} AND occurred_at >= {from} AND occurred_at <= {to} AND event_id IN ({})",
+         WHERE gen = {gen} AND stream = {stream} AND occurred_at >= {from} AND occurred_at <= {to}
+         AND event_id IN ({})",
         ids.join(", ")
     )
 }
@@ -416,7 +421,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store_indexed(dir.path(), 1).await;
         let sql = audit_rows_sql(Dialect::Sqlite, 2);
-        let binds = ["1", "2026-01-01", "2026-02-01", "id-1", "id-2"];
+        let binds = ["1", "person-1", "2026-01-01", "2026-02-01", "id-1", "id-2"];
         let plan = sqlite_plan(&store, &sql, &binds).await;
         assert!(
             plan.contains("USING INDEX sqlite_autoindex_audit_events_1"),
