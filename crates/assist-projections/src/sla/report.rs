@@ -417,6 +417,38 @@ mod tests {
     use crate::store::testing::{sqlite_plan, sqlite_store_indexed};
 
     #[tokio::test]
+    async fn explain_takes_an_id_only_from_the_clocks_own_stream() {
+        // Stream S reused the id of a fact of stream T: that audit row is T's, not S's.
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store_indexed(dir.path(), 1).await;
+        sqlx::query(
+            "INSERT INTO audit_events (gen, event_id, stream, seq, part, log_offset, event_type, occurred_at, recorded_at, actor, record_delay_ms, hash, prev_hash)
+             VALUES (1, 'id-x', 'person-t', 1, 0, 0, 'contact_made', '2026-01-10', '2026-01-10', 'cw-1', 0, 'h', '')",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let sql = audit_rows_sql(Dialect::Sqlite, 1);
+        let found = |stream: &'static str| {
+            let (store, sql) = (&store, &sql);
+            async move {
+                sqlx::query(sql)
+                    .bind(1_i64)
+                    .bind(stream)
+                    .bind("2026-01-01")
+                    .bind("2026-02-01")
+                    .bind("id-x")
+                    .fetch_all(&store.pool)
+                    .await
+                    .unwrap()
+                    .len()
+            }
+        };
+        assert_eq!(found("person-s").await, 0);
+        assert_eq!(found("person-t").await, 1);
+    }
+
+    #[tokio::test]
     async fn explain_finds_a_subjects_audit_rows_by_primary_key() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store_indexed(dir.path(), 1).await;
