@@ -3,7 +3,7 @@
 //! transaction, so a crash at any point neither loses nor doubles an effect.
 
 use crate::audit::{chain_hash, finding, next_digest};
-use crate::batch::{BatchTx, Checkpoint, Conflict, Table, WriteError};
+use crate::batch::{BatchTx, Checkpoint, Conflict, Table, WriteError, CHECKPOINT_SQL};
 use crate::caseload::{self, Case, Stage};
 use crate::sla::{Clock, Rules};
 use crate::store::{parse_ts, ts, Cols, Store, StoreError, Val};
@@ -287,7 +287,7 @@ impl Runner<'_> {
                         break;
                     };
                     // Three stages at once: this batch folded on a blocking thread, the next
-                    // one read, the one before written.
+                    // one read, the ones before written.
                     let next_from = last.position.offset + 1;
                     let n = records.len() as u64;
                     let mut mem = memory.take().unwrap_or_else(|| Memory {
@@ -1269,21 +1269,13 @@ async fn stored_checkpoint(
     gen: i64,
     partition: u32,
 ) -> Result<Checkpoint, StoreError> {
-    let row: Option<(i64, String, i64)> = sqlx::query_as(
-        "SELECT next_offset, digest, subjects_deferred FROM checkpoints WHERE gen = $1 AND part = $2",
-    )
-    .bind(gen)
-    .bind(i64::from(partition))
-    .fetch_optional(&store.pool)
-    .await
-    .map_err(|e| store.err(e))?;
-    Ok(
-        row.map_or_else(Checkpoint::default, |(n, digest, deferred)| Checkpoint {
-            next_offset: n as u64,
-            digest,
-            subjects_deferred: deferred != 0,
-        }),
-    )
+    let row = sqlx::query_as(CHECKPOINT_SQL)
+        .bind(gen)
+        .bind(i64::from(partition))
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(|e| store.err(e))?;
+    Ok(Checkpoint::from_row(row))
 }
 
 /// A log record the projections could not read.

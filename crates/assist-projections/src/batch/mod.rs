@@ -224,6 +224,22 @@ pub(crate) struct Checkpoint {
     pub subjects_deferred: bool,
 }
 
+/// One partition's checkpoint ($1 the generation, $2 the partition), read inside a batch's
+/// transaction or outside one.
+pub(crate) const CHECKPOINT_SQL: &str =
+    "SELECT next_offset, digest, subjects_deferred FROM checkpoints WHERE gen = $1 AND part = $2";
+
+impl Checkpoint {
+    /// From the row [`CHECKPOINT_SQL`] read; a partition without one is at offset 0.
+    pub(crate) fn from_row(row: Option<(i64, String, i64)>) -> Checkpoint {
+        row.map_or_else(Checkpoint::default, |(n, digest, deferred)| Checkpoint {
+            next_offset: n as u64,
+            digest,
+            subjects_deferred: deferred != 0,
+        })
+    }
+}
+
 /// One batch's transaction.
 pub(crate) enum BatchTx {
     Sqlite(Transaction<'static, Sqlite>),
@@ -402,18 +418,12 @@ impl BatchTx {
         gen: i64,
         partition: u32,
     ) -> Result<Checkpoint, sqlx::Error> {
-        let row: Option<(i64, String, i64)> = on_tx!(self, c => sqlx::query_as("SELECT next_offset, digest, subjects_deferred FROM checkpoints WHERE gen = $1 AND part = $2")
+        let row = on_tx!(self, c => sqlx::query_as(CHECKPOINT_SQL)
             .bind(gen)
             .bind(i64::from(partition))
             .fetch_optional(&mut **c)
             .await?);
-        Ok(
-            row.map_or_else(Checkpoint::default, |(n, digest, deferred)| Checkpoint {
-                next_offset: n as u64,
-                digest,
-                subjects_deferred: deferred != 0,
-            }),
-        )
+        Ok(Checkpoint::from_row(row))
     }
 
     /// Takes partition `partition` of generation `gen` back to offset 0: deletes every row
