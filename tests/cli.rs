@@ -115,7 +115,8 @@ fn atomic_ingest_stores_nothing_when_a_line_is_bad() {
         "accepted 0, duplicate 0, rejected 1\nline 2: an event must be a JSON object, found an array\nnothing was stored (--atomic)\n"
     );
     let history = assist(dir.path(), &["history", PERSON]);
-    assert_eq!(stdout(&history), format!("{PERSON}: 0 events\n"));
+    assert_eq!(history.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&history.stderr).contains("has no events in the log"));
 }
 
 #[test]
@@ -225,7 +226,7 @@ fn erase_refuses_a_household_stream() {
         dir.path(),
         &["erase", "household-0192f0c1-8a3b-7cde-9f00-00000000a001"],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "error: household-0192f0c1-8a3b-7cde-9f00-00000000a001 is not a person stream: only people have personal data\n"
@@ -519,10 +520,10 @@ fn caseload_filters_roll_up_by_region_prefix() {
     assert_eq!(counties, city, "the counties add up to the city");
     assert!(city > 50);
     let bad = assist(dir.path(), &["caseload", "--region", "350"]);
-    assert_eq!(
-        String::from_utf8_lossy(&bad.stderr),
-        "error: --region \"350\" must be a 2-, 4- or 6-digit region code prefix\n"
-    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains(
+        "a region prefix must be 2, 4 or 6 digits (province, city, county); got 3 digits"
+    ));
 }
 
 #[test]
@@ -542,7 +543,7 @@ fn sla_explain_on_the_command_line_lists_the_facts_of_a_clock() {
     ));
     assert!(out.starts_with(&format!("{clock}: ")), "{out}");
     assert!(
-        out.contains("status at 2026-02-20T15:59:59.999Z: breached"),
+        out.contains("status at 2026-02-20T23:59:59.999+08:00: breached"),
         "{out}"
     );
     assert!(out.contains("  started   "), "{out}");
@@ -639,7 +640,7 @@ fn a_policy_directory_adds_a_2027_calendar_without_code() {
         dir.path(),
         &["--policies", policies.to_str().unwrap(), "sla"],
     );
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr)
         .contains("calendar cn-2028.toml: 2027-12-31 is not in year 2028"));
 }
@@ -715,10 +716,471 @@ fn an_unreachable_kafka_broker_is_a_clear_error_naming_it_not_a_hang() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.starts_with("error: cannot reach Kafka at 127.0.0.1:1 within 10 s: "),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------- commands that say what is true
+
+/// Runs `assist` with its standard output closed before it writes (`assist … | head -c0`).
+fn assist_into_closed_pipe(data_dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_assist"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("assist runs");
+    drop(child.stdout.take());
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_reader_that_closes_the_pipe_ends_the_output_quietly() {
+    let dir = county();
+    for args in [
+        &["sla"][..],
+        &["caseload", "--json"],
+        &["audit", "findings"],
+        &["sla", "clocks", "--limit", "0"],
+    ] {
+        let out = assist_into_closed_pipe(dir.path(), args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn ingest_into_a_closed_pipe_stores_everything_and_keeps_its_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = contact("01934a5e-1002-7002-8000-000000000002");
+    bad["actor"]["region"] = json!("3501");
+    let input = jsonl(&[registration(), bad]);
+    let out = assist_into_closed_pipe(dir.path(), &["ingest", "-"], Some(input.as_bytes()));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one line was rejected: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h: Value =
+        serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
+    assert_eq!(h["events"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn reading_commands_on_a_data_dir_without_a_log_fail_and_create_nothing() {
+    let parent = tempfile::tempdir().unwrap();
+    let typo = parent.path().join("asist-data");
+    for args in [
+        &["verify"][..],
+        &["history", PERSON],
+        &["sla"],
+        &["sla", "clocks"],
+        &["caseload"],
+        &["audit", "findings"],
+        &["deadletters"],
+        &["project"],
+        &["rebuild"],
+        &["erase", PERSON],
+    ] {
+        let out = assist(&typo, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: no event log in the data dir "),
+            "{args:?}: {err}"
+        );
+        assert!(!typo.exists(), "{args:?} created the data dir");
+    }
+}
+
+#[test]
+fn two_ingests_started_at_once_on_a_fresh_data_dir_both_succeed() {
+    let parent = tempfile::tempdir().unwrap();
+    let input = parent.path().join("in.jsonl");
+    let input = input.to_str().unwrap();
+    let sim = assist(
+        parent.path(),
+        &[
+            "simulate",
+            "--persons",
+            "30",
+            "--days",
+            "10",
+            "--seed",
+            "4",
+            "--out",
+            input,
+        ],
+    );
+    assert_eq!(sim.status.code(), Some(0));
+    let lines = std::fs::read_to_string(input).unwrap().lines().count() as u64;
+    for trial in 0..5 {
+        let dir = parent.path().join(format!("d{trial}"));
+        let run = || {
+            Command::new(env!("CARGO_BIN_EXE_assist"))
+                .arg("--data-dir")
+                .arg(&dir)
+                .args(["ingest", input])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (run(), run());
+        let mut accepted = 0;
+        for child in [a, b] {
+            let out = child.wait_with_output().unwrap();
+            let text = stdout(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "trial {trial}: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let n: u64 = text
+                .strip_prefix("accepted ")
+                .and_then(|t| t.split(',').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{text}"));
+            accepted += n;
+        }
+        assert_eq!(accepted, lines, "trial {trial}: each line stored once");
+    }
+}
+
+#[test]
+fn help_documents_what_each_exit_status_means() {
+    let out = stdout(&assist(Path::new("."), &["--help"]));
+    assert!(
+        out.contains("Exit status:\n  0  done\n  1  done, but some input was refused"),
+        "{out}"
+    );
+    assert!(out.contains("  2  the command failed"), "{out}");
+}
+
+#[test]
+fn an_unreachable_postgres_store_names_the_cause() {
+    let dir = county();
+    let out = assist(
+        dir.path(),
+        &[
+            "--store",
+            "postgres://postgres:secret@127.0.0.1:1/none",
+            "sla",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(
+        !err.contains("secret"),
+        "the password is never shown: {err}"
+    );
+    assert!(!err.contains("pool timed out"), "{err}");
+}
+
+#[test]
+fn an_error_prints_each_cause_once_on_its_own_line() {
+    let dir = county();
+    let out = assist(
+        dir.path(),
+        &["--store", "sqlite:/nonexistent-dir/views.db", "sla"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    // The debug log lines of the test harness come first.
+    let lines: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("error: "))
+        .collect();
+    assert_eq!(lines[0], "error: cannot open the view store", "{err}");
+    assert!(
+        lines[1].starts_with("  caused by: store sqlite:/nonexistent-dir/views.db: "),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("unable to open database file").count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
+fn times_print_in_china_time_by_default_and_in_utc_when_asked() {
+    let dir = county();
+    let china = stdout(&assist(dir.path(), &["sla", "--at", "2026-02-20"]));
+    assert!(
+        china.starts_with("SLA at 2026-02-20T23:59:59.999+08:00 "),
+        "{china}"
+    );
+    let utc = stdout(&assist(dir.path(), &["--utc", "sla", "--at", "2026-02-20"]));
+    assert!(utc.starts_with("SLA at 2026-02-20T15:59:59.999Z "), "{utc}");
+    let tz = Command::new(env!("CARGO_BIN_EXE_assist"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["sla", "--json", "--at", "2026-02-20"])
+        .env("ASSIST_TZ", "UTC")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&tz.stdout).unwrap();
+    assert_eq!(v["at"], "2026-02-20T15:59:59.999Z");
+    let v: Value = serde_json::from_slice(
+        &assist(dir.path(), &["sla", "--json", "--at", "2026-02-20"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(v["at"], "2026-02-20T23:59:59.999+08:00");
+    assert!(
+        v["breached"][0]["due_at"]
+            .as_str()
+            .unwrap()
+            .ends_with("+08:00"),
+        "{v}"
+    );
+}
+
+#[test]
+fn sla_and_caseload_refuse_the_same_bad_region_prefixes() {
+    let dir = county();
+    for bad in ["abc", "35012100", "350", "99"] {
+        for cmd in ["sla", "caseload"] {
+            let out = assist(dir.path(), &[cmd, "--region", bad]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{cmd} {bad}: {err}");
+            assert!(err.contains("a region prefix must"), "{cmd} {bad}: {err}");
+        }
+    }
+}
+
+#[test]
+fn under_a_region_filter_the_province_and_city_lines_say_they_count_only_that_part() {
+    let dir = county();
+    let out = stdout(&assist(
+        dir.path(),
+        &["sla", "--at", "2026-03-01", "--region", "350121"],
+    ));
+    assert!(out.contains("  province 35 (only 350121) "), "{out}");
+    assert!(out.contains("  city     3501 (only 350121) "), "{out}");
+    assert!(out.contains("  county   350121 "), "{out}");
+    let v: Value = serde_json::from_slice(
+        &assist(
+            dir.path(),
+            &["sla", "--json", "--at", "2026-03-01", "--region", "350121"],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["by_region"][0]["only"], "350121");
+    assert!(v["by_region"][2].get("only").is_none());
+}
+
+#[test]
+fn the_clocks_of_every_status_are_listed_and_add_up_to_the_summary() {
+    let dir = county();
+    let at = "2026-03-01";
+    let summary: Value =
+        serde_json::from_slice(&assist(dir.path(), &["sla", "--json", "--at", at]).stdout).unwrap();
+    let mut listed = 0;
+    for status in [
+        "on_track",
+        "at_risk",
+        "paused",
+        "breached",
+        "met",
+        "met_late",
+        "cancelled",
+    ] {
+        let v: Value = serde_json::from_slice(
+            &assist(
+                dir.path(),
+                &[
+                    "sla", "clocks", "--json", "--at", at, "--status", status, "--limit", "0",
+                ],
+            )
+            .stdout,
+        )
+        .unwrap();
+        let clocks = v["clocks"].as_array().unwrap();
+        assert_eq!(
+            v["total"], summary["total"]["by_status"][status],
+            "{status}"
+        );
+        assert_eq!(clocks.len() as u64, v["total"].as_u64().unwrap());
+        assert!(clocks.iter().all(|c| c["status"] == status), "{status}");
+        listed += clocks.len() as u64;
+    }
+    assert_eq!(listed, summary["total"]["total"].as_u64().unwrap());
+    assert!(
+        summary["total"]["by_status"]["met"].as_u64().unwrap() > 0,
+        "the workload has met clocks to list"
+    );
+}
+
+#[test]
+fn clocks_are_listed_by_policy_step_region_and_caseworker_a_page_at_a_time() {
+    let dir = county();
+    let list = |args: &[&str]| -> Value {
+        let mut all = vec!["sla", "clocks", "--json", "--at", "2026-03-01"];
+        all.extend_from_slice(args);
+        serde_json::from_slice(&assist(dir.path(), &all).stdout).unwrap()
+    };
+    let all = list(&["--limit", "0"]);
+    let every = all["clocks"].as_array().unwrap();
+    let first = &every[0];
+    let (policy, step) = first["step"].as_str().unwrap().split_once('/').unwrap();
+    let by_step = list(&["--policy", policy, "--step", step, "--limit", "0"]);
+    let expected = every.iter().filter(|c| c["step"] == first["step"]).count();
+    assert_eq!(by_step["total"].as_u64().unwrap() as usize, expected);
+    let county = list(&["--region", "350121", "--limit", "0"]);
+    assert!(county["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["region"].as_str().unwrap().starts_with("350121")));
+    let worker = first["caseworker"].as_str().unwrap();
+    let mine = list(&["--caseworker", worker, "--limit", "0"]);
+    assert!(mine["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["caseworker"] == worker));
+    let page2 = list(&["--limit", "5", "--offset", "5"]);
+    assert_eq!(page2["clocks"].as_array().unwrap()[..], every[5..10]);
+}
+
+#[test]
+fn sla_explain_at_a_time_lists_and_counts_only_what_had_occurred_by_then() {
+    let dir = county();
+    let met: Value = serde_json::from_slice(
+        &assist(
+            dir.path(),
+            &[
+                "sla",
+                "clocks",
+                "--json",
+                "--at",
+                "2026-03-01",
+                "--status",
+                "met",
+                "--limit",
+                "0",
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    // A clock met some time after it started, so there is a moment in between.
+    let clock = met["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["started_at"].as_str().unwrap()[..10] < c["due_at"].as_str().unwrap()[..10])
+        .expect("a met clock")
+        .clone();
+    let id = clock["clock_id"].as_str().unwrap();
+    let explain = |at: &str| -> Value {
+        serde_json::from_slice(
+            &assist(
+                dir.path(),
+                &["--utc", "sla", "explain", id, "--json", "--at", at],
+            )
+            .stdout,
+        )
+        .unwrap()
+    };
+    let after = explain("2026-03-01");
+    let met_fact = after["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["role"] == "met")
+        .expect("the fact that met it")
+        .clone();
+    // One millisecond before the meeting fact occurred: it is not listed, nor counted.
+    let met_at =
+        chrono::DateTime::parse_from_rfc3339(met_fact["occurred_at"].as_str().unwrap()).unwrap();
+    let before_at = (met_at - chrono::Duration::milliseconds(1)).to_rfc3339();
+    let before = explain(&before_at);
+    let facts = before["facts"].as_array().unwrap();
+    assert!(facts.iter().all(|f| f["role"] != "met"), "{before}");
+    assert!(facts
+        .iter()
+        .all(|f| f["occurred_at"].as_str().unwrap() < met_fact["occurred_at"].as_str().unwrap()));
+    assert_eq!(
+        before["counted"].as_u64().unwrap(),
+        after["counted"].as_u64().unwrap() - 1,
+        "the meeting fact is not counted yet"
+    );
+    assert_ne!(before["clock"]["status"], "met");
+}
+
+#[test]
+fn history_of_an_unknown_stream_is_an_error_like_erase() {
+    let dir = county();
+    let unknown = "person-0192f0c1-8a3b-7cde-9f00-00000000dead";
+    for args in [&["history", unknown][..], &["erase", unknown]] {
+        let out = assist(dir.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("has no events in the log"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn history_warns_about_a_record_altered_after_it_was_projected() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "in.jsonl",
+        &jsonl(&[
+            registration(),
+            contact("01934a5e-1002-7002-8000-000000000002"),
+        ]),
+    );
+    assert_eq!(
+        assist(dir.path(), &["ingest", &input]).status.code(),
+        Some(0)
+    );
+    let clean = assist(dir.path(), &["history", PERSON]);
+    assert!(!String::from_utf8_lossy(&clean.stderr).contains("warning"));
+    // Someone with write access to log.db changes the contact's channel.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", dir.path().join("log.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let changed = sqlx::query(
+            "UPDATE events SET payload = CAST(replace(CAST(payload AS TEXT), '\"phone\"', '\"visit\"') AS BLOB) WHERE payload LIKE '%contact_made%'",
+        )
+        .execute(&mut db)
+        .await
+        .unwrap();
+        assert_eq!(changed.rows_affected(), 1);
+        db.close().await.unwrap();
+    });
+    let out = assist(dir.path(), &["history", PERSON]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: the record at partition 4 offset 1 does not match the hash the audit trail recorded for it"),
+        "{err}"
+    );
+    let v: Value =
+        serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
+    assert_eq!(v["events"][1]["altered"], true);
+    assert!(v["events"][0].get("altered").is_none());
 }

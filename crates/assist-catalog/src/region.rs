@@ -84,6 +84,75 @@ impl JsonSchema for RegionCode {
     }
 }
 
+/// A region prefix that selects a subtree: 2 digits (a province), 4 (a city) or 6 (a
+/// county), whose first two digits name a province. Every filter by region (caseload, SLA,
+/// and what a caller's scope allows) is checked by this one type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct RegionPrefix(String);
+
+/// Why a text is not a region prefix. The text itself is never repeated: a mistyped
+/// filter may be anything, a phone number included.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegionPrefixError {
+    /// Not 2, 4 or 6 ASCII digits.
+    #[error("a region prefix must be 2, 4 or 6 digits (province, city, county); got {0}")]
+    Shape(String),
+    /// The first two digits are not a province.
+    #[error("a region prefix must start with a province code; {0:?} is none")]
+    UnknownProvince(String),
+}
+
+impl RegionPrefix {
+    /// Checks a prefix.
+    pub fn new(text: &str) -> Result<Self, RegionPrefixError> {
+        let digits = text.bytes().all(|b| b.is_ascii_digit());
+        if !digits || !matches!(text.len(), 2 | 4 | 6) {
+            let what = if digits { "digits" } else { "characters" };
+            return Err(RegionPrefixError::Shape(format!(
+                "{} {what}",
+                text.chars().count()
+            )));
+        }
+        if !PROVINCES.contains(&&text[..2]) {
+            return Err(RegionPrefixError::UnknownProvince(text[..2].to_string()));
+        }
+        Ok(Self(text.to_string()))
+    }
+
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The level it selects: `province`, `city` or `county`.
+    pub fn level(&self) -> &'static str {
+        match self.0.len() {
+            2 => "province",
+            4 => "city",
+            _ => "county",
+        }
+    }
+
+    /// Whether `region` (a 2-, 4- or 6-digit code) lies in this subtree.
+    pub fn contains(&self, region: &str) -> bool {
+        region.starts_with(&self.0)
+    }
+}
+
+impl fmt::Display for RegionPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for RegionPrefix {
+    type Err = RegionPrefixError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RegionPrefix::new(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +176,30 @@ mod tests {
         assert_eq!(
             RegionCode::new("990101").unwrap_err().to_string(),
             r#"region code "990101" starts with "99", which is no province code"#
+        );
+    }
+
+    #[test]
+    fn a_region_prefix_is_two_four_or_six_digits_of_a_province() {
+        for ok in ["35", "3501", "350121"] {
+            assert_eq!(RegionPrefix::new(ok).unwrap().as_str(), ok);
+        }
+        assert_eq!(RegionPrefix::new("3501").unwrap().level(), "city");
+    }
+
+    #[test]
+    fn a_bad_region_prefix_is_refused_without_repeating_it() {
+        let e = RegionPrefix::new("13812345678").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "a region prefix must be 2, 4 or 6 digits (province, city, county); got 11 digits"
+        );
+        assert!(RegionPrefix::new("abc").is_err());
+        assert!(RegionPrefix::new("35012100").is_err());
+        assert!(RegionPrefix::new("").is_err());
+        assert_eq!(
+            RegionPrefix::new("99").unwrap_err().to_string(),
+            r#"a region prefix must start with a province code; "99" is none"#
         );
     }
 }

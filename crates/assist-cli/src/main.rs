@@ -1,6 +1,7 @@
 //! `assist`: the command line of the event-sourced case-management core.
 
 mod commands;
+mod output;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -17,7 +18,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Every assistance action is an immutable event in a partitioned log; by default the
 /// log, the key table and the views live in an embedded data dir (no Kafka, no Postgres).
 #[derive(Parser)]
-#[command(name = "assist", version, propagate_version = true)]
+#[command(
+    name = "assist",
+    version,
+    propagate_version = true,
+    after_help = EXIT_STATUS
+)]
 struct Cli {
     /// Where the embedded default keeps everything: log, keys, views.
     #[arg(
@@ -27,6 +33,15 @@ struct Cli {
         default_value = "./assist-data"
     )]
     data_dir: PathBuf,
+
+    /// The zone times are shown in: an offset such as +08:00 (China time, the default) or UTC.
+    /// Times given without an offset (`--at 2026-03-31`) are read in China time.
+    #[arg(long, global = true, env = "ASSIST_TZ", value_parser = output::parse_zone)]
+    tz: Option<chrono::FixedOffset>,
+
+    /// Show times in UTC (the same as `--tz UTC`).
+    #[arg(long, global = true, conflicts_with = "tz")]
+    utc: bool,
 
     #[command(flatten)]
     views: commands::views::ViewOptions,
@@ -72,6 +87,17 @@ enum Command {
     Bench(commands::bench::Command),
 }
 
+/// What the exit status means, in `--help` and the README.
+const EXIT_STATUS: &str = "Exit status:
+  0  done
+  1  done, but some input was refused: ingest rejected lines or found an event id reused
+     with other content, or verify found mismatches
+  2  the command failed (bad arguments, store or log unreachable, disk full): see the
+     message; nothing was half-done that running it again will not finish";
+
+/// The exit status of a command that failed (see [`EXIT_STATUS`]).
+pub const FAILED: u8 = 2;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -82,18 +108,29 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if cli.utc {
+        output::set_zone(chrono::FixedOffset::east_opt(0).expect("UTC is an offset"));
+    } else if let Some(zone) = cli.tz {
+        output::set_zone(zone);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(FAILED);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            let mut lines = output::error_lines(&e).into_iter();
+            if let Some(first) = lines.next() {
+                eprintln!("error: {first}");
+            }
+            for cause in lines {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(FAILED)
         }
     }
 }

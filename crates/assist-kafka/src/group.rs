@@ -5,6 +5,7 @@
 
 use crate::{backend, KafkaConfig, KafkaLog};
 use assist_log::LogError;
+use assist_projections::outage::Backoff;
 use assist_projections::sla::Rules;
 use assist_projections::{ProjectionError, RunStats, Runner, Store};
 use rdkafka::config::ClientConfig;
@@ -88,23 +89,43 @@ impl Worker<'_> {
         mut on_owned: impl FnMut(&[u32]),
     ) -> Result<RunStats, ProjectionError> {
         let mut total = RunStats::default();
+        let mut backoff = Backoff::default();
         while !stop.load(Ordering::SeqCst) {
             let owned = self.member.owned()?;
             on_owned(&owned);
-            let gen = self.store.active_gen().await?;
-            let runner = Runner {
-                log: self.log,
-                store: self.store,
-                rules: self.rules,
-                batch: self.batch,
-            };
-            let s = runner.catch_up_partitions(gen, &owned, |_| {}).await?;
-            total.records += s.records;
-            total.applied += s.applied;
-            total.duplicates += s.duplicates;
-            total.dead_letters += s.dead_letters;
+            match self.round(&owned).await {
+                Ok(s) => {
+                    backoff.reset();
+                    total.records += s.records;
+                    total.applied += s.applied;
+                    total.duplicates += s.duplicates;
+                    total.dead_letters += s.dead_letters;
+                }
+                // A store restart: the round's open batch was rolled back; try again.
+                Err(e) if e.is_connection_lost() => match backoff.next_wait() {
+                    Some(wait) => {
+                        tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "lost the store's connection; retrying");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    None => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
             tokio::time::sleep(self.interval).await;
         }
         Ok(total)
+    }
+
+    /// One round: the owned partitions caught up in the active generation.
+    async fn round(&self, owned: &[u32]) -> Result<RunStats, ProjectionError> {
+        let gen = self.store.active_gen().await?;
+        let runner = Runner {
+            log: self.log,
+            store: self.store,
+            rules: self.rules,
+            batch: self.batch,
+        };
+        runner.catch_up_partitions(gen, owned, |_| {}).await
     }
 }

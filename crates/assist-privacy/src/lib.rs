@@ -53,6 +53,15 @@ pub enum PrivacyError {
         /// What is wrong.
         what: String,
     },
+    /// The key is destroyed, but a copy of it is still in the key table's files: another
+    /// process holds keys.db open in a read, so SQLite could not overwrite the copy yet.
+    #[error(
+        "the data key of {subject} is destroyed, but a copy is still in keys.db's write-ahead log because another process is reading keys.db (a long-running assist command?); let it finish or stop it, then run `assist erase` again to remove the copy"
+    )]
+    CopiesRemain {
+        /// The stream whose key was destroyed.
+        subject: String,
+    },
     /// The key store failed.
     #[error("key store failed: {0}")]
     Storage(#[from] sqlx::Error),
@@ -232,27 +241,51 @@ impl KeyStore {
     }
 
     /// Destroys `subject`'s key and records when; returns false when it was already erased.
-    /// The WAL is checkpointed and truncated so no copy of the key stays in it.
+    /// Either way it then checkpoints and truncates the WAL, and succeeds only when that
+    /// left no copy of the key in keys.db's files ([`PrivacyError::CopiesRemain`] else):
+    /// running it again after such an error finishes the job.
     pub async fn erase(&self, subject: &str, now: DateTime<Utc>) -> Result<bool, PrivacyError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if erased_at(&mut tx, subject).await?.is_some() {
-            return Ok(false);
+        let fresh = erased_at(&mut tx, subject).await?.is_none();
+        if fresh {
+            sqlx::query("DELETE FROM data_keys WHERE subject = ?")
+                .bind(subject)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO erased_subjects (subject, erased_at) VALUES (?, ?)")
+                .bind(subject)
+                .bind(now.to_rfc3339())
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query("DELETE FROM data_keys WHERE subject = ?")
-            .bind(subject)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO erased_subjects (subject, erased_at) VALUES (?, ?)")
-            .bind(subject)
-            .bind(now.to_rfc3339())
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await?;
+        self.truncate_wal(subject).await?;
         tracing::info!(subject, "data key destroyed");
-        Ok(true)
+        Ok(fresh)
+    }
+
+    /// Copies every page of the WAL into the database file (where `secure_delete` has
+    /// overwritten the key) and truncates the WAL. SQLite cannot do that while another
+    /// connection reads an older snapshot: it waits up to 5 s, then reports it.
+    async fn truncate_wal(&self, subject: &str) -> Result<(), PrivacyError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA busy_timeout = 5000")
+            .execute(&mut *conn)
+            .await?;
+        // (busy, frames in the WAL, frames checkpointed); busy = 1 when it could not finish.
+        let result: Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&mut *conn)
+                .await;
+        sqlx::query("PRAGMA busy_timeout = 30000")
+            .execute(&mut *conn)
+            .await?;
+        match result? {
+            (0, _, _) => Ok(()),
+            _ => Err(PrivacyError::CopiesRemain {
+                subject: subject.to_string(),
+            }),
+        }
     }
 }
 
@@ -346,6 +379,44 @@ mod tests {
             !s.erase("person-a", Utc::now()).await.unwrap(),
             "a second erasure changes nothing"
         );
+    }
+
+    #[tokio::test]
+    async fn an_erasure_that_a_reader_keeps_from_overwriting_the_key_fails_until_run_again() {
+        use sqlx::Connection;
+        let (dir, s) = store().await;
+        let raw = fresh_key(&s, "person-a").await.key;
+        // Another process reads keys.db: its snapshot still holds the key.
+        let mut reader = sqlx::SqliteConnection::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("keys.db").display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+        sqlx::query("SELECT count(*) FROM data_keys")
+            .fetch_one(&mut reader)
+            .await
+            .unwrap();
+        let e = s.erase("person-a", Utc::now()).await.unwrap_err();
+        assert!(matches!(e, PrivacyError::CopiesRemain { .. }), "{e}");
+        assert!(matches!(
+            s.key("person-a").await.unwrap(),
+            KeyState::Erased(_)
+        ));
+        sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+        reader.close().await.unwrap();
+        assert!(
+            !s.erase("person-a", Utc::now()).await.unwrap(),
+            "the second run finds it erased and finishes the job"
+        );
+        for name in ["keys.db", "keys.db-wal"] {
+            let bytes = std::fs::read(dir.path().join(name)).unwrap_or_default();
+            assert!(
+                !bytes.windows(32).any(|w| w == raw),
+                "key bytes left in {name}"
+            );
+        }
     }
 
     #[tokio::test]

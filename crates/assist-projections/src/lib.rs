@@ -8,6 +8,7 @@
 pub mod audit;
 mod batch;
 pub mod caseload;
+pub mod outage;
 pub mod runner;
 pub mod sla;
 pub mod store;

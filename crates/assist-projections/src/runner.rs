@@ -974,9 +974,13 @@ async fn commit_batch(
 async fn write_rows(tx: &mut BatchTx, store: &Store, folded: Folded) -> Result<(), BatchError> {
     let werr = |e: WriteError| {
         BatchError::Failed(
-            StoreError::Rows {
-                store: store.name().to_string(),
-                reason: e.to_string(),
+            match e {
+                // Kept typed, so a lost connection is known as one (and retried).
+                WriteError::Sql(source) => store.err(source),
+                other => StoreError::Rows {
+                    store: store.name().to_string(),
+                    reason: other.to_string(),
+                },
             }
             .into(),
         )

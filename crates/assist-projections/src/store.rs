@@ -7,7 +7,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::any::AnyRow;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -180,6 +181,22 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// An exclusive lock on `PATH.lock` next to a SQLite store, held while the store is opened
+/// and migrated; `None` where the file cannot be made (a read-only copy, which nobody else
+/// migrates either).
+fn migration_lock(db: &Path) -> Option<std::fs::File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
+}
+
 impl Store {
     /// Opens `sqlite:PATH` (created when missing) or `postgres://…`, and migrates it.
     pub async fn open(spec: &str) -> Result<Store, StoreError> {
@@ -206,14 +223,31 @@ impl Store {
             store: name.clone(),
             source,
         };
+        // Two commands opening a fresh SQLite store at once would both run its migrations
+        // (sqlx takes no lock on SQLite): the second waits here for the first instead.
+        let _migrating = match dialect {
+            Dialect::Sqlite => spec
+                .strip_prefix("sqlite:")
+                .and_then(|path| migration_lock(Path::new(path))),
+            Dialect::Postgres => None,
+        };
         let options = AnyConnectOptions::from_str(&url).map_err(sql)?;
+        // One plain connection first: a pool that cannot connect reports only that it timed
+        // out, and hides the cause (connection refused, authentication failed).
+        if dialect == Dialect::Postgres {
+            let probe = sqlx::AnyConnection::connect_with(&options)
+                .await
+                .map_err(sql)?;
+            probe.close().await.map_err(sql)?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
-                        conn.execute("PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY;")
+                        // busy_timeout first: switching a fresh file to WAL needs its lock too.
+                        conn.execute("PRAGMA busy_timeout = 30000; PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY;")
                             .await?;
                     }
                     Ok(())

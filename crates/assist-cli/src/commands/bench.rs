@@ -1,5 +1,6 @@
 //! `assist bench ingest`: append throughput of the embedded log against a bare sqlx loop.
 
+use crate::outln;
 use anyhow::{Context, Result};
 use assist_catalog::events::monitoring::{AlertRaised, AlertSource, AlertTrigger};
 use assist_catalog::events::response::{
@@ -150,20 +151,21 @@ fn workload(args: &IngestArgs) -> Result<Vec<LogEvent>> {
 async fn ingest(args: IngestArgs) -> Result<ExitCode> {
     let tmp = tempfile_dir(&args.dir)?;
     let dir = tmp.path.clone();
-    println!(
+    outln!(
         "generating {} events over {} streams ...",
-        args.events, args.streams
-    );
+        args.events,
+        args.streams
+    )?;
     let events = workload(&args)?;
     let bytes: usize = events.iter().map(|e| e.payload.len()).sum();
-    println!(
+    outln!(
         "workload: {} events, batches of {}, {} streams, {} B average payload, dir {}",
         events.len(),
         args.batch,
         args.streams,
         bytes / events.len().max(1),
         dir.display()
-    );
+    )?;
 
     // 1. The embedded log (dedup lookups, versions, dense offsets, multi-row inserts).
     let log = EmbeddedLog::open(&dir.join("bench-log.db"), None).await?;
@@ -176,10 +178,10 @@ async fn ingest(args: IngestArgs) -> Result<ExitCode> {
     let ours = t.elapsed().as_secs_f64();
     log.close().await;
     if args.only_log {
-        println!(
+        outln!(
             "embedded log append      {:>10.0} events/s  ({ours:.2} s)",
             events.len() as f64 / ours
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -253,19 +255,19 @@ async fn ingest(args: IngestArgs) -> Result<ExitCode> {
     );
 
     let n = events.len() as f64;
-    println!(
+    outln!(
         "embedded log append      {:>10.0} events/s  ({ours:.2} s)",
         n / ours
-    );
-    println!(
+    )?;
+    outln!(
         "bare sqlx insert loop    {:>10.0} events/s  ({baseline:.2} s)  [baseline]",
         n / baseline
-    );
-    println!("ratio (ours / baseline)  {:>10.2}", baseline / ours);
-    println!(
+    )?;
+    outln!("ratio (ours / baseline)  {:>10.2}", baseline / ours)?;
+    outln!(
         "full JSONL ingest        {:>10.0} events/s  ({full:.2} s)  [parse + validate + append]",
         n / full
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -328,13 +330,13 @@ async fn kafka(args: KafkaArgs) -> Result<ExitCode> {
         timeout: std::time::Duration::from_secs(10),
         max_batch_messages: args.batch_messages,
     };
-    println!(
+    outln!(
         "workload: {} events in appends of {}, {} streams, broker {}",
         events.len(),
         args.batch,
         args.streams,
         args.brokers
-    );
+    )?;
 
     // 1. Through the log: dedup index, explicit partitions, delivery reports awaited per append.
     let ours_topic = format!("bench-log-{run_id}");
@@ -393,15 +395,15 @@ async fn kafka(args: KafkaArgs) -> Result<ExitCode> {
         }
     }
     let bare = t.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "Kafka log append         {:>10.0} events/s  ({ours:.2} s)",
         n / ours
-    );
-    println!(
+    )?;
+    outln!(
         "bare rdkafka producer    {:>10.0} events/s  ({bare:.2} s)  [baseline]",
         n / bare
-    );
-    println!("ratio (ours / baseline)  {:>10.2}", bare / ours);
+    )?;
+    outln!("ratio (ours / baseline)  {:>10.2}", bare / ours)?;
 
     // 3. Consume the log's topic and project it into PostgreSQL.
     if let Some(url) = &args.postgres {
@@ -427,11 +429,11 @@ async fn kafka(args: KafkaArgs) -> Result<ExitCode> {
         .catch_up(1, |_| {})
         .await?;
         let secs = t.elapsed().as_secs_f64();
-        println!(
+        outln!(
             "consume + project into PostgreSQL {:>8.0} events/s  ({secs:.2} s, {} events)",
             stats.applied as f64 / secs,
             stats.applied
-        );
+        )?;
         store.close().await;
         admin
             .execute(format!("DROP DATABASE {db} WITH (FORCE)").as_str())

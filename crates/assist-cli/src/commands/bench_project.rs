@@ -1,5 +1,6 @@
 //! `assist bench project`: projection throughput against inserting the same rows plainly.
 
+use crate::outln;
 use anyhow::{Context, Result};
 use assist_ingest::{IngestOptions, Recorder};
 use assist_projections::sla::Rules;
@@ -40,12 +41,12 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         "the simulation has rejected lines"
     );
     let n = events.len() as f64;
-    println!(
+    outln!(
         "log: {} events of {} simulated people, projection batches of {}",
         events.len(),
         args.persons,
         args.batch
-    );
+    )?;
     let rules = Rules::shipped()?;
 
     // SQLite: project, then insert the same rows with prepared statements in one transaction.
@@ -71,15 +72,15 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let t = Instant::now();
     sqlite_baseline(&dir.path().join("baseline.db"), &tables).await?;
     let base = t.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "SQLite   projection {:>9.0} events/s ({ours:.2} s, {rows} view rows)",
         n / ours
-    );
-    println!("SQLite   baseline   {:>9.0} events/s ({base:.2} s: the same rows, prepared INSERTs, one transaction)", n / base);
-    println!(
+    )?;
+    outln!("SQLite   baseline   {:>9.0} events/s ({base:.2} s: the same rows, prepared INSERTs, one transaction)", n / base)?;
+    outln!(
         "SQLite   ratio (baseline time / projection time) {:.2}",
         base / ours
-    );
+    )?;
     // What the store itself takes: the same rows copied table to table inside SQLite, no
     // binding and no work of ours.
     let floor_path = dir.path().join("floor.db");
@@ -90,10 +91,10 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let t = Instant::now();
     sqlite_floor(&floor_path, &dir.path().join("views.db"), &tables).await?;
     let floor = t.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "SQLite   floor      {:>9.0} events/s ({floor:.2} s: the same rows by INSERT … SELECT from the projected file)",
         n / floor
-    );
+    )?;
 
     if let Some(url) = &args.postgres {
         let (proj_db, base_db) = ("assist_bench_projection", "assist_bench_baseline");
@@ -129,25 +130,25 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         let t = Instant::now();
         copy_baseline(&format!("{base_url}/{base_db}"), &tables).await?;
         let base = t.elapsed().as_secs_f64();
-        println!(
+        outln!(
             "Postgres projection {:>9.0} events/s ({ours:.2} s)",
             n / ours
-        );
-        println!(
+        )?;
+        outln!(
             "Postgres baseline   {:>9.0} events/s ({base:.2} s: the same rows by COPY)",
             n / base
-        );
-        println!(
+        )?;
+        outln!(
             "Postgres ratio (baseline time / projection time) {:.2}",
             base / ours
-        );
+        )?;
         for db in [proj_db, base_db] {
             admin
                 .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
                 .await?;
         }
     } else {
-        println!("PostgreSQL: not measured (give --postgres URL)");
+        outln!("PostgreSQL: not measured (give --postgres URL)")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! `assist catalog list|write`
 
+use crate::outln;
 use anyhow::{Context, Result};
 use assist_catalog::registry::{EVENT_TYPES, LEGACY_VERSIONS};
 use assist_catalog::schema::{all_schemas, schema_text};
@@ -32,7 +33,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
                 } else {
                     format!(" (also reads {})", older.join(", "))
                 };
-                println!("{:<28} v{}  {:?}{older}", t.name, t.version, t.subjects);
+                outln!("{:<28} v{}  {:?}{older}", t.name, t.version, t.subjects)?;
             }
         }
         Command::Write { dir } => {
@@ -44,7 +45,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
                 std::fs::write(&path, schema_text(schema))
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
-            println!("wrote {} schemas to {}", schemas.len(), dir.display());
+            outln!("wrote {} schemas to {}", schemas.len(), dir.display())?;
         }
     }
     Ok(ExitCode::SUCCESS)

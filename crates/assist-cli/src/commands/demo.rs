@@ -1,6 +1,7 @@
 //! `assist demo`: the main job on the embedded default.
 
 use super::views::{ViewOptions, Views};
+use crate::outln;
 use anyhow::Result;
 use assist_ingest::IngestOptions;
 use assist_projections::caseload::query::{caseload, CaseFilter};
@@ -23,42 +24,42 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
     let w = &args.workload;
     let events = w.events();
     let jsonl = to_jsonl(&events);
-    println!(
+    outln!(
         "simulated {} events of {} people over {} days (seed {})",
         events.len(),
         w.persons,
         w.days,
         w.seed
-    );
+    )?;
     let report_in = views
         .recorder
         .ingest(jsonl.as_slice(), IngestOptions::default())
         .await?;
-    println!("ingest into {}: {}", dir.display(), report_in.summary());
+    outln!("ingest into {}: {}", dir.display(), report_in.summary())?;
     let t = std::time::Instant::now();
     let gen = views.store.active_gen().await?;
     let stats = views.project(gen, None).await?;
-    println!(
+    outln!(
         "projected {} events into {} in {:.1} s",
         stats.applied,
         views.store.name(),
         t.elapsed().as_secs_f64()
-    );
+    )?;
 
     let at = sim_start() + Duration::days(i64::from(w.days));
     let load = caseload(&views.store, gen, &CaseFilter::default(), at).await?;
-    println!();
-    println!("caseload at {}: {} open cases", load.at, load.total);
+    outln!()?;
+    outln!("caseload at {}: {} open cases", load.at, load.total)?;
     for (stage, n) in &load.by_stage {
-        println!("  {:<14} {n:>6}", stage.name());
+        outln!("  {:<14} {n:>6}", stage.name())?;
     }
     let clocks = load_clocks(&views.store, gen).await?;
     let sla = report(&clocks, at, Duration::hours(24), &SlaFilter::default());
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "SLA at {} — counts per status, on-time = met / (met + met late + breached)",
         sla.at
-    );
+    )?;
     let header = format!(
         "{:<30} {:>7} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>10} {:>8}",
         "",
@@ -72,7 +73,7 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         "cancelled",
         "on time"
     );
-    println!("{header}");
+    outln!("{header}")?;
     let row = |label: &str, c: &assist_projections::sla::report::Counts| {
         let n = |s: &str| c.by_status.get(s).copied().unwrap_or(0);
         format!(
@@ -90,14 +91,14 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
                 .unwrap_or_else(|| "-".into())
         )
     };
-    println!("{}", row("all", &sla.total));
+    outln!("{}", row("all", &sla.total))?;
     for l in &sla.by_step {
-        println!("{}", row(&l.key, &l.counts));
+        outln!("{}", row(&l.key, &l.counts))?;
     }
     for l in &sla.by_region {
-        println!("{}", row(&format!("{} {}", l.level, l.key), &l.counts));
+        outln!("{}", row(&format!("{} {}", l.level, l.key), &l.counts))?;
     }
-    println!();
-    println!("next: assist caseload --region 350121 | assist sla --at {} | assist sla explain <clock> | assist audit findings | assist verify", sla.at);
+    outln!()?;
+    outln!("next: assist caseload --region 350121 | assist sla --at {} | assist sla explain <clock> | assist audit findings | assist verify", sla.at)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 
 use super::history::load;
 use super::open_recorder;
+use crate::outln;
 use anyhow::{bail, Context, Result};
 use assist_catalog::events::person::{ErasureReason, PersonalDataErased};
 use assist_catalog::{Actor, Event, EventData, RegionCode, Role, StaffId, StreamId, SubjectKind};
@@ -42,6 +43,7 @@ pub async fn run(dir: &Path, opts: &super::views::ViewOptions, args: Args) -> Re
             args.stream
         );
     }
+    super::views::require_log(dir, opts)?;
     let recorder = open_recorder(dir, opts.log.as_deref()).await?;
     let history = load(&recorder, &args.stream).await?;
     let events: Vec<&Event> = history
@@ -76,7 +78,7 @@ pub async fn run(dir: &Path, opts: &super::views::ViewOptions, args: Args) -> Re
         .await
         .context("cannot destroy the key")?;
     if already {
-        println!("{subject}: data key destroyed; the erasure was already recorded");
+        outln!("{subject}: data key destroyed; the erasure was already recorded")?;
         return Ok(ExitCode::SUCCESS);
     }
     let reason = match args.reason {
@@ -98,9 +100,9 @@ pub async fn run(dir: &Path, opts: &super::views::ViewOptions, args: Args) -> Re
         .record(vec![fact])
         .await
         .context("cannot append the erasure fact")?;
-    println!(
+    outln!(
         "{subject}: data key destroyed; erasure recorded at {}",
         out[0].position()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

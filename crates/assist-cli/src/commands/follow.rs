@@ -1,6 +1,7 @@
 //! `assist follow --group NAME`: a projection worker in a Kafka consumer group.
 
 use super::views::{load_rules, ViewOptions};
+use crate::outln;
 use anyhow::{bail, Context, Result};
 use assist_kafka::group::{GroupMember, Worker};
 use assist_kafka::{KafkaConfig, KafkaLog};
@@ -57,9 +58,10 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
             }
         })
         .await?;
-    println!(
+    outln!(
         "stopped after projecting {} records ({} applied)",
-        stats.records, stats.applied
-    );
+        stats.records,
+        stats.applied
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,13 @@
 //! `assist history STREAM`
 
 use super::views::{parse_when, ViewOptions, Views};
-use anyhow::{Context, Result};
+use crate::outln;
+use crate::output::{print_json, show_time};
+use anyhow::{bail, Context, Result};
 use assist_catalog::{decode, Event, Form, StreamId};
 use assist_ingest::Recorder;
-use assist_log::Position;
-use chrono::SecondsFormat;
+use assist_log::{Position, Record};
+use assist_projections::audit::chain::{check_records, Integrity};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::ExitCode;
@@ -40,6 +42,8 @@ pub struct Entry {
     pub written_version: u32,
     /// The event, or why it cannot be read.
     pub event: Result<Event, String>,
+    /// The record as stored (its bytes are checked against the audit trail's hash).
+    pub record: Record,
 }
 
 /// Reads `stream` from the log, decodes every event and opens its personal fields.
@@ -73,15 +77,16 @@ pub async fn load(recorder: &Recorder, stream: &StreamId) -> Result<Vec<Entry>> 
             position: r.position,
             written_version,
             event,
+            record: r,
         });
     }
     Ok(out)
 }
 
 pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode> {
-    let views = Views::open(dir, opts).await?;
     let as_of = args.as_of.as_deref().map(parse_when).transpose()?;
     let known_on = args.known_on.as_deref().map(parse_when).transpose()?;
+    let views = Views::open_existing(dir, opts).await?;
     let command = format!(
         "history{}{}",
         args.as_of
@@ -102,8 +107,11 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
             chrono::Utc::now(),
         )
         .await?;
-    let entries: Vec<Entry> = load(&views.recorder, &args.stream)
-        .await?
+    let all = load(&views.recorder, &args.stream).await?;
+    if all.is_empty() {
+        bail!("{} has no events in the log", args.stream);
+    }
+    let entries: Vec<Entry> = all
         .into_iter()
         .filter(|e| match &e.event {
             Ok(ev) => {
@@ -113,17 +121,44 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
             Err(_) => true,
         })
         .collect();
+    let gen = views.store.active_gen().await?;
+    let keyed: Vec<(Option<String>, &Record)> = entries
+        .iter()
+        .map(|e| {
+            let id = e
+                .record
+                .event_id
+                .or_else(|| e.event.as_ref().ok().map(|ev| ev.meta.event_id));
+            (id.map(|id| id.to_string()), &e.record)
+        })
+        .collect();
+    let integrity = check_records(&views.store, gen, &keyed).await?;
+    let altered: Vec<Position> = entries
+        .iter()
+        .zip(&integrity)
+        .filter(|(_, i)| **i == Integrity::Altered)
+        .map(|(e, _)| e.position)
+        .collect();
+    for p in &altered {
+        eprintln!(
+            "warning: the record at {p} does not match the hash the audit trail recorded for it: it was changed after it was written; run `assist verify`"
+        );
+    }
     if args.json {
-        let events: Vec<Value> = entries.iter().map(entry_json).collect();
+        let events: Vec<Value> = entries
+            .iter()
+            .zip(&integrity)
+            .map(|(e, i)| entry_json(e, *i))
+            .collect();
         let doc = json!({"stream": args.stream.to_string(), "events": events});
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        print_json(&doc)?;
     } else {
-        print_text(&args.stream, &entries);
+        print_text(&args.stream, &entries)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn entry_json(e: &Entry) -> Value {
+fn entry_json(e: &Entry, integrity: Integrity) -> Value {
     let mut v = json!({
         "partition": e.position.partition,
         "offset": e.position.offset,
@@ -133,12 +168,15 @@ fn entry_json(e: &Entry) -> Value {
         Ok(ev) => v["event"] = serde_json::to_value(ev.to_wire()).unwrap_or(Value::Null),
         Err(reason) => v["error"] = json!(reason),
     }
+    if integrity == Integrity::Altered {
+        v["altered"] = json!(true);
+    }
     v
 }
 
 /// Prints a history as text, one event per two lines.
-pub fn print_text(stream: &StreamId, entries: &[Entry]) {
-    println!("{stream}: {} events", entries.len());
+pub fn print_text(stream: &StreamId, entries: &[Entry]) -> Result<()> {
+    outln!("{stream}: {} events", entries.len())?;
     for (i, e) in entries.iter().enumerate() {
         match &e.event {
             Ok(ev) => {
@@ -152,19 +190,20 @@ pub fn print_text(stream: &StreamId, entries: &[Entry]) {
                 } else {
                     String::new()
                 };
-                println!(
+                outln!(
                     "#{i} {} | occurred {} | recorded {} | {}{upcast} | {} {} {}",
                     e.position,
-                    m.occurred_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                    m.recorded_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                    show_time(&m.occurred_at),
+                    show_time(&m.recorded_at),
                     wire.type_name,
                     m.actor.id,
                     m.actor.role,
                     m.actor.region,
-                );
-                println!("    {}", wire.data);
+                )?;
+                outln!("    {}", wire.data)?;
             }
-            Err(reason) => println!("#{i} {} | cannot be read: {reason}", e.position),
+            Err(reason) => outln!("#{i} {} | cannot be read: {reason}", e.position)?,
         }
     }
+    Ok(())
 }

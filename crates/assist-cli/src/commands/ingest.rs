@@ -1,6 +1,7 @@
 //! `assist ingest FILE|-`
 
 use super::views::{ViewOptions, Views};
+use crate::outln;
 use anyhow::{Context, Result};
 use assist_ingest::{IngestOptions, IngestReport};
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ pub async fn run(dir: &Path, views: &ViewOptions, args: Args) -> Result<ExitCode
         .ingest(input, options)
         .await
         .context("ingest stopped; lines appended before the failure are stored, and running it again is safe (duplicates are skipped)")?;
-    print_report(&report);
+    print_report(&report)?;
     let gen = views.store.active_gen().await?;
     let stats = views.project(gen, None).await?;
     tracing::info!(applied = stats.applied, "views updated");
@@ -51,12 +52,13 @@ pub async fn run(dir: &Path, views: &ViewOptions, args: Args) -> Result<ExitCode
 }
 
 /// Prints the summary line and one line per rejection.
-pub fn print_report(report: &IngestReport) {
-    println!("{}", report.summary());
+pub fn print_report(report: &IngestReport) -> Result<()> {
+    outln!("{}", report.summary())?;
     for r in &report.rejected {
-        println!("{r}");
+        outln!("{r}")?;
     }
     if report.rolled_back {
-        println!("nothing was stored (--atomic)");
+        outln!("nothing was stored (--atomic)")?;
     }
+    Ok(())
 }

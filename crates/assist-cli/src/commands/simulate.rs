@@ -1,5 +1,6 @@
 //! `assist simulate`: write the seeded workload of [`assist_simulate`] as JSON Lines.
 
+use crate::outln;
 use anyhow::{Context, Result};
 use assist_simulate::{simulate, to_jsonl};
 use std::path::PathBuf;
@@ -40,12 +41,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let events = args.workload.events();
     std::fs::write(&args.out, to_jsonl(&events))
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    println!(
+    outln!(
         "wrote {} events of {} people over {} days to {}",
         events.len(),
         args.workload.persons,
         args.workload.days,
         args.out.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

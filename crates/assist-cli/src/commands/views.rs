@@ -2,17 +2,22 @@
 //! dead letters, rebuild. Every command first brings the views up to date with the log.
 
 use super::open_recorder;
+use crate::outln;
 use anyhow::{bail, Context, Result};
+use assist_catalog::RegionPrefix;
 use assist_ingest::Recorder;
 use assist_log::PartitionReader;
 use assist_projections::audit::{findings::findings, verify::verify};
 use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
 use assist_projections::caseload::Stage;
+use assist_projections::outage::Backoff;
 use assist_projections::runner::decode_record;
 use assist_projections::sla::report::{
-    explain, fold_clocks, load_clocks, report, SlaFilter, SlaReport,
+    explain, fold_clocks, list_clocks, load_clocks, parse_status, report, ClockLine, SlaFilter,
+    SlaReport,
 };
-use assist_projections::sla::{Rules, SHIPPED_CALENDARS};
+use assist_projections::sla::{Rules, Status, SHIPPED_CALENDARS};
+use assist_projections::store::ts;
 use assist_projections::{RunStats, Runner, Store};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -128,9 +133,16 @@ impl Views {
         })
     }
 
+    /// As [`Views::open`] for a command that reads: it fails, creating nothing, when the
+    /// data dir holds no event log (a mistyped `--data-dir` is an error, not an empty store).
+    pub async fn open_existing(dir: &Path, opts: &ViewOptions) -> Result<Views> {
+        require_log(dir, opts)?;
+        Views::open(dir, opts).await
+    }
+
     /// Opens everything and brings the active views up to date with the log.
     pub async fn open_current(dir: &Path, opts: &ViewOptions) -> Result<(Views, i64)> {
-        let views = Views::open(dir, opts).await?;
+        let views = Views::open_existing(dir, opts).await?;
         let gen = views.store.active_gen().await?;
         views.project(gen, None).await?;
         Ok((views, gen))
@@ -148,16 +160,47 @@ impl Views {
             rules: &self.rules,
             batch: self.batch,
         };
-        let stats = runner
-            .catch_up(gen, |n| {
-                if let Some(b) = bar {
-                    b.inc(n);
-                }
-            })
-            .await
-            .context("projecting the log into the views failed; run it again to resume from the last checkpoint")?;
-        Ok(stats)
+        let mut backoff = Backoff::default();
+        loop {
+            let run = runner
+                .catch_up(gen, |n| {
+                    if let Some(b) = bar {
+                        b.inc(n);
+                    }
+                })
+                .await;
+            match run {
+                Ok(stats) => return Ok(stats),
+                // A store restart: the open batch was rolled back; resume from the checkpoint.
+                Err(e) if e.is_connection_lost() => match backoff.next_wait() {
+                    Some(wait) => {
+                        tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "lost the store's connection; retrying");
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => return Err(e).context(STOPPED),
+                },
+                Err(e) => return Err(e).context(STOPPED),
+            }
+        }
     }
+}
+
+/// What a failed projection says: nothing is half-done, and how to go on.
+const STOPPED: &str =
+    "projecting the log into the views failed; run it again to resume from the last checkpoint";
+
+/// Fails unless the embedded log exists in `dir` (with `--log kafka:…` the log is the topic).
+pub fn require_log(dir: &Path, opts: &ViewOptions) -> Result<()> {
+    let embedded = matches!(opts.log.as_deref(), None | Some("embedded"));
+    let log = dir.join(assist_ingest::LOG_FILE);
+    if embedded && !log.is_file() {
+        bail!(
+            "no event log in the data dir {}: {} does not exist (check --data-dir or ASSIST_DATA_DIR; `assist ingest` and `assist demo` create one)",
+            dir.display(),
+            log.display()
+        );
+    }
+    Ok(())
 }
 
 /// A time given as RFC 3339, or as a date (meaning the end of that day, China time).
@@ -175,10 +218,7 @@ pub fn parse_when(s: &str) -> Result<DateTime<Utc>> {
     Ok(midnight.with_timezone(&Utc) - Duration::milliseconds(1))
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
+use crate::output::{print_json, show, show_time};
 
 // ---------------------------------------------------------------- project
 
@@ -187,13 +227,16 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 pub struct ProjectArgs {}
 
 pub async fn project(dir: &Path, opts: &ViewOptions, _args: ProjectArgs) -> Result<ExitCode> {
-    let views = Views::open(dir, opts).await?;
+    let views = Views::open_existing(dir, opts).await?;
     let gen = views.store.active_gen().await?;
     let s = views.project(gen, None).await?;
-    println!(
+    outln!(
         "projected {} records: {} applied, {} duplicates skipped, {} dead letters",
-        s.records, s.applied, s.duplicates, s.dead_letters
-    );
+        s.records,
+        s.applied,
+        s.duplicates,
+        s.dead_letters
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -207,7 +250,7 @@ pub struct CaseloadArgs {
     caseworker: Option<String>,
     /// Only regions under this 2-, 4- or 6-digit code (province, city, county).
     #[arg(long)]
-    region: Option<String>,
+    region: Option<RegionPrefix>,
     /// Only this key group (e.g. poverty_relieved).
     #[arg(long)]
     group: Option<String>,
@@ -233,11 +276,6 @@ pub async fn caseload_cmd(dir: &Path, opts: &ViewOptions, args: CaseloadArgs) ->
         Some(s) => Some(Stage::parse(s).with_context(|| format!("unknown stage {s:?}"))?),
         None => None,
     };
-    if let Some(r) = &args.region {
-        if !matches!(r.len(), 2 | 4 | 6) || !r.bytes().all(|b| b.is_ascii_digit()) {
-            bail!("--region {r:?} must be a 2-, 4- or 6-digit region code prefix");
-        }
-    }
     let (views, gen) = Views::open_current(dir, opts).await?;
     let at = match &args.as_of {
         Some(s) => parse_when(s)?,
@@ -245,7 +283,7 @@ pub async fn caseload_cmd(dir: &Path, opts: &ViewOptions, args: CaseloadArgs) ->
     };
     let filter = CaseFilter {
         caseworker: args.caseworker,
-        region: args.region,
+        region: args.region.map(|r| r.as_str().to_string()),
         group: args.group,
         stage,
         include_closed: args.all || stage == Some(Stage::Closed),
@@ -260,13 +298,13 @@ pub async fn caseload_cmd(dir: &Path, opts: &ViewOptions, args: CaseloadArgs) ->
         print_json(&load)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("caseload at {}: {} cases", load.at, load.total);
+    outln!("caseload at {}: {} cases", show(&load.at), load.total)?;
     let stages: Vec<String> = load
         .by_stage
         .iter()
         .map(|(s, n)| format!("{} {n}", s.name()))
         .collect();
-    println!("by stage: {}", stages.join(", "));
+    outln!("by stage: {}", stages.join(", "))?;
     let shown = if args.limit == 0 {
         load.cases.len()
     } else {
@@ -276,19 +314,19 @@ pub async fn caseload_cmd(dir: &Path, opts: &ViewOptions, args: CaseloadArgs) ->
         let next = c
             .next_step
             .as_ref()
-            .map(|n| format!("{} due {}", n.step, n.due_at))
+            .map(|n| format!("{} due {}", n.step, show(&n.due_at)))
             .unwrap_or_else(|| "-".into());
-        println!(
+        outln!(
             "{}  {:<13} {:<16} {}  [{}]  next: {next}",
             c.case.subject,
             c.case.stage.name(),
             c.case.caseworker,
             c.case.region,
             c.case.groups.join(",")
-        );
+        )?;
     }
     if shown < load.cases.len() {
-        println!("({} more; --limit 0 lists all)", load.cases.len() - shown);
+        outln!("({} more; --limit 0 lists all)", load.cases.len() - shown)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -306,9 +344,9 @@ pub struct SlaArgs {
     /// Hours before a deadline that count as at risk.
     #[arg(long, global = true, default_value_t = 24)]
     risk_hours: i64,
-    /// Only regions under this code prefix.
+    /// Only regions under this 2-, 4- or 6-digit code (province, city, county).
     #[arg(long)]
-    region: Option<String>,
+    region: Option<RegionPrefix>,
     /// Only this caseworker.
     #[arg(long)]
     caseworker: Option<String>,
@@ -325,11 +363,49 @@ pub struct SlaArgs {
 
 #[derive(clap::Subcommand)]
 enum SlaCommand {
-    /// The facts that started, paused, counted towards, met or cancelled one clock.
+    /// The facts that started, paused, counted towards, met or cancelled one clock, as it
+    /// stood at `--at` (only what had occurred by then).
     Explain {
-        /// The clock id, as listed by `assist sla`.
+        /// The clock id, as listed by `assist sla` and `assist sla clocks`.
         clock: String,
     },
+    /// The clocks behind a figure: by status at `--at`, policy, step, region, caseworker;
+    /// by deadline, then id.
+    Clocks(ClocksArgs),
+}
+
+/// Which clocks `sla clocks` lists.
+#[derive(clap::Args)]
+struct ClocksArgs {
+    /// Only clocks with this status at `--at`: on_track, at_risk, paused, breached, met,
+    /// met_late, cancelled.
+    #[arg(long, value_parser = parse_status_arg)]
+    status: Option<Status>,
+    /// Only this policy (e.g. response-2473).
+    #[arg(long)]
+    policy: Option<String>,
+    /// Only this step of the policy (e.g. contact).
+    #[arg(long)]
+    step: Option<String>,
+    /// Only regions under this 2-, 4- or 6-digit code (province, city, county).
+    #[arg(long)]
+    region: Option<RegionPrefix>,
+    /// Only this caseworker.
+    #[arg(long)]
+    caseworker: Option<String>,
+    /// How many clocks to list (0: all).
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Skip this many clocks first (the next page).
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+}
+
+fn parse_status_arg(s: &str) -> Result<Status, String> {
+    parse_status(s).ok_or_else(|| {
+        let names: Vec<&str> = Status::ALL.iter().map(|s| s.name()).collect();
+        format!("the status must be one of {}", names.join(", "))
+    })
 }
 
 pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<ExitCode> {
@@ -358,7 +434,7 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
             print_json(&e)?;
         } else {
             let c = &e.clock;
-            println!(
+            outln!(
                 "{}: {} for {} ({}, {})",
                 c.clock_id,
                 c.step,
@@ -369,29 +445,83 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
                 } else {
                     &c.caseworker
                 }
-            );
-            println!(
+            )?;
+            outln!(
                 "started {}, due {}, status at {}: {} ({} of {} facts counted)",
-                c.started_at,
-                c.due_at,
-                chrono_s(at),
+                show(&c.started_at),
+                show(&c.due_at),
+                show_time(&at),
                 c.status,
                 e.counted,
                 e.needed
-            );
+            )?;
             for f in &e.facts {
-                println!(
+                outln!(
                     "  {:<9} {} {:<24} occurred {} recorded {} by {}",
-                    f.role, f.event_id, f.event_type, f.occurred_at, f.recorded_at, f.actor
-                );
+                    f.role,
+                    f.event_id,
+                    f.event_type,
+                    show(&f.occurred_at),
+                    show(&f.recorded_at),
+                    f.actor
+                )?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(SlaCommand::Clocks(c)) = &args.command {
+        let filter = SlaFilter {
+            region: c.region.as_ref().map(|r| r.as_str().to_string()),
+            caseworker: c.caseworker.clone(),
+            policy: c.policy.clone(),
+            step: c.step.clone(),
+        };
+        let clocks = load_clocks(&views.store, gen).await?;
+        let all = list_clocks(&clocks, at, risk, &filter, c.status);
+        let page: Vec<&ClockLine> = all
+            .iter()
+            .skip(c.offset)
+            .take(if c.limit == 0 { usize::MAX } else { c.limit })
+            .collect();
+        if args.json {
+            print_json(&serde_json::json!({
+                "at": ts(at),
+                "total": all.len(),
+                "offset": c.offset,
+                "clocks": page,
+            }))?;
+        } else {
+            outln!("{} clocks at {}", all.len(), show_time(&at))?;
+            for l in &page {
+                outln!(
+                    "  {}  {:<9} {:<28} due {}  {}  {}",
+                    l.clock_id,
+                    l.status,
+                    l.step,
+                    show(&l.due_at),
+                    l.region,
+                    if l.caseworker.is_empty() {
+                        "-"
+                    } else {
+                        &l.caseworker
+                    }
+                )?;
+            }
+            let shown_to = c.offset + page.len();
+            if shown_to < all.len() {
+                outln!(
+                    "  ({} more; --offset {shown_to} for the next page, --limit 0 lists all)",
+                    all.len() - shown_to
+                )?;
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
     let filter = SlaFilter {
-        region: args.region.clone(),
+        region: args.region.as_ref().map(|r| r.as_str().to_string()),
         caseworker: args.caseworker.clone(),
         policy: None,
+        step: None,
     };
     let clocks = if args.policy.is_empty() {
         load_clocks(&views.store, gen).await?
@@ -419,13 +549,9 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
     if args.json {
         print_json(&r)?;
     } else {
-        print_sla(&r, args.risk_hours, args.limit, !args.policy.is_empty());
+        print_sla(&r, args.risk_hours, args.limit, !args.policy.is_empty())?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn chrono_s(t: DateTime<Utc>) -> String {
-    assist_projections::store::ts(t)
 }
 
 /// Every decodable event of the log, partition by partition (per-stream order kept), each
@@ -471,56 +597,61 @@ fn counts_line(c: &assist_projections::sla::report::Counts) -> String {
     )
 }
 
-fn print_sla(r: &SlaReport, risk_hours: i64, limit: usize, what_if: bool) {
-    println!(
+fn print_sla(r: &SlaReport, risk_hours: i64, limit: usize, what_if: bool) -> Result<()> {
+    outln!(
         "SLA at {} (at risk: due within {risk_hours} h){}",
-        r.at,
+        show(&r.at),
         if what_if {
             " — what-if under the given policies"
         } else {
             ""
         }
-    );
-    println!("all        {}", counts_line(&r.total));
-    println!("by step:");
+    )?;
+    outln!("all        {}", counts_line(&r.total))?;
+    outln!("by step:")?;
     for l in &r.by_step {
-        println!("  {:<28} {}", l.key, counts_line(&l.counts));
+        outln!("  {:<28} {}", l.key, counts_line(&l.counts))?;
     }
-    println!("by region:");
+    outln!("by region:")?;
     for l in &r.by_region {
-        println!("  {:<8} {:<8} {}", l.level, l.key, counts_line(&l.counts));
+        let key = match &l.only {
+            Some(only) => format!("{} (only {only})", l.key),
+            None => l.key.clone(),
+        };
+        outln!("  {:<8} {:<8} {}", l.level, key, counts_line(&l.counts))?;
     }
-    println!("by caseworker:");
+    outln!("by caseworker:")?;
     for l in &r.by_caseworker {
-        println!("  {:<16} {}", l.key, counts_line(&l.counts));
+        outln!("  {:<16} {}", l.key, counts_line(&l.counts))?;
     }
     for (name, list) in [("breached", &r.breached), ("at risk", &r.at_risk)] {
-        println!("{name}: {}", list.len());
+        outln!("{name}: {}", list.len())?;
         let shown = if limit == 0 {
             list.len()
         } else {
             limit.min(list.len())
         };
         for c in &list[..shown] {
-            println!(
+            outln!(
                 "  {}  due {}  {}  {}",
                 c.clock_id,
-                c.due_at,
+                show(&c.due_at),
                 c.region,
                 if c.caseworker.is_empty() {
                     "-"
                 } else {
                     &c.caseworker
                 }
-            );
+            )?;
         }
         if shown < list.len() {
-            println!(
+            outln!(
                 "  ({} more; --limit 0 lists all, --json for machines)",
                 list.len() - shown
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- verify, findings, dead letters
@@ -545,9 +676,9 @@ pub async fn verify_cmd(dir: &Path, opts: &ViewOptions, args: VerifyArgs) -> Res
                 (Some(s), Some(e)) => format!(": stream {s}, event {e}"),
                 _ => String::new(),
             };
-            println!("MISMATCH partition {}{at}{who}: {}", m.partition, m.problem);
+            outln!("MISMATCH partition {}{at}{who}: {}", m.partition, m.problem)?;
         }
-        println!(
+        outln!(
             "verified {} records: {}",
             v.records,
             if v.mismatches.is_empty() {
@@ -555,7 +686,7 @@ pub async fn verify_cmd(dir: &Path, opts: &ViewOptions, args: VerifyArgs) -> Res
             } else {
                 format!("{} mismatches", v.mismatches.len())
             }
-        );
+        )?;
     }
     Ok(if v.mismatches.is_empty() {
         ExitCode::SUCCESS
@@ -591,15 +722,15 @@ pub async fn audit_cmd(dir: &Path, opts: &ViewOptions, cmd: AuditCommand) -> Res
         print_json(&list)?;
     } else {
         for f in &list {
-            println!(
+            outln!(
                 "{:<32} {}  events {}  {}",
                 f.kind,
                 f.subject,
                 f.events.join(","),
                 f.detail
-            );
+            )?;
         }
-        println!("{} findings", list.len());
+        outln!("{} findings", list.len())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -623,12 +754,15 @@ pub async fn deadletters_cmd(
         print_json(&list)?;
     } else {
         for d in &list {
-            println!(
+            outln!(
                 "partition {} offset {}: {} ({} bytes)",
-                d.partition, d.offset, d.reason, d.bytes
-            );
+                d.partition,
+                d.offset,
+                d.reason,
+                d.bytes
+            )?;
         }
-        println!("{} dead letters", list.len());
+        outln!("{} dead letters", list.len())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -640,7 +774,7 @@ pub async fn deadletters_cmd(
 pub struct RebuildArgs {}
 
 pub async fn rebuild_cmd(dir: &Path, opts: &ViewOptions, _args: RebuildArgs) -> Result<ExitCode> {
-    let views = Views::open(dir, opts).await?;
+    let views = Views::open_existing(dir, opts).await?;
     let total = views.log().record_count().await?;
     let gen = views.store.begin_rebuild().await?;
     let bar = ProgressBar::new(total);
@@ -662,18 +796,18 @@ pub async fn rebuild_cmd(dir: &Path, opts: &ViewOptions, _args: RebuildArgs) -> 
         );
     }
     let secs = t.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "rebuilt generation {gen} from {} records in {secs:.1} s ({:.0} events/s); it is now the active one",
         stats.records,
         stats.records as f64 / secs.max(1e-9)
-    );
+    )?;
     if let Some(old) = old {
         let t = std::time::Instant::now();
         views.store.drop_generation(old).await?;
-        println!(
+        outln!(
             "dropped generation {old} in {:.1} s",
             t.elapsed().as_secs_f64()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -71,5 +71,6 @@ mod tests {
     }
 }
 
+pub mod chain;
 pub mod findings;
 pub mod verify;

@@ -21,6 +21,52 @@ pub struct SlaFilter {
     pub caseworker: Option<String>,
     /// Only this policy.
     pub policy: Option<String>,
+    /// Only this step (of any policy, or of `policy`).
+    pub step: Option<String>,
+}
+
+impl SlaFilter {
+    /// Whether the filter selects clock `c` (started by `at`: a clock not started yet is
+    /// in no figure).
+    fn selects(&self, c: &Clock, at: DateTime<Utc>) -> bool {
+        c.started_at <= at
+            && self
+                .region
+                .as_ref()
+                .is_none_or(|r| c.region.starts_with(r.as_str()))
+            && self.caseworker.as_ref().is_none_or(|w| *w == c.caseworker)
+            && self.policy.as_ref().is_none_or(|p| *p == c.policy)
+            && self.step.as_ref().is_none_or(|s| *s == c.step)
+    }
+}
+
+/// A status by its name (`on_track`, `at_risk`, `paused`, `breached`, `met`, `met_late`,
+/// `cancelled`).
+pub fn parse_status(name: &str) -> Option<Status> {
+    Status::ALL.into_iter().find(|s| s.name() == name)
+}
+
+/// The clocks a filter selects that have status `status` at `at` (any status when `None`),
+/// by deadline then id: what every figure of the report drills down to.
+pub fn list_clocks(
+    clocks: &[Clock],
+    at: DateTime<Utc>,
+    risk: Duration,
+    filter: &SlaFilter,
+    status: Option<Status>,
+) -> Vec<ClockLine> {
+    let mut out: Vec<ClockLine> = clocks
+        .iter()
+        .filter(|c| filter.selects(c, at))
+        .filter_map(|c| {
+            let s = c.status(at, risk);
+            status
+                .is_none_or(|wanted| wanted == s)
+                .then(|| ClockLine::of(c, at, s))
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.due_at, &a.clock_id).cmp(&(&b.due_at, &b.clock_id)));
+    out
 }
 
 /// Counts per status and the on-time rate.
@@ -60,6 +106,10 @@ pub struct Line {
     pub key: String,
     /// Its figures.
     pub counts: Counts,
+    /// Under a region filter, a province or city above the filter counts only the
+    /// filtered part (`350121` of city `3501`): never read such a line as the whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only: Option<String>,
 }
 
 /// One clock in a list.
@@ -132,17 +182,7 @@ pub fn report(
     let mut breached = Vec::new();
     let mut at_risk = Vec::new();
     for c in clocks {
-        if c.started_at > at
-            || filter
-                .region
-                .as_ref()
-                .is_some_and(|r| !c.region.starts_with(r.as_str()))
-            || filter
-                .caseworker
-                .as_ref()
-                .is_some_and(|w| *w != c.caseworker)
-            || filter.policy.as_ref().is_some_and(|p| *p != c.policy)
-        {
+        if !filter.selects(c, at) {
             continue;
         }
         let s = c.status(at, risk);
@@ -183,6 +223,7 @@ pub fn report(
         .into_iter()
         .map(|((len, key), counts)| Line {
             level: level(len),
+            only: filter.region.as_ref().filter(|r| r.len() > len).cloned(),
             key,
             counts: counts.finish(),
         })
@@ -197,6 +238,7 @@ pub fn report(
                 level: "step",
                 key,
                 counts: c.finish(),
+                only: None,
             })
             .collect(),
         by_region,
@@ -206,6 +248,7 @@ pub fn report(
                 level: "caseworker",
                 key,
                 counts: c.finish(),
+                only: None,
             })
             .collect(),
         breached,
@@ -265,7 +308,8 @@ pub struct Explanation {
     pub facts: Vec<Fact>,
 }
 
-/// Explains one clock; `None` when there is no such clock. The subject's events are found
+/// Explains one clock as it stood at `at` (the facts that had occurred by then); `None`
+/// when there is no such clock. The subject's events are found
 /// in the log's stream index (`log`), and their audit rows by id: the views keep no index
 /// of their own by stream (at 10M events one cost a rebuild 30 – 50 s).
 pub async fn explain(
@@ -370,10 +414,17 @@ pub async fn explain(
             actor: r.try_get("actor").map_err(err)?,
         });
     }
+    // The clock as it stood at `at`: only what had occurred by then is listed and counted.
+    let at_text = ts(at);
+    facts.retain(|f| f.occurred_at <= at_text);
+    let counted = facts
+        .iter()
+        .filter(|f| matches!(f.role, "counted" | "met"))
+        .count();
     Ok(Some(Explanation {
         clock: ClockLine::of(&c, at, c.status(at, risk)),
         needed: c.needed,
-        counted: c.count,
+        counted: u32::try_from(counted).unwrap_or(u32::MAX).min(c.needed),
         facts,
     }))
 }

@@ -1,0 +1,227 @@
+//! What the command prints: lines on standard output that stop quietly when the reader has
+//! gone (`assist sla | head`), times shown in the reader's zone (China time by default), and
+//! errors as one line per distinct cause.
+
+use chrono::{DateTime, FixedOffset, SecondsFormat};
+use serde_json::Value;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+/// Set once standard output is found closed: nothing more is written, the command goes on.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// The zone times are shown in, set once by `main` from `--tz` / `--utc`.
+static ZONE: OnceLock<FixedOffset> = OnceLock::new();
+
+/// Writes one line to standard output. A reader that closed the pipe (`| head`) is not an
+/// error: the rest of the output is dropped and the command finishes its work and exits
+/// with its own status. Any other write failure (a full disk behind a redirect) is.
+pub fn line(text: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(text).and_then(|()| out.write_all(b"\n")) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// `outln!("…", args)?`: a line on standard output through [`line`].
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
+/// The zone times are shown in: `+08:00` (China time) unless `main` chose another.
+pub fn zone() -> FixedOffset {
+    *ZONE.get_or_init(assist_projections::sla::calendar::china_time)
+}
+
+/// Chooses the display zone; `main` calls it once before any command runs.
+pub fn set_zone(zone: FixedOffset) {
+    let _ = ZONE.set(zone);
+}
+
+/// Parses `--tz`: `+08:00`, `-05:00`, `UTC` or `Z`.
+pub fn parse_zone(s: &str) -> Result<FixedOffset, String> {
+    if s.eq_ignore_ascii_case("utc") || s == "Z" {
+        return FixedOffset::east_opt(0).ok_or_else(|| "UTC".to_string());
+    }
+    let bad = || format!("time zone {s:?} must be an offset such as +08:00, or UTC");
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'+') => (1, &s[1..]),
+        Some(b'-') => (-1, &s[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let valid = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
+    if !valid(h) || !valid(m) {
+        return Err(bad());
+    }
+    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+}
+
+/// A time in the display zone, RFC 3339 with its offset (`2026-03-05T14:30:00+08:00`;
+/// fractions of a second only when there are any).
+pub fn show_time<Tz: chrono::TimeZone>(t: &DateTime<Tz>) -> String {
+    t.with_timezone(&zone())
+        .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// A stored time (RFC 3339 text, UTC) in the display zone; text that is not a time is
+/// returned as it is.
+pub fn show(stored: &str) -> String {
+    match DateTime::parse_from_rfc3339(stored) {
+        Ok(t) => show_time(&t),
+        Err(_) => stored.to_string(),
+    }
+}
+
+/// Rewrites every UTC time in a JSON document (a string such as `2026-03-05T06:30:00.000Z`)
+/// into the display zone, so `--json` shows the same times as the text output.
+pub fn show_json_times(v: &mut Value) {
+    match v {
+        Value::String(s) if looks_like_utc_time(s) => *s = show(s),
+        Value::Array(items) => items.iter_mut().for_each(show_json_times),
+        Value::Object(map) => map.values_mut().for_each(show_json_times),
+        _ => {}
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS…Z`: the shape of every time the views and the log store.
+fn looks_like_utc_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 20
+        && b.len() <= 35
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b.ends_with(b"Z")
+        && DateTime::parse_from_rfc3339(s).is_ok()
+}
+
+/// Prints a value as pretty JSON, its times in the display zone.
+pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    let mut doc = serde_json::to_value(v)?;
+    show_json_times(&mut doc);
+    line(format_args!("{}", serde_json::to_string_pretty(&doc)?))?;
+    Ok(())
+}
+
+/// An error and its causes, one line each; a cause whose text its parent already ends
+/// with (`store x: disk full` caused by `disk full`) is not repeated.
+pub fn error_lines(e: &anyhow::Error) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = escape_controls(&cause.to_string());
+        let repeated = lines.iter().any(|l| l.contains(text.as_str()));
+        if !repeated {
+            lines.push(text);
+        }
+    }
+    lines
+}
+
+/// Control characters (ESC, BEL, DEL, …) as `\u{1b}`, so nothing raw reaches a terminal.
+pub fn escape_controls(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() && c != '\n') {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_utc_time_is_shown_in_china_time_by_default() {
+        assert_eq!(
+            show("2026-03-05T06:30:00.000Z"),
+            "2026-03-05T14:30:00+08:00"
+        );
+        assert_eq!(
+            show("2026-03-05T15:59:59.999Z"),
+            "2026-03-05T23:59:59.999+08:00"
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_a_time_is_shown_unchanged() {
+        assert_eq!(show("person-1"), "person-1");
+        assert_eq!(show("9999"), "9999");
+    }
+
+    #[test]
+    fn json_times_are_rewritten_wherever_they_are_and_nothing_else() {
+        let mut v = serde_json::json!({
+            "at": "2026-03-05T06:30:00.000Z",
+            "list": [{"due_at": "2026-03-06T16:00:00.000Z", "id": "cw-1Z"}],
+            "n": 3
+        });
+        show_json_times(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "at": "2026-03-05T14:30:00+08:00",
+                "list": [{"due_at": "2026-03-07T00:00:00+08:00", "id": "cw-1Z"}],
+                "n": 3
+            })
+        );
+    }
+
+    #[test]
+    fn zones_parse_as_offsets_or_utc_and_anything_else_is_refused() {
+        assert_eq!(parse_zone("+08:00").unwrap().local_minus_utc(), 8 * 3600);
+        assert_eq!(
+            parse_zone("-05:30").unwrap().local_minus_utc(),
+            -(5 * 3600 + 1800)
+        );
+        assert_eq!(parse_zone("UTC").unwrap().local_minus_utc(), 0);
+        for bad in ["8", "+8:00", "+15:00", "Asia/Shanghai", "+08:60", ""] {
+            assert!(parse_zone(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cause_its_parent_already_names_is_not_repeated() {
+        let e = anyhow::Error::new(std::io::Error::other("database or disk is full"))
+            .context("store sqlite:x: database or disk is full")
+            .context("cannot open the view store");
+        assert_eq!(
+            error_lines(&e),
+            [
+                "cannot open the view store",
+                "store sqlite:x: database or disk is full"
+            ]
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_controls("a\u{1b}[31mb\u{7}"), "a\\u{1b}[31mb\\u{7}");
+    }
+}

@@ -1,0 +1,112 @@
+//! Riding out a store that went away for a moment (a PostgreSQL restart, a dropped
+//! connection): which failures are worth another try, and how long to wait between tries.
+
+use crate::runner::ProjectionError;
+use crate::store::StoreError;
+use std::time::Duration;
+
+impl StoreError {
+    /// Whether the failure is the connection's, not the work's: the database was
+    /// unreachable, restarting or shutting down, or the connection broke. Everything a
+    /// batch did is rolled back then, so running it again is safe.
+    pub fn is_connection_lost(&self) -> bool {
+        let StoreError::Sql { source, .. } = self else {
+            return false;
+        };
+        match source {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+                // 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now.
+                code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        }
+    }
+}
+
+impl ProjectionError {
+    /// Whether another try may succeed: the store's connection was lost.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, ProjectionError::Store(e) if e.is_connection_lost())
+    }
+}
+
+/// Waits between tries: 250 ms, doubling up to 8 s, at most `tries` times in a row
+/// (about a minute in all by default), then the failure stands.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    left: u32,
+    tries: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new(12)
+    }
+}
+
+impl Backoff {
+    /// At most `tries` waits in a row.
+    pub fn new(tries: u32) -> Self {
+        Backoff {
+            next: Duration::from_millis(250),
+            left: tries,
+            tries,
+        }
+    }
+
+    /// The wait before the next try, or `None` when the tries are used up.
+    pub fn next_wait(&mut self) -> Option<Duration> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let wait = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(8));
+        Some(wait)
+    }
+
+    /// After a success: the next failure starts from the first wait again.
+    pub fn reset(&mut self) {
+        *self = Backoff::new(self.tries);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_double_up_to_eight_seconds_and_stop_after_the_given_tries() {
+        let mut b = Backoff::new(7);
+        let waits: Vec<u64> = std::iter::from_fn(|| b.next_wait())
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 8000, 8000]);
+        b.reset();
+        assert_eq!(b.next_wait(), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn only_a_lost_connection_counts_as_one() {
+        let sql = |source| StoreError::Sql {
+            store: "s".into(),
+            source,
+        };
+        assert!(sql(sqlx::Error::PoolTimedOut).is_connection_lost());
+        assert!(sql(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused
+        )))
+        .is_connection_lost());
+        assert!(!sql(sqlx::Error::RowNotFound).is_connection_lost());
+        assert!(!StoreError::Rows {
+            store: "s".into(),
+            reason: "r".into()
+        }
+        .is_connection_lost());
+    }
+}
