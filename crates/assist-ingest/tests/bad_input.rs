@@ -288,7 +288,10 @@ async fn a_duplicate_id_inside_one_file_is_stored_once_and_reported_at_the_first
     let mut again = contact();
     again["event_id"] = first["event_id"].clone();
     let run = ingest(&[line(&first), line(&contact()), line(&again)]).await;
-    assert_eq!(run.report.summary(), "accepted 2, duplicate 1, rejected 0");
+    assert_eq!(
+        run.report.summary(),
+        "accepted 2, duplicate 1, conflicting 0, rejected 0"
+    );
     assert_eq!(run.report.duplicates, vec![(3, run.report.accepted[0].1)]);
     assert_eq!(stored_total(&run.recorder).await, 2);
 }
@@ -302,7 +305,10 @@ async fn a_file_ingested_twice_is_all_duplicates_the_second_time() {
         .ingest(lines.join(&b'\n').as_slice(), IngestOptions::default())
         .await
         .unwrap();
-    assert_eq!(again.summary(), "accepted 0, duplicate 3, rejected 0");
+    assert_eq!(
+        again.summary(),
+        "accepted 0, duplicate 3, conflicting 0, rejected 0"
+    );
     assert_eq!(again.duplicates, run.report.accepted);
     assert_eq!(stored_total(&run.recorder).await, 3);
 }
@@ -316,7 +322,10 @@ async fn blank_lines_are_skipped_not_rejected() {
         line(&contact()),
     ])
     .await;
-    assert_eq!(run.report.summary(), "accepted 2, duplicate 0, rejected 0");
+    assert_eq!(
+        run.report.summary(),
+        "accepted 2, duplicate 0, conflicting 0, rejected 0"
+    );
     assert_eq!(accepted_lines(&run.report), vec![1, 4]);
 }
 
@@ -337,7 +346,10 @@ async fn atomic_ingest_stores_nothing_when_one_line_is_bad() {
         .await
         .unwrap();
     assert!(report.rolled_back);
-    assert_eq!(report.summary(), "accepted 0, duplicate 0, rejected 1");
+    assert_eq!(
+        report.summary(),
+        "accepted 0, duplicate 0, conflicting 0, rejected 1"
+    );
     assert_eq!(stored_total(&recorder).await, 0);
 }
 
@@ -356,13 +368,19 @@ async fn personal_data_for_an_erased_person_is_rejected_but_its_retry_is_a_dupli
         .ingest(first.as_slice(), IngestOptions::default())
         .await
         .unwrap();
-    assert_eq!(report.summary(), "accepted 2, duplicate 0, rejected 0");
+    assert_eq!(
+        report.summary(),
+        "accepted 2, duplicate 0, conflicting 0, rejected 0"
+    );
 
     let retry = recorder
         .ingest(first.as_slice(), IngestOptions::default())
         .await
         .unwrap();
-    assert_eq!(retry.summary(), "accepted 0, duplicate 2, rejected 0");
+    assert_eq!(
+        retry.summary(),
+        "accepted 0, duplicate 2, conflicting 0, rejected 0"
+    );
 
     let late = registration();
     let report = recorder
@@ -430,7 +448,7 @@ async fn chunked_ingest_keeps_order_line_numbers_and_counts() {
             .unwrap();
         assert_eq!(
             report.summary(),
-            "accepted 4, duplicate 1, rejected 1",
+            "accepted 4, duplicate 1, conflicting 0, rejected 1",
             "batch_lines {batch_lines}"
         );
         assert_eq!(accepted_lines(&report), vec![1, 4, 6, 7]);
@@ -457,7 +475,10 @@ async fn atomic_ingest_stores_everything_when_every_line_is_good() {
         .await
         .unwrap();
     assert!(!report.rolled_back);
-    assert_eq!(report.summary(), "accepted 3, duplicate 0, rejected 0");
+    assert_eq!(
+        report.summary(),
+        "accepted 3, duplicate 0, conflicting 0, rejected 0"
+    );
     assert_eq!(stored_total(&recorder).await, 3);
 }
 
@@ -585,4 +606,151 @@ async fn no_rejection_echoes_a_sixty_kilobyte_value_or_a_raw_control_character()
         assert!(!r.reason.contains("Lin"), "{}", r.reason);
         assert!(!r.reason.chars().any(char::is_control), "{:?}", r.reason);
     }
+}
+
+// Issue 17: the same event id with other content is a conflicting reuse, not a duplicate.
+
+/// `v` with the event id of `of`.
+fn with_id_of(v: Value, of: &Value) -> Value {
+    with(v, &["event_id"], of["event_id"].clone())
+}
+
+#[tokio::test]
+async fn an_id_reused_with_other_content_in_one_file_is_a_conflict_not_a_duplicate() {
+    let first = contact();
+    let other = with_id_of(
+        with(contact(), &["data", "channel"], json!("online")),
+        &first,
+    );
+    let run = ingest(&[line(&first), line(&other)]).await;
+    assert_eq!(
+        run.report.summary(),
+        "accepted 1, duplicate 0, conflicting 1, rejected 0"
+    );
+    let conflict = &run.report.conflicts[0];
+    assert_eq!(
+        (conflict.line, conflict.original),
+        (2, Some(run.report.accepted[0].1))
+    );
+    assert_eq!(
+        conflict.to_string(),
+        format!(
+            "line 2: {}: this event id is stored already with other content (at {}); a new fact needs a new id",
+            first["event_id"].as_str().unwrap(),
+            run.report.accepted[0].1
+        )
+    );
+    assert_eq!(stored_total(&run.recorder).await, 1);
+}
+
+#[tokio::test]
+async fn an_id_reused_with_other_content_in_a_later_ingest_is_a_conflict() {
+    let first = offer();
+    let run = ingest(&[line(&first)]).await;
+    let other = with_id_of(with(offer(), &["data", "wage"], json!(4300)), &first);
+    let again = run
+        .recorder
+        .ingest(line(&other).as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.summary(),
+        "accepted 0, duplicate 0, conflicting 1, rejected 0"
+    );
+    assert_eq!(again.conflicts[0].original, Some(run.report.accepted[0].1));
+}
+
+#[tokio::test]
+async fn a_registration_reused_with_another_name_is_a_conflict_though_both_are_sealed() {
+    let first = registration();
+    let run = ingest(&[line(&first)]).await;
+    let retry = run
+        .recorder
+        .ingest(line(&first).as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        retry.summary(),
+        "accepted 0, duplicate 1, conflicting 0, rejected 0"
+    );
+    let other = with(first, &["data", "name"], json!("Lin Xiaomai"));
+    let again = run
+        .recorder
+        .ingest(line(&other).as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.summary(),
+        "accepted 0, duplicate 0, conflicting 1, rejected 0"
+    );
+    assert!(!again.conflicts[0].to_string().contains("Lin"));
+}
+
+#[tokio::test]
+async fn a_retry_that_left_recorded_at_to_ingest_stays_a_duplicate() {
+    let first = without(contact(), &["recorded_at"]);
+    let run = ingest(&[line(&first)]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let retry = run
+        .recorder
+        .ingest(line(&first).as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        retry.summary(),
+        "accepted 0, duplicate 1, conflicting 0, rejected 0"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_with_its_keys_in_another_order_stays_a_duplicate() {
+    let first = contact();
+    let run = ingest(&[line(&first)]).await;
+    let text = String::from_utf8(line(&first)).unwrap();
+    let reordered: serde_json::Map<String, Value> =
+        serde_json::from_str::<serde_json::Map<String, Value>>(&text)
+            .unwrap()
+            .into_iter()
+            .rev()
+            .collect();
+    let retry = run
+        .recorder
+        .ingest(
+            serde_json::to_vec(&reordered).unwrap().as_slice(),
+            IngestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        retry.summary(),
+        "accepted 0, duplicate 1, conflicting 0, rejected 0"
+    );
+}
+
+#[tokio::test]
+async fn atomic_ingest_stores_nothing_when_an_id_is_reused_with_other_content() {
+    let first = contact();
+    let run = ingest(&[line(&first)]).await;
+    let other = with_id_of(
+        with(contact(), &["data", "channel"], json!("online")),
+        &first,
+    );
+    let input = [line(&contact()), line(&other)].join(&b'\n');
+    let report = run
+        .recorder
+        .ingest(
+            input.as_slice(),
+            IngestOptions {
+                atomic: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(report.rolled_back);
+    assert_eq!(
+        report.summary(),
+        "accepted 0, duplicate 0, conflicting 1, rejected 0"
+    );
+    assert_eq!(stored_total(&run.recorder).await, 1);
 }
