@@ -84,8 +84,8 @@ fn ingest_prints_the_summary_then_each_rejection_and_fails() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stdout(&out),
-        "accepted 1, duplicate 0, rejected 2\n\
-         line 2: 01934a5e-1002-7002-8000-000000000002: actor.region: region code \"3501\" must have 6 digits (province+city+county)\n\
+        "accepted 1, duplicate 0, conflicting 0, rejected 2\n\
+         line 2: 01934a5e-1002-7002-8000-000000000002: actor.region: region code (text, 4 chars) must have 6 digits (province+city+county)\n\
          line 3: invalid JSON at column 2: key must be a string\n"
     );
 }
@@ -101,7 +101,7 @@ fn ingest_reads_standard_input_and_succeeds_when_all_lines_are_valid() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout(&out), "accepted 1, duplicate 0, rejected 0\n");
+    assert_eq!(stdout(&out), "accepted 1, duplicate 0, conflicting 0, rejected 0\n");
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn atomic_ingest_stores_nothing_when_a_line_is_bad() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stdout(&out),
-        "accepted 0, duplicate 0, rejected 1\nline 2: an event must be a JSON object, found an array\nnothing was stored (--atomic)\n"
+        "accepted 0, duplicate 0, conflicting 0, rejected 1\nline 2: an event must be a JSON object, found an array\nnothing was stored (--atomic)\n"
     );
     let history = assist(dir.path(), &["history", PERSON]);
     assert_eq!(history.status.code(), Some(2));
@@ -125,7 +125,7 @@ fn no_file_of_the_data_dir_holds_a_plaintext_national_id_after_ingest() {
     let data = dir.path().join("data");
     let file = write(dir.path(), "in.jsonl", &jsonl(&[registration()]));
     let out = assist(&data, &["ingest", &file]);
-    assert_eq!(stdout(&out), "accepted 1, duplicate 0, rejected 0\n");
+    assert_eq!(stdout(&out), "accepted 1, duplicate 0, conflicting 0, rejected 0\n");
     // Reading the history opens the fields for the reader, and writes nothing in plaintext.
     let history = assist(&data, &["history", PERSON]);
     assert!(stdout(&history).contains(NATIONAL_ID));
@@ -260,7 +260,7 @@ fn a_malformed_stream_argument_is_a_clear_error() {
     let out = assist(dir.path(), &["history", "person-1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("invalid value 'person-1' for '<STREAM>': stream \"person-1\" must be person-<uuid> or household-<uuid>"));
+        .contains("invalid value 'person-1' for '<STREAM>': stream (text, 8 chars) must be person-<uuid> or household-<uuid>"));
 }
 
 fn examples_jsonl() -> String {
@@ -282,12 +282,12 @@ fn every_shipped_example_ingests_and_the_example_persons_history_reads_back() {
     let first = assist(dir.path(), &["ingest", &file]);
     assert_eq!(
         stdout(&first),
-        "accepted 39, duplicate 0, rejected 0\n",
+        "accepted 39, duplicate 0, conflicting 0, rejected 0\n",
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
     let again = assist(dir.path(), &["ingest", &file]);
-    assert_eq!(stdout(&again), "accepted 0, duplicate 39, rejected 0\n");
+    assert_eq!(stdout(&again), "accepted 0, duplicate 39, conflicting 0, rejected 0\n");
     let history = stdout(&assist(dir.path(), &["history", PERSON]));
     insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/snapshots")}, {
         insta::assert_snapshot!("demo_person_history", history);

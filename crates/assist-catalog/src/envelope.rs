@@ -5,7 +5,7 @@ use crate::personal::Personal;
 use crate::region::RegionCode;
 use crate::registry::{decode_data, event_type, join, EventData, EventError};
 use crate::violation::{Violation, Violations};
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -268,6 +268,17 @@ impl Event {
             },
         );
         if let Form::Ingest { now } = form {
+            // chrono reads `23:59:60` as a leap second; stored events keep what they have.
+            for (field, at) in [
+                ("occurred_at", m.occurred_at),
+                ("recorded_at", m.recorded_at),
+            ] {
+                v.check(
+                    at.nanosecond() < 1_000_000_000,
+                    field,
+                    "has second 60 (a leap second); times in assist have none, write 23:59:59 or the next minute",
+                );
+            }
             v.check_with(m.recorded_at <= now + CLOCK_SKEW, "recorded_at", || {
                 format!(
                     "{} is in the future (ingest clock {}, 5 minutes of skew allowed)",
@@ -304,11 +315,9 @@ pub fn decode(value: Value, form: Form) -> Result<Decoded, EventError> {
             format!("an event must be a JSON object, found {}", kind_of(&value)),
         ));
     }
-    let wire: WireEvent = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = crate::violation::parent_of_unknown_field(e.path().to_string(), e.inner());
-        let path = if path == "." { String::new() } else { path };
-        invalid(&path, e.into_inner().to_string())
-    })?;
+    let refuse_nul = matches!(form, Form::Ingest { .. });
+    let wire: WireEvent =
+        crate::wire::from_value(value, "", refuse_nul).map_err(|v| EventError::Invalid(vec![v]))?;
     decode_wire(wire, form)
 }
 
@@ -407,18 +416,23 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
+fn parse_uuid<E: serde::de::Error>(s: &str) -> Result<Uuid, E> {
+    Uuid::try_parse(s).map_err(|_| {
+        E::custom(format!(
+            "text ({}) is not a UUID",
+            crate::violation::length(s)
+        ))
+    })
+}
+
 fn de_uuid<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
-    let s = String::deserialize(d)?;
-    Uuid::try_parse(&s).map_err(|_| serde::de::Error::custom(format!("{s:?} is not a UUID")))
+    parse_uuid(&String::deserialize(d)?)
 }
 
 fn de_opt_uuid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Uuid>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        None => Ok(None),
-        Some(s) => Uuid::try_parse(&s)
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a UUID"))),
-    }
+    Option::<String>::deserialize(d)?
+        .map(|s| parse_uuid(&s))
+        .transpose()
 }
 
 fn parse_time<E: serde::de::Error>(s: &str) -> Result<DateTime<Utc>, E> {
@@ -426,7 +440,8 @@ fn parse_time<E: serde::de::Error>(s: &str) -> Result<DateTime<Utc>, E> {
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             E::custom(format!(
-                "{s:?} is not an RFC 3339 timestamp with offset (like 2026-03-01T09:30:00+08:00)"
+                "text ({}) is not an RFC 3339 timestamp with offset (like 2026-03-01T09:30:00+08:00)",
+                crate::violation::length(s)
             ))
         })
 }

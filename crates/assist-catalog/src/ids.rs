@@ -35,10 +35,18 @@ pub struct StreamId {
     pub id: Uuid,
 }
 
-/// Why a text is not a stream id.
+/// Why a text is not a stream id. Holds only the text's length: the text may be anything
+/// (a national ID number typed into the wrong field).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("stream {0:?} must be person-<uuid> or household-<uuid>")]
-pub struct StreamIdError(pub String);
+#[error("stream (text, {}) must be person-<uuid> or household-<uuid>", length_text(*.chars))]
+pub struct StreamIdError {
+    /// The length of the refused text, in characters.
+    pub chars: usize,
+}
+
+fn length_text(chars: usize) -> String {
+    format!("{chars} {}", if chars == 1 { "char" } else { "chars" })
+}
 
 impl StreamId {
     /// The stream of a person.
@@ -99,7 +107,9 @@ impl FromStr for StreamId {
     type Err = StreamIdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || StreamIdError(s.to_string());
+        let err = || StreamIdError {
+            chars: s.chars().count(),
+        };
         let (kind, rest) = if let Some(rest) = s.strip_prefix("person-") {
             (SubjectKind::Person, rest)
         } else if let Some(rest) = s.strip_prefix("household-") {
@@ -157,10 +167,14 @@ impl JsonSchema for StreamId {
 #[serde(transparent)]
 pub struct StaffId(String);
 
-/// Why a text is not a staff id.
+/// Why a text is not a staff id. Holds only the text's length: a refused id is often a
+/// name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("staff id {0:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ : -")]
-pub struct StaffIdError(pub String);
+#[error("staff id (text, {}) must be 1 to 64 characters of A-Z a-z 0-9 . _ : -", length_text(*.chars))]
+pub struct StaffIdError {
+    /// The length of the refused text, in characters.
+    pub chars: usize,
+}
 
 impl StaffId {
     /// Checks and wraps a staff id.
@@ -173,7 +187,9 @@ impl StaffId {
         if ok {
             Ok(Self(id.to_string()))
         } else {
-            Err(StaffIdError(id.to_string()))
+            Err(StaffIdError {
+                chars: id.chars().count(),
+            })
         }
     }
 
@@ -242,10 +258,10 @@ mod tests {
     }
 
     #[test]
-    fn a_staff_id_with_spaces_is_refused() {
+    fn a_staff_id_with_spaces_is_refused_without_repeating_it() {
         assert_eq!(
             StaffId::new("Wang Fang").unwrap_err().to_string(),
-            r#"staff id "Wang Fang" must be 1 to 64 characters of A-Z a-z 0-9 . _ : -"#
+            "staff id (text, 9 chars) must be 1 to 64 characters of A-Z a-z 0-9 . _ : -"
         );
     }
 }

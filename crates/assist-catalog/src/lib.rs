@@ -13,6 +13,7 @@ pub mod region;
 pub mod registry;
 pub mod schema;
 pub mod violation;
+pub mod wire;
 
 pub use envelope::{
     decode, decode_stored, decode_wire, decode_wire_event, Actor, Decoded, Event, Form, Meta, Role,

@@ -16,28 +16,31 @@ const PROVINCES: [&str; 34] = [
 #[serde(transparent)]
 pub struct RegionCode(String);
 
-/// Why a text is not a region code.
+/// Why a text is not a region code. Holds no part of the text: a wrong "region" may be a
+/// national ID number, which begins with one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegionError {
     /// Not exactly six ASCII digits.
-    #[error("region code {0:?} must have 6 digits (province+city+county)")]
-    NotSixDigits(String),
+    #[error("region code (text, {} {}) must have 6 digits (province+city+county)", .chars, if *.chars == 1 { "char" } else { "chars" })]
+    NotSixDigits {
+        /// The length of the refused text, in characters.
+        chars: usize,
+    },
     /// The first two digits are not a province.
-    #[error("region code {0:?} starts with {1:?}, which is no province code")]
-    UnknownProvince(String, String),
+    #[error("region code (6 digits) does not start with a province code (GB/T 2260: 11 to 82)")]
+    UnknownProvince,
 }
 
 impl RegionCode {
     /// Checks and wraps a region code.
     pub fn new(code: &str) -> Result<Self, RegionError> {
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(RegionError::NotSixDigits(code.to_string()));
+            return Err(RegionError::NotSixDigits {
+                chars: code.chars().count(),
+            });
         }
         if !PROVINCES.contains(&&code[..2]) {
-            return Err(RegionError::UnknownProvince(
-                code.to_string(),
-                code[..2].to_string(),
-            ));
+            return Err(RegionError::UnknownProvince);
         }
         Ok(Self(code.to_string()))
     }
@@ -167,7 +170,7 @@ mod tests {
     fn rejects_four_digits_with_the_reason() {
         assert_eq!(
             RegionCode::new("3501").unwrap_err().to_string(),
-            r#"region code "3501" must have 6 digits (province+city+county)"#
+            "region code (text, 4 chars) must have 6 digits (province+city+county)"
         );
     }
 
@@ -175,7 +178,7 @@ mod tests {
     fn rejects_an_unknown_province() {
         assert_eq!(
             RegionCode::new("990101").unwrap_err().to_string(),
-            r#"region code "990101" starts with "99", which is no province code"#
+            "region code (6 digits) does not start with a province code (GB/T 2260: 11 to 82)"
         );
     }
 

@@ -65,7 +65,7 @@ pub struct LegacyVersion {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EventError {
     /// No such event type.
-    #[error("unknown event type {0:?}")]
+    #[error("unknown event type ({})", crate::violation::text(.0))]
     UnknownType(String),
     /// The type exists but not in this version.
     #[error("event type {name:?} has no schema_version {version} (known: {known})")]
@@ -91,18 +91,7 @@ pub(crate) fn join(v: &[Violation]) -> String {
 
 /// Deserializes `data` into `T`, naming the path of the first mismatch (`data.employer.name`).
 pub(crate) fn from_data<T: DeserializeOwned>(data: Value) -> Result<T, Vec<Violation>> {
-    serde_path_to_error::deserialize(data).map_err(|e| {
-        let path = crate::violation::parent_of_unknown_field(e.path().to_string(), e.inner());
-        let path = if path == "." {
-            "data".to_string()
-        } else {
-            format!("data.{path}")
-        };
-        vec![Violation {
-            path,
-            message: e.into_inner().to_string(),
-        }]
-    })
+    crate::wire::from_value(data, "data", false).map_err(|v| vec![v])
 }
 
 fn decode_checked<T: DeserializeOwned + Validate>(data: Value) -> Result<T, Vec<Violation>> {

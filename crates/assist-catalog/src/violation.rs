@@ -57,7 +57,7 @@ impl Violations {
     /// Checks that an amount of money or hours is a finite number `>= 0`.
     pub fn non_negative(&mut self, value: f64, path: &str) {
         self.check_with(value.is_finite() && value >= 0.0, path, || {
-            format!("must be >= 0, got {value}")
+            format!("must be >= 0, got {}", number(value))
         });
     }
 
@@ -93,19 +93,76 @@ pub trait Validate {
     fn validate(&self, at: &str, v: &mut Violations);
 }
 
-/// serde's path to an unknown field ends in that field, which the message names already:
-/// report it at the object that has it (`data`, not `data.colour`; `.` for the root).
-pub(crate) fn parent_of_unknown_field(path: String, err: &serde_json::Error) -> String {
-    let msg = err.to_string();
-    let Some(field) = msg
-        .strip_prefix("unknown field `")
-        .and_then(|r| r.split('`').next())
-    else {
-        return path;
-    };
-    match path.strip_suffix(field).map(|p| p.trim_end_matches('.')) {
-        Some("") => ".".to_string(),
-        Some(parent) => parent.to_string(),
-        None => path,
+/// How a value the sender wrote appears in a message: by its kind and length, never
+/// whole. The one rule for every message that would show a user value: the value may be
+/// personal (a name typed into the wrong field), huge (60 KB) or full of terminal control
+/// characters, and the sender has it already. Only the catalog's own words (field and
+/// variant names, expected formats) and values assist computed itself (normalised times,
+/// short numbers, see [`number`]) are shown.
+pub fn text(s: &str) -> String {
+    format!("text, {}", length(s))
+}
+
+/// The length of a text in characters: `1 char`, `7 chars`.
+pub fn length(s: &str) -> String {
+    let n = s.chars().count();
+    format!("{n} {}", if n == 1 { "char" } else { "chars" })
+}
+
+/// The longest field name a message shows; longer ones end in `…`.
+pub const NAME_MAX: usize = 40;
+
+/// A field name as written by the sender, safe to print: control, bidi and zero-width
+/// characters escaped (`\u{1b}`), at most [`NAME_MAX`] characters.
+pub fn name(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == NAME_MAX {
+            out.push('…');
+            break;
+        }
+        if is_dangerous(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Escapes what must not reach a terminal raw anywhere in a finished message (a safety net:
+/// messages quote no user text, but a library's message might).
+pub fn escaped(message: &str) -> String {
+    if !message.chars().any(is_dangerous) {
+        return message.to_string();
+    }
+    message
+        .chars()
+        .flat_map(|c| {
+            let mut buf = Vec::new();
+            if is_dangerous(c) {
+                buf.extend(c.escape_unicode());
+            } else {
+                buf.push(c);
+            }
+            buf
+        })
+        .collect()
+}
+
+fn is_dangerous(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// A number for a message: shown when its text has at most 6 characters (too short to be
+/// a phone number, an ID number or a birth date), else described by its kind and length.
+pub fn number(n: impl fmt::Display) -> String {
+    let t = n.to_string();
+    if t.chars().count() <= 6 {
+        t
+    } else {
+        let digits = t.bytes().filter(u8::is_ascii_digit).count();
+        format!("a number of {digits} digits")
     }
 }

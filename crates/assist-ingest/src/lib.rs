@@ -35,12 +35,12 @@
 
 mod lines;
 
-pub use lines::{IngestOptions, IngestReport, Rejection, MAX_LINE_BYTES};
+pub use lines::{Conflict, IngestOptions, IngestReport, Rejection, MAX_LINE_BYTES};
 
 use assist_catalog::envelope::describe;
-use assist_catalog::{Decoded, Event, EventData, Form, StreamId, SubjectKind};
+use assist_catalog::{Decoded, Event, EventData, Form, Personal, StreamId, SubjectKind};
 use assist_log::{
-    AppendBatch, Appended, EmbeddedLog, EventLog, ExpectedVersion, LogError, LogEvent,
+    AppendBatch, Appended, EmbeddedLog, EventLog, ExpectedVersion, LogError, LogEvent, Position,
 };
 use assist_privacy::{KeyState, KeyStore, PrivacyError};
 use chrono::{DateTime, Utc};
@@ -97,6 +97,8 @@ pub struct Recorder {
 pub(crate) struct Pending {
     pub(crate) origin: usize,
     pub(crate) decoded: Decoded,
+    /// Whether the sender gave `recorded_at` (else ingest set it to its clock).
+    pub(crate) recorded_at_given: bool,
 }
 
 /// What sealing found wrong with one pending event.
@@ -105,6 +107,23 @@ pub(crate) struct ErasedSubject {
     pub(crate) event_id: Uuid,
     pub(crate) stream: StreamId,
     pub(crate) at: DateTime<Utc>,
+    pub(crate) fact: Fact,
+}
+
+/// An event as the sender meant it, kept to tell a retry from a reuse of its id.
+pub(crate) struct Fact {
+    /// The event (personal fields plaintext or sealed).
+    pub(crate) event: Event,
+    /// Whether the sender gave `recorded_at`; when not, ingest's clock set it and it is no
+    /// part of what was sent.
+    pub(crate) recorded_at_given: bool,
+}
+
+/// What became of one appended event, with the fact it carried.
+pub(crate) struct Outcome {
+    pub(crate) origin: usize,
+    pub(crate) appended: Appended,
+    pub(crate) fact: Fact,
 }
 
 impl Recorder {
@@ -174,6 +193,7 @@ impl Recorder {
                     written_version,
                     written_data,
                 },
+                recorded_at_given: true,
             });
         }
         let count = pending.len();
@@ -194,14 +214,13 @@ impl Recorder {
             .into_iter()
             .map(|(s, e)| (s.to_string(), e))
             .collect();
-        let origins: Vec<usize> = ready.iter().map(|r| r.origin).collect();
         let appended = self.append(ready, expected).await?;
         let mut outcomes: Vec<Option<Appended>> = vec![None; count];
-        for (origin, pos) in known {
+        for (origin, pos, _) in known {
             outcomes[origin] = Some(Appended::Duplicate(pos));
         }
-        for (origin, outcome) in origins.into_iter().zip(appended) {
-            outcomes[origin] = Some(outcome);
+        for o in appended {
+            outcomes[o.origin] = Some(o.appended);
         }
         Ok(outcomes.into_iter().flatten().collect())
     }
@@ -241,6 +260,10 @@ impl Recorder {
                             event_id: meta.event_id,
                             stream,
                             at: *at,
+                            fact: Fact {
+                                event: p.decoded.event,
+                                recorded_at_given: p.recorded_at_given,
+                            },
                         });
                         continue;
                     }
@@ -252,13 +275,18 @@ impl Recorder {
                     }
                 }
             }
+            let payload = p.decoded.to_bytes();
             ready.push(Ready {
                 origin: p.origin,
                 mark: ErasureMark::of(&p.decoded.event),
                 event: LogEvent {
                     event_id: p.decoded.event.meta.event_id,
                     stream: stream.to_string(),
-                    payload: p.decoded.to_bytes(),
+                    payload,
+                },
+                fact: Fact {
+                    event: p.decoded.event,
+                    recorded_at_given: p.recorded_at_given,
                 },
             });
         }
@@ -274,7 +302,7 @@ impl Recorder {
             .partition(|e| stored.contains_key(&e.event_id));
         let known = known
             .into_iter()
-            .map(|e| (e.origin, stored[&e.event_id]))
+            .filter_map(|e| Some((e.origin, *stored.get(&e.event_id)?, e.fact)))
             .collect();
         Ok(SealOutcome {
             ready,
@@ -291,19 +319,96 @@ impl Recorder {
         &self,
         ready: Vec<Ready>,
         expected: HashMap<String, ExpectedVersion>,
-    ) -> Result<Vec<Appended>, RecordError> {
+    ) -> Result<Vec<Outcome>, RecordError> {
         let mut marks = Vec::new();
         let mut events = Vec::with_capacity(ready.len());
+        let mut facts = Vec::with_capacity(ready.len());
         for r in ready {
             marks.push(r.mark);
             events.push(r.event);
+            facts.push((r.origin, r.fact));
         }
         for m in marks {
             if let ErasureMark::Erase { stream, at } = m {
                 self.keys.erase(&stream.to_string(), at).await?;
             }
         }
-        Ok(self.log.append(AppendBatch { events, expected }).await?)
+        let appended = self.log.append(AppendBatch { events, expected }).await?;
+        Ok(facts
+            .into_iter()
+            .zip(appended)
+            .map(|((origin, fact), appended)| Outcome {
+                origin,
+                appended,
+                fact,
+            })
+            .collect())
+    }
+
+    /// Whether `new` is the fact stored at `at` (its id is stored there): a retry, not a
+    /// reuse of the id for another fact.
+    pub(crate) async fn same_as_stored(
+        &self,
+        at: Position,
+        new: &Fact,
+    ) -> Result<bool, RecordError> {
+        let record = self
+            .log
+            .read_partition(at.partition, at.offset, 1)
+            .await?
+            .into_iter()
+            .find(|r| r.position == at)
+            .ok_or_else(|| {
+                LogError::Backend(format!(
+                    "the id index names {at} for event {}, which holds no event",
+                    new.event.meta.event_id
+                ))
+            })?;
+        let stored = serde_json::from_slice(&record.payload)
+            .ok()
+            .and_then(|v| assist_catalog::decode(v, Form::Stored).ok());
+        match stored {
+            Some(stored) => self.same_fact(stored.event, new).await,
+            // A stored event this catalog cannot read as a valid fact is not shown to be
+            // the same one.
+            None => Ok(false),
+        }
+    }
+
+    /// Whether two events with one id are one fact, compared on what the sender wrote:
+    ///
+    /// - both decoded to the current schema version, so the same offer sent as
+    ///   `job_offer_pushed` v1 and v2 is one fact, and key order or spacing never matter;
+    /// - personal fields compared in plaintext: a sealed field is opened with the person's
+    ///   key (sealing the same text twice gives other bytes, a fresh nonce each time); once
+    ///   the key is destroyed nothing can be compared there, and both sides count as equal;
+    /// - `recorded_at` ignored when the sender left it to ingest's clock.
+    pub(crate) async fn same_fact(
+        &self,
+        mut stored: Event,
+        new: &Fact,
+    ) -> Result<bool, RecordError> {
+        let mut new_event = new.event.clone();
+        if !new.recorded_at_given {
+            new_event.meta.recorded_at = stored.meta.recorded_at;
+        }
+        if has_personal(&stored.data) || has_personal(&new_event.data) {
+            let subject = stored.meta.stream.to_string();
+            match self.keys.key(&subject).await? {
+                key @ KeyState::Present(_) => {
+                    assist_privacy::reveal(&mut stored.data, &subject, &key)?;
+                    assist_privacy::reveal(&mut new_event.data, &subject, &key)?;
+                }
+                KeyState::Erased(_) | KeyState::Missing => {
+                    for data in [&mut stored.data, &mut new_event.data] {
+                        for (_, value) in data.personal_fields_mut() {
+                            *value = Personal::Plain(String::new());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(stored == new_event)
     }
 }
 
@@ -311,8 +416,9 @@ impl Recorder {
 pub(crate) struct SealOutcome {
     /// Sealed and ready to append.
     pub(crate) ready: Vec<Ready>,
-    /// Already stored (duplicates whose subject has since been erased), by origin.
-    pub(crate) known: Vec<(usize, assist_log::Position)>,
+    /// Already stored (their subject has since been erased), by origin, with the new fact
+    /// to compare with the stored one.
+    pub(crate) known: Vec<(usize, assist_log::Position, Fact)>,
     /// New events with personal data for an erased subject: refused.
     pub(crate) erased: Vec<ErasedSubject>,
 }
@@ -322,6 +428,7 @@ pub(crate) struct Ready {
     pub(crate) origin: usize,
     pub(crate) mark: ErasureMark,
     pub(crate) event: LogEvent,
+    pub(crate) fact: Fact,
 }
 
 /// Whether an appended event asks for a key to be destroyed.

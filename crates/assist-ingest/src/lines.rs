@@ -1,7 +1,7 @@
 //! JSON Lines ingest: every line checked on its own, valid lines appended in batches,
 //! each rejection reported with its line and exact reason.
 
-use crate::{Pending, Ready, RecordError, Recorder};
+use crate::{Pending, Ready, RecordError, Recorder, SealOutcome};
 use assist_catalog::{decode, Form};
 use assist_log::{Appended, Position};
 use chrono::{DateTime, Utc};
@@ -13,6 +13,9 @@ use uuid::Uuid;
 
 /// The largest event accepted, in bytes of its line.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// How to ingest.
 #[derive(Debug, Clone, Copy)]
@@ -52,13 +55,44 @@ impl fmt::Display for Rejection {
     }
 }
 
+/// One line whose event id is taken by another fact: stored before (or earlier in the
+/// input) with other content. Not stored; a new fact needs a new id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// 1-based line number.
+    pub line: usize,
+    /// The reused id.
+    pub event_id: Uuid,
+    /// Where the id's fact is stored; `None` when its first use is an earlier line of an
+    /// input that `--atomic` did not store.
+    pub original: Option<Position>,
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}: ", self.line, self.event_id)?;
+        match self.original {
+            Some(at) => write!(
+                f,
+                "this event id is stored already with other content (at {at}); a new fact needs a new id"
+            ),
+            None => f.write_str(
+                "this event id is used on an earlier line with other content; a new fact needs a new id",
+            ),
+        }
+    }
+}
+
 /// What an ingest did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestReport {
     /// Lines stored now, with their positions.
     pub accepted: Vec<(usize, Position)>,
-    /// Lines whose event id was stored before (or earlier in the input), with the original position.
+    /// Lines whose event id was stored before (or earlier in the input) with the same
+    /// content: retries, with the original position.
     pub duplicates: Vec<(usize, Position)>,
+    /// Lines whose event id was stored before (or earlier in the input) with other content.
+    pub conflicts: Vec<Conflict>,
     /// Lines not stored.
     pub rejected: Vec<Rejection>,
     /// Nothing was stored because `--atomic` was asked and a line was bad.
@@ -66,14 +100,20 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
-    /// `accepted N, duplicate N, rejected N`
+    /// `accepted N, duplicate N, conflicting N, rejected N`
     pub fn summary(&self) -> String {
         format!(
-            "accepted {}, duplicate {}, rejected {}",
+            "accepted {}, duplicate {}, conflicting {}, rejected {}",
             self.accepted.len(),
             self.duplicates.len(),
+            self.conflicts.len(),
             self.rejected.len()
         )
+    }
+
+    /// True when every line was stored or was a retry: nothing rejected, no id reused.
+    pub fn is_clean(&self) -> bool {
+        self.rejected.is_empty() && self.conflicts.is_empty()
     }
 }
 
@@ -104,26 +144,21 @@ fn check_line(
     if text.trim().is_empty() {
         return Ok(None);
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        let msg = e.to_string();
-        let msg = msg
-            .rsplit_once(" at line ")
-            .map_or(msg.as_str(), |(m, _)| m)
-            .to_string();
-        reject(
-            None,
-            format!("invalid JSON at column {}: {msg}", e.column()),
-        )
-    })?;
+    // Each key once per object, as the schemas (and any JSON reader that keeps the first
+    // key) read it: a line whose meaning depends on the reader is not a fact.
+    let value: Value =
+        assist_catalog::wire::parse(text).map_err(|e| reject(None, e.to_string()))?;
     let event_id = value
         .get("event_id")
         .and_then(Value::as_str)
         .and_then(|s| Uuid::try_parse(s).ok());
+    let recorded_at_given = value.get("recorded_at").is_some_and(|v| !v.is_null());
     let decoded =
         decode(value, Form::Ingest { now }).map_err(|e| reject(event_id, e.to_string()))?;
     Ok(Some(Pending {
         origin: line_no,
         decoded,
+        recorded_at_given,
     }))
 }
 
@@ -150,6 +185,11 @@ async fn read_chunk<R: AsyncBufRead + Unpin>(
             return Ok((out, true));
         }
         *line_no += 1;
+        // Editors on Windows begin a UTF-8 file with a byte order mark: it is no part of
+        // the first line (anywhere else it stays, and the line is refused).
+        if *line_no == 1 && buf.starts_with(BOM) {
+            buf.drain(..BOM.len());
+        }
         let mut length = buf.len();
         if buf.last() != Some(&b'\n') && buf.len() > MAX_LINE_BYTES {
             // An oversized line: count the rest of it without keeping it.
@@ -253,22 +293,26 @@ impl Recorder {
         if options.atomic {
             // Sealing can still reject (a person whose data was erased): find out before storing.
             let sealed = self.seal(all, now).await?;
-            if !report.rejected.is_empty() || !sealed.erased.is_empty() {
+            let conflicts = self.atomic_conflicts(&sealed).await?;
+            if !report.rejected.is_empty() || !sealed.erased.is_empty() || !conflicts.is_empty() {
                 report
                     .rejected
                     .extend(sealed.erased.into_iter().map(erased_rejection));
+                report.conflicts.extend(conflicts);
                 report.rolled_back = true;
             } else {
-                report.duplicates.extend(sealed.known);
+                self.add_known(sealed.known, &mut report).await?;
                 self.append_ready(sealed.ready, &mut report).await?;
             }
         }
         report.rejected.sort_by_key(|r| r.line);
+        report.conflicts.sort_by_key(|c| c.line);
         report.duplicates.sort_unstable();
         report.accepted.sort_unstable();
         tracing::info!(
             accepted = report.accepted.len(),
             duplicate = report.duplicates.len(),
+            conflicting = report.conflicts.len(),
             rejected = report.rejected.len(),
             rolled_back = report.rolled_back,
             "ingest finished"
@@ -286,8 +330,81 @@ impl Recorder {
         report
             .rejected
             .extend(sealed.erased.into_iter().map(erased_rejection));
-        report.duplicates.extend(sealed.known);
+        self.add_known(sealed.known, report).await?;
         self.append_ready(sealed.ready, report).await
+    }
+
+    /// Events stored before their subject was erased: a retry is a duplicate, other
+    /// content under the id a conflict.
+    async fn add_known(
+        &self,
+        known: Vec<(usize, Position, crate::Fact)>,
+        report: &mut IngestReport,
+    ) -> Result<(), RecordError> {
+        for (line, pos, fact) in known {
+            self.sort_repeat(line, pos, &fact, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Files a line whose id is stored at `pos` as a duplicate or a conflict.
+    async fn sort_repeat(
+        &self,
+        line: usize,
+        pos: Position,
+        fact: &crate::Fact,
+        report: &mut IngestReport,
+    ) -> Result<(), RecordError> {
+        if self.same_as_stored(pos, fact).await? {
+            report.duplicates.push((line, pos));
+        } else {
+            report.conflicts.push(Conflict {
+                line,
+                event_id: fact.event.meta.event_id,
+                original: Some(pos),
+            });
+        }
+        Ok(())
+    }
+
+    /// The conflicts an atomic ingest must find before it stores anything: ids stored
+    /// before with other content, and ids used twice in the input with other content.
+    async fn atomic_conflicts(&self, sealed: &SealOutcome) -> Result<Vec<Conflict>, RecordError> {
+        let ids: Vec<Uuid> = sealed.ready.iter().map(|r| r.event.event_id).collect();
+        let stored = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.log.find_ids(&ids).await?
+        };
+        let mut conflicts = Vec::new();
+        let mut first: HashMap<Uuid, &crate::Fact> = HashMap::new();
+        let known = sealed
+            .known
+            .iter()
+            .map(|(line, pos, fact)| (*line, Some(*pos), fact));
+        let ready = sealed
+            .ready
+            .iter()
+            .map(|r| (r.origin, stored.get(&r.event.event_id).copied(), &r.fact));
+        for (line, pos, fact) in known.chain(ready) {
+            let id = fact.event.meta.event_id;
+            let same = match (pos, first.get(&id)) {
+                (Some(pos), _) => self.same_as_stored(pos, fact).await?,
+                (None, Some(earlier)) => self.same_fact(earlier.event.clone(), fact).await?,
+                (None, None) => {
+                    first.insert(id, fact);
+                    true
+                }
+            };
+            if !same {
+                conflicts.push(Conflict {
+                    line,
+                    event_id: id,
+                    original: pos,
+                });
+            }
+        }
+        Ok(conflicts)
     }
 
     async fn append_ready(
@@ -295,12 +412,13 @@ impl Recorder {
         ready: Vec<Ready>,
         report: &mut IngestReport,
     ) -> Result<(), RecordError> {
-        let lines: Vec<usize> = ready.iter().map(|r| r.origin).collect();
-        let outcomes = self.append(ready, HashMap::new()).await?;
-        for (line, outcome) in lines.into_iter().zip(outcomes) {
-            match outcome {
-                Appended::Stored(pos) => report.accepted.push((line, pos)),
-                Appended::Duplicate(pos) => report.duplicates.push((line, pos)),
+        for o in self.append(ready, HashMap::new()).await? {
+            match o.appended {
+                Appended::Stored(pos) => report.accepted.push((o.origin, pos)),
+                // The log knows only ids; whether the content is the same is read back.
+                Appended::Duplicate(pos) => {
+                    self.sort_repeat(o.origin, pos, &o.fact, report).await?
+                }
             }
         }
         Ok(())

@@ -179,46 +179,46 @@ rejects_raw! {
 
 rejects! {
     a_missing_event_id: without(contact(), &["event_id"]) => "missing field `event_id`";
-    a_malformed_event_id: with(contact(), &["event_id"], json!("abc")) => r#"event_id: "abc" is not a UUID"#;
+    a_malformed_event_id: with(contact(), &["event_id"], json!("abc")) => "event_id: text (3 chars) is not a UUID";
     an_event_id_of_the_wrong_type: with(contact(), &["event_id"], json!(12)) => "event_id: invalid type: integer `12`, expected a string";
     a_random_uuid_is_not_a_v7: with(contact(), &["event_id"], json!("0192f0c1-8a3b-4cde-9f00-0123456789ab"))
         => "event_id: must be a UUIDv7 (time-ordered), got version 4";
     a_missing_stream: without(contact(), &["stream"]) => "missing field `stream`";
     a_malformed_stream: with(contact(), &["stream"], json!("person-xyz"))
-        => r#"stream: stream "person-xyz" must be person-<uuid> or household-<uuid>"#;
+        => "stream: stream (text, 10 chars) must be person-<uuid> or household-<uuid>";
     a_household_event_on_a_person_stream: event("household_exited", 1, json!({"reason": "moved_away"}))
         => r#"stream: event type "household_exited" does not belong on a person stream"#;
     a_person_event_on_a_household_stream: with(offer(), &["stream"], json!(HOUSEHOLD))
         => r#"stream: event type "job_offer_pushed" does not belong on a household stream"#;
-    an_unknown_event_type: with(contact(), &["type"], json!("x")) => r#"unknown event type "x""#;
+    an_unknown_event_type: with(contact(), &["type"], json!("x")) => "unknown event type (text, 1 char)";
     a_missing_type: without(contact(), &["type"]) => "missing field `type`";
     an_unknown_schema_version: with(contact(), &["schema_version"], json!(9))
         => r#"event type "contact_made" has no schema_version 9 (known: 1)"#;
     a_schema_version_as_text: with(contact(), &["schema_version"], json!("1"))
-        => r#"schema_version: invalid type: string "1", expected u32"#;
+        => "schema_version: invalid type: text (1 char), expected u32";
     an_unknown_envelope_field: with(contact(), &["priority"], json!("high"))
         => "unknown field `priority`, expected one of `event_id`, `stream`, `type`, `schema_version`, `occurred_at`, `recorded_at`, `actor`, `correlation_id`, `causation_id`, `data`";
     an_occurred_at_that_is_no_timestamp: with(contact(), &["occurred_at"], json!("yesterday"))
-        => r#"occurred_at: "yesterday" is not an RFC 3339 timestamp with offset (like 2026-03-01T09:30:00+08:00)"#;
+        => "occurred_at: text (9 chars) is not an RFC 3339 timestamp with offset (like 2026-03-01T09:30:00+08:00)";
     an_occurred_at_without_offset: with(contact(), &["occurred_at"], json!("2026-03-02T09:00:00"))
-        => r#"occurred_at: "2026-03-02T09:00:00" is not an RFC 3339 timestamp with offset (like 2026-03-01T09:30:00+08:00)"#;
+        => "occurred_at: text (19 chars) is not an RFC 3339 timestamp with offset (like 2026-03-01T09:30:00+08:00)";
     an_occurred_at_after_recorded_at: with(contact(), &["occurred_at"], json!("2026-03-02T11:00:00+08:00"))
         => "occurred_at: 2026-03-02T03:00:00Z is after recorded_at 2026-03-02T02:00:00Z";
     an_occurred_at_before_2000: with(contact(), &["occurred_at"], json!("1999-12-31T09:00:00+08:00"))
         => "occurred_at: 1999-12-31T01:00:00Z is before 2000-01-01";
     a_missing_actor: without(contact(), &["actor"]) => "missing field `actor`";
     a_region_code_of_four_digits: with(contact(), &["actor", "region"], json!("3501"))
-        => r#"actor.region: region code "3501" must have 6 digits (province+city+county)"#;
+        => "actor.region: region code (text, 4 chars) must have 6 digits (province+city+county)";
     a_region_code_of_no_province: with(contact(), &["actor", "region"], json!("990101"))
-        => r#"actor.region: region code "990101" starts with "99", which is no province code"#;
+        => "actor.region: region code (6 digits) does not start with a province code (GB/T 2260: 11 to 82)";
     a_region_code_as_a_number: with(contact(), &["actor", "region"], json!(350121))
         => "actor.region: invalid type: integer `350121`, expected a string";
     an_unknown_actor_role: with(contact(), &["actor", "role"], json!("boss"))
-        => "actor.role: unknown variant `boss`, expected one of `caseworker`, `supervisor`, `service`, `auditor`";
+        => "actor.role: unknown value (text, 4 chars); expected one of: caseworker, supervisor, service, auditor";
     an_actor_id_that_is_a_name: with(contact(), &["actor", "id"], json!("Wang Fang"))
-        => r#"actor.id: staff id "Wang Fang" must be 1 to 64 characters of A-Z a-z 0-9 . _ : -"#;
+        => "actor.id: staff id (text, 9 chars) must be 1 to 64 characters of A-Z a-z 0-9 . _ : -";
     a_malformed_correlation_id: with(contact(), &["correlation_id"], json!("c0c0"))
-        => r#"correlation_id: "c0c0" is not a UUID"#;
+        => "correlation_id: text (4 chars) is not a UUID";
     an_event_that_causes_itself: {
         let e = contact();
         let id = e["event_id"].clone();
@@ -231,14 +231,14 @@ rejects! {
         => "data: unknown field `colour`, expected `alert_id` or `channel`";
     a_missing_data_field: without(contact(), &["data", "channel"]) => "data: missing field `channel`";
     an_unknown_enum_value: with(contact(), &["data", "channel"], json!("pigeon"))
-        => "data.channel: unknown variant `pigeon`, expected one of `phone`, `home_visit`, `service_point`, `online`";
+        => "data.channel: unknown value (text, 6 chars); expected one of: phone, home_visit, service_point, online";
     a_negative_wage: with(offer(), &["data", "wage"], json!(-5)) => "data.wage: must be >= 0, got -5";
     a_wage_as_text: with(offer(), &["data", "wage"], json!("4200"))
-        => r#"data.wage: invalid type: string "4200", expected f64"#;
+        => "data.wage: invalid type: text (4 chars), expected f64";
     a_blank_employer_name: with(offer(), &["data", "employer", "name"], json!("  "))
         => "data.employer.name: must not be empty";
     a_location_of_five_digits: with(offer(), &["data", "location"], json!("35012"))
-        => r#"data.location: region code "35012" must have 6 digits (province+city+county)"#;
+        => "data.location: region code (text, 5 chars) must have 6 digits (province+city+county)";
     a_version_2_field_in_a_version_1_offer: with(offer(), &["schema_version"], json!(1))
         => "data: unknown field `wage`, expected one of `offer_id`, `job_id`, `job_title`, `employer`, `monthly_wage`, `location`";
     an_empty_needs_list: event("home_visit_completed", 1, json!({"needs": [], "wants_work": true, "able_to_work": true}))
@@ -288,7 +288,10 @@ async fn a_duplicate_id_inside_one_file_is_stored_once_and_reported_at_the_first
     let mut again = contact();
     again["event_id"] = first["event_id"].clone();
     let run = ingest(&[line(&first), line(&contact()), line(&again)]).await;
-    assert_eq!(run.report.summary(), "accepted 2, duplicate 1, rejected 0");
+    assert_eq!(
+        run.report.summary(),
+        "accepted 2, duplicate 1, conflicting 0, rejected 0"
+    );
     assert_eq!(run.report.duplicates, vec![(3, run.report.accepted[0].1)]);
     assert_eq!(stored_total(&run.recorder).await, 2);
 }
@@ -302,7 +305,10 @@ async fn a_file_ingested_twice_is_all_duplicates_the_second_time() {
         .ingest(lines.join(&b'\n').as_slice(), IngestOptions::default())
         .await
         .unwrap();
-    assert_eq!(again.summary(), "accepted 0, duplicate 3, rejected 0");
+    assert_eq!(
+        again.summary(),
+        "accepted 0, duplicate 3, conflicting 0, rejected 0"
+    );
     assert_eq!(again.duplicates, run.report.accepted);
     assert_eq!(stored_total(&run.recorder).await, 3);
 }
@@ -316,7 +322,10 @@ async fn blank_lines_are_skipped_not_rejected() {
         line(&contact()),
     ])
     .await;
-    assert_eq!(run.report.summary(), "accepted 2, duplicate 0, rejected 0");
+    assert_eq!(
+        run.report.summary(),
+        "accepted 2, duplicate 0, conflicting 0, rejected 0"
+    );
     assert_eq!(accepted_lines(&run.report), vec![1, 4]);
 }
 
@@ -337,7 +346,10 @@ async fn atomic_ingest_stores_nothing_when_one_line_is_bad() {
         .await
         .unwrap();
     assert!(report.rolled_back);
-    assert_eq!(report.summary(), "accepted 0, duplicate 0, rejected 1");
+    assert_eq!(
+        report.summary(),
+        "accepted 0, duplicate 0, conflicting 0, rejected 1"
+    );
     assert_eq!(stored_total(&recorder).await, 0);
 }
 
@@ -356,13 +368,19 @@ async fn personal_data_for_an_erased_person_is_rejected_but_its_retry_is_a_dupli
         .ingest(first.as_slice(), IngestOptions::default())
         .await
         .unwrap();
-    assert_eq!(report.summary(), "accepted 2, duplicate 0, rejected 0");
+    assert_eq!(
+        report.summary(),
+        "accepted 2, duplicate 0, conflicting 0, rejected 0"
+    );
 
     let retry = recorder
         .ingest(first.as_slice(), IngestOptions::default())
         .await
         .unwrap();
-    assert_eq!(retry.summary(), "accepted 0, duplicate 2, rejected 0");
+    assert_eq!(
+        retry.summary(),
+        "accepted 0, duplicate 2, conflicting 0, rejected 0"
+    );
 
     let late = registration();
     let report = recorder
@@ -396,7 +414,7 @@ async fn a_personal_value_typed_into_another_field_is_not_echoed() {
     }
     assert_eq!(
         run.report.rejected[0].reason,
-        r#"data.birth_year: invalid type: string "(value not shown)", expected u16"#
+        "data.birth_year: invalid type: text (30 chars), expected u16"
     );
 }
 
@@ -430,7 +448,7 @@ async fn chunked_ingest_keeps_order_line_numbers_and_counts() {
             .unwrap();
         assert_eq!(
             report.summary(),
-            "accepted 4, duplicate 1, rejected 1",
+            "accepted 4, duplicate 1, conflicting 0, rejected 1",
             "batch_lines {batch_lines}"
         );
         assert_eq!(accepted_lines(&report), vec![1, 4, 6, 7]);
@@ -457,7 +475,10 @@ async fn atomic_ingest_stores_everything_when_every_line_is_good() {
         .await
         .unwrap();
     assert!(!report.rolled_back);
-    assert_eq!(report.summary(), "accepted 3, duplicate 0, rejected 0");
+    assert_eq!(
+        report.summary(),
+        "accepted 3, duplicate 0, conflicting 0, rejected 0"
+    );
     assert_eq!(stored_total(&recorder).await, 3);
 }
 
@@ -470,4 +491,266 @@ async fn no_rejection_message_repeats_a_national_id_number() {
     );
     let run = ingest(&[line(&bad)]).await;
     assert!(!run.report.rejected[0].reason.contains("3501211990"));
+}
+
+// Issue 17: ingest takes only what is a valid fact.
+
+rejects! {
+    data_as_an_array_is_refused: with(contact(), &["data"], json!([null, "phone"]))
+        => "data: must be a JSON object, found an array (fields are named, never positional)";
+    an_actor_as_an_array_is_refused: with(contact(), &["actor"], json!(["cw-350121-007", "caseworker", "350121"]))
+        => "actor: must be a JSON object, found an array (fields are named, never positional)";
+    a_positional_person_registered_is_refused: with(registration(), &["data"],
+        json!(["Lin Xiaomei", NATIONAL_ID, null, null, 1990, "female", "350121", ["poverty_relieved"]]))
+        => "data: must be a JSON object, found an array (fields are named, never positional)";
+    a_nested_object_as_an_array_is_refused: with(offer(), &["data", "employer"], json!(["91350121MA2XYZ1234", "Minhou Foods"]))
+        => "data.employer: must be a JSON object, found an array (fields are named, never positional)";
+    a_nul_character_in_a_text_field_is_refused: with(offer(), &["data", "job_title"], json!("food\u{0}packer"))
+        => "data.job_title: contains a NUL character (U+0000), which no text may hold";
+    a_nul_character_in_a_personal_field_is_refused_without_its_value: with(registration(), &["data", "name"], json!("Lin\u{0}Xiaomei"))
+        => "data.name: contains a NUL character (U+0000), which no text may hold";
+    a_leap_second_is_refused: with(contact(), &["occurred_at"], json!("2016-12-31T23:59:60Z"))
+        => "occurred_at: has second 60 (a leap second); times in assist have none, write 23:59:59 or the next minute";
+}
+
+/// `text` with the first occurrence of `from` replaced by `to`.
+fn replaced(v: &Value, from: &str, to: &str) -> Vec<u8> {
+    let text = v.to_string();
+    assert!(text.contains(from), "{text}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+rejects_raw! {
+    a_duplicate_envelope_key_is_refused_with_its_name:
+        replaced(&contact(), r#""type":"contact_made""#, r#""type":"bogus","type":"contact_made""#)
+        => "type: the key appears twice in one object; each key may appear once";
+    a_duplicate_data_key_is_refused_with_its_path:
+        replaced(&contact(), r#""channel":"phone""#, r#""channel":"phone","channel":"online""#)
+        => "data.channel: the key appears twice in one object; each key may appear once";
+}
+
+#[tokio::test]
+async fn a_byte_order_mark_at_the_start_of_the_input_is_accepted() {
+    let input = [
+        b"\xEF\xBB\xBF".to_vec(),
+        line(&contact()),
+        b"\n".to_vec(),
+        line(&contact()),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::open_embedded(dir.path()).await.unwrap();
+    let report = recorder
+        .ingest(input.as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.rejected, vec![]);
+    assert_eq!(accepted_lines(&report), vec![1, 2]);
+}
+
+#[tokio::test]
+async fn a_byte_order_mark_inside_the_input_is_still_refused() {
+    let run = ingest(&[
+        line(&contact()),
+        [b"\xEF\xBB\xBF".to_vec(), line(&contact())].concat(),
+    ])
+    .await;
+    assert_eq!(run.report.rejected.len(), 1);
+    assert_eq!(run.report.rejected[0].line, 2);
+}
+
+// Issue 17: nothing personal, nothing dangerous in messages.
+
+rejects! {
+    an_unknown_enum_value_is_described_not_echoed: with(registration(), &["data", "sex"], json!("Wu Ying"))
+        => "data.sex: unknown value (text, 7 chars); expected one of: female, male";
+    a_phone_number_as_a_channel_is_not_echoed: with(contact(), &["data", "channel"], json!("13800138000"))
+        => "data.channel: unknown value (text, 11 chars); expected one of: phone, home_visit, service_point, online";
+    a_phone_number_as_a_numeric_channel_is_not_echoed: with(contact(), &["data", "channel"], json!(13800138000u64))
+        => "data.channel: invalid type: integer (11 digits); expected one of: phone, home_visit, service_point, online";
+    a_name_as_actor_id_is_not_echoed: with(contact(), &["actor", "id"], json!("Wang Fang"))
+        => "actor.id: staff id (text, 9 chars) must be 1 to 64 characters of A-Z a-z 0-9 . _ : -";
+    a_national_id_inside_a_stream_is_not_echoed: with(contact(), &["stream"], json!(format!("person-{NATIONAL_ID}")))
+        => "stream: stream (text, 25 chars) must be person-<uuid> or household-<uuid>";
+    a_control_character_in_a_field_name_is_escaped: with(contact(), &["data", "\u{1b}[2J\u{7}x\u{7f}"], json!(1))
+        => r"data: unknown field `\u{1b}[2J\u{7}x\u{7f}`, expected `alert_id` or `channel`";
+    a_control_character_in_an_enum_value_is_not_echoed: with(contact(), &["data", "channel"], json!("\u{1b}]0;pwned\u{7}"))
+        => "data.channel: unknown value (text, 10 chars); expected one of: phone, home_visit, service_point, online";
+    a_long_field_name_is_truncated: with(contact(), &["data", "k".repeat(200).as_str()], json!(1))
+        => format!("data: unknown field `{}…`, expected `alert_id` or `channel`", "k".repeat(40)).as_str();
+    a_long_unknown_type_is_not_echoed: with(contact(), &["type"], json!("t".repeat(60_000)))
+        => "unknown event type (text, 60000 chars)";
+}
+
+#[tokio::test]
+async fn no_rejection_echoes_a_sixty_kilobyte_value_or_a_raw_control_character() {
+    let big = "Lin Xiaomei ".repeat(5_000);
+    let bad = [
+        with(contact(), &["data", "channel"], json!(big)),
+        with(contact(), &["actor", "id"], json!(big)),
+        with(contact(), &["event_id"], json!(big)),
+        with(contact(), &["occurred_at"], json!(big)),
+        with(contact(), &["actor", "region"], json!(big)),
+        with(offer(), &["data", "wage"], json!(big)),
+        with(contact(), &["data", "k".repeat(60_000).as_str()], json!(1)),
+        with(
+            contact(),
+            &["data", "channel"],
+            json!("\u{1b}[31m\u{7}\u{7f}"),
+        ),
+    ];
+    let run = ingest(&bad.iter().map(line).collect::<Vec<_>>()).await;
+    assert_eq!(run.report.rejected.len(), bad.len());
+    for r in &run.report.rejected {
+        assert!(r.reason.len() < 300, "{}", r.reason);
+        assert!(!r.reason.contains("Lin"), "{}", r.reason);
+        assert!(!r.reason.chars().any(char::is_control), "{:?}", r.reason);
+    }
+}
+
+// Issue 17: the same event id with other content is a conflicting reuse, not a duplicate.
+
+/// `v` with the event id of `of`.
+fn with_id_of(v: Value, of: &Value) -> Value {
+    with(v, &["event_id"], of["event_id"].clone())
+}
+
+#[tokio::test]
+async fn an_id_reused_with_other_content_in_one_file_is_a_conflict_not_a_duplicate() {
+    let first = contact();
+    let other = with_id_of(
+        with(contact(), &["data", "channel"], json!("online")),
+        &first,
+    );
+    let run = ingest(&[line(&first), line(&other)]).await;
+    assert_eq!(
+        run.report.summary(),
+        "accepted 1, duplicate 0, conflicting 1, rejected 0"
+    );
+    let conflict = &run.report.conflicts[0];
+    assert_eq!(
+        (conflict.line, conflict.original),
+        (2, Some(run.report.accepted[0].1))
+    );
+    assert_eq!(
+        conflict.to_string(),
+        format!(
+            "line 2: {}: this event id is stored already with other content (at {}); a new fact needs a new id",
+            first["event_id"].as_str().unwrap(),
+            run.report.accepted[0].1
+        )
+    );
+    assert_eq!(stored_total(&run.recorder).await, 1);
+}
+
+#[tokio::test]
+async fn an_id_reused_with_other_content_in_a_later_ingest_is_a_conflict() {
+    let first = offer();
+    let run = ingest(&[line(&first)]).await;
+    let other = with_id_of(with(offer(), &["data", "wage"], json!(4300)), &first);
+    let again = run
+        .recorder
+        .ingest(line(&other).as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.summary(),
+        "accepted 0, duplicate 0, conflicting 1, rejected 0"
+    );
+    assert_eq!(again.conflicts[0].original, Some(run.report.accepted[0].1));
+}
+
+#[tokio::test]
+async fn a_registration_reused_with_another_name_is_a_conflict_though_both_are_sealed() {
+    let first = registration();
+    let run = ingest(&[line(&first)]).await;
+    let retry = run
+        .recorder
+        .ingest(line(&first).as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        retry.summary(),
+        "accepted 0, duplicate 1, conflicting 0, rejected 0"
+    );
+    let other = with(first, &["data", "name"], json!("Lin Xiaomai"));
+    let again = run
+        .recorder
+        .ingest(line(&other).as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.summary(),
+        "accepted 0, duplicate 0, conflicting 1, rejected 0"
+    );
+    assert!(!again.conflicts[0].to_string().contains("Lin"));
+}
+
+#[tokio::test]
+async fn a_retry_that_left_recorded_at_to_ingest_stays_a_duplicate() {
+    let first = without(contact(), &["recorded_at"]);
+    let run = ingest(&[line(&first)]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let retry = run
+        .recorder
+        .ingest(line(&first).as_slice(), IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        retry.summary(),
+        "accepted 0, duplicate 1, conflicting 0, rejected 0"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_with_its_keys_in_another_order_stays_a_duplicate() {
+    let first = contact();
+    let run = ingest(&[line(&first)]).await;
+    let text = String::from_utf8(line(&first)).unwrap();
+    let reordered: serde_json::Map<String, Value> =
+        serde_json::from_str::<serde_json::Map<String, Value>>(&text)
+            .unwrap()
+            .into_iter()
+            .rev()
+            .collect();
+    let retry = run
+        .recorder
+        .ingest(
+            serde_json::to_vec(&reordered).unwrap().as_slice(),
+            IngestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        retry.summary(),
+        "accepted 0, duplicate 1, conflicting 0, rejected 0"
+    );
+}
+
+#[tokio::test]
+async fn atomic_ingest_stores_nothing_when_an_id_is_reused_with_other_content() {
+    let first = contact();
+    let run = ingest(&[line(&first)]).await;
+    let other = with_id_of(
+        with(contact(), &["data", "channel"], json!("online")),
+        &first,
+    );
+    let input = [line(&contact()), line(&other)].join(&b'\n');
+    let report = run
+        .recorder
+        .ingest(
+            input.as_slice(),
+            IngestOptions {
+                atomic: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(report.rolled_back);
+    assert_eq!(
+        report.summary(),
+        "accepted 0, duplicate 0, conflicting 1, rejected 0"
+    );
+    assert_eq!(stored_total(&run.recorder).await, 1);
 }

@@ -259,11 +259,12 @@ fn check_policy(policy: &Option<String>, at: &str, v: &mut Violations) {
             && p.len() <= 40
             && p.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        v.check(
-            ok,
-            format!("{at}.policy"),
-            format!("policy id {p:?} must be 1 to 40 characters of a-z 0-9 -"),
-        );
+        v.check_with(ok, format!("{at}.policy"), || {
+            format!(
+                "policy id ({}) must be 1 to 40 characters of a-z 0-9 -",
+                crate::violation::text(p)
+            )
+        });
     }
 }
 

@@ -70,7 +70,10 @@ impl Validate for TrainingSessionAttended {
         v.check(
             self.hours > 0.0 && self.hours <= 24.0,
             format!("{at}.hours"),
-            format!("must be more than 0 and at most 24, got {}", self.hours),
+            format!(
+                "must be more than 0 and at most 24, got {}",
+                crate::violation::number(self.hours)
+            ),
         );
     }
 }

@@ -10,8 +10,10 @@ use tokio::io::{AsyncBufRead, BufReader};
 
 /// Validate JSON Lines events and append the valid ones.
 ///
-/// Prints `accepted N, duplicate N, rejected N`, then `line L: <event id>: <reason>` for
-/// each rejected line. Exits with status 1 when any line was rejected.
+/// Prints `accepted N, duplicate N, conflicting N, rejected N`, then
+/// `line L: <event id>: <reason>` for each line whose event id was already taken by other
+/// content and each rejected line, in line order. Exits with status 1 when any line was
+/// rejected or reused an id for other content.
 #[derive(clap::Args)]
 pub struct Args {
     /// A JSON Lines file, or `-` for standard input.
@@ -44,18 +46,25 @@ pub async fn run(dir: &Path, views: &ViewOptions, args: Args) -> Result<ExitCode
     let gen = views.store.active_gen().await?;
     let stats = views.project(gen, None).await?;
     tracing::info!(applied = stats.applied, "views updated");
-    Ok(if report.rejected.is_empty() {
+    Ok(if report.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
-/// Prints the summary line and one line per rejection.
+/// Prints the summary line and one line per conflict or rejection, in line order.
 pub fn print_report(report: &IngestReport) -> Result<()> {
     outln!("{}", report.summary())?;
-    for r in &report.rejected {
-        outln!("{r}")?;
+    let mut lines: Vec<(usize, String)> = report
+        .conflicts
+        .iter()
+        .map(|c| (c.line, c.to_string()))
+        .chain(report.rejected.iter().map(|r| (r.line, r.to_string())))
+        .collect();
+    lines.sort_by_key(|(line, _)| *line);
+    for (_, text) in lines {
+        outln!("{text}")?;
     }
     if report.rolled_back {
         outln!("nothing was stored (--atomic)")?;
