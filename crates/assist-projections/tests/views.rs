@@ -239,8 +239,12 @@ async fn verify_finds_nothing_wrong_in_an_untouched_log() {
     assert_eq!(v.records, 50);
 }
 
-#[tokio::test]
-async fn verify_reports_a_byte_changed_in_the_log_file_with_its_stream_and_event() {
+/// The scenario projected, then every copy of `needle` in the log's file changed by `edit`
+/// (SQLite may keep old copies in free pages), and the log opened again.
+async fn scenario_with_log_file_edited(
+    needle: &[u8],
+    edit: impl Fn(&mut [u8], usize),
+) -> (tempfile::TempDir, assist_ingest::Recorder, Store, i64) {
     let dir = tempfile::tempdir().unwrap();
     let recorder = log_with(dir.path(), &scenario_jsonl()).await;
     let store = sqlite_store(dir.path(), "views.db").await;
@@ -256,10 +260,7 @@ async fn verify_reports_a_byte_changed_in_the_log_file_with_its_stream_and_event
         .await
         .unwrap();
     raw.close().await;
-    // The job id of the example job offer, JB-2026-0042, becomes JB-2026-0043.
     let mut bytes = std::fs::read(&path).unwrap();
-    // Every copy, live or stale, is changed: SQLite may keep old copies in free pages.
-    let needle = b"JB-2026-0042";
     let hits: Vec<usize> = bytes
         .windows(needle.len())
         .enumerate()
@@ -268,13 +269,20 @@ async fn verify_reports_a_byte_changed_in_the_log_file_with_its_stream_and_event
         .collect();
     assert!(!hits.is_empty(), "the payload is in the file");
     for i in hits {
-        bytes[i + 11] = b'3';
+        edit(&mut bytes, i);
     }
     std::fs::write(&path, bytes).unwrap();
-
     let recorder = assist_ingest::Recorder::open_embedded(dir.path())
         .await
         .unwrap();
+    (dir, recorder, store, gen)
+}
+
+#[tokio::test]
+async fn verify_reports_a_byte_changed_in_the_log_file_with_its_stream_and_event() {
+    // The job id of the example job offer, JB-2026-0042, becomes JB-2026-0043.
+    let (_d, recorder, store, gen) =
+        scenario_with_log_file_edited(b"JB-2026-0042", |b, i| b[i + 11] = b'3').await;
     let v = verify(recorder.log().as_ref(), &store, gen).await.unwrap();
     let bad: Vec<_> = v
         .mismatches
@@ -298,6 +306,42 @@ async fn verify_reports_a_byte_changed_in_the_log_file_with_its_stream_and_event
         .mismatches
         .iter()
         .any(|m| m.event_id.is_none() && m.problem.starts_with("the digest of the log")));
+}
+
+#[tokio::test]
+async fn verify_says_a_tampered_record_that_cannot_be_read_is_there_but_unreadable() {
+    // The quote that opens the job id of the example job offer becomes a brace: the record
+    // at that offset is no longer JSON.
+    let (_d, recorder, store, gen) =
+        scenario_with_log_file_edited(b"\"JB-2026-0042\"", |b, i| b[i] = b'{').await;
+    let v = verify(recorder.log().as_ref(), &store, gen).await.unwrap();
+    let bad: Vec<_> = v
+        .mismatches
+        .iter()
+        .filter(|m| m.event_id.is_some())
+        .collect();
+    assert_eq!(
+        bad.len(),
+        1,
+        "one mismatch at the record, none after it: {:?}",
+        v.mismatches
+    );
+    assert_eq!(
+        bad[0].stream.as_deref(),
+        Some("person-0192f0c1-8a3b-7cde-9f00-0123456789ab")
+    );
+    assert_eq!(
+        bad[0].event_id.as_deref(),
+        Some("01934a5e-1007-7007-8000-000000000007")
+    );
+    assert_eq!(
+        bad[0].problem,
+        "the log record at this offset is there but cannot be read (it is not JSON), and its bytes do not match the hash of the event the audit store holds at this offset: it was altered after it was projected"
+    );
+    assert!(
+        !bad[0].problem.contains("JB-2026"),
+        "no bytes of the record echoed"
+    );
 }
 
 #[tokio::test]
