@@ -12,6 +12,7 @@ use assist_projections::sla::Rules;
 use assist_projections::Store;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
 use support::*;
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -189,10 +190,258 @@ async fn the_scenario_audit_findings() {
         "step_after_close",
         "backdated",
         "cleared_without_employed_member",
+        "cleared_after_job_ended",
     ] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
     insta::assert_json_snapshot!("scenario_findings", list);
+}
+
+const HOUSEHOLD: &str = "household-0192f0c1-8a3b-7cde-9f00-00000000c001";
+const MEMBER_A: &str = "person-0192f0c1-8a3b-7cde-9f00-0000000000c1";
+const MEMBER_B: &str = "person-0192f0c1-8a3b-7cde-9f00-0000000000c2";
+
+/// One fact as a JSON line, recorded when it occurred unless `recorded` says otherwise;
+/// times are China time on a day of March 2026 (`"17T09"` is March 17th, 09:00).
+fn fact(n: u32, stream: &str, ty: &str, occurred: &str, data: serde_json::Value) -> Value {
+    let t = |s: &str| format!("2026-03-{s}:00:00+08:00");
+    serde_json::json!({
+        "event_id": format!("01935000-00c0-7000-8000-0000000c{n:04}"),
+        "stream": stream,
+        "type": ty,
+        "schema_version": 1,
+        "occurred_at": t(occurred),
+        "recorded_at": t(occurred),
+        "actor": {"id": "cw-350121-009", "role": "caseworker", "region": "350121"},
+        "data": data,
+    })
+}
+
+fn recorded(mut fact: Value, at: &str) -> Value {
+    fact["recorded_at"] = Value::String(format!("2026-03-{at}:00:00+08:00"));
+    fact
+}
+
+fn member(person: &str) -> Value {
+    serde_json::json!({"person": person, "working_age": true, "able_and_willing": true})
+}
+
+fn identified(n: u32, occurred: &str, members: &[&str]) -> Value {
+    let members: Vec<Value> = members.iter().map(|m| member(m)).collect();
+    fact(
+        n,
+        HOUSEHOLD,
+        "household_identified",
+        occurred,
+        serde_json::json!({"region": "350121", "members": members}),
+    )
+}
+
+fn hired(n: u32, person: &str, occurred: &str) -> Value {
+    fact(
+        n,
+        person,
+        "hired",
+        occurred,
+        serde_json::json!({
+            "employer": {"id": "91350121MA2XYZ1234", "name": "Minhou Food Processing Co."},
+            "job_title": "food packer", "wage": 4200, "wage_period": "month",
+            "contract": "fixed_term", "public_welfare_post": false, "starts_on": "2026-03-20"
+        }),
+    )
+}
+
+fn cleared(n: u32, person: &str, occurred: &str) -> Value {
+    fact(
+        n,
+        HOUSEHOLD,
+        "household_cleared",
+        occurred,
+        serde_json::json!({"employed_member": person, "employment": "hired"}),
+    )
+}
+
+/// The findings about clearings once `facts` are ingested in this order and projected
+/// (in batches of `batch`), as (kind, events, detail).
+async fn clearing_findings(facts: &[Value], batch: usize) -> Vec<(String, Vec<String>, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jsonl = Vec::new();
+    for f in facts {
+        jsonl.extend(serde_json::to_vec(f).unwrap());
+        jsonl.push(b'\n');
+    }
+    let recorder = log_with(dir.path(), &jsonl).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let gen = project(&recorder, &store, batch).await;
+    findings(&store, gen, Duration::hours(72 * 24))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.kind.starts_with("cleared"))
+        .map(|f| (f.kind, f.events, f.detail))
+        .collect()
+}
+
+fn id(n: u32) -> String {
+    format!("01935000-00c0-7000-8000-0000000c{n:04}")
+}
+
+#[tokio::test]
+async fn a_household_cleared_by_naming_someone_who_is_not_its_member_at_that_time_is_a_finding() {
+    // B is employed, but joins the household only on the 18th, after the clearing on the 17th.
+    let facts = [
+        identified(1, "16T09", &[MEMBER_A]),
+        hired(2, MEMBER_B, "16T10"),
+        cleared(3, MEMBER_B, "17T09"),
+        fact(
+            4,
+            HOUSEHOLD,
+            "household_member_linked",
+            "18T09",
+            serde_json::json!({"member": member(MEMBER_B)}),
+        ),
+    ];
+    assert_eq!(
+        clearing_findings(&facts, 100).await,
+        vec![(
+            "cleared_by_non_member".to_string(),
+            vec![id(3)],
+            format!("cleared at 2026-03-17T01:00:00.000Z for {MEMBER_B}, who was not a member of the household by then"),
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_household_cleared_by_naming_a_member_who_had_left_it_is_a_finding_with_the_leaving() {
+    let facts = [
+        identified(1, "16T09", &[MEMBER_A, MEMBER_B]),
+        hired(2, MEMBER_B, "16T10"),
+        fact(
+            3,
+            HOUSEHOLD,
+            "household_member_unlinked",
+            "16T11",
+            serde_json::json!({"person": MEMBER_B, "reason": "moved_out"}),
+        ),
+        cleared(4, MEMBER_B, "17T09"),
+    ];
+    assert_eq!(
+        clearing_findings(&facts, 100).await,
+        vec![(
+            "cleared_by_non_member".to_string(),
+            vec![id(4), id(3)],
+            format!("cleared at 2026-03-17T01:00:00.000Z for {MEMBER_B}, who had left the household at 2026-03-16T03:00:00.000Z"),
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_household_cleared_by_naming_a_member_whose_job_had_ended_by_then_is_a_finding() {
+    // A was hired on the 16th and lost the job on the 17th; the clearing is on the 18th.
+    let facts = [
+        identified(1, "16T09", &[MEMBER_A]),
+        hired(2, MEMBER_A, "16T10"),
+        fact(
+            3,
+            MEMBER_A,
+            "job_lost",
+            "17T10",
+            serde_json::json!({"reason": "dismissed"}),
+        ),
+        cleared(4, MEMBER_A, "18T09"),
+    ];
+    assert_eq!(
+        clearing_findings(&facts, 100).await,
+        vec![(
+            "cleared_after_job_ended".to_string(),
+            vec![id(4), id(3)],
+            format!("cleared at 2026-03-18T01:00:00.000Z for {MEMBER_A}, whose job had ended at 2026-03-17T02:00:00.000Z"),
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_job_lost_after_the_clearing_or_followed_by_a_new_job_is_no_finding() {
+    let lost_after = [
+        identified(1, "16T09", &[MEMBER_A]),
+        hired(2, MEMBER_A, "16T10"),
+        cleared(3, MEMBER_A, "17T09"),
+        fact(
+            4,
+            MEMBER_A,
+            "job_lost",
+            "18T10",
+            serde_json::json!({"reason": "dismissed"}),
+        ),
+    ];
+    assert_eq!(clearing_findings(&lost_after, 100).await, vec![]);
+    let hired_again = [
+        identified(1, "16T09", &[MEMBER_A]),
+        hired(2, MEMBER_A, "16T10"),
+        fact(
+            3,
+            MEMBER_A,
+            "job_lost",
+            "17T10",
+            serde_json::json!({"reason": "dismissed"}),
+        ),
+        hired(4, MEMBER_A, "17T15"),
+        cleared(5, MEMBER_A, "18T09"),
+    ];
+    assert_eq!(clearing_findings(&hired_again, 100).await, vec![]);
+}
+
+#[tokio::test]
+async fn household_findings_depend_on_when_facts_occurred_not_on_the_order_they_arrive_in() {
+    // The same facts, recorded in two orders, projected one event per batch and all at once:
+    // B's link to the household and B's hiring occurred before the clearing, A's job loss
+    // too; the clearing naming A finds A's job ended, the one naming B finds nothing.
+    let link_b = fact(
+        5,
+        HOUSEHOLD,
+        "household_member_linked",
+        "16T12",
+        serde_json::json!({"member": member(MEMBER_B)}),
+    );
+    let lost_a = fact(
+        3,
+        MEMBER_A,
+        "job_lost",
+        "17T10",
+        serde_json::json!({"reason": "dismissed"}),
+    );
+    let in_order = vec![
+        identified(1, "16T09", &[MEMBER_A]),
+        hired(2, MEMBER_A, "16T10"),
+        link_b.clone(),
+        hired(6, MEMBER_B, "16T13"),
+        lost_a.clone(),
+        cleared(4, MEMBER_A, "18T09"),
+        cleared(7, MEMBER_B, "18T10"),
+    ];
+    let late = vec![
+        identified(1, "16T09", &[MEMBER_A]),
+        cleared(4, MEMBER_A, "18T09"),
+        cleared(7, MEMBER_B, "18T10"),
+        recorded(lost_a, "19T09"),
+        recorded(link_b, "19T10"),
+        recorded(hired(2, MEMBER_A, "16T10"), "19T11"),
+        recorded(hired(6, MEMBER_B, "16T13"), "19T12"),
+    ];
+    let expected = vec![(
+        "cleared_after_job_ended".to_string(),
+        vec![id(4), id(3)],
+        format!("cleared at 2026-03-18T01:00:00.000Z for {MEMBER_A}, whose job had ended at 2026-03-17T02:00:00.000Z"),
+    )];
+    for facts in [&in_order, &late] {
+        for batch in [1, 100] {
+            assert_eq!(
+                clearing_findings(facts, batch).await,
+                expected,
+                "batch {batch}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
