@@ -19,6 +19,11 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
+/// The shipped holiday calendar.
+fn calendar() -> assist_projections::sla::Calendar {
+    Rules::shipped().unwrap().calendar
+}
+
 const END_OF_MARCH: &str = "2026-03-31T16:00:00Z";
 
 async fn all_events(recorder: &assist_ingest::Recorder) -> Vec<assist_catalog::Event> {
@@ -133,7 +138,7 @@ async fn the_scenario_caseload() {
         include_closed: true,
         ..CaseFilter::default()
     };
-    let load = caseload(&store, gen, &filter, at(END_OF_MARCH))
+    let load = caseload(&store, &calendar(), gen, &filter, at(END_OF_MARCH))
         .await
         .unwrap();
     insta::assert_json_snapshot!("scenario_caseload", load);
@@ -173,6 +178,7 @@ async fn the_scenario_sla_summary() {
     let clocks = load_clocks(&store, gen).await.unwrap();
     let r = report(
         &clocks,
+        &calendar(),
         at(END_OF_MARCH),
         Duration::hours(24),
         &SlaFilter::default(),
@@ -996,10 +1002,18 @@ async fn sqlite_and_postgres_hold_identical_views_for_the_same_log() {
     let at = at(END_OF_MARCH);
     let filter = CaseFilter::default();
     assert_eq!(
-        caseload(&lite, 1, &filter, at).await.unwrap(),
-        caseload(&pg, 1, &filter, at).await.unwrap()
+        caseload(&lite, &calendar(), 1, &filter, at).await.unwrap(),
+        caseload(&pg, &calendar(), 1, &filter, at).await.unwrap()
     );
-    let r = |c| report(c, at, Duration::hours(24), &SlaFilter::default());
+    let r = |c| {
+        report(
+            c,
+            &calendar(),
+            at,
+            Duration::hours(24),
+            &SlaFilter::default(),
+        )
+    };
     assert_eq!(
         r(&load_clocks(&lite, 1).await.unwrap()),
         r(&load_clocks(&pg, 1).await.unwrap())

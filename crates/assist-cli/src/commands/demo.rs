@@ -46,14 +46,27 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
     );
 
     let at = sim_start() + Duration::days(i64::from(w.days));
-    let load = caseload(&views.store, gen, &CaseFilter::default(), at).await?;
+    let load = caseload(
+        &views.store,
+        &views.rules.calendar,
+        gen,
+        &CaseFilter::default(),
+        at,
+    )
+    .await?;
     println!();
     println!("caseload at {}: {} open cases", load.at, load.total);
     for (stage, n) in &load.by_stage {
         println!("  {:<14} {n:>6}", stage.name());
     }
     let clocks = load_clocks(&views.store, gen).await?;
-    let sla = report(&clocks, at, Duration::hours(24), &SlaFilter::default());
+    let sla = report(
+        &clocks,
+        &views.rules.calendar,
+        at,
+        Duration::hours(24),
+        &SlaFilter::default(),
+    );
     println!();
     println!(
         "SLA at {} — counts per status, on-time = met / (met + met late + breached)",

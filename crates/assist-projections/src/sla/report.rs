@@ -2,7 +2,7 @@
 //! county) and by caseworker, on-time rates, and the breached and at-risk clocks; every
 //! figure drills down to its clocks, and `explain` to the facts behind a clock.
 
-use super::{Clock, Rules, Status};
+use super::{Calendar, Clock, Rules, Status};
 use crate::runner::clock_from;
 use crate::store::{ts, Dialect, Store, StoreError};
 use assist_catalog::Event;
@@ -85,7 +85,7 @@ pub struct ClockLine {
 
 impl ClockLine {
     /// A clock as listed at `at`, with its status then.
-    fn of(c: &Clock, at: DateTime<Utc>, status: Status) -> ClockLine {
+    fn of(c: &Clock, at: DateTime<Utc>, status: Status, calendar: &Calendar) -> ClockLine {
         ClockLine {
             clock_id: c.clock_id.clone(),
             subject: c.subject.clone(),
@@ -93,7 +93,7 @@ impl ClockLine {
             region: c.region.clone(),
             caseworker: c.caseworker.clone(),
             started_at: ts(c.started_at),
-            due_at: ts(c.effective_due(at)),
+            due_at: ts(c.effective_due(at, calendar)),
             status: status.name(),
         }
     }
@@ -118,9 +118,11 @@ pub struct SlaReport {
     pub at_risk: Vec<ClockLine>,
 }
 
-/// Computes the report from clocks: a pure function of the clocks, `at` and the window.
+/// Computes the report from clocks: a pure function of the clocks, `at` and the window
+/// (`calendar` measures the pauses of clocks that count working days).
 pub fn report(
     clocks: &[Clock],
+    calendar: &Calendar,
     at: DateTime<Utc>,
     risk: Duration,
     filter: &SlaFilter,
@@ -145,7 +147,7 @@ pub fn report(
         {
             continue;
         }
-        let s = c.status(at, risk);
+        let s = c.status(at, risk, calendar);
         total.add(s);
         steps
             .entry(format!("{}/{}", c.policy, c.step))
@@ -166,8 +168,8 @@ pub fn report(
         };
         workers.entry(worker).or_default().add(s);
         match s {
-            Status::Breached => breached.push(ClockLine::of(c, at, s)),
-            Status::AtRisk => at_risk.push(ClockLine::of(c, at, s)),
+            Status::Breached => breached.push(ClockLine::of(c, at, s, calendar)),
+            Status::AtRisk => at_risk.push(ClockLine::of(c, at, s, calendar)),
             _ => {}
         }
     }
@@ -371,7 +373,7 @@ pub async fn explain(
         });
     }
     Ok(Some(Explanation {
-        clock: ClockLine::of(&c, at, c.status(at, risk)),
+        clock: ClockLine::of(&c, at, c.status(at, risk, &rules.calendar), &rules.calendar),
         needed: c.needed,
         counted: c.count,
         facts,
