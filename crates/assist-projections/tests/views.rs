@@ -600,6 +600,31 @@ async fn verify_says_a_tampered_record_that_cannot_be_read_is_there_but_unreadab
 }
 
 #[tokio::test]
+async fn verify_says_a_tampered_record_that_is_json_but_no_event_is_there_but_unreadable() {
+    // The job id "JB-2026-0042" (14 bytes with its quotes) becomes the number 12345678901234:
+    // still JSON, no longer a valid job_offer_pushed.
+    let (_d, recorder, store, gen) = scenario_with_log_file_edited(b"\"JB-2026-0042\"", |b, i| {
+        b[i..i + 14].copy_from_slice(b"12345678901234")
+    })
+    .await;
+    let v = verify(recorder.log().as_ref(), &store, gen).await.unwrap();
+    let bad: Vec<_> = v
+        .mismatches
+        .iter()
+        .filter(|m| m.event_id.is_some())
+        .collect();
+    assert_eq!(bad.len(), 1, "{:?}", v.mismatches);
+    assert_eq!(
+        bad[0].event_id.as_deref(),
+        Some("01934a5e-1007-7007-8000-000000000007")
+    );
+    assert_eq!(
+        bad[0].problem,
+        "the log record at this offset is there but cannot be read (it is JSON but not a valid event), and its bytes do not match the hash of the event the audit store holds at this offset: it was altered after it was projected"
+    );
+}
+
+#[tokio::test]
 async fn verify_reports_a_byte_changed_in_the_audit_table() {
     let (_d, recorder, store, gen) = scenario().await;
     let victim = "01934a5e-1006-7006-8000-000000000006";
@@ -1018,6 +1043,9 @@ async fn sqlite_and_postgres_hold_identical_views_for_the_same_log() {
         r(&load_clocks(&lite, 1).await.unwrap()),
         r(&load_clocks(&pg, 1).await.unwrap())
     );
+    let found = findings(&lite, 1, Duration::hours(72)).await.unwrap();
+    assert!(found.iter().any(|f| f.kind == "cleared_after_job_ended"));
+    assert_eq!(found, findings(&pg, 1, Duration::hours(72)).await.unwrap());
     pg.close().await;
 }
 
