@@ -594,6 +594,34 @@ fn fold_decoded(
                 Val::Text(ts(event.meta.occurred_at)),
             ]);
         }
+        // Who belongs to a household when, and when a job ended: the household findings
+        // compare them with the clearings at report time (`audit::findings`).
+        let member = |person: &StreamId, membership: &str| {
+            vec![
+                Val::Int(gen),
+                Val::Text(id.clone()),
+                Val::Text(subject.clone()),
+                Val::Text(person.to_string()),
+                Val::Text(membership.into()),
+                Val::Text(ts(event.meta.occurred_at)),
+            ]
+        };
+        match &event.data {
+            EventData::HouseholdIdentified(h) => rows
+                .members
+                .extend(h.members.iter().map(|m| member(&m.person, "joined"))),
+            EventData::HouseholdMemberLinked(l) => {
+                rows.members.push(member(&l.member.person, "joined"))
+            }
+            EventData::HouseholdMemberUnlinked(u) => rows.members.push(member(&u.person, "left")),
+            EventData::JobLost(_) => rows.job_losses.push(vec![
+                Val::Int(gen),
+                Val::Text(id.clone()),
+                Val::Text(subject.clone()),
+                Val::Text(ts(event.meta.occurred_at)),
+            ]),
+            _ => {}
+        }
         if let Some(kind) = placement_kind(&event.data) {
             rows.placements.push(vec![
                 Val::Int(gen),
@@ -686,6 +714,8 @@ fn fold_decoded(
         rest: vec![
             (&PLACEMENTS, rows.placements),
             (&CLEARINGS, rows.clearings),
+            (&MEMBERS, rows.members),
+            (&JOB_LOSSES, rows.job_losses),
             (&FINDINGS, rows.findings),
             (&DEAD_LETTERS, rows.dead),
             (&DIGESTS, rows.digests),
@@ -1063,6 +1093,23 @@ const CLEARINGS: Table = Table {
     columns: &["gen", "event_id", "household", "member", "occurred_at"],
     conflict: Conflict::Fail,
 };
+const MEMBERS: Table = Table {
+    name: "household_members",
+    columns: &[
+        "gen",
+        "event_id",
+        "household",
+        "person",
+        "membership",
+        "occurred_at",
+    ],
+    conflict: Conflict::Fail,
+};
+const JOB_LOSSES: Table = Table {
+    name: "job_losses",
+    columns: &["gen", "event_id", "subject", "occurred_at"],
+    conflict: Conflict::Fail,
+};
 const FINDINGS: Table = Table {
     name: "findings",
     columns: &["gen", "event_id", "kind", "subject", "detail"],
@@ -1139,6 +1186,8 @@ struct Rows {
     audit: Vec<Vec<Val>>,
     placements: Vec<Vec<Val>>,
     clearings: Vec<Vec<Val>>,
+    members: Vec<Vec<Val>>,
+    job_losses: Vec<Vec<Val>>,
     findings: Vec<Vec<Val>>,
     dead: Vec<Vec<Val>>,
     digests: Vec<Vec<Val>>,

@@ -26,6 +26,8 @@ pub(crate) const GEN_TABLES: &[&str] = &[
     "clocks",
     "placements",
     "household_clearings",
+    "household_members",
+    "job_losses",
     "findings",
 ];
 
@@ -530,6 +532,8 @@ const DUMPED: &[(&str, &str)] = &[
     ("clocks", "clock_id"),
     ("placements", "event_id"),
     ("household_clearings", "event_id"),
+    ("household_members", "event_id, person"),
+    ("job_losses", "event_id"),
     ("findings", "event_id, kind"),
 ];
 

@@ -12,10 +12,16 @@ use assist_projections::sla::Rules;
 use assist_projections::Store;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
 use support::*;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// The shipped holiday calendar.
+fn calendar() -> assist_projections::sla::Calendar {
+    Rules::shipped().unwrap().calendar
 }
 
 const END_OF_MARCH: &str = "2026-03-31T16:00:00Z";
@@ -132,7 +138,7 @@ async fn the_scenario_caseload() {
         include_closed: true,
         ..CaseFilter::default()
     };
-    let load = caseload(&store, gen, &filter, at(END_OF_MARCH))
+    let load = caseload(&store, &calendar(), gen, &filter, at(END_OF_MARCH))
         .await
         .unwrap();
     insta::assert_json_snapshot!("scenario_caseload", load);
@@ -172,6 +178,7 @@ async fn the_scenario_sla_summary() {
     let clocks = load_clocks(&store, gen).await.unwrap();
     let r = report(
         &clocks,
+        &calendar(),
         at(END_OF_MARCH),
         Duration::hours(24),
         &SlaFilter::default(),
@@ -189,10 +196,258 @@ async fn the_scenario_audit_findings() {
         "step_after_close",
         "backdated",
         "cleared_without_employed_member",
+        "cleared_after_job_ended",
     ] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
     insta::assert_json_snapshot!("scenario_findings", list);
+}
+
+const HOUSEHOLD: &str = "household-0192f0c1-8a3b-7cde-9f00-00000000c001";
+const MEMBER_A: &str = "person-0192f0c1-8a3b-7cde-9f00-0000000000c1";
+const MEMBER_B: &str = "person-0192f0c1-8a3b-7cde-9f00-0000000000c2";
+
+/// One fact as a JSON line, recorded when it occurred unless `recorded` says otherwise;
+/// times are China time on a day of March 2026 (`"17T09"` is March 17th, 09:00).
+fn fact(n: u32, stream: &str, ty: &str, occurred: &str, data: serde_json::Value) -> Value {
+    let t = |s: &str| format!("2026-03-{s}:00:00+08:00");
+    serde_json::json!({
+        "event_id": format!("01935000-00c0-7000-8000-0000000c{n:04}"),
+        "stream": stream,
+        "type": ty,
+        "schema_version": 1,
+        "occurred_at": t(occurred),
+        "recorded_at": t(occurred),
+        "actor": {"id": "cw-350121-009", "role": "caseworker", "region": "350121"},
+        "data": data,
+    })
+}
+
+fn recorded(mut fact: Value, at: &str) -> Value {
+    fact["recorded_at"] = Value::String(format!("2026-03-{at}:00:00+08:00"));
+    fact
+}
+
+fn member(person: &str) -> Value {
+    serde_json::json!({"person": person, "working_age": true, "able_and_willing": true})
+}
+
+fn identified(n: u32, occurred: &str, members: &[&str]) -> Value {
+    let members: Vec<Value> = members.iter().map(|m| member(m)).collect();
+    fact(
+        n,
+        HOUSEHOLD,
+        "household_identified",
+        occurred,
+        serde_json::json!({"region": "350121", "members": members}),
+    )
+}
+
+fn hired(n: u32, person: &str, occurred: &str) -> Value {
+    fact(
+        n,
+        person,
+        "hired",
+        occurred,
+        serde_json::json!({
+            "employer": {"id": "91350121MA2XYZ1234", "name": "Minhou Food Processing Co."},
+            "job_title": "food packer", "wage": 4200, "wage_period": "month",
+            "contract": "fixed_term", "public_welfare_post": false, "starts_on": "2026-03-20"
+        }),
+    )
+}
+
+fn cleared(n: u32, person: &str, occurred: &str) -> Value {
+    fact(
+        n,
+        HOUSEHOLD,
+        "household_cleared",
+        occurred,
+        serde_json::json!({"employed_member": person, "employment": "hired"}),
+    )
+}
+
+/// The findings about clearings once `facts` are ingested in this order and projected
+/// (in batches of `batch`), as (kind, events, detail).
+async fn clearing_findings(facts: &[Value], batch: usize) -> Vec<(String, Vec<String>, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jsonl = Vec::new();
+    for f in facts {
+        jsonl.extend(serde_json::to_vec(f).unwrap());
+        jsonl.push(b'\n');
+    }
+    let recorder = log_with(dir.path(), &jsonl).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let gen = project(&recorder, &store, batch).await;
+    findings(&store, gen, Duration::hours(72 * 24))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.kind.starts_with("cleared"))
+        .map(|f| (f.kind, f.events, f.detail))
+        .collect()
+}
+
+fn id(n: u32) -> String {
+    format!("01935000-00c0-7000-8000-0000000c{n:04}")
+}
+
+#[tokio::test]
+async fn a_household_cleared_by_naming_someone_who_is_not_its_member_at_that_time_is_a_finding() {
+    // B is employed, but joins the household only on the 18th, after the clearing on the 17th.
+    let facts = [
+        identified(1, "16T09", &[MEMBER_A]),
+        hired(2, MEMBER_B, "16T10"),
+        cleared(3, MEMBER_B, "17T09"),
+        fact(
+            4,
+            HOUSEHOLD,
+            "household_member_linked",
+            "18T09",
+            serde_json::json!({"member": member(MEMBER_B)}),
+        ),
+    ];
+    assert_eq!(
+        clearing_findings(&facts, 100).await,
+        vec![(
+            "cleared_by_non_member".to_string(),
+            vec![id(3)],
+            format!("cleared at 2026-03-17T01:00:00.000Z for {MEMBER_B}, who was not a member of the household by then"),
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_household_cleared_by_naming_a_member_who_had_left_it_is_a_finding_with_the_leaving() {
+    let facts = [
+        identified(1, "16T09", &[MEMBER_A, MEMBER_B]),
+        hired(2, MEMBER_B, "16T10"),
+        fact(
+            3,
+            HOUSEHOLD,
+            "household_member_unlinked",
+            "16T11",
+            serde_json::json!({"person": MEMBER_B, "reason": "moved_out"}),
+        ),
+        cleared(4, MEMBER_B, "17T09"),
+    ];
+    assert_eq!(
+        clearing_findings(&facts, 100).await,
+        vec![(
+            "cleared_by_non_member".to_string(),
+            vec![id(4), id(3)],
+            format!("cleared at 2026-03-17T01:00:00.000Z for {MEMBER_B}, who had left the household at 2026-03-16T03:00:00.000Z"),
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_household_cleared_by_naming_a_member_whose_job_had_ended_by_then_is_a_finding() {
+    // A was hired on the 16th and lost the job on the 17th; the clearing is on the 18th.
+    let facts = [
+        identified(1, "16T09", &[MEMBER_A]),
+        hired(2, MEMBER_A, "16T10"),
+        fact(
+            3,
+            MEMBER_A,
+            "job_lost",
+            "17T10",
+            serde_json::json!({"reason": "dismissed"}),
+        ),
+        cleared(4, MEMBER_A, "18T09"),
+    ];
+    assert_eq!(
+        clearing_findings(&facts, 100).await,
+        vec![(
+            "cleared_after_job_ended".to_string(),
+            vec![id(4), id(3)],
+            format!("cleared at 2026-03-18T01:00:00.000Z for {MEMBER_A}, whose job had ended at 2026-03-17T02:00:00.000Z"),
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_job_lost_after_the_clearing_or_followed_by_a_new_job_is_no_finding() {
+    let lost_after = [
+        identified(1, "16T09", &[MEMBER_A]),
+        hired(2, MEMBER_A, "16T10"),
+        cleared(3, MEMBER_A, "17T09"),
+        fact(
+            4,
+            MEMBER_A,
+            "job_lost",
+            "18T10",
+            serde_json::json!({"reason": "dismissed"}),
+        ),
+    ];
+    assert_eq!(clearing_findings(&lost_after, 100).await, vec![]);
+    let hired_again = [
+        identified(1, "16T09", &[MEMBER_A]),
+        hired(2, MEMBER_A, "16T10"),
+        fact(
+            3,
+            MEMBER_A,
+            "job_lost",
+            "17T10",
+            serde_json::json!({"reason": "dismissed"}),
+        ),
+        hired(4, MEMBER_A, "17T15"),
+        cleared(5, MEMBER_A, "18T09"),
+    ];
+    assert_eq!(clearing_findings(&hired_again, 100).await, vec![]);
+}
+
+#[tokio::test]
+async fn household_findings_depend_on_when_facts_occurred_not_on_the_order_they_arrive_in() {
+    // The same facts, recorded in two orders, projected one event per batch and all at once:
+    // B's link to the household and B's hiring occurred before the clearing, A's job loss
+    // too; the clearing naming A finds A's job ended, the one naming B finds nothing.
+    let link_b = fact(
+        5,
+        HOUSEHOLD,
+        "household_member_linked",
+        "16T12",
+        serde_json::json!({"member": member(MEMBER_B)}),
+    );
+    let lost_a = fact(
+        3,
+        MEMBER_A,
+        "job_lost",
+        "17T10",
+        serde_json::json!({"reason": "dismissed"}),
+    );
+    let in_order = vec![
+        identified(1, "16T09", &[MEMBER_A]),
+        hired(2, MEMBER_A, "16T10"),
+        link_b.clone(),
+        hired(6, MEMBER_B, "16T13"),
+        lost_a.clone(),
+        cleared(4, MEMBER_A, "18T09"),
+        cleared(7, MEMBER_B, "18T10"),
+    ];
+    let late = vec![
+        identified(1, "16T09", &[MEMBER_A]),
+        cleared(4, MEMBER_A, "18T09"),
+        cleared(7, MEMBER_B, "18T10"),
+        recorded(lost_a, "19T09"),
+        recorded(link_b, "19T10"),
+        recorded(hired(2, MEMBER_A, "16T10"), "19T11"),
+        recorded(hired(6, MEMBER_B, "16T13"), "19T12"),
+    ];
+    let expected = vec![(
+        "cleared_after_job_ended".to_string(),
+        vec![id(4), id(3)],
+        format!("cleared at 2026-03-18T01:00:00.000Z for {MEMBER_A}, whose job had ended at 2026-03-17T02:00:00.000Z"),
+    )];
+    for facts in [&in_order, &late] {
+        for batch in [1, 100] {
+            assert_eq!(
+                clearing_findings(facts, batch).await,
+                expected,
+                "batch {batch}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
@@ -239,8 +494,12 @@ async fn verify_finds_nothing_wrong_in_an_untouched_log() {
     assert_eq!(v.records, 50);
 }
 
-#[tokio::test]
-async fn verify_reports_a_byte_changed_in_the_log_file_with_its_stream_and_event() {
+/// The scenario projected, then every copy of `needle` in the log's file changed by `edit`
+/// (SQLite may keep old copies in free pages), and the log opened again.
+async fn scenario_with_log_file_edited(
+    needle: &[u8],
+    edit: impl Fn(&mut [u8], usize),
+) -> (tempfile::TempDir, assist_ingest::Recorder, Store, i64) {
     let dir = tempfile::tempdir().unwrap();
     let recorder = log_with(dir.path(), &scenario_jsonl()).await;
     let store = sqlite_store(dir.path(), "views.db").await;
@@ -256,10 +515,7 @@ async fn verify_reports_a_byte_changed_in_the_log_file_with_its_stream_and_event
         .await
         .unwrap();
     raw.close().await;
-    // The job id of the example job offer, JB-2026-0042, becomes JB-2026-0043.
     let mut bytes = std::fs::read(&path).unwrap();
-    // Every copy, live or stale, is changed: SQLite may keep old copies in free pages.
-    let needle = b"JB-2026-0042";
     let hits: Vec<usize> = bytes
         .windows(needle.len())
         .enumerate()
@@ -268,13 +524,20 @@ async fn verify_reports_a_byte_changed_in_the_log_file_with_its_stream_and_event
         .collect();
     assert!(!hits.is_empty(), "the payload is in the file");
     for i in hits {
-        bytes[i + 11] = b'3';
+        edit(&mut bytes, i);
     }
     std::fs::write(&path, bytes).unwrap();
-
     let recorder = assist_ingest::Recorder::open_embedded(dir.path())
         .await
         .unwrap();
+    (dir, recorder, store, gen)
+}
+
+#[tokio::test]
+async fn verify_reports_a_byte_changed_in_the_log_file_with_its_stream_and_event() {
+    // The job id of the example job offer, JB-2026-0042, becomes JB-2026-0043.
+    let (_d, recorder, store, gen) =
+        scenario_with_log_file_edited(b"JB-2026-0042", |b, i| b[i + 11] = b'3').await;
     let v = verify(recorder.log().as_ref(), &store, gen).await.unwrap();
     let bad: Vec<_> = v
         .mismatches
@@ -298,6 +561,67 @@ async fn verify_reports_a_byte_changed_in_the_log_file_with_its_stream_and_event
         .mismatches
         .iter()
         .any(|m| m.event_id.is_none() && m.problem.starts_with("the digest of the log")));
+}
+
+#[tokio::test]
+async fn verify_says_a_tampered_record_that_cannot_be_read_is_there_but_unreadable() {
+    // The quote that opens the job id of the example job offer becomes a brace: the record
+    // at that offset is no longer JSON.
+    let (_d, recorder, store, gen) =
+        scenario_with_log_file_edited(b"\"JB-2026-0042\"", |b, i| b[i] = b'{').await;
+    let v = verify(recorder.log().as_ref(), &store, gen).await.unwrap();
+    let bad: Vec<_> = v
+        .mismatches
+        .iter()
+        .filter(|m| m.event_id.is_some())
+        .collect();
+    assert_eq!(
+        bad.len(),
+        1,
+        "one mismatch at the record, none after it: {:?}",
+        v.mismatches
+    );
+    assert_eq!(
+        bad[0].stream.as_deref(),
+        Some("person-0192f0c1-8a3b-7cde-9f00-0123456789ab")
+    );
+    assert_eq!(
+        bad[0].event_id.as_deref(),
+        Some("01934a5e-1007-7007-8000-000000000007")
+    );
+    assert_eq!(
+        bad[0].problem,
+        "the log record at this offset is there but cannot be read (it is not JSON), and its bytes do not match the hash of the event the audit store holds at this offset: it was altered after it was projected"
+    );
+    assert!(
+        !bad[0].problem.contains("JB-2026"),
+        "no bytes of the record echoed"
+    );
+}
+
+#[tokio::test]
+async fn verify_says_a_tampered_record_that_is_json_but_no_event_is_there_but_unreadable() {
+    // The job id "JB-2026-0042" (14 bytes with its quotes) becomes the number 12345678901234:
+    // still JSON, no longer a valid job_offer_pushed.
+    let (_d, recorder, store, gen) = scenario_with_log_file_edited(b"\"JB-2026-0042\"", |b, i| {
+        b[i..i + 14].copy_from_slice(b"12345678901234")
+    })
+    .await;
+    let v = verify(recorder.log().as_ref(), &store, gen).await.unwrap();
+    let bad: Vec<_> = v
+        .mismatches
+        .iter()
+        .filter(|m| m.event_id.is_some())
+        .collect();
+    assert_eq!(bad.len(), 1, "{:?}", v.mismatches);
+    assert_eq!(
+        bad[0].event_id.as_deref(),
+        Some("01934a5e-1007-7007-8000-000000000007")
+    );
+    assert_eq!(
+        bad[0].problem,
+        "the log record at this offset is there but cannot be read (it is JSON but not a valid event), and its bytes do not match the hash of the event the audit store holds at this offset: it was altered after it was projected"
+    );
 }
 
 #[tokio::test]
@@ -703,14 +1027,25 @@ async fn sqlite_and_postgres_hold_identical_views_for_the_same_log() {
     let at = at(END_OF_MARCH);
     let filter = CaseFilter::default();
     assert_eq!(
-        caseload(&lite, 1, &filter, at).await.unwrap(),
-        caseload(&pg, 1, &filter, at).await.unwrap()
+        caseload(&lite, &calendar(), 1, &filter, at).await.unwrap(),
+        caseload(&pg, &calendar(), 1, &filter, at).await.unwrap()
     );
-    let r = |c| report(c, at, Duration::hours(24), &SlaFilter::default());
+    let r = |c| {
+        report(
+            c,
+            &calendar(),
+            at,
+            Duration::hours(24),
+            &SlaFilter::default(),
+        )
+    };
     assert_eq!(
         r(&load_clocks(&lite, 1).await.unwrap()),
         r(&load_clocks(&pg, 1).await.unwrap())
     );
+    let found = findings(&lite, 1, Duration::hours(72)).await.unwrap();
+    assert!(found.iter().any(|f| f.kind == "cleared_after_job_ended"));
+    assert_eq!(found, findings(&pg, 1, Duration::hours(72)).await.unwrap());
     pg.close().await;
 }
 

@@ -2,6 +2,7 @@
 
 use super::views::{ViewOptions, Views};
 use crate::outln;
+use crate::output::show;
 use anyhow::Result;
 use assist_ingest::IngestOptions;
 use assist_projections::caseload::query::{caseload, CaseFilter};
@@ -47,18 +48,31 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
     )?;
 
     let at = sim_start() + Duration::days(i64::from(w.days));
-    let load = caseload(&views.store, gen, &CaseFilter::default(), at).await?;
+    let load = caseload(
+        &views.store,
+        &views.rules.calendar,
+        gen,
+        &CaseFilter::default(),
+        at,
+    )
+    .await?;
     outln!()?;
-    outln!("caseload at {}: {} open cases", load.at, load.total)?;
+    outln!("caseload at {}: {} open cases", show(&load.at), load.total)?;
     for (stage, n) in &load.by_stage {
         outln!("  {:<14} {n:>6}", stage.name())?;
     }
     let clocks = load_clocks(&views.store, gen).await?;
-    let sla = report(&clocks, at, Duration::hours(24), &SlaFilter::default());
+    let sla = report(
+        &clocks,
+        &views.rules.calendar,
+        at,
+        Duration::hours(24),
+        &SlaFilter::default(),
+    );
     outln!()?;
     outln!(
         "SLA at {} — counts per status, on-time = met / (met + met late + breached)",
-        sla.at
+        show(&sla.at)
     )?;
     let header = format!(
         "{:<30} {:>7} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>10} {:>8}",

@@ -292,7 +292,7 @@ pub async fn caseload_cmd(dir: &Path, opts: &ViewOptions, args: CaseloadArgs) ->
         let events = read_all_events(views.log()).await?;
         caseload_as_of(&views.rules, events.iter(), &filter, at)
     } else {
-        caseload(&views.store, gen, &filter, at).await?
+        caseload(&views.store, &views.rules.calendar, gen, &filter, at).await?
     };
     if args.json {
         print_json(&load)?;
@@ -477,7 +477,7 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
             step: c.step.clone(),
         };
         let clocks = load_clocks(&views.store, gen).await?;
-        let all = list_clocks(&clocks, at, risk, &filter, c.status);
+        let all = list_clocks(&clocks, &views.rules.calendar, at, risk, &filter, c.status);
         let page: Vec<&ClockLine> = all
             .iter()
             .skip(c.offset)
@@ -545,7 +545,7 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
         let events = read_all_events(views.log()).await?;
         fold_clocks(&rules, events.iter())
     };
-    let r = report(&clocks, at, risk, &filter);
+    let r = report(&clocks, &views.rules.calendar, at, risk, &filter);
     if args.json {
         print_json(&r)?;
     } else {

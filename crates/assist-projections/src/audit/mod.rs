@@ -41,6 +41,12 @@ pub mod finding {
     pub const BACKDATED: &str = "backdated";
     /// A household cleared with no member in work by then (found at query time).
     pub const CLEARED_WITHOUT_EMPLOYED_MEMBER: &str = "cleared_without_employed_member";
+    /// A household cleared by naming someone who was not its member at that time (found
+    /// at query time).
+    pub const CLEARED_BY_NON_MEMBER: &str = "cleared_by_non_member";
+    /// A household cleared by naming a member who had been placed, but whose job had ended
+    /// by then (found at query time).
+    pub const CLEARED_AFTER_JOB_ENDED: &str = "cleared_after_job_ended";
 }
 
 #[cfg(test)]

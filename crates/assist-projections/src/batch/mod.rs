@@ -440,6 +440,10 @@ impl BatchTx {
             format!(
                 "DELETE FROM household_clearings WHERE gen = $1 AND event_id IN ({of_partition})"
             ),
+            format!(
+                "DELETE FROM household_members WHERE gen = $1 AND event_id IN ({of_partition})"
+            ),
+            format!("DELETE FROM job_losses WHERE gen = $1 AND event_id IN ({of_partition})"),
             format!("DELETE FROM findings WHERE gen = $1 AND event_id IN ({of_partition})"),
             "DELETE FROM audit_events WHERE gen = $1 AND part = $2".to_string(),
             "DELETE FROM dead_letters WHERE gen = $1 AND part = $2".to_string(),

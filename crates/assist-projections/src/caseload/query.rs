@@ -3,7 +3,7 @@
 
 use super::{Case, Stage};
 use crate::runner::{case_from, clock_from};
-use crate::sla::{Clock, Rules};
+use crate::sla::{Calendar, Clock, Rules};
 use crate::store::{ts, Store, StoreError};
 use assist_catalog::Event;
 use chrono::{DateTime, Utc};
@@ -94,9 +94,11 @@ fn line(c: &Case, last_activity: bool) -> CaseLine {
     }
 }
 
-/// The current caseload of generation `gen`, with next steps as of `at`.
+/// The current caseload of generation `gen`, with next steps as of `at` (`calendar`
+/// measures the pauses of clocks that count working days).
 pub async fn caseload(
     store: &Store,
+    calendar: &Calendar,
     gen: i64,
     filter: &CaseFilter,
     at: DateTime<Utc>,
@@ -115,7 +117,7 @@ pub async fn caseload(
         .collect::<Result<_, _>>()
         .map_err(err)?;
     let clocks = clocks_running_at(store, gen, at).await?;
-    Ok(assemble(lines, &clocks, filter, at))
+    Ok(assemble(lines, &clocks, calendar, filter, at))
 }
 
 /// The caseload as it stood at `at` by business time: the folds run again over the events
@@ -134,7 +136,7 @@ pub fn caseload_as_of<'a>(
     let (cases, all_clocks) = crate::subject::fold(rules, happened.iter().copied());
     let mut clocks: HashMap<String, Vec<Clock>> = HashMap::new();
     for c in all_clocks.into_values().flatten() {
-        if c.status(at, chrono::Duration::zero()) != crate::sla::Status::Cancelled
+        if c.status(at, chrono::Duration::zero(), &rules.calendar) != crate::sla::Status::Cancelled
             && c.met_at.is_none_or(|m| m > at)
         {
             clocks.entry(c.subject.clone()).or_default().push(c);
@@ -147,12 +149,13 @@ pub fn caseload_as_of<'a>(
         .filter(|c| c.region.starts_with(region.as_str()))
         .map(|c| line(c, true))
         .collect();
-    assemble(lines, &clocks, filter, at)
+    assemble(lines, &clocks, &rules.calendar, filter, at)
 }
 
 fn assemble(
     lines: Vec<CaseLine>,
     clocks: &HashMap<String, Vec<Clock>>,
+    calendar: &Calendar,
     filter: &CaseFilter,
     at: DateTime<Utc>,
 ) -> Caseload {
@@ -172,11 +175,11 @@ fn assemble(
                 .get(&c.subject)
                 .and_then(|cs| {
                     cs.iter()
-                        .min_by_key(|k| (k.effective_due(at), k.clock_id.clone()))
+                        .min_by_key(|k| (k.effective_due(at, calendar), k.clock_id.clone()))
                 })
                 .map(|k| NextStep {
                     step: format!("{}/{}", k.policy, k.step),
-                    due_at: ts(k.effective_due(at)),
+                    due_at: ts(k.effective_due(at, calendar)),
                 });
             CaseView { case: c, next_step }
         })

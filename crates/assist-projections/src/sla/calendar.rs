@@ -2,7 +2,7 @@
 //! One data file per year (`policies/calendars/cn-YYYY.toml`), so a deployment adds a year
 //! without code.
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, Utc, Weekday};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashSet};
 
@@ -92,9 +92,63 @@ impl Calendar {
         start + shift
     }
 
+    /// The working time inside `[from, to)`: the part of it that falls on working days
+    /// (local dates, each counted midnight to midnight, China time). Empty when `to` is not
+    /// after `from`.
+    pub fn working_time(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
+        let mut total = Duration::zero();
+        let mut cursor = from;
+        while cursor < to {
+            let end = next_local_midnight(cursor).min(to);
+            if self.is_working_day(local_date(cursor)) {
+                total += end - cursor;
+            }
+            cursor = end;
+        }
+        total
+    }
+
+    /// The earliest instant at which `amount` of working time has passed since `from`
+    /// (the inverse of [`Calendar::working_time`]): days that are not working days are
+    /// skipped. From a working day at 10:00, 48 hours are two working days later at 10:00.
+    pub fn add_working_time(&self, from: DateTime<Utc>, amount: Duration) -> DateTime<Utc> {
+        let mut left = amount;
+        let mut cursor = from;
+        // A calendar in which nothing is a working day for 20 years would never end: the
+        // rest then counts in wall-clock time (the shipped calendars are far from that).
+        for _ in 0..20 * 366 {
+            if left <= Duration::zero() {
+                return cursor;
+            }
+            let next = next_local_midnight(cursor);
+            if self.is_working_day(local_date(cursor)) {
+                if left <= next - cursor {
+                    return cursor + left;
+                }
+                left -= next - cursor;
+            }
+            cursor = next;
+        }
+        cursor + left
+    }
+
     /// The instant `n` calendar days after `start`.
     pub fn add_calendar_days(start: DateTime<Utc>, n: u32) -> DateTime<Utc> {
         start + Duration::days(i64::from(n))
+    }
+}
+
+/// The local (China time) date of an instant.
+fn local_date(t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&china_time()).date_naive()
+}
+
+/// The first local midnight after `t` (China time), as an instant.
+fn next_local_midnight(t: DateTime<Utc>) -> DateTime<Utc> {
+    let offset = Duration::seconds(i64::from(china_time().local_minus_utc()));
+    match local_date(t).succ_opt() {
+        Some(day) => (day.and_time(NaiveTime::MIN) - offset).and_utc(),
+        None => DateTime::<Utc>::MAX_UTC,
     }
 }
 
@@ -164,6 +218,39 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "calendar bad: 2026-01-01 is not in year 2027"
+        );
+    }
+
+    #[test]
+    fn working_time_over_a_weekend_counts_only_the_hours_on_working_days() {
+        // Fri 2026-03-06 18:00 to Mon 03-09 09:00: 63 hours, of which 6 on Friday and 9 on Monday.
+        assert_eq!(
+            shipped().working_time(cst(2026, 3, 6, 18), cst(2026, 3, 9, 9)),
+            Duration::hours(15)
+        );
+    }
+
+    #[test]
+    fn working_time_counts_a_make_up_saturday_and_not_a_spring_festival_sunday() {
+        // Fri 2026-02-13 12:00 to Sun 02-15 12:00: 12 h on Friday, 24 h on Saturday 02-14
+        // (a make-up workday), none on Sunday 02-15 (Spring Festival).
+        assert_eq!(
+            shipped().working_time(cst(2026, 2, 13, 12), cst(2026, 2, 15, 12)),
+            Duration::hours(36)
+        );
+    }
+
+    #[test]
+    fn two_working_days_of_time_from_the_friday_before_qingming_end_on_the_wednesday_after() {
+        // Fri 2026-04-03 10:00 + 48 h of working time: 14 h on Friday, Sat 04-04 to Mon 04-06
+        // are the Qingming holiday, 24 h on Tuesday 04-07, 10 h on Wednesday 04-08.
+        let c = shipped();
+        let due = c.add_working_time(cst(2026, 4, 3, 10), Duration::hours(48));
+        assert_eq!(due, cst(2026, 4, 8, 10));
+        assert_eq!(due, c.add_working_days(cst(2026, 4, 3, 10), 2));
+        assert_eq!(
+            c.working_time(cst(2026, 4, 3, 10), due),
+            Duration::hours(48)
         );
     }
 }

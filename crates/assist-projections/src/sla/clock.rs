@@ -3,11 +3,18 @@
 //! Status is computed at query time from the clock's facts and `at`; nothing here reads
 //! the wall clock.
 
+use super::Calendar;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// A time the clock waited on the person: it moves the deadline by its length.
+/// A time the clock waited on the person: it moves the deadline by its length, measured
+/// as the clock's policy counts time. Under a calendar-day policy that is its wall-clock
+/// length; under a working-day policy ([`Pause::in_working_time`]) it is the working time
+/// inside `[paused, resumed)`, and the deadline moves by as much working time: a pause over
+/// a weekend or holiday moves it by less than its wall-clock length (by nothing, if it lies
+/// wholly on days off), and a pause of two working days moves it two working days later,
+/// past the days off that follow it (see [`Calendar::working_time`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pause {
     /// When it started.
@@ -18,6 +25,10 @@ pub struct Pause {
     pub pause_event: Uuid,
     /// The `clock_resumed` event.
     pub resume_event: Option<Uuid>,
+    /// Counted in working time: set by the fold when the clock's policy counts working
+    /// days, and stored with the pause, so that a query needs only the calendar.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_working_time: bool,
 }
 
 /// One clock.
@@ -114,10 +125,12 @@ impl Clock {
         self.pauses.last().is_some_and(|p| p.resumed_at.is_none())
     }
 
-    /// The deadline as of `at`: the base deadline moved by the time paused before it.
-    /// Only waiting that starts after the clock started and before the (moving) deadline
-    /// counts: a pause after a breach does not undo it.
-    pub fn effective_due(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+    /// The deadline as of `at`: the base deadline moved by the time paused before it
+    /// (in working time on `calendar` for a pause [`Pause::in_working_time`]). Only waiting
+    /// that starts after the clock started and before the (moving) deadline counts: a pause
+    /// after a breach does not undo it. While a pause is open, the deadline is not before
+    /// `at`: a clock does not breach while it waits on the person.
+    pub fn effective_due(&self, at: DateTime<Utc>, calendar: &Calendar) -> DateTime<Utc> {
         let mut due = self.due_at;
         let mut pauses: Vec<&Pause> = self.pauses.iter().filter(|p| p.paused_at <= at).collect();
         pauses.sort_by_key(|p| p.paused_at);
@@ -126,16 +139,25 @@ impl Clock {
             if start >= due {
                 break;
             }
-            let end = p.resumed_at.filter(|r| *r <= at).unwrap_or(at).max(start);
-            due += end - start;
+            let resumed = p.resumed_at.filter(|r| *r <= at);
+            let end = resumed.unwrap_or(at).max(start);
+            if p.in_working_time {
+                due = calendar.add_working_time(due, calendar.working_time(start, end));
+                if resumed.is_none() {
+                    due = due.max(at);
+                }
+            } else {
+                due += end - start;
+            }
         }
         due
     }
 
-    /// The status at `at`, with `risk` the window before the deadline that counts as at risk.
-    pub fn status(&self, at: DateTime<Utc>, risk: Duration) -> Status {
+    /// The status at `at`, with `risk` the window before the deadline that counts as at
+    /// risk; `calendar` measures the pauses counted in working time.
+    pub fn status(&self, at: DateTime<Utc>, risk: Duration, calendar: &Calendar) -> Status {
         if let Some(met) = self.met_at.filter(|m| *m <= at) {
-            return if met <= self.effective_due(met) {
+            return if met <= self.effective_due(met, calendar) {
                 Status::Met
             } else {
                 Status::MetLate
@@ -143,13 +165,13 @@ impl Clock {
         }
         if let Some(c) = self.cancelled_at.filter(|c| *c <= at) {
             // A clock cancelled after its deadline had already breached: that stays counted.
-            return if c > self.effective_due(c) {
+            return if c > self.effective_due(c, calendar) {
                 Status::Breached
             } else {
                 Status::Cancelled
             };
         }
-        let due = self.effective_due(at);
+        let due = self.effective_due(at, calendar);
         if at > due {
             return Status::Breached;
         }
@@ -174,6 +196,10 @@ mod tests {
 
     fn t(day: u32, hour: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0).unwrap()
+    }
+
+    fn cal() -> Calendar {
+        Calendar::default()
     }
 
     fn clock(started: DateTime<Utc>, due: DateTime<Utc>) -> Clock {
@@ -202,9 +228,12 @@ mod tests {
     {
         let mut c = clock(t(2, 10), t(4, 10));
         c.met_at = Some(t(4, 11));
-        assert_eq!(c.status(t(9, 0), Duration::hours(24)), Status::MetLate);
         assert_eq!(
-            c.met_at.unwrap() - c.effective_due(t(4, 11)),
+            c.status(t(9, 0), Duration::hours(24), &cal()),
+            Status::MetLate
+        );
+        assert_eq!(
+            c.met_at.unwrap() - c.effective_due(t(4, 11), &cal()),
             Duration::hours(1)
         );
     }
@@ -213,16 +242,16 @@ mod tests {
     fn a_clock_met_before_its_deadline_is_met() {
         let mut c = clock(t(2, 10), t(4, 10));
         c.met_at = Some(t(3, 9));
-        assert_eq!(c.status(t(9, 0), Duration::hours(24)), Status::Met);
+        assert_eq!(c.status(t(9, 0), Duration::hours(24), &cal()), Status::Met);
     }
 
     #[test]
     fn a_running_clock_is_on_track_then_at_risk_then_breached() {
         let c = clock(t(2, 10), t(4, 10));
         let risk = Duration::hours(24);
-        assert_eq!(c.status(t(2, 12), risk), Status::OnTrack);
-        assert_eq!(c.status(t(3, 11), risk), Status::AtRisk);
-        assert_eq!(c.status(t(4, 11), risk), Status::Breached);
+        assert_eq!(c.status(t(2, 12), risk, &cal()), Status::OnTrack);
+        assert_eq!(c.status(t(3, 11), risk, &cal()), Status::AtRisk);
+        assert_eq!(c.status(t(4, 11), risk, &cal()), Status::Breached);
     }
 
     #[test]
@@ -233,11 +262,21 @@ mod tests {
             resumed_at: Some(t(5, 10)),
             pause_event: Uuid::nil(),
             resume_event: None,
+            in_working_time: false,
         });
-        assert_eq!(c.status(t(4, 0), Duration::hours(1)), Status::Paused);
-        assert_eq!(c.effective_due(t(9, 0)), t(6, 10));
-        assert_eq!(c.status(t(6, 9), Duration::hours(0)), Status::OnTrack);
-        assert_eq!(c.status(t(6, 11), Duration::hours(0)), Status::Breached);
+        assert_eq!(
+            c.status(t(4, 0), Duration::hours(1), &cal()),
+            Status::Paused
+        );
+        assert_eq!(c.effective_due(t(9, 0), &cal()), t(6, 10));
+        assert_eq!(
+            c.status(t(6, 9), Duration::hours(0), &cal()),
+            Status::OnTrack
+        );
+        assert_eq!(
+            c.status(t(6, 11), Duration::hours(0), &cal()),
+            Status::Breached
+        );
     }
 
     #[test]
@@ -248,9 +287,13 @@ mod tests {
             resumed_at: None,
             pause_event: Uuid::nil(),
             resume_event: None,
+            in_working_time: false,
         });
-        assert_eq!(c.status(t(6, 0), Duration::hours(1)), Status::Breached);
-        assert_eq!(c.effective_due(t(6, 0)), t(4, 10));
+        assert_eq!(
+            c.status(t(6, 0), Duration::hours(1), &cal()),
+            Status::Breached
+        );
+        assert_eq!(c.effective_due(t(6, 0), &cal()), t(4, 10));
     }
 
     #[test]
@@ -261,9 +304,10 @@ mod tests {
             resumed_at: Some(t(3, 10)),
             pause_event: Uuid::nil(),
             resume_event: None,
+            in_working_time: false,
         });
         assert_eq!(
-            c.effective_due(t(9, 0)),
+            c.effective_due(t(9, 0), &cal()),
             t(5, 10),
             "one day of waiting after the start, not two"
         );
@@ -273,21 +317,33 @@ mod tests {
     fn a_clock_cancelled_after_its_deadline_stays_breached() {
         let mut c = clock(t(2, 10), t(4, 10));
         c.cancelled_at = Some(t(9, 0));
-        assert_eq!(c.status(t(10, 0), Duration::hours(1)), Status::Breached);
+        assert_eq!(
+            c.status(t(10, 0), Duration::hours(1), &cal()),
+            Status::Breached
+        );
         c.cancelled_at = Some(t(3, 0));
-        assert_eq!(c.status(t(10, 0), Duration::hours(1)), Status::Cancelled);
+        assert_eq!(
+            c.status(t(10, 0), Duration::hours(1), &cal()),
+            Status::Cancelled
+        );
     }
 
     #[test]
     fn status_before_a_later_fact_ignores_that_fact() {
         let mut c = clock(t(2, 10), t(4, 10));
         c.met_at = Some(t(5, 10));
-        assert_eq!(c.status(t(4, 12), Duration::hours(1)), Status::Breached);
+        assert_eq!(
+            c.status(t(4, 12), Duration::hours(1), &cal()),
+            Status::Breached
+        );
         c.cancelled_at = Some(t(6, 0));
         c.met_at = None;
-        assert_eq!(c.status(t(5, 0), Duration::hours(1)), Status::Breached);
         assert_eq!(
-            c.status(t(6, 0), Duration::hours(1)),
+            c.status(t(5, 0), Duration::hours(1), &cal()),
+            Status::Breached
+        );
+        assert_eq!(
+            c.status(t(6, 0), Duration::hours(1), &cal()),
             Status::Breached,
             "cancelled only after it breached"
         );

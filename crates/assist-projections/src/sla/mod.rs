@@ -198,11 +198,17 @@ pub fn apply(rules: &Rules, clocks: &mut Vec<Clock>, event: &Event, who: Respons
         EventData::ClockPaused(p) => {
             for c in clocks.iter_mut().filter(|c| c.is_open() && !c.is_paused()) {
                 if p.policy.as_ref().is_none_or(|pol| *pol == c.policy) {
+                    // Under a working-day policy the pause counts in working time (see `Pause`).
+                    let in_working_time = rules
+                        .policies
+                        .iter()
+                        .any(|pol| pol.id == c.policy && pol.days == DayKind::Working);
                     c.pauses.push(Pause {
                         paused_at: at,
                         resumed_at: None,
                         pause_event: id,
                         resume_event: None,
+                        in_working_time,
                     });
                 }
             }
@@ -248,7 +254,8 @@ mod tests {
     };
     use assist_catalog::events::monitoring::{AlertRaised, AlertSource, AlertTrigger};
     use assist_catalog::events::response::{
-        ContactChannel, ContactMade, Employer, JobOfferPushed, WagePeriod,
+        ClockPaused, ClockResumed, ContactChannel, ContactMade, Employer, JobOfferPushed,
+        PauseReason, ResumeReason, WagePeriod,
     };
     use assist_catalog::events::training::{TrainingSubsidyClaimed, TrainingSubsidyPaid};
     use assist_catalog::{Actor, RegionCode, Role, StaffId, StreamId};
@@ -426,5 +433,108 @@ mod tests {
         ]);
         let c = step(&clocks, "response-2473/contact")[0];
         assert_eq!((c.cancelled_at, c.met_at), (Some(at(3, 9)), None));
+    }
+
+    /// 2026, China time (UTC+8).
+    fn cst(month: u32, day: u32, hour: u32) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, month, day, hour, 0, 0).unwrap() - Duration::hours(8)
+    }
+
+    fn paused() -> EventData {
+        EventData::ClockPaused(ClockPaused {
+            reason: PauseReason::PersonUnreachable,
+            policy: None,
+        })
+    }
+
+    fn resumed() -> EventData {
+        EventData::ClockResumed(ClockResumed {
+            reason: ResumeReason::PersonReachable,
+            policy: None,
+        })
+    }
+
+    #[test]
+    fn a_pause_over_a_weekend_moves_a_working_day_deadline_by_the_working_hours_inside_it() {
+        let cal = Rules::shipped().unwrap().calendar;
+        let p = StreamId::person(Uuid::now_v7());
+        // Alert Thu 03-05 10:00: contact due Mon 03-09 10:00 (Fri 6th, Mon 9th). Paused Fri
+        // 18:00 to Mon 09:00, 63 hours of wall-clock time of which 15 are working time (6 on
+        // Friday, 9 on Monday): due Mon 10:00 + 15 working hours = Tue 03-10 01:00, not
+        // Thu 03-12 01:00 as 63 hours would make it.
+        let facts = [
+            fact(p, alert(), cst(3, 5, 10)),
+            fact(p, paused(), cst(3, 6, 18)),
+            fact(p, resumed(), cst(3, 9, 9)),
+        ];
+        let clocks = run(&facts);
+        let contact = step(&clocks, "response-2473/contact")[0];
+        assert_eq!(contact.due_at, cst(3, 9, 10));
+        assert!(contact.pauses[0].in_working_time);
+        assert_eq!(contact.effective_due(cst(3, 20, 0), &cal), cst(3, 10, 1));
+        assert_eq!(
+            contact.status(cst(3, 10, 0), Duration::zero(), &cal),
+            Status::OnTrack
+        );
+        assert_eq!(
+            contact.status(cst(3, 10, 2), Duration::zero(), &cal),
+            Status::Breached
+        );
+    }
+
+    #[test]
+    fn while_a_working_day_clock_is_paused_its_deadline_moves_only_on_working_days() {
+        let cal = Rules::shipped().unwrap().calendar;
+        let p = StreamId::person(Uuid::now_v7());
+        // As above, the pause still open on Sunday 03-08 at noon: 6 working hours so far
+        // (Friday 18:00 - 24:00), so the deadline stands at Mon 03-09 16:00.
+        let clocks = run(&[
+            fact(p, alert(), cst(3, 5, 10)),
+            fact(p, paused(), cst(3, 6, 18)),
+        ]);
+        let contact = step(&clocks, "response-2473/contact")[0];
+        assert_eq!(contact.effective_due(cst(3, 8, 12), &cal), cst(3, 9, 16));
+        assert_eq!(
+            contact.status(cst(3, 8, 12), Duration::zero(), &cal),
+            Status::Paused
+        );
+    }
+
+    #[test]
+    fn a_pause_of_two_working_days_moves_a_working_day_deadline_two_working_days_past_qingming() {
+        let cal = Rules::shipped().unwrap().calendar;
+        let p = StreamId::person(Uuid::now_v7());
+        // Alert Wed 04-01 10:00: contact due Fri 04-03 10:00. Paused Wed 12:00 to Fri 12:00:
+        // 48 working hours, two working days. Sat 04-04 to Mon 04-06 are the Qingming
+        // holiday, so two working days after Fri 04-03 10:00 is Wed 04-08 10:00.
+        let clocks = run(&[
+            fact(p, alert(), cst(4, 1, 10)),
+            fact(p, paused(), cst(4, 1, 12)),
+            fact(p, resumed(), cst(4, 3, 12)),
+        ]);
+        let contact = step(&clocks, "response-2473/contact")[0];
+        assert_eq!(contact.due_at, cst(4, 3, 10));
+        assert_eq!(contact.effective_due(cst(4, 30, 0), &cal), cst(4, 8, 10));
+    }
+
+    #[test]
+    fn a_pause_over_a_weekend_moves_a_calendar_day_deadline_by_its_wall_clock_length() {
+        let cal = Rules::shipped().unwrap().calendar;
+        let h = StreamId::household(Uuid::now_v7());
+        // Identified Fri 03-06 10:00: cleared within 30 calendar days, Sun 04-05 10:00.
+        // Paused Fri 18:00 to Mon 03-09 09:00, 63 hours: due Wed 04-08 01:00.
+        let identified = EventData::HouseholdIdentified(HouseholdIdentified {
+            region: RegionCode::new("350121").unwrap(),
+            members: vec![],
+        });
+        let clocks = run(&[
+            fact(h, identified, cst(3, 6, 10)),
+            fact(h, paused(), cst(3, 6, 18)),
+            fact(h, resumed(), cst(3, 9, 9)),
+        ]);
+        let clearing = step(&clocks, "household-clearing/cleared")[0];
+        assert_eq!(clearing.due_at, cst(4, 5, 10));
+        assert!(!clearing.pauses[0].in_working_time);
+        assert_eq!(clearing.effective_due(cst(4, 30, 0), &cal), cst(4, 8, 1));
     }
 }

@@ -14,27 +14,44 @@ pub enum DayKind {
 }
 
 /// One step of a policy: met by the `count`-th `met_by` fact within `within_days` of the start.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     /// The step's id, unique in the policy.
     pub id: String,
-    /// Days (of the policy's kind) from the start to the deadline.
+    /// Days (of the policy's kind) from the start to the deadline, at most [`MAX_WITHIN_DAYS`].
     pub within_days: u32,
     /// The event type that counts towards meeting it.
     pub met_by: String,
-    /// How many such facts meet it (default 1).
-    #[serde(default = "one")]
+    /// How many such facts meet it (default 1), 1 to [`MAX_COUNT`].
     pub count: u32,
 }
 
-fn one() -> u32 {
+/// The longest deadline a step may have: 3660 days, ten years (leap days included). A
+/// deadline further off is a typing error in a policy file; bounding it keeps the working
+/// days counted to a deadline (one calendar day at a time) and its instant in range.
+pub const MAX_WITHIN_DAYS: i64 = 3660;
+
+/// The most facts a step may need (a policy counts offers, follow-ups: a handful).
+pub const MAX_COUNT: i64 = 1000;
+
+/// A step as written: numbers read wide, so that any integer TOML holds is checked
+/// against its bound and named in the error, rather than refused by the parser.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepFile {
+    id: String,
+    within_days: i64,
+    met_by: String,
+    #[serde(default = "one")]
+    count: i64,
+}
+
+fn one() -> i64 {
     1
 }
 
 /// An SLA policy.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Stable id (`response-2473`), referred to by pauses.
     pub id: String,
@@ -45,27 +62,56 @@ pub struct Policy {
     /// Event types that start a clock.
     pub starts_on: Vec<String>,
     /// Event types that cancel the running clocks (the person found work alone, ...).
-    #[serde(default)]
     pub cancelled_by: Vec<String>,
     /// A new start while a clock runs replaces it (household re-identification).
-    #[serde(default)]
     pub restart: bool,
     /// A `data` field that tells clocks apart (one clock per claim); facts meet only the
     /// clock with the same value.
-    #[serde(default)]
     pub key: Option<String>,
     /// The steps.
     pub steps: Vec<Step>,
 }
 
+/// A policy file as written (its steps unchecked).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    id: String,
+    name: String,
+    days: DayKind,
+    starts_on: Vec<String>,
+    #[serde(default)]
+    cancelled_by: Vec<String>,
+    #[serde(default)]
+    restart: bool,
+    #[serde(default)]
+    key: Option<String>,
+    steps: Vec<StepFile>,
+}
+
 /// Why a policy file could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("policy {file}: {message}")]
-pub struct PolicyError {
-    /// The file.
-    pub file: String,
-    /// What is wrong.
-    pub message: String,
+pub enum PolicyError {
+    /// Not TOML of the expected shape, or a rule broken (unknown event type, ...).
+    #[error("policy {file}: {message}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A number outside its bounds.
+    #[error("policy {file}: {field} is {value}, out of range: {rule}")]
+    OutOfRange {
+        /// The file.
+        file: String,
+        /// The field, as a path in the file (`steps[2].within_days`, with the step's id).
+        field: String,
+        /// The value written.
+        value: i64,
+        /// What is allowed.
+        rule: &'static str,
+    },
 }
 
 impl Policy {
@@ -76,13 +122,58 @@ impl Policy {
             || self.steps.iter().any(|s| s.met_by == name)
     }
 
-    /// Parses and checks one policy file; event types must exist in the catalog.
+    /// Parses and checks one policy file; event types must exist in the catalog, numbers
+    /// must be within their bounds ([`MAX_WITHIN_DAYS`], [`MAX_COUNT`]).
     pub fn parse(file: &str, text: &str) -> Result<Self, PolicyError> {
-        let err = |message: String| PolicyError {
+        let err = |message: String| PolicyError::Invalid {
             file: file.into(),
             message,
         };
-        let p: Policy = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let f: PolicyFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut steps = Vec::with_capacity(f.steps.len());
+        for (i, s) in f.steps.into_iter().enumerate() {
+            let bounded = |field: &str, value: i64, min: i64, max: i64, rule: &'static str| {
+                u32::try_from(value)
+                    .ok()
+                    .filter(|_| (min..=max).contains(&value))
+                    .ok_or_else(|| PolicyError::OutOfRange {
+                        file: file.into(),
+                        field: format!("steps[{i}].{field} (step {:?})", s.id),
+                        value,
+                        rule,
+                    })
+            };
+            let within_days = bounded(
+                "within_days",
+                s.within_days,
+                0,
+                MAX_WITHIN_DAYS,
+                "a step's deadline is 0 to 3660 days after its start",
+            )?;
+            let count = bounded(
+                "count",
+                s.count,
+                1,
+                MAX_COUNT,
+                "a step is met by 1 to 1000 facts",
+            )?;
+            steps.push(Step {
+                id: s.id,
+                within_days,
+                met_by: s.met_by,
+                count,
+            });
+        }
+        let p = Policy {
+            id: f.id,
+            name: f.name,
+            days: f.days,
+            starts_on: f.starts_on,
+            cancelled_by: f.cancelled_by,
+            restart: f.restart,
+            key: f.key,
+            steps,
+        };
         let known = |t: &str| assist_catalog::event_type(t).is_some();
         for t in p
             .starts_on
@@ -102,9 +193,6 @@ impl Policy {
         ids.dedup();
         if ids.len() != p.steps.len() {
             return Err(err("step ids must be unique".into()));
-        }
-        if p.steps.iter().any(|s| s.count == 0) {
-            return Err(err("a step's count must be at least 1".into()));
         }
         Ok(p)
     }
@@ -140,5 +228,74 @@ mod tests {
             Policy::parse("x", text).unwrap_err().to_string(),
             r#"policy x: unknown event type "alert""#
         );
+    }
+
+    fn with_step(within_days: &str, count: &str) -> String {
+        format!("id='x'\nname='x'\ndays='working'\nstarts_on=['alert_raised']\n[[steps]]\nid='a'\nwithin_days=1\nmet_by='contact_made'\n[[steps]]\nid='b'\nwithin_days={within_days}\nmet_by='job_offer_pushed'\ncount={count}")
+    }
+
+    #[test]
+    fn a_deadline_of_a_trillion_days_is_an_out_of_range_error_naming_the_file_and_field() {
+        let e = Policy::parse("x.toml", &with_step("1000000000000", "3")).unwrap_err();
+        assert!(
+            matches!(&e, PolicyError::OutOfRange { file, field, value: 1_000_000_000_000, .. }
+                if file == "x.toml" && field == r#"steps[1].within_days (step "b")"#),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            r#"policy x.toml: steps[1].within_days (step "b") is 1000000000000, out of range: a step's deadline is 0 to 3660 days after its start"#
+        );
+    }
+
+    #[test]
+    fn a_deadline_that_fits_in_u32_but_not_in_ten_years_is_refused_not_counted_day_by_day() {
+        // 4,000,000,000 days: a u32, which the working-day count would walk one day at a time.
+        let e = Policy::parse("x.toml", &with_step("4000000000", "3")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PolicyError::OutOfRange {
+                    value: 4_000_000_000,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn deadlines_are_bounded_at_ten_years_and_negative_ones_are_refused() {
+        assert_eq!(
+            Policy::parse("x.toml", &with_step("3660", "3"))
+                .unwrap()
+                .steps[1]
+                .within_days,
+            3660
+        );
+        for v in ["3661", "-1"] {
+            let e = Policy::parse("x.toml", &with_step(v, "3")).unwrap_err();
+            assert!(matches!(e, PolicyError::OutOfRange { .. }), "{v}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_count_is_one_to_a_thousand_facts() {
+        assert_eq!(
+            Policy::parse("x.toml", &with_step("7", "1000"))
+                .unwrap()
+                .steps[1]
+                .count,
+            1000
+        );
+        for v in ["0", "1001", "1000000000000"] {
+            let e = Policy::parse("x.toml", &with_step("7", v)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    r#"policy x.toml: steps[1].count (step "b") is {v}, out of range: a step is met by 1 to 1000 facts"#
+                )
+            );
+        }
     }
 }

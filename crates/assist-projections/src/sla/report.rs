@@ -2,7 +2,7 @@
 //! county) and by caseworker, on-time rates, and the breached and at-risk clocks; every
 //! figure drills down to its clocks, and `explain` to the facts behind a clock.
 
-use super::{Clock, Rules, Status};
+use super::{Calendar, Clock, Rules, Status};
 use crate::runner::clock_from;
 use crate::store::{ts, Dialect, Store, StoreError};
 use assist_catalog::Event;
@@ -50,6 +50,7 @@ pub fn parse_status(name: &str) -> Option<Status> {
 /// by deadline then id: what every figure of the report drills down to.
 pub fn list_clocks(
     clocks: &[Clock],
+    calendar: &Calendar,
     at: DateTime<Utc>,
     risk: Duration,
     filter: &SlaFilter,
@@ -59,10 +60,10 @@ pub fn list_clocks(
         .iter()
         .filter(|c| filter.selects(c, at))
         .filter_map(|c| {
-            let s = c.status(at, risk);
+            let s = c.status(at, risk, calendar);
             status
                 .is_none_or(|wanted| wanted == s)
-                .then(|| ClockLine::of(c, at, s))
+                .then(|| ClockLine::of(c, at, s, calendar))
         })
         .collect();
     out.sort_by(|a, b| (&a.due_at, &a.clock_id).cmp(&(&b.due_at, &b.clock_id)));
@@ -135,7 +136,7 @@ pub struct ClockLine {
 
 impl ClockLine {
     /// A clock as listed at `at`, with its status then.
-    fn of(c: &Clock, at: DateTime<Utc>, status: Status) -> ClockLine {
+    fn of(c: &Clock, at: DateTime<Utc>, status: Status, calendar: &Calendar) -> ClockLine {
         ClockLine {
             clock_id: c.clock_id.clone(),
             subject: c.subject.clone(),
@@ -143,7 +144,7 @@ impl ClockLine {
             region: c.region.clone(),
             caseworker: c.caseworker.clone(),
             started_at: ts(c.started_at),
-            due_at: ts(c.effective_due(at)),
+            due_at: ts(c.effective_due(at, calendar)),
             status: status.name(),
         }
     }
@@ -168,9 +169,11 @@ pub struct SlaReport {
     pub at_risk: Vec<ClockLine>,
 }
 
-/// Computes the report from clocks: a pure function of the clocks, `at` and the window.
+/// Computes the report from clocks: a pure function of the clocks, `at` and the window
+/// (`calendar` measures the pauses of clocks that count working days).
 pub fn report(
     clocks: &[Clock],
+    calendar: &Calendar,
     at: DateTime<Utc>,
     risk: Duration,
     filter: &SlaFilter,
@@ -185,7 +188,7 @@ pub fn report(
         if !filter.selects(c, at) {
             continue;
         }
-        let s = c.status(at, risk);
+        let s = c.status(at, risk, calendar);
         total.add(s);
         steps
             .entry(format!("{}/{}", c.policy, c.step))
@@ -206,8 +209,8 @@ pub fn report(
         };
         workers.entry(worker).or_default().add(s);
         match s {
-            Status::Breached => breached.push(ClockLine::of(c, at, s)),
-            Status::AtRisk => at_risk.push(ClockLine::of(c, at, s)),
+            Status::Breached => breached.push(ClockLine::of(c, at, s, calendar)),
+            Status::AtRisk => at_risk.push(ClockLine::of(c, at, s, calendar)),
             _ => {}
         }
     }
@@ -422,7 +425,7 @@ pub async fn explain(
         .filter(|f| matches!(f.role, "counted" | "met"))
         .count();
     Ok(Some(Explanation {
-        clock: ClockLine::of(&c, at, c.status(at, risk)),
+        clock: ClockLine::of(&c, at, c.status(at, risk, &rules.calendar), &rules.calendar),
         needed: c.needed,
         counted: u32::try_from(counted).unwrap_or(u32::MAX).min(c.needed),
         facts,
