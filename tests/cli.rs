@@ -377,7 +377,7 @@ fn the_demo_projects_a_simulated_county_and_prints_caseload_and_sla() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = stdout(&out);
-    assert!(text.contains(", duplicate 0, rejected 0\n"), "{text}");
+    assert!(text.contains(", duplicate 0, conflicting 0, rejected 0\n"), "{text}");
     assert!(text.contains("open cases"), "{text}");
     assert!(text.contains("response-2473/contact"), "{text}");
     assert!(text.contains("county 350121"), "{text}");
