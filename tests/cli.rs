@@ -101,7 +101,10 @@ fn ingest_reads_standard_input_and_succeeds_when_all_lines_are_valid() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout(&out), "accepted 1, duplicate 0, conflicting 0, rejected 0\n");
+    assert_eq!(
+        stdout(&out),
+        "accepted 1, duplicate 0, conflicting 0, rejected 0\n"
+    );
 }
 
 #[test]
@@ -125,7 +128,10 @@ fn no_file_of_the_data_dir_holds_a_plaintext_national_id_after_ingest() {
     let data = dir.path().join("data");
     let file = write(dir.path(), "in.jsonl", &jsonl(&[registration()]));
     let out = assist(&data, &["ingest", &file]);
-    assert_eq!(stdout(&out), "accepted 1, duplicate 0, conflicting 0, rejected 0\n");
+    assert_eq!(
+        stdout(&out),
+        "accepted 1, duplicate 0, conflicting 0, rejected 0\n"
+    );
     // Reading the history opens the fields for the reader, and writes nothing in plaintext.
     let history = assist(&data, &["history", PERSON]);
     assert!(stdout(&history).contains(NATIONAL_ID));
@@ -287,7 +293,10 @@ fn every_shipped_example_ingests_and_the_example_persons_history_reads_back() {
         String::from_utf8_lossy(&first.stderr)
     );
     let again = assist(dir.path(), &["ingest", &file]);
-    assert_eq!(stdout(&again), "accepted 0, duplicate 39, conflicting 0, rejected 0\n");
+    assert_eq!(
+        stdout(&again),
+        "accepted 0, duplicate 39, conflicting 0, rejected 0\n"
+    );
     let history = stdout(&assist(dir.path(), &["history", PERSON]));
     insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/snapshots")}, {
         insta::assert_snapshot!("demo_person_history", history);
@@ -377,7 +386,10 @@ fn the_demo_projects_a_simulated_county_and_prints_caseload_and_sla() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = stdout(&out);
-    assert!(text.contains(", duplicate 0, conflicting 0, rejected 0\n"), "{text}");
+    assert!(
+        text.contains(", duplicate 0, conflicting 0, rejected 0\n"),
+        "{text}"
+    );
     assert!(text.contains("open cases"), "{text}");
     assert!(text.contains("response-2473/contact"), "{text}");
     assert!(text.contains("county 350121"), "{text}");
@@ -1183,4 +1195,120 @@ fn history_warns_about_a_record_altered_after_it_was_projected() {
         serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
     assert_eq!(v["events"][1]["altered"], true);
     assert!(v["events"][0].get("altered").is_none());
+}
+
+/// A fresh PostgreSQL database for one test (the test command provides the server).
+fn fresh_postgres_db(rt: &tokio::runtime::Runtime, name: &str) -> String {
+    let admin = std::env::var("ASSIST_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+#[test]
+fn project_rides_out_a_postgres_that_drops_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = assist(
+        dir.path(),
+        &["demo", "--persons", "40", "--days", "60", "--seed", "5"],
+    );
+    assert_eq!(demo.status.code(), Some(0));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = format!("assist_outage_{}", std::process::id());
+    let url = fresh_postgres_db(&rt, &db);
+    let admin = std::env::var("ASSIST_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    // The views' database is set up and in use; then much more is recorded.
+    let first = assist(dir.path(), &["--store", &url, "project"]);
+    assert_eq!(first.status.code(), Some(0));
+    let more = dir.path().join("more.jsonl");
+    let more = more.to_str().unwrap();
+    let sim = assist(
+        dir.path(),
+        &[
+            "simulate",
+            "--persons",
+            "1500",
+            "--days",
+            "60",
+            "--seed",
+            "6",
+            "--out",
+            more,
+        ],
+    );
+    assert_eq!(sim.status.code(), Some(0));
+    assert_eq!(assist(dir.path(), &["ingest", more]).status.code(), Some(0));
+    let child = Command::new(env!("CARGO_BIN_EXE_assist"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--store", &url, "project"])
+        .env("ASSIST_LOG", "warn")
+        .env("ASSIST_PROJECTION_BATCH", "2000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The fault, as its clients see a restart: every connection to the views' database is
+    // cut, four times, 600 ms apart, while `project` runs.
+    let pid = child.id();
+    let cutter = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+            let mut cut = 0u64;
+            for _ in 0..4 {
+                tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    break;
+                }
+                let n: Vec<(bool,)> = sqlx::query_as(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&db)
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+                cut += n.len() as u64;
+            }
+            cut
+        })
+    });
+    let out = child.wait_with_output().unwrap();
+    let cut = cutter.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(cut > 0, "no connection was cut");
+    assert!(
+        err.contains("lost the store's connection; retrying"),
+        "the fault landed while it projected: {err}"
+    );
+    // The views are those of a projection that nothing disturbed (the SQLite views).
+    let at = ["--json", "--at", "2026-03-01"];
+    let sla = |store: Option<&str>| -> Value {
+        let mut args: Vec<&str> = store.map(|s| vec!["--store", s]).unwrap_or_default();
+        args.push("sla");
+        args.extend_from_slice(&at);
+        serde_json::from_slice(&assist(dir.path(), &args).stdout).unwrap()
+    };
+    assert_eq!(sla(Some(&url)), sla(None));
+    let caseload = |store: Option<&str>| -> Value {
+        let mut args: Vec<&str> = store.map(|s| vec!["--store", s]).unwrap_or_default();
+        args.extend_from_slice(&["caseload", "--json", "--as-of", "2026-03-01"]);
+        serde_json::from_slice(&assist(dir.path(), &args).stdout).unwrap()
+    };
+    assert_eq!(caseload(Some(&url)), caseload(None));
 }

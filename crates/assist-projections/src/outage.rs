@@ -10,20 +10,30 @@ impl StoreError {
     /// unreachable, restarting or shutting down, or the connection broke. Everything a
     /// batch did is rolled back then, so running it again is safe.
     pub fn is_connection_lost(&self) -> bool {
-        let StoreError::Sql { source, .. } = self else {
-            return false;
-        };
-        match source {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => true,
-            sqlx::Error::Database(e) => e.code().is_some_and(|code| {
-                // 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now.
-                code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
-            }),
+        match self {
+            StoreError::Sql { source, .. } => connection_lost(source),
+            StoreError::Migrate {
+                source:
+                    sqlx::migrate::MigrateError::Execute(e)
+                    | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
+                ..
+            } => connection_lost(e),
             _ => false,
         }
+    }
+}
+
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
     }
 }
 

@@ -58,9 +58,25 @@ impl ViewOptions {
             .store
             .clone()
             .unwrap_or_else(|| format!("sqlite:{}", dir.join("views.db").display()));
-        Store::open(&spec)
-            .await
-            .context("cannot open the view store")
+        // A few quick tries only: a store that stays unreachable is more often a wrong
+        // address than a restart, and the person waiting should hear so soon.
+        let mut backoff = Backoff::new(3);
+        loop {
+            match Store::open(&spec).await {
+                Ok(store) => return Ok(store),
+                // A PostgreSQL restart while the store is opened and migrated: try again.
+                Err(e) if e.is_connection_lost() && spec.starts_with("postgres") => {
+                    match backoff.next_wait() {
+                        Some(wait) => {
+                            tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "lost the store's connection; retrying");
+                            tokio::time::sleep(wait).await;
+                        }
+                        None => return Err(e).context("cannot open the view store"),
+                    }
+                }
+                Err(e) => return Err(e).context("cannot open the view store"),
+            }
+        }
     }
 }
 
