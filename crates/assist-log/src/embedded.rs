@@ -16,7 +16,7 @@
 //! of events.
 
 use crate::{
-    partition_for, AppendBatch, Appended, Appender, IdIndex, LogError, PartitionInfo,
+    partition_for, AppendBatch, Appended, Appender, IdIndex, LogError, OpenLock, PartitionInfo,
     PartitionReader, Position, Record, StreamReader, DEFAULT_PARTITIONS,
 };
 use async_trait::async_trait;
@@ -57,12 +57,15 @@ pub struct EmbeddedLog {
     partitions: u32,
     path: PathBuf,
     writer: Mutex<()>,
+    /// Opened from a read-only copy: nothing is written, not even the stream index.
+    read_only: bool,
 }
 
 impl EmbeddedLog {
     /// Opens (or creates) the log at `path`. A new log gets `partitions` (default 8);
     /// an existing one must have been made with the same count when one is given.
     pub async fn open(path: &Path, partitions: Option<u32>) -> Result<Self, LogError> {
+        let _opening = OpenLock::acquire(path).await;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -124,6 +127,40 @@ impl EmbeddedLog {
             partitions: found,
             path: path.to_path_buf(),
             writer: Mutex::new(()),
+            read_only: false,
+        })
+    }
+
+    /// Opens an existing log for reading only, writing nothing at all (an auditor's copy on
+    /// read-only media). Without a `-wal` file beside it the file is opened as immutable:
+    /// SQLite could not create the WAL index there, and no WAL means nothing to miss.
+    /// Appends fail; stream reads cover the part the stream index lags behind by a scan.
+    pub async fn open_read_only(path: &Path) -> Result<Self, LogError> {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .immutable(!Path::new(&wal).exists())
+            .busy_timeout(Duration::from_secs(30))
+            .pragma("cache_size", "-131072");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        let found: String =
+            sqlx::query_scalar("SELECT value FROM log_meta WHERE key = 'partitions'")
+                .fetch_one(&pool)
+                .await?;
+        let partitions: u32 = found.parse().map_err(|_| {
+            LogError::Backend(format!("log_meta.partitions is {found:?}, not a number"))
+        })?;
+        Ok(Self {
+            pool,
+            partitions,
+            path: path.to_path_buf(),
+            writer: Mutex::new(()),
+            read_only: true,
         })
     }
 
@@ -225,6 +262,44 @@ impl EmbeddedLog {
         .fetch_one(&mut **tx)
         .await?;
         Ok(n as u64)
+    }
+
+    /// A stream read that writes nothing: the stream index up to where it reaches, then a
+    /// scan of the partition's events past that point (a read-only copy cannot catch the
+    /// index up).
+    async fn read_stream_unindexed_tail(&self, stream: &str) -> Result<Vec<Record>, LogError> {
+        let mut tx = self.pool.begin().await?;
+        let partition = partition_for(stream, self.partitions);
+        let upto = self.indexed_upto(&mut tx, partition).await?;
+        let rows = sqlx::query(
+            "SELECT e.position, e.stream, e.event_id, e.payload FROM stream_index s
+             JOIN events e ON e.position = s.position
+             WHERE s.stream_key = ? AND e.stream = ? AND s.position < ?
+             UNION ALL
+             SELECT position, stream, event_id, payload FROM events
+             WHERE position >= ? AND position < ? AND stream_key = ? AND stream = ?
+             ORDER BY 1",
+        )
+        .bind(stream_key(stream))
+        .bind(stream)
+        .bind(encode(Position {
+            partition,
+            offset: upto,
+        }))
+        .bind(encode(Position {
+            partition,
+            offset: upto,
+        }))
+        .bind(encode(Position {
+            partition: partition + 1,
+            offset: 0,
+        }))
+        .bind(stream_key(stream))
+        .bind(stream)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter().map(record).collect()
     }
 
     async fn high_water(
@@ -428,6 +503,9 @@ impl PartitionReader for EmbeddedLog {
 #[async_trait]
 impl StreamReader for EmbeddedLog {
     async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, LogError> {
+        if self.read_only {
+            return self.read_stream_unindexed_tail(stream).await;
+        }
         let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let partition = partition_for(stream, self.partitions);

@@ -9,10 +9,12 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod embedded;
+mod open_lock;
 mod partition;
 mod scan;
 
 pub use embedded::{stream_key, EmbeddedLog};
+pub use open_lock::OpenLock;
 pub use partition::{murmur2, partition_for, DEFAULT_PARTITIONS};
 
 use async_trait::async_trait;

@@ -139,6 +139,7 @@ pub struct KeyStore {
 impl KeyStore {
     /// Opens (or creates) the key store at `path`.
     pub async fn open(path: &Path) -> Result<Self, PrivacyError> {
+        let _opening = assist_log::OpenLock::acquire(path).await;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

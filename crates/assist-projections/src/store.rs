@@ -183,22 +183,6 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// An exclusive lock on `PATH.lock` next to a SQLite store, held while the store is opened
-/// and migrated; `None` where the file cannot be made (a read-only copy, which nobody else
-/// migrates either).
-fn migration_lock(db: &Path) -> Option<std::fs::File> {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&name)
-        .ok()?;
-    file.lock().ok()?;
-    Some(file)
-}
-
 impl Store {
     /// Opens `sqlite:PATH` (created when missing) or `postgres://…`, and migrates it.
     pub async fn open(spec: &str) -> Result<Store, StoreError> {
@@ -228,9 +212,10 @@ impl Store {
         // Two commands opening a fresh SQLite store at once would both run its migrations
         // (sqlx takes no lock on SQLite): the second waits here for the first instead.
         let _migrating = match dialect {
-            Dialect::Sqlite => spec
-                .strip_prefix("sqlite:")
-                .and_then(|path| migration_lock(Path::new(path))),
+            Dialect::Sqlite => match spec.strip_prefix("sqlite:") {
+                Some(path) => Some(assist_log::OpenLock::acquire(Path::new(path)).await),
+                None => None,
+            },
             Dialect::Postgres => None,
         };
         let options = AnyConnectOptions::from_str(&url).map_err(sql)?;
