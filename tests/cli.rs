@@ -1312,3 +1312,115 @@ fn project_rides_out_a_postgres_that_drops_its_connections() {
     };
     assert_eq!(caseload(Some(&url)), caseload(None));
 }
+
+/// Runs `assist` on `dir` as on read-only media: as root in a private mount namespace
+/// where `dir` is bind-mounted read-only, otherwise with the directory's write permission
+/// taken away for the run.
+fn assist_read_only(dir: &Path, args: &[&str]) -> Output {
+    let bin = env!("CARGO_BIN_EXE_assist");
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    if root {
+        let mountpoint = tempfile::tempdir().unwrap();
+        let out = Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(
+                r#"mount --bind "$1" "$2" && mount -o remount,bind,ro "$2" && touch "$2/probe" 2>/dev/null && exit 99; shift 2; exec "$@""#,
+            )
+            .arg("sh")
+            .arg(dir)
+            .arg(mountpoint.path())
+            .arg(bin)
+            .arg("--data-dir")
+            .arg(mountpoint.path())
+            .args(args)
+            .output()
+            .expect("unshare runs");
+        assert_ne!(
+            out.status.code(),
+            Some(99),
+            "the read-only mount was writable"
+        );
+        out
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let out = Command::new(bin)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .output()
+            .expect("assist runs");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        out
+    }
+}
+
+fn file_contents(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = walk(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn reading_commands_run_on_a_read_only_copy_of_the_data_dir_and_change_nothing() {
+    let dir = county();
+    // Events the views have not seen yet: the copy must catch up without writing.
+    let more = write(dir.path(), "more.jsonl", &jsonl(&[registration()]));
+    assert_eq!(
+        assist(dir.path(), &["ingest", &more]).status.code(),
+        Some(0)
+    );
+    std::fs::remove_file(&more).unwrap();
+    let at = "2026-12-01T00:00:00+08:00";
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["verify"],
+        vec!["history", PERSON],
+        vec!["sla", "--at", at, "--json"],
+        vec!["sla", "clocks", "--at", at, "--json", "--limit", "0"],
+        vec!["caseload", "--json", "--limit", "0"],
+        vec!["audit", "findings"],
+        vec!["deadletters"],
+    ];
+    let before = file_contents(dir.path());
+    let mut read_only = Vec::new();
+    for args in &commands {
+        let out = assist_read_only(dir.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(err.contains("the data dir is read-only"), "{args:?}: {err}");
+        read_only.push(stdout(&out));
+    }
+    assert!(
+        file_contents(dir.path()) == before,
+        "a reading command changed a file of the read-only data dir"
+    );
+    for (args, ro) in commands.iter().zip(&read_only) {
+        let out = assist(dir.path(), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        // The caseload says when it was computed: the one line that may differ.
+        let same = |a: &str, b: &str| {
+            let keep = |t: &str| -> Vec<String> {
+                t.lines()
+                    .filter(|l| !l.starts_with("  \"at\": "))
+                    .map(str::to_owned)
+                    .collect()
+            };
+            keep(a) == keep(b)
+        };
+        assert!(
+            same(&stdout(&out), ro),
+            "{args:?} differs on the read-only copy"
+        );
+    }
+    assert!(
+        read_only[1].contains(NAME),
+        "history opened the personal fields"
+    );
+}

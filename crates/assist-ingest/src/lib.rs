@@ -139,6 +139,14 @@ impl Recorder {
         Self::open_with_log(data_dir, Arc::new(log)).await
     }
 
+    /// A recorder over a read-only copy of an embedded data dir: it reads the log and opens
+    /// personal fields, writing nothing to the copy; recording fails.
+    pub async fn open_embedded_read_only(data_dir: &Path) -> Result<Self, RecordError> {
+        let log = EmbeddedLog::open_read_only(&data_dir.join(LOG_FILE)).await?;
+        let keys = KeyStore::open_read_only(&data_dir.join(KEYS_FILE)).await?;
+        Ok(Self::new(Arc::new(log), Arc::new(keys)))
+    }
+
     /// A recorder over another log backend (Kafka), with the key table in `data_dir`.
     pub async fn open_with_log(
         data_dir: &Path,

@@ -160,6 +160,24 @@ impl KeyStore {
         Ok(Self { pool })
     }
 
+    /// Opens an existing key store for reading only (a read-only copy of a data dir):
+    /// personal fields can be opened, nothing is written, erasing fails. As for the log,
+    /// without a `-wal` file beside it the file is opened as immutable.
+    pub async fn open_read_only(path: &Path) -> Result<Self, PrivacyError> {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .immutable(!Path::new(&wal).exists())
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
     /// Closes the store.
     pub async fn close(self) {
         self.pool.close().await;

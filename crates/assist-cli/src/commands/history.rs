@@ -107,6 +107,12 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
             chrono::Utc::now(),
         )
         .await?;
+    if views.read_only {
+        // The access log of a read-only copy is frozen with it: say so where it is seen.
+        tracing::warn!(
+            "this history read is not kept in the access log: the data dir is read-only"
+        );
+    }
     let all = load(&views.recorder, &args.stream).await?;
     if all.is_empty() {
         bail!("{} has no events in the log", args.stream);

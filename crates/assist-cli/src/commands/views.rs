@@ -58,11 +58,18 @@ impl ViewOptions {
             .store
             .clone()
             .unwrap_or_else(|| format!("sqlite:{}", dir.join("views.db").display()));
+        open_store_spec(&spec).await
+    }
+}
+
+/// Opens the view store `spec`, retrying briefly while PostgreSQL restarts.
+async fn open_store_spec(spec: &str) -> Result<Store> {
+    {
         // A few quick tries only: a store that stays unreachable is more often a wrong
         // address than a restart, and the person waiting should hear so soon.
         let mut backoff = Backoff::new(3);
         loop {
-            match Store::open(&spec).await {
+            match Store::open(spec).await {
                 Ok(store) => return Ok(store),
                 // A PostgreSQL restart while the store is opened and migrated: try again.
                 Err(e) if e.is_connection_lost() && spec.starts_with("postgres") => {
@@ -86,6 +93,22 @@ pub struct Views {
     pub store: Store,
     pub rules: Rules,
     pub batch: usize,
+    /// Opened from a data dir that cannot be written (a copy on read-only media): the views
+    /// are caught up in `scratch`, and nothing in the data dir changes.
+    pub read_only: bool,
+    /// The temporary copy of a read-only data dir's views.db, removed when dropped.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// Whether `dir` cannot be written: read-only media, or no write permission.
+fn is_read_only(dir: &Path) -> bool {
+    match tempfile::tempfile_in(dir) {
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        ),
+    }
 }
 
 fn read_dir_toml(dir: &Path) -> Result<Vec<(String, String)>> {
@@ -146,13 +169,55 @@ impl Views {
             store,
             rules,
             batch: opts.projection_batch,
+            read_only: false,
+            _scratch: None,
+        })
+    }
+
+    /// Opens a data dir that cannot be written: the log and keys read-only, and the views
+    /// in a temporary copy of its views.db (or `--store`), where they are caught up.
+    async fn open_read_only_copy(dir: &Path, opts: &ViewOptions) -> Result<Views> {
+        let recorder = Recorder::open_embedded_read_only(dir)
+            .await
+            .with_context(|| format!("cannot open the read-only data dir {}", dir.display()))?;
+        let (store, scratch) = match &opts.store {
+            Some(spec) => (open_store_spec(spec).await?, None),
+            None => {
+                let scratch = tempfile::tempdir()
+                    .context("cannot make a temporary copy of the views of a read-only data dir")?;
+                for name in ["views.db", "views.db-wal"] {
+                    let from = dir.join(name);
+                    if from.is_file() {
+                        std::fs::copy(&from, scratch.path().join(name))
+                            .with_context(|| format!("cannot copy {}", from.display()))?;
+                    }
+                }
+                let spec = format!("sqlite:{}", scratch.path().join("views.db").display());
+                (open_store_spec(&spec).await?, Some(scratch))
+            }
+        };
+        tracing::warn!(
+            "the data dir is read-only: nothing in it is changed, views are caught up in a temporary copy"
+        );
+        Ok(Views {
+            recorder,
+            store,
+            rules: load_rules(opts.policies.as_deref())?,
+            batch: opts.projection_batch,
+            read_only: true,
+            _scratch: scratch,
         })
     }
 
     /// As [`Views::open`] for a command that reads: it fails, creating nothing, when the
     /// data dir holds no event log (a mistyped `--data-dir` is an error, not an empty store).
+    /// A data dir that cannot be written is opened as a read-only copy.
     pub async fn open_existing(dir: &Path, opts: &ViewOptions) -> Result<Views> {
         require_log(dir, opts)?;
+        let embedded = matches!(opts.log.as_deref(), None | Some("embedded"));
+        if embedded && is_read_only(dir) {
+            return Views::open_read_only_copy(dir, opts).await;
+        }
         Views::open(dir, opts).await
     }
 
