@@ -967,6 +967,26 @@ fn times_print_in_china_time_by_default_and_in_utc_when_asked() {
 }
 
 #[test]
+fn utc_on_the_command_line_wins_over_a_zone_set_in_the_environment() {
+    let dir = county();
+    let out = Command::new(env!("CARGO_BIN_EXE_assist"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--utc", "sla", "--json", "--at", "2026-02-20"])
+        .env("ASSIST_TZ", "+08:00")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["at"], "2026-02-20T15:59:59.999Z");
+}
+
+#[test]
 fn sla_and_caseload_refuse_the_same_bad_region_prefixes() {
     let dir = county();
     for bad in ["abc", "35012100", "350", "99"] {
@@ -1142,6 +1162,63 @@ fn sla_explain_at_a_time_lists_and_counts_only_what_had_occurred_by_then() {
 }
 
 #[test]
+fn sla_explain_at_a_time_before_the_clock_started_is_an_error() {
+    let dir = county();
+    let all: Value = serde_json::from_slice(
+        &assist(
+            dir.path(),
+            &[
+                "sla",
+                "clocks",
+                "--json",
+                "--at",
+                "2026-03-01",
+                "--limit",
+                "1",
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let clock = &all["clocks"][0];
+    let started =
+        chrono::DateTime::parse_from_rfc3339(clock["started_at"].as_str().unwrap()).unwrap();
+    let before = (started - chrono::Duration::seconds(1)).to_rfc3339();
+    let id = clock["clock_id"].as_str().unwrap();
+    let out = assist(dir.path(), &["sla", "explain", id, "--at", &before]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("had not started by"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn options_of_sla_given_before_a_subcommand_are_refused_not_ignored() {
+    let dir = county();
+    for (args, named) in [
+        (&["sla", "--region", "350121", "clocks"][..], "--region"),
+        (
+            &["sla", "--caseworker", "cw-350121-001", "clocks"],
+            "--caseworker",
+        ),
+        (&["sla", "--limit", "3", "clocks"], "--limit"),
+        (&["sla", "--region", "3501", "explain", "x"], "--region"),
+    ] {
+        let out = assist(dir.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!("error: {named} given before")),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // After the subcommand they filter, as documented.
+    let ok = assist(dir.path(), &["sla", "clocks", "--region", "350121"]);
+    assert_eq!(ok.status.code(), Some(0));
+}
+
+#[test]
 fn history_of_an_unknown_stream_is_an_error_like_erase() {
     let dir = county();
     let unknown = "person-0192f0c1-8a3b-7cde-9f00-00000000dead";
@@ -1256,13 +1333,13 @@ fn project_rides_out_a_postgres_that_drops_its_connections() {
         .arg(dir.path())
         .args(["--store", &url, "project"])
         .env("ASSIST_LOG", "warn")
-        .env("ASSIST_PROJECTION_BATCH", "2000")
+        .env("ASSIST_PROJECTION_BATCH", "500")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // The fault, as its clients see a restart: every connection to the views' database is
-    // cut, four times, 600 ms apart, while `project` runs.
+    // cut, again and again, while `project` runs.
     let pid = child.id();
     let cutter = std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -1270,9 +1347,16 @@ fn project_rides_out_a_postgres_that_drops_its_connections() {
             use sqlx::Connection;
             let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
             let mut cut = 0u64;
-            for _ in 0..4 {
-                tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            for round in 0.. {
+                tokio::time::sleep(std::time::Duration::from_millis(if round % 2 == 0 {
+                    150
+                } else {
+                    400
+                }))
+                .await;
+                let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| !s.contains(") Z "));
+                if !alive || round == 40 {
                     break;
                 }
                 let n: Vec<(bool,)> = sqlx::query_as(
@@ -1296,21 +1380,45 @@ fn project_rides_out_a_postgres_that_drops_its_connections() {
         err.contains("lost the store's connection; retrying"),
         "the fault landed while it projected: {err}"
     );
-    // The views are those of a projection that nothing disturbed (the SQLite views).
-    let at = ["--json", "--at", "2026-03-01"];
-    let sla = |store: Option<&str>| -> Value {
+    // What the tries before the last committed is counted too.
+    let recorded = std::fs::read_to_string(more).unwrap().lines().count();
+    let said = stdout(&out);
+    assert!(
+        said.starts_with(&format!("projected {recorded} records: ")),
+        "{said}"
+    );
+    // The views are those of a projection that nothing disturbed (the SQLite views),
+    // compared as stored: clocks, caseload and findings, all of them.
+    let read = |store: Option<&str>, command: &[&str]| -> Value {
         let mut args: Vec<&str> = store.map(|s| vec!["--store", s]).unwrap_or_default();
-        args.push("sla");
-        args.extend_from_slice(&at);
-        serde_json::from_slice(&assist(dir.path(), &args).stdout).unwrap()
+        args.extend_from_slice(command);
+        let mut v: Value = serde_json::from_slice(&assist(dir.path(), &args).stdout).unwrap();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("at");
+        }
+        v
     };
-    assert_eq!(sla(Some(&url)), sla(None));
-    let caseload = |store: Option<&str>| -> Value {
-        let mut args: Vec<&str> = store.map(|s| vec!["--store", s]).unwrap_or_default();
-        args.extend_from_slice(&["caseload", "--json", "--as-of", "2026-03-01"]);
-        serde_json::from_slice(&assist(dir.path(), &args).stdout).unwrap()
-    };
-    assert_eq!(caseload(Some(&url)), caseload(None));
+    for command in [
+        &["sla", "--json", "--at", "2026-03-01"][..],
+        &[
+            "sla",
+            "clocks",
+            "--json",
+            "--at",
+            "2026-03-01",
+            "--limit",
+            "0",
+        ],
+        &["caseload", "--json", "--all", "--limit", "0"],
+        &["audit", "findings", "--json"],
+    ] {
+        let (pg, sqlite) = (read(Some(&url), command), read(None, command));
+        assert!(pg == sqlite, "{command:?} differs after the outage");
+        assert!(
+            sqlite.to_string().len() > 1000,
+            "{command:?} read next to nothing"
+        );
+    }
 }
 
 /// Runs `assist` on `dir` as on read-only media: as root in a private mount namespace
@@ -1325,7 +1433,7 @@ fn assist_read_only(dir: &Path, args: &[&str]) -> Output {
         let out = Command::new("unshare")
             .args(["-m", "sh", "-c"])
             .arg(
-                r#"mount --bind "$1" "$2" && mount -o remount,bind,ro "$2" && touch "$2/probe" 2>/dev/null && exit 99; shift 2; exec "$@""#,
+                r#"mount --bind "$1" "$2" || exit 98; mount -o remount,bind,ro "$2" || exit 98; if touch "$2/probe" 2>/dev/null; then exit 99; fi; shift 2; exec "$@""#,
             )
             .arg("sh")
             .arg(dir)
@@ -1336,6 +1444,12 @@ fn assist_read_only(dir: &Path, args: &[&str]) -> Output {
             .args(args)
             .output()
             .expect("unshare runs");
+        assert_ne!(
+            out.status.code(),
+            Some(98),
+            "the read-only bind mount could not be made: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_ne!(
             out.status.code(),
             Some(99),

@@ -39,8 +39,8 @@ struct Cli {
     #[arg(long, global = true, env = "ASSIST_TZ", value_parser = output::parse_zone)]
     tz: Option<chrono::FixedOffset>,
 
-    /// Show times in UTC (the same as `--tz UTC`).
-    #[arg(long, global = true, conflicts_with = "tz")]
+    /// Show times in UTC (the same as `--tz UTC`; wins over `--tz` and ASSIST_TZ).
+    #[arg(long, global = true)]
     utc: bool,
 
     #[command(flatten)]

@@ -123,13 +123,13 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An error and its causes, one line each; a cause whose text its parent already ends
+/// An error and its causes, one line each; a cause whose text the line above already ends
 /// with (`store x: disk full` caused by `disk full`) is not repeated.
 pub fn error_lines(e: &anyhow::Error) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     for cause in e.chain() {
         let text = escape_controls(&cause.to_string());
-        let repeated = lines.iter().any(|l| l.contains(text.as_str()));
+        let repeated = lines.last().is_some_and(|l| l.ends_with(text.as_str()));
         if !repeated {
             lines.push(text);
         }
@@ -217,6 +217,16 @@ mod tests {
                 "cannot open the view store",
                 "store sqlite:x: database or disk is full"
             ]
+        );
+    }
+
+    #[test]
+    fn a_cause_that_only_appears_inside_its_parent_is_still_shown() {
+        let e = anyhow::Error::new(std::io::Error::other("locked"))
+            .context("the key store is locked by erase; try again");
+        assert_eq!(
+            error_lines(&e),
+            ["the key store is locked by erase; try again", "locked"]
         );
     }
 

@@ -196,9 +196,23 @@ impl Runner<'_> {
         &self,
         gen: i64,
         partitions: &[u32],
-        mut on_batch: impl FnMut(u64),
+        on_batch: impl FnMut(u64),
     ) -> Result<RunStats, ProjectionError> {
         let mut stats = RunStats::default();
+        self.catch_up_counting(gen, partitions, &mut stats, on_batch)
+            .await?;
+        Ok(stats)
+    }
+
+    /// As [`Runner::catch_up_partitions`], adding to `stats` as each write commits: a run
+    /// that fails keeps the count of what it did commit (for a caller that retries).
+    pub async fn catch_up_counting(
+        &self,
+        gen: i64,
+        partitions: &[u32],
+        stats: &mut RunStats,
+        mut on_batch: impl FnMut(u64),
+    ) -> Result<(), ProjectionError> {
         let mut next_analyze = 1_000;
         let mut add = |s: RunStats, n: u64, stats: &mut RunStats| {
             stats.records += s.records;
@@ -229,10 +243,7 @@ impl Runner<'_> {
                 if pending.queue.is_empty() {
                     break;
                 }
-                settle(&mut pending, None, &mut queue, 0, |s, n| {
-                    add(s, n, &mut stats)
-                })
-                .await?;
+                settle(&mut pending, None, &mut queue, 0, |s, n| add(s, n, stats)).await?;
                 continue;
             };
             let mut memory: Option<Memory> = None;
@@ -265,7 +276,7 @@ impl Runner<'_> {
                         // Deferred subjects' rows go with it.
                         if let Some(mut mem) = memory.take().filter(|m| m.deferring) {
                             if settle(&mut pending, Some(p), &mut queue, WRITES_AHEAD, |s, n| {
-                                add(s, n, &mut stats)
+                                add(s, n, stats)
                             })
                             .await?
                             {
@@ -307,7 +318,7 @@ impl Runner<'_> {
                         .await
                         .map_err(|e| ProjectionError::Stopped(format!("fold stopped: {e}")))?;
                     if settle(&mut pending, Some(p), &mut queue, WRITES_AHEAD, |s, n| {
-                        add(s, n, &mut stats)
+                        add(s, n, stats)
                     })
                     .await?
                     {
@@ -320,7 +331,7 @@ impl Runner<'_> {
                     continue;
                 }
                 if settle(&mut pending, Some(p), &mut queue, 0, |s, n| {
-                    add(s, n, &mut stats)
+                    add(s, n, stats)
                 })
                 .await?
                 {
@@ -352,7 +363,7 @@ impl Runner<'_> {
                     }
                 };
                 memory = Some(m);
-                add(s, n, &mut stats);
+                add(s, n, stats);
                 if stats.records >= next_analyze {
                     // Fresh PostgreSQL tables have no statistics: without them the planner
                     // scans whole tables for the per-batch lookups as they grow. (A batch
@@ -372,7 +383,7 @@ impl Runner<'_> {
                 .await
                 .map_err(|e| self.store.err(e))?;
         }
-        Ok(stats)
+        Ok(())
     }
 
     /// One batch, carefully: in one transaction, the checkpoint read under lock, the rows
@@ -883,14 +894,19 @@ async fn settle(
     mut add: impl FnMut(RunStats, u64),
 ) -> Result<bool, ProjectionError> {
     let mut wrong = false;
-    while pending.queue.len() > if wrong { 0 } else { keep } {
+    // After a failure every write still in flight is waited for (and counted when it
+    // committed), so none goes on writing after the run has returned its error.
+    let mut failed: Option<ProjectionError> = None;
+    while pending.queue.len() > if wrong || failed.is_some() { 0 } else { keep } {
         let Some(w) = pending.queue.pop_front() else {
             break;
         };
         let partition = w.partition;
         match w.write.await {
             Ok(Ok(s)) => add(s, w.records),
-            Ok(Err(BatchError::Failed(e))) => return Err(e),
+            Ok(Err(BatchError::Failed(e))) => {
+                failed.get_or_insert(e);
+            }
             Ok(Err(BatchError::Dropped)) => {}
             Ok(Err(BatchError::Wrong(why))) => {
                 tracing::info!(partition, why, "redoing from the stored rows");
@@ -900,13 +916,18 @@ async fn settle(
                     queue.push_back((partition, false));
                 }
             }
-            Err(e) => return Err(ProjectionError::Stopped(format!("write stopped: {e}"))),
+            Err(e) => {
+                failed.get_or_insert(ProjectionError::Stopped(format!("write stopped: {e}")));
+            }
         }
     }
     if pending.queue.is_empty() {
         pending.last = None;
     }
-    Ok(wrong)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(wrong),
+    }
 }
 
 /// The batch's subjects the memory does not hold, in the order of their names.

@@ -17,7 +17,7 @@ use assist_projections::sla::report::{
     SlaReport,
 };
 use assist_projections::sla::{Rules, Status, SHIPPED_CALENDARS};
-use assist_projections::store::ts;
+use assist_projections::store::{parse_ts, ts};
 use assist_projections::{RunStats, Runner, Store};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -242,16 +242,19 @@ impl Views {
             batch: self.batch,
         };
         let mut backoff = Backoff::default();
+        let partitions: Vec<u32> = (0..self.log().partition_count()).collect();
+        // Counted across tries: what a failed try committed stays projected.
+        let mut stats = RunStats::default();
         loop {
             let run = runner
-                .catch_up(gen, |n| {
+                .catch_up_counting(gen, &partitions, &mut stats, |n| {
                     if let Some(b) = bar {
                         b.inc(n);
                     }
                 })
                 .await;
             match run {
-                Ok(stats) => return Ok(stats),
+                Ok(()) => return Ok(stats),
                 // A store restart: the open batch was rolled back; resume from the checkpoint.
                 Err(e) if e.is_connection_lost() => match backoff.next_wait() {
                     Some(wait) => {
@@ -434,9 +437,9 @@ pub struct SlaArgs {
     /// What-if: re-evaluate the whole history under these policy files instead (stored views untouched).
     #[arg(long = "policy")]
     policy: Vec<PathBuf>,
-    /// How many breached and at-risk clocks to list in text (0: all).
-    #[arg(long, default_value_t = 10)]
-    limit: usize,
+    /// How many breached and at-risk clocks to list in text (0: all) [default: 10].
+    #[arg(long)]
+    limit: Option<usize>,
     /// JSON for machines.
     #[arg(long, global = true)]
     json: bool,
@@ -495,6 +498,28 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
         None => Utc::now(),
     };
     let risk = Duration::try_hours(args.risk_hours).context("--risk-hours is out of range")?;
+    if let Some(command) = &args.command {
+        // `sla --region R clocks` would otherwise list every region's clocks.
+        let given: Vec<&str> = [
+            ("--region", args.region.is_some()),
+            ("--caseworker", args.caseworker.is_some()),
+            ("--policy", !args.policy.is_empty()),
+            ("--limit", args.limit.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if !given.is_empty() {
+            let sub = match command {
+                SlaCommand::Explain { .. } => "explain",
+                SlaCommand::Clocks(_) => "clocks",
+            };
+            bail!(
+                "{} given before `{sub}`: the options of `assist sla` do not apply to `sla {sub}`; give those of `sla {sub}` after it (`assist sla {sub} --help`)",
+                given.join(", ")
+            );
+        }
+    }
     let (views, gen) = Views::open_current(dir, opts).await?;
     if let Some(SlaCommand::Explain { clock }) = &args.command {
         let log = views.recorder.log().clone();
@@ -511,6 +536,13 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
         else {
             bail!("no clock {clock:?}; `assist sla` lists clock ids");
         };
+        if parse_ts(&e.clock.started_at).is_some_and(|started| started > at) {
+            bail!(
+                "clock {clock:?} had not started by {}: it started at {}",
+                show_time(&at),
+                show(&e.clock.started_at)
+            );
+        }
         if args.json {
             print_json(&e)?;
         } else {
@@ -630,7 +662,12 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
     if args.json {
         print_json(&r)?;
     } else {
-        print_sla(&r, args.risk_hours, args.limit, !args.policy.is_empty())?;
+        print_sla(
+            &r,
+            args.risk_hours,
+            args.limit.unwrap_or(10),
+            !args.policy.is_empty(),
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
