@@ -393,6 +393,16 @@ fn the_demo_projects_a_simulated_county_and_prints_caseload_and_sla() {
     assert!(text.contains("open cases"), "{text}");
     assert!(text.contains("response-2473/contact"), "{text}");
     assert!(text.contains("county 350121"), "{text}");
+    // The command it suggests next takes the time as the demo showed it: China time.
+    let next = text.lines().last().unwrap();
+    let at = next
+        .split("--at ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(at.ends_with("+08:00"), "{next}");
     let again = stdout(&assist(
         dir.path(),
         &["demo", "--persons", "150", "--days", "60"],
@@ -1216,6 +1226,31 @@ fn options_of_sla_given_before_a_subcommand_are_refused_not_ignored() {
     // After the subcommand they filter, as documented.
     let ok = assist(dir.path(), &["sla", "clocks", "--region", "350121"]);
     assert_eq!(ok.status.code(), Some(0));
+}
+
+#[test]
+fn history_json_shows_the_envelope_in_china_time_and_the_data_as_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let looks_like_a_time = "2026-03-01T00:00:00Z";
+    let training = event(
+        "training_referred",
+        "01934a5e-100a-700a-8000-00000000000a",
+        json!({"course_id": "C-1", "course_name": looks_like_a_time,
+               "provider": "Minhou Vocational School", "subsidised": true}),
+    );
+    let file = write(dir.path(), "in.jsonl", &jsonl(&[registration(), training]));
+    assert_eq!(
+        assist(dir.path(), &["ingest", &file]).status.code(),
+        Some(0)
+    );
+    let v: Value =
+        serde_json::from_slice(&assist(dir.path(), &["history", PERSON, "--json"]).stdout).unwrap();
+    let e = &v["events"][1]["event"];
+    assert_eq!(e["occurred_at"], "2026-03-02T09:00:00+08:00");
+    assert_eq!(e["recorded_at"], "2026-03-02T10:00:00+08:00");
+    assert_eq!(e["data"]["course_name"], looks_like_a_time);
+    let text = stdout(&assist(dir.path(), &["history", PERSON]));
+    assert!(text.contains(looks_like_a_time), "{text}");
 }
 
 #[test]

@@ -115,6 +115,13 @@ fn looks_like_utc_time(s: &str) -> bool {
         && DateTime::parse_from_rfc3339(s).is_ok()
 }
 
+/// Prints a value as pretty JSON exactly as it is (a history: what was recorded is shown
+/// as recorded; the caller puts the envelope's times in the display zone itself).
+pub fn print_json_as_is<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    line(format_args!("{}", serde_json::to_string_pretty(v)?))?;
+    Ok(())
+}
+
 /// Prints a value as pretty JSON, its times in the display zone.
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     let mut doc = serde_json::to_value(v)?;

@@ -113,6 +113,6 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         outln!("{}", row(&format!("{} {}", l.level, l.key), &l.counts))?;
     }
     outln!()?;
-    outln!("next: assist caseload --region 350121 | assist sla --at {} | assist sla explain <clock> | assist audit findings | assist verify", sla.at)?;
+    outln!("next: assist caseload --region 350121 | assist sla --at {} | assist sla explain <clock> | assist audit findings | assist verify", show(&sla.at))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 
 use super::views::{parse_when, ViewOptions, Views};
 use crate::outln;
-use crate::output::{print_json, show_time};
+use crate::output::{print_json_as_is, show_time};
 use anyhow::{bail, Context, Result};
 use assist_catalog::{decode, Event, Form, StreamId};
 use assist_ingest::Recorder;
@@ -157,7 +157,7 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
             .map(|(e, i)| entry_json(e, *i))
             .collect();
         let doc = json!({"stream": args.stream.to_string(), "events": events});
-        print_json(&doc)?;
+        print_json_as_is(&doc)?;
     } else {
         print_text(&args.stream, &entries)?;
     }
@@ -171,7 +171,13 @@ fn entry_json(e: &Entry, integrity: Integrity) -> Value {
         "written_version": e.written_version,
     });
     match &e.event {
-        Ok(ev) => v["event"] = serde_json::to_value(ev.to_wire()).unwrap_or(Value::Null),
+        Ok(ev) => {
+            // The envelope's times in the display zone; the data exactly as recorded (a
+            // free-text field that looks like a time is no time to convert).
+            v["event"] = serde_json::to_value(ev.to_wire()).unwrap_or(Value::Null);
+            v["event"]["occurred_at"] = json!(show_time(&ev.meta.occurred_at));
+            v["event"]["recorded_at"] = json!(show_time(&ev.meta.recorded_at));
+        }
         Err(reason) => v["error"] = json!(reason),
     }
     if integrity == Integrity::Altered {
