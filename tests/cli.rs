@@ -1573,3 +1573,172 @@ fn reading_commands_run_on_a_read_only_copy_of_the_data_dir_and_change_nothing()
         "history opened the personal fields"
     );
 }
+
+/// The next offsets the views in `url` have reached, summed over `partitions`; `None`
+/// while the database cannot be read (its connections are being cut).
+async fn projected_in_async(url: &str, partitions: u32) -> Option<u64> {
+    let store = assist_projections::Store::open(url).await.ok()?;
+    let mut sum = 0;
+    for p in 0..partitions {
+        let (next, _) = assist_projections::runner::checkpoint(&store, 1, p)
+            .await
+            .ok()?;
+        sum += next;
+    }
+    store.close().await;
+    Some(sum)
+}
+
+fn projected_in(rt: &tokio::runtime::Runtime, url: &str, partitions: u32) -> Option<u64> {
+    rt.block_on(projected_in_async(url, partitions))
+}
+
+#[test]
+fn follow_rides_out_a_postgres_that_drops_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    cluster.create_topic("events", 8, 1).unwrap();
+    let log = format!("kafka:{}/events", cluster.bootstrap_servers());
+    let input = dir.path().join("in.jsonl");
+    let input = input.to_str().unwrap();
+    let sim = assist(
+        dir.path(),
+        &[
+            "simulate",
+            "--persons",
+            "600",
+            "--days",
+            "60",
+            "--seed",
+            "8",
+            "--out",
+            input,
+        ],
+    );
+    assert_eq!(sim.status.code(), Some(0));
+    let recorded = std::fs::read_to_string(input).unwrap().lines().count() as u64;
+    // Recorded on the topic, and projected once, undisturbed, into a SQLite reference.
+    let reference = format!("sqlite:{}", dir.path().join("reference.db").display());
+    let ingest = assist(
+        dir.path(),
+        &["--log", &log, "--store", &reference, "ingest", input],
+    );
+    assert_eq!(
+        ingest.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ingest.stderr)
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = format!("assist_follow_outage_{}", std::process::id());
+    let url = fresh_postgres_db(&rt, &db);
+    let admin = std::env::var("ASSIST_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let child = Command::new(env!("CARGO_BIN_EXE_assist"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--log", &log, "--store", &url])
+        .args(["follow", "--group", "outage", "--interval-ms", "100"])
+        .env("ASSIST_LOG", "warn")
+        .env("ASSIST_PROJECTION_BATCH", "200")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the worker is projecting, every connection to the views' database is cut,
+    // again and again for a few seconds, as a restart would.
+    let mut started = false;
+    for _ in 0..600 {
+        if projected_in(&rt, &url, 8).is_some_and(|n| n > 0) {
+            started = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(started, "follow never started projecting");
+    let mut cut_while_behind = 0u64;
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        for round in 0..600 {
+            let n: Vec<(bool,)> = sqlx::query_as(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(&db)
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+            cut_while_behind += n.len() as u64;
+            tokio::time::sleep(std::time::Duration::from_millis(if round % 2 == 0 {
+                150
+            } else {
+                400
+            }))
+            .await;
+            // A restart is over after a few seconds: the cuts stop then.
+            if round == 12 || projected_in_async(&url, 8).await == Some(recorded) {
+                break;
+            }
+        }
+    });
+    let mut caught_up = false;
+    for _ in 0..1200 {
+        if projected_in(&rt, &url, 8) == Some(recorded) {
+            caught_up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(caught_up, "follow never caught up: {err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(cut_while_behind > 0, "no connection was cut");
+    assert!(
+        err.lines().any(|l| l.contains("assist_kafka::group")
+            && l.contains("lost the store's connection; retrying")),
+        "the fault landed while it projected: {err}"
+    );
+    assert!(
+        stdout(&out).starts_with(&format!("stopped after projecting {recorded} records")),
+        "{}",
+        stdout(&out)
+    );
+    // The views equal the undisturbed projection's, compared as stored.
+    let read = |store: &str, command: &[&str]| -> Value {
+        let mut args = vec!["--log", &log, "--store", store];
+        args.extend_from_slice(command);
+        let out = assist(dir.path(), &args);
+        let mut v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{command:?}: {}", String::from_utf8_lossy(&out.stderr)));
+        if let Some(o) = v.as_object_mut() {
+            o.remove("at");
+        }
+        v
+    };
+    for command in [
+        &[
+            "sla",
+            "clocks",
+            "--json",
+            "--at",
+            "2026-03-01",
+            "--limit",
+            "0",
+        ][..],
+        &["caseload", "--json", "--all", "--limit", "0"],
+        &["audit", "findings", "--json"],
+    ] {
+        let (pg, sqlite) = (read(&url, command), read(&reference, command));
+        assert!(pg == sqlite, "{command:?} differs after the outage");
+        assert!(
+            sqlite.to_string().len() > 1000,
+            "{command:?} read next to nothing"
+        );
+    }
+}

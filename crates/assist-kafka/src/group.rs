@@ -93,23 +93,22 @@ impl Worker<'_> {
         while !stop.load(Ordering::SeqCst) {
             let owned = self.member.owned()?;
             on_owned(&owned);
-            match self.round(&owned).await {
-                Ok(s) => {
-                    backoff.reset();
-                    total.records += s.records;
-                    total.applied += s.applied;
-                    total.duplicates += s.duplicates;
-                    total.dead_letters += s.dead_letters;
-                }
-                // A store restart: the round's open batch was rolled back; try again.
-                Err(e) if e.is_connection_lost() => match backoff.next_wait() {
-                    Some(wait) => {
-                        tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "lost the store's connection; retrying");
-                        tokio::time::sleep(wait).await;
-                        continue;
+            // What a failed round committed stays counted in `total`.
+            let before = total.records;
+            match self.round(&owned, &mut total).await {
+                Ok(()) => backoff.reset(),
+                // A store restart: the round's open batch was rolled back; try again. A
+                // round that got somewhere before it failed starts the tries afresh.
+                Err(e) if e.is_connection_lost() => {
+                    match backoff.after_failure(total.records > before) {
+                        Some(wait) => {
+                            tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "lost the store's connection; retrying");
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                        None => return Err(e),
                     }
-                    None => return Err(e),
-                },
+                }
                 Err(e) => return Err(e),
             }
             tokio::time::sleep(self.interval).await;
@@ -117,8 +116,9 @@ impl Worker<'_> {
         Ok(total)
     }
 
-    /// One round: the owned partitions caught up in the active generation.
-    async fn round(&self, owned: &[u32]) -> Result<RunStats, ProjectionError> {
+    /// One round: the owned partitions caught up in the active generation, counted into
+    /// `stats`.
+    async fn round(&self, owned: &[u32], stats: &mut RunStats) -> Result<(), ProjectionError> {
         let gen = self.store.active_gen().await?;
         let runner = Runner {
             log: self.log,
@@ -126,6 +126,6 @@ impl Worker<'_> {
             rules: self.rules,
             batch: self.batch,
         };
-        runner.catch_up_partitions(gen, owned, |_| {}).await
+        runner.catch_up_counting(gen, owned, stats, |_| {}).await
     }
 }

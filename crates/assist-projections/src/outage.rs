@@ -84,6 +84,16 @@ impl Backoff {
     pub fn reset(&mut self) {
         *self = Backoff::new(self.tries);
     }
+
+    /// The wait after a failed try; a try that got somewhere before it failed (committed
+    /// some work) starts the count afresh, so only failures in a row without progress
+    /// use the tries up.
+    pub fn after_failure(&mut self, made_progress: bool) -> Option<Duration> {
+        if made_progress {
+            self.reset();
+        }
+        self.next_wait()
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +109,16 @@ mod tests {
         assert_eq!(waits, [250, 500, 1000, 2000, 4000, 8000, 8000]);
         b.reset();
         assert_eq!(b.next_wait(), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn a_failure_after_progress_starts_the_tries_afresh() {
+        let mut b = Backoff::new(2);
+        assert_eq!(b.after_failure(false), Some(Duration::from_millis(250)));
+        assert_eq!(b.after_failure(false), Some(Duration::from_millis(500)));
+        assert_eq!(b.after_failure(true), Some(Duration::from_millis(250)));
+        assert_eq!(b.after_failure(false), Some(Duration::from_millis(500)));
+        assert_eq!(b.after_failure(false), None);
     }
 
     #[test]

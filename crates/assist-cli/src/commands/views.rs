@@ -246,6 +246,7 @@ impl Views {
         // Counted across tries: what a failed try committed stays projected.
         let mut stats = RunStats::default();
         loop {
+            let before = stats.records;
             let run = runner
                 .catch_up_counting(gen, &partitions, &mut stats, |n| {
                     if let Some(b) = bar {
@@ -256,13 +257,16 @@ impl Views {
             match run {
                 Ok(()) => return Ok(stats),
                 // A store restart: the open batch was rolled back; resume from the checkpoint.
-                Err(e) if e.is_connection_lost() => match backoff.next_wait() {
-                    Some(wait) => {
-                        tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "lost the store's connection; retrying");
-                        tokio::time::sleep(wait).await;
+                // A try that got somewhere before it failed starts the tries afresh.
+                Err(e) if e.is_connection_lost() => {
+                    match backoff.after_failure(stats.records > before) {
+                        Some(wait) => {
+                            tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "lost the store's connection; retrying");
+                            tokio::time::sleep(wait).await;
+                        }
+                        None => return Err(e).context(STOPPED),
                     }
-                    None => return Err(e).context(STOPPED),
-                },
+                }
                 Err(e) => return Err(e).context(STOPPED),
             }
         }
