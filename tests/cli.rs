@@ -887,6 +887,19 @@ fn two_ingests_started_at_once_on_a_fresh_data_dir_both_succeed() {
 }
 
 #[test]
+fn logs_written_to_a_pipe_carry_no_terminal_escape_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assist(dir.path(), &["demo", "--persons", "10", "--days", "10"]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("DEBUG"),
+        "the run logged nothing to check: {err}"
+    );
+    assert!(!err.contains('\u{1b}'), "an escape code reached the log");
+}
+
+#[test]
 fn help_documents_what_each_exit_status_means() {
     let out = stdout(&assist(Path::new("."), &["--help"]));
     assert!(
