@@ -1653,7 +1653,7 @@ fn follow_rides_out_a_postgres_that_drops_its_connections() {
         .args(["--log", &log, "--store", &url])
         .args(["follow", "--group", "outage", "--interval-ms", "100"])
         .env("ASSIST_LOG", "warn")
-        .env("ASSIST_PROJECTION_BATCH", "200")
+        .env("ASSIST_PROJECTION_BATCH", "100")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1682,14 +1682,13 @@ fn follow_rides_out_a_postgres_that_drops_its_connections() {
             .await
             .unwrap();
             cut_while_behind += n.len() as u64;
-            tokio::time::sleep(std::time::Duration::from_millis(if round % 2 == 0 {
-                150
-            } else {
-                400
-            }))
-            .await;
+            // Cut often enough that a statement in flight is hit, not only idle
+            // connections (the pool replaces those unseen).
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             // A restart is over after a few seconds: the cuts stop then.
-            if round == 12 || projected_in_async(&url, 8).await == Some(recorded) {
+            if round == 120
+                || (round % 10 == 9 && projected_in_async(&url, 8).await == Some(recorded))
+            {
                 break;
             }
         }
