@@ -116,11 +116,11 @@ fn parse_expected(
     Ok(out)
 }
 
+/// The events' texts of a body and the versions their streams must be at.
+type Split<'a> = (Vec<&'a [u8]>, HashMap<StreamId, ExpectedVersion>);
+
 /// Splits a body into its events' texts and the expectations.
-fn split(
-    form: Form,
-    body: &[u8],
-) -> Result<(Vec<&[u8]>, HashMap<StreamId, ExpectedVersion>), Problem> {
+fn split(form: Form, body: &[u8]) -> Result<Split<'_>, Problem> {
     match form {
         Form::Lines => {
             let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
@@ -218,6 +218,22 @@ fn outcomes(report: &IngestReport, items: &[&[u8]]) -> Vec<Value> {
             r.line,
             json!({"outcome": "rejected", "event_id": r.event_id, "reason": r.reason}),
         );
+    }
+    // Under `atomic`, a valid event of a refused request is listed as not stored.
+    if report.rolled_back {
+        for (index, slot) in by_index.iter_mut().enumerate() {
+            let blank = items
+                .get(index)
+                .is_none_or(|i| i.iter().all(u8::is_ascii_whitespace));
+            if slot.is_none() && !blank {
+                *slot = Some(json!({
+                    "index": index,
+                    "event_id": items.get(index).and_then(|i| event_id(i)),
+                    "outcome": "not_stored",
+                    "reason": "valid, but another event of this atomic request was refused",
+                }));
+            }
+        }
     }
     by_index
         .into_iter()
