@@ -25,6 +25,18 @@ struct Server {
 const BODY_LIMIT: usize = 256 * 1024;
 
 async fn start() -> Server {
+    start_with(
+        None,
+        Config {
+            body_limit: BODY_LIMIT,
+            ..Config::default()
+        },
+    )
+    .await
+}
+
+/// A server that takes tokens signed by `public_key` (PEM) instead of the data dir's key.
+async fn start_with(public_key: Option<&[u8]>, config: Config) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let recorder = Recorder::open_embedded(dir.path()).await.unwrap();
     let store = Store::open(&format!("sqlite:{}", dir.path().join("views.db").display()))
@@ -32,13 +44,14 @@ async fn start() -> Server {
         .unwrap();
     let views = Views::new(recorder, store, Rules::shipped().unwrap(), 10_000);
     let secret = load_or_create_secret(dir.path()).unwrap();
+    let verifier = match public_key {
+        Some(pem) => Verifier::public_key_pem(pem).unwrap(),
+        None => Verifier::shared_secret(&secret),
+    };
     let app = Arc::new(App {
         views,
-        verifier: Verifier::shared_secret(&secret),
-        config: Config {
-            body_limit: BODY_LIMIT,
-            ..Config::default()
-        },
+        verifier,
+        config,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -644,4 +657,84 @@ async fn health_and_readiness_report_the_lag() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["lag"], 0);
     assert_eq!(body["records"], 8);
+}
+
+/// A fictitious identity provider's key pair (P-256), made for these tests only.
+const IDP_PRIVATE: &[u8] = include_bytes!("keys/idp-es256.key");
+const IDP_PUBLIC: &[u8] = include_bytes!("keys/idp-es256.pub");
+
+#[tokio::test]
+async fn with_an_identity_providers_public_key_its_es256_tokens_are_taken_and_local_ones_refused() {
+    let s = start_with(Some(IDP_PUBLIC), Config::default()).await;
+    let claims = s.claims(Role::Supervisor, "35", "sup-idp");
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(IDP_PRIVATE).unwrap();
+    let idp = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &claims,
+        &key,
+    )
+    .unwrap();
+    let (status, body, _) = s.get(&idp, "/v1/caseload").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    refused_token(&s, &s.sign(&claims)).await;
+}
+
+#[tokio::test]
+async fn times_follow_the_configured_zone() {
+    let zone = assist_http::zone::parse_zone("-05:00").unwrap();
+    let s = start_with(
+        None,
+        Config {
+            zone,
+            ..Config::default()
+        },
+    )
+    .await;
+    s.post(
+        &s.service(),
+        "/v1/events",
+        &json!(case(1, "350102", "cw-1")),
+    )
+    .await;
+    let auditor = s.token(Role::Auditor, "35", "aud-1");
+    let (_, body, _) = s
+        .get(&auditor, &format!("/v1/streams/{}/history", person(1)))
+        .await;
+    assert_eq!(
+        body["events"][0]["event"]["occurred_at"],
+        "2026-03-01T20:00:00-05:00"
+    );
+}
+
+#[tokio::test]
+async fn a_request_in_flight_when_shutdown_begins_is_answered_and_stored() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = start().await;
+    let body = json!(case(1, "350102", "cw-1")).to_string();
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        s.service(),
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&body.as_bytes()[..10]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Shutdown begins while the body is still arriving.
+    let _ = s.stop.take().unwrap().send(());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    conn.write_all(&body.as_bytes()[10..]).await.unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(s.records().await, 4);
+    // And the server takes no new connections.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(s
+        .client
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .is_err());
 }

@@ -1,0 +1,110 @@
+//! `assist serve` and `assist token issue` as a user runs them: the binary on a free port,
+//! spoken to over loopback, stopped with SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn assist(data_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_assist"));
+    c.arg("--data-dir").arg(data_dir).env_remove("ASSIST_TZ");
+    c
+}
+
+/// One HTTP/1.1 request; the whole answer as text.
+fn request(addr: &str, method: &str, path: &str, token: Option<&str>) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serve_takes_tokens_from_token_issue_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let issued = assist(dir.path())
+        .args([
+            "token",
+            "issue",
+            "--role",
+            "supervisor",
+            "--region",
+            "35",
+            "--sub",
+            "sup-1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let token = String::from_utf8(issued.stdout).unwrap().trim().to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("jwt.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let mut server = assist(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+
+    let load = request(&addr, "GET", "/v1/caseload", Some(&token));
+    assert!(load.starts_with("HTTP/1.1 200"), "{load}");
+    assert!(load.contains("+08:00"), "times in China time: {load}");
+    let anonymous = request(&addr, "GET", "/v1/caseload", None);
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    assert!(
+        anonymous.contains("application/problem+json"),
+        "{anonymous}"
+    );
+    let ready = request(&addr, "GET", "/readyz", None);
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = server.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
