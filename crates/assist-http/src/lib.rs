@@ -88,6 +88,9 @@ pub fn router(app: Arc<App>) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(axum::middleware::map_response(
+            problem::bare_errors_as_problems,
+        ))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             tracing::error!("a request handler panicked");
             problem::Problem::new(problem::Kind::Internal, "the server failed; its log says why")

@@ -28,6 +28,8 @@ pub enum Kind {
     InvalidEvents,
     /// A stream was not at the expected version: nothing was stored.
     WrongExpectedVersion,
+    /// The route exists, but not for this method.
+    MethodNotAllowed,
     /// The request took too long.
     Timeout,
     /// The log or the view store cannot serve now.
@@ -48,6 +50,7 @@ impl Kind {
             Kind::MalformedJson | Kind::BadParameter => StatusCode::BAD_REQUEST,
             Kind::InvalidEvents => StatusCode::UNPROCESSABLE_ENTITY,
             Kind::WrongExpectedVersion => StatusCode::CONFLICT,
+            Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Kind::Timeout => StatusCode::REQUEST_TIMEOUT,
             Kind::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -67,6 +70,7 @@ impl Kind {
             Kind::BadParameter => "bad-parameter",
             Kind::InvalidEvents => "invalid-events",
             Kind::WrongExpectedVersion => "wrong-expected-version",
+            Kind::MethodNotAllowed => "method-not-allowed",
             Kind::Timeout => "timeout",
             Kind::NotReady => "not-ready",
             Kind::Internal => "internal",
@@ -90,6 +94,7 @@ impl Kind {
             Kind::BadParameter => "bad parameter",
             Kind::InvalidEvents => "invalid events; nothing was stored",
             Kind::WrongExpectedVersion => "wrong expected version; nothing was stored",
+            Kind::MethodNotAllowed => "method not allowed",
             Kind::Timeout => "request timed out",
             Kind::NotReady => "not ready",
             Kind::Internal => "internal error",
@@ -164,4 +169,34 @@ impl IntoResponse for Problem {
         }
         response
     }
+}
+
+/// Turns the bare error answers of the layers below the handlers (a timeout, a method the
+/// route does not take, a body refused by a limit) into problems, so every error a client
+/// sees is `application/problem+json`.
+pub async fn bare_errors_as_problems(response: Response) -> Response {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if is_problem || !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let kind = match response.status() {
+        StatusCode::METHOD_NOT_ALLOWED => Kind::MethodNotAllowed,
+        StatusCode::REQUEST_TIMEOUT => Kind::Timeout,
+        StatusCode::PAYLOAD_TOO_LARGE => Kind::TooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Kind::UnsupportedMediaType,
+        StatusCode::NOT_FOUND => Kind::NotFound,
+        s if s.is_client_error() => Kind::BadParameter,
+        _ => Kind::Internal,
+    };
+    let mut problem = Problem::new(kind, kind.title()).into_response();
+    // Keep headers such as `Allow` of a 405.
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    problem
 }

@@ -37,11 +37,17 @@ async fn start() -> Server {
 
 /// A server that takes tokens signed by `public_key` (PEM) instead of the data dir's key.
 async fn start_with(public_key: Option<&[u8]>, config: Config) -> Server {
+    start_on(None, public_key, config).await
+}
+
+/// A server whose views live in `store` (a URL), or in the data dir's SQLite file.
+async fn start_on(store: Option<&str>, public_key: Option<&[u8]>, config: Config) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let recorder = Recorder::open_embedded(dir.path()).await.unwrap();
-    let store = Store::open(&format!("sqlite:{}", dir.path().join("views.db").display()))
-        .await
-        .unwrap();
+    let spec = store
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("sqlite:{}", dir.path().join("views.db").display()));
+    let store = Store::open(&spec).await.unwrap();
     let views = Views::new(recorder, store, Rules::shipped().unwrap(), 10_000);
     let secret = load_or_create_secret(dir.path()).unwrap();
     let verifier = match public_key {
@@ -737,4 +743,169 @@ async fn a_request_in_flight_when_shutdown_begins_is_answered_and_stored() {
         .send()
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn a_method_a_route_does_not_take_is_a_405_problem() {
+    let s = start().await;
+    let a = s.get(&s.service(), "/v1/events").await;
+    assert_problem(&a, 405, "method-not-allowed");
+}
+
+#[tokio::test]
+async fn the_views_catch_up_by_themselves_with_events_another_writer_appended() {
+    let s = start_with(
+        None,
+        Config {
+            project_every: std::time::Duration::from_millis(100),
+            ..Config::default()
+        },
+    )
+    .await;
+    let lines: String = case(1, "350102", "cw-1")
+        .iter()
+        .map(|e| format!("{e}\n"))
+        .collect();
+    // Another writer (as `assist ingest` on the same data dir) appends to the log.
+    s.app
+        .views
+        .recorder
+        .ingest(lines.as_bytes(), assist_ingest::IngestOptions::default())
+        .await
+        .unwrap();
+    let sup = s.token(Role::Supervisor, "35", "sup-1");
+    let start = std::time::Instant::now();
+    loop {
+        let (_, load, _) = s.get(&sup, "/v1/caseload").await;
+        if load["total"] == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{load}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_role_reads_only_what_it_may_and_out_of_scope_subjects_are_hidden() {
+    let s = seeded().await;
+    let history = |n: u32| format!("/v1/streams/{}/history", person(n));
+    let endpoints: Vec<(&str, String)> = vec![
+        ("caseload", "/v1/caseload".into()),
+        ("sla", "/v1/sla".into()),
+        ("clocks", "/v1/sla/clocks".into()),
+        ("history in", history(1)),
+        ("history out", history(2)),
+    ];
+    // Region 3501 (Fuzhou): person 1 lives there, person 2 in Xiamen (3502).
+    let roles = [
+        (Role::Service, "svc-1", [403, 403, 403, 403, 403]),
+        (Role::Caseworker, "cw-350102-001", [200, 200, 200, 200, 404]),
+        (Role::Supervisor, "sup-1", [200, 200, 200, 200, 404]),
+        (Role::Observer, "obs-1", [200, 200, 403, 403, 403]),
+        (Role::Auditor, "aud-1", [403, 403, 403, 200, 404]),
+        (Role::Admin, "adm-1", [403, 403, 403, 403, 403]),
+    ];
+    let mut matrix = format!("{:<12}", "");
+    for (name, _) in &endpoints {
+        matrix.push_str(&format!("{name:>13}"));
+    }
+    matrix.push('\n');
+    for (role, sub, expected) in roles {
+        let token = s.token(role, "3501", sub);
+        matrix.push_str(&format!("{:<12}", role.name()));
+        for ((name, path), want) in endpoints.iter().zip(expected) {
+            let (status, body, _) = s.get(&token, path).await;
+            assert_eq!(status.as_u16(), want, "{} on {name}: {body}", role.name());
+            matrix.push_str(&format!("{:>13}", status.as_u16()));
+        }
+        matrix.push('\n');
+    }
+    println!("{matrix}");
+}
+
+/// A fresh PostgreSQL database (the test command provides the server), dropped at the end.
+struct PgDatabase {
+    admin: String,
+    name: String,
+}
+
+impl PgDatabase {
+    async fn create() -> (String, PgDatabase) {
+        use sqlx::Connection;
+        let admin = std::env::var("ASSIST_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("assist_http_{}", uuid::Uuid::new_v4().simple());
+        let mut c = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("the test command starts PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+        (format!("{base}/{name}"), PgDatabase { admin, name })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut c)
+                        .await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+#[tokio::test]
+async fn on_postgresql_reads_are_scoped_masked_and_logged_as_on_sqlite() {
+    let (url, _db) = PgDatabase::create().await;
+    let s = start_on(Some(&url), None, Config::default()).await;
+    let mut events = case(1, "350102", "cw-350102-001");
+    events.extend(case(2, "350203", "cw-350203-001"));
+    let (status, body, _) = s.post(&s.service(), "/v1/events", &json!(events)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sup = s.token(Role::Supervisor, "3501", "sup-fuzhou");
+    let (status, history, _) = s
+        .get(&sup, &format!("/v1/streams/{}/history", person(1)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    assert_eq!(history["events"][0]["event"]["data"]["name"], "张*");
+    let outside = s
+        .get(&sup, &format!("/v1/streams/{}/history", person(2)))
+        .await;
+    assert_problem(&outside, 404, "not-found");
+    let (_, load, _) = s.get(&sup, "/v1/caseload").await;
+    assert_eq!(load["total"], 1);
+    let cw = s.token(Role::Caseworker, "35", "cw-350203-001");
+    let (_, clocks, _) = s.get(&cw, "/v1/sla/clocks?at=2026-03-04").await;
+    assert!(clocks["total"].as_u64().unwrap() > 0, "{clocks}");
+    let r = s
+        .client
+        .get(format!("{}/readyz", s.base))
+        .send()
+        .await
+        .unwrap();
+    let (_, ready, _) = answer(r).await;
+    assert_eq!(ready["lag"], 0, "{ready}");
+    let (log, total) = s.app.views.store.access_log(10, 0).await.unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(
+        (log[0].role.as_str(), log[0].reason.as_deref()),
+        ("supervisor", None)
+    );
 }
