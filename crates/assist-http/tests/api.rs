@@ -909,3 +909,31 @@ async fn on_postgresql_reads_are_scoped_masked_and_logged_as_on_sqlite() {
         ("supervisor", None)
     );
 }
+
+#[tokio::test]
+async fn an_id_reused_for_other_content_is_reported_as_conflicting_and_not_stored() {
+    let s = start().await;
+    let events = case(1, "350102", "cw-1");
+    s.post(&s.service(), "/v1/events", &json!(events)).await;
+    let mut reused = events[3].clone();
+    reused["data"]["caseworker"] = json!("cw-someone-else");
+    let (status, body, _) = s.post(&s.service(), "/v1/events", &json!([reused])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"][0]["outcome"], "conflicting", "{body}");
+    assert!(body["events"][0]["original"]["offset"].is_u64());
+    assert_eq!(s.records().await, 4);
+}
+
+#[tokio::test]
+async fn a_page_size_outside_1_to_1000_is_a_400_problem() {
+    let s = seeded().await;
+    let sup = s.token(Role::Supervisor, "35", "sup-1");
+    for bad in ["limit=0", "limit=1001", "limit=many"] {
+        let a = s.get(&sup, &format!("/v1/caseload?{bad}")).await;
+        assert_problem(&a, 400, "bad-parameter");
+    }
+    let unknown = s.get(&sup, "/v1/caseload?regoin=3501").await;
+    assert_problem(&unknown, 400, "bad-parameter");
+    let bad_region = s.get(&sup, "/v1/caseload?region=3501%27%20OR%201=1").await;
+    assert_problem(&bad_region, 400, "bad-parameter");
+}
