@@ -79,6 +79,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/caseload", get(reads::caseload))
         .route("/v1/sla", get(reads::sla))
         .route("/v1/sla/clocks", get(reads::clocks))
+        .route("/v1/sla/clocks/{clock}", get(reads::explain))
         .route("/v1/streams/{stream}/history", get(reads::history))
         .fallback(|| async {
             problem::Problem::new(problem::Kind::NotFound, "no such route")

@@ -316,6 +316,58 @@ pub async fn clocks(
     Ok(respond(&app, doc))
 }
 
+/// `GET /v1/sla/clocks/{clock}` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainParams {
+    at: Option<String>,
+    risk_hours: Option<i64>,
+}
+
+/// One clock's facts (started, counted, paused, met, cancelled) as it stood at `at`, for a
+/// clock in the caller's scope; any other answers `404`.
+pub async fn explain(
+    caller: Caller,
+    State(app): State<Arc<App>>,
+    Path(clock): Path<String>,
+    p: Params<ExplainParams>,
+) -> Result<Response, Problem> {
+    allow(
+        &caller,
+        &[Role::Caseworker, Role::Supervisor, Role::Auditor],
+        "a clock's facts",
+    )?;
+    let p = params(p)?;
+    let at = when(p.at.as_deref(), "at")?;
+    let risk = risk(p.risk_hours)?;
+    let not_found = || Problem::new(Kind::NotFound, "no such clock in the caller's scope");
+    let gen = active_gen(&app).await?;
+    let assigned = (caller.role == Role::Caseworker).then_some(caller.sub.as_str());
+    let in_scope = app
+        .views
+        .store
+        .clock_in_scope(gen, &clock, caller.region.as_str(), assigned)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    if !in_scope {
+        return Err(not_found());
+    }
+    let log = app.views.recorder.log().clone();
+    let e = assist_projections::sla::report::explain(
+        &app.views.store,
+        log.as_ref(),
+        gen,
+        &app.views.rules,
+        &clock,
+        at,
+        risk,
+    )
+    .await
+    .map_err(|e| Problem::internal(&e))?
+    .ok_or_else(not_found)?;
+    Ok(respond(&app, json!(e)))
+}
+
 /// `GET /v1/streams/{stream}/history` parameters.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

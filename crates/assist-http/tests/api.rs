@@ -937,3 +937,25 @@ async fn a_page_size_outside_1_to_1000_is_a_400_problem() {
     let bad_region = s.get(&sup, "/v1/caseload?region=3501%27%20OR%201=1").await;
     assert_problem(&bad_region, 400, "bad-parameter");
 }
+
+#[tokio::test]
+async fn a_clocks_facts_are_explained_in_scope_and_hidden_outside_it() {
+    let s = seeded().await;
+    let sup = s.token(Role::Supervisor, "3501", "sup-fuzhou");
+    let (_, clocks, _) = s.get(&sup, "/v1/sla/clocks?at=2026-03-04").await;
+    let clock = clocks["clocks"][0]["clock_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A clock id may hold `/` and `:`: it is one path segment, percent-encoded.
+    let segment = clock.replace('/', "%2F").replace(':', "%3A");
+    let (status, e, _) = s
+        .get(&sup, &format!("/v1/sla/clocks/{segment}?at=2026-03-04"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    assert_eq!(e["clock"]["clock_id"], clock.as_str());
+    assert_eq!(e["facts"][0]["role"], "started", "{e}");
+    let xiamen = s.token(Role::Supervisor, "3502", "sup-xiamen");
+    let hidden = s.get(&xiamen, &format!("/v1/sla/clocks/{segment}")).await;
+    assert_problem(&hidden, 404, "not-found");
+}

@@ -626,6 +626,38 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Whether clock `clock_id` of generation `gen` has a region starting with `region`
+    /// and, when `caseworker` is given, is that caseworker's: a caller's scope, decided in
+    /// the query.
+    pub async fn clock_in_scope(
+        &self,
+        gen: i64,
+        clock_id: &str,
+        region: &str,
+        caseworker: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut sql = String::from(
+            "SELECT clock_id FROM clocks WHERE gen = $1 AND clock_id = $2 AND region LIKE $3",
+        );
+        if caseworker.is_some() {
+            sql.push_str(" AND caseworker = $4");
+        }
+        let mut q = sqlx::query(&sql)
+            .bind(gen)
+            .bind(clock_id)
+            .bind(format!("{}%", like_escape(region)));
+        if let Some(w) = caseworker {
+            q = q.bind(w);
+        }
+        let row = q
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(row.is_some())
+    }
+}
+
 /// A region prefix is digits only; anything else is dropped so it cannot widen a `LIKE`.
 fn like_escape(prefix: &str) -> String {
     prefix.chars().filter(char::is_ascii_digit).collect()
