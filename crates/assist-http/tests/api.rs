@@ -959,3 +959,40 @@ async fn a_clocks_facts_are_explained_in_scope_and_hidden_outside_it() {
     let hidden = s.get(&xiamen, &format!("/v1/sla/clocks/{segment}")).await;
     assert_problem(&hidden, 404, "not-found");
 }
+
+#[tokio::test]
+async fn a_slow_client_does_not_hold_up_other_writers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start().await;
+    let slow_body = json!(case(1, "350102", "cw-1")).to_string();
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        s.service(),
+        slow_body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&slow_body.as_bytes()[..10]).await.unwrap();
+    // While that body trickles in, another writer's batch goes through at once.
+    let quick = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        s.post(
+            &s.service(),
+            "/v1/events",
+            &json!(case(2, "350102", "cw-1")),
+        ),
+    )
+    .await
+    .expect("a writer waited for a slow client");
+    assert_eq!(quick.0, StatusCode::OK, "{}", quick.1);
+    slow.write_all(&slow_body.as_bytes()[10..]).await.unwrap();
+    let mut answer = String::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        slow.read_to_string(&mut answer),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(s.records().await, 8);
+}

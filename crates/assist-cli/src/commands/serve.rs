@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Serve the JSON API: POST /v1/events, GET /v1/caseload, /v1/sla, /v1/sla/clocks,
-/// /v1/sla/clocks/{clock}, /v1/streams/{stream}/history, /healthz, /readyz. Callers need a bearer token
-/// (`assist token issue`, or an identity provider's with --jwt-public-key).
+/// /v1/sla/clocks/{clock}, /v1/streams/{stream}/history, /healthz, /readyz. Callers need a
+/// bearer token (`assist token issue`, or an identity provider's with --jwt-public-key).
 #[derive(clap::Args)]
 pub struct Args {
     /// The address to listen on (port 0: any free port; the bound address is printed).
