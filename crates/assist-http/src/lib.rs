@@ -81,6 +81,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sla/clocks", get(reads::clocks))
         .route("/v1/sla/clocks/{clock}", get(reads::explain))
         .route("/v1/streams/{stream}/history", get(reads::history))
+        .route("/v1/access-log", get(reads::access_log))
         .fallback(|| async {
             problem::Problem::new(problem::Kind::NotFound, "no such route")
         })

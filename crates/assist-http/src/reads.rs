@@ -527,3 +527,42 @@ fn entry_json(e: Entry, integrity: Integrity, personal: Personal) -> Value {
     }
     v
 }
+
+/// `GET /v1/access-log` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessParams {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// Who read the histories of subjects in the auditor's region: sub, role, what, when and
+/// the reason given; oldest first, a page at a time.
+pub async fn access_log(
+    caller: Caller,
+    State(app): State<Arc<App>>,
+    p: Params<AccessParams>,
+) -> Result<Response, Problem> {
+    allow(&caller, &[Role::Auditor], "the access log")?;
+    let p = params(p)?;
+    let (limit, offset) = page(p.limit, p.offset)?;
+    let gen = active_gen(&app).await?;
+    let (entries, total) = app
+        .views
+        .store
+        .access_log_in(
+            gen,
+            caller.region.as_str(),
+            limit as i64,
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        )
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let doc = json!({
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "entries": entries,
+    });
+    Ok(respond(&app, doc))
+}

@@ -908,6 +908,10 @@ async fn on_postgresql_reads_are_scoped_masked_and_logged_as_on_sqlite() {
         (log[0].role.as_str(), log[0].reason.as_deref()),
         ("supervisor", None)
     );
+    let auditor = s.token(Role::Auditor, "3501", "aud-fuzhou");
+    let (status, access, _) = s.get(&auditor, "/v1/access-log").await;
+    assert_eq!(status, StatusCode::OK, "{access}");
+    assert_eq!(access["total"], 1, "{access}");
 }
 
 #[tokio::test]
@@ -995,4 +999,29 @@ async fn a_slow_client_does_not_hold_up_other_writers() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(s.records().await, 8);
+}
+
+#[tokio::test]
+async fn an_auditor_reads_the_access_log_of_its_region_only() {
+    let s = seeded().await;
+    let province = s.token(Role::Auditor, "35", "aud-fujian");
+    for n in [1, 2] {
+        s.get(
+            &province,
+            &format!("/v1/streams/{}/history?reason=check%20{n}", person(n)),
+        )
+        .await;
+    }
+    let fuzhou = s.token(Role::Auditor, "3501", "aud-fuzhou");
+    let (status, log, _) = s.get(&fuzhou, "/v1/access-log").await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    assert_eq!(log["total"], 1, "{log}");
+    let entry = &log["entries"][0];
+    assert_eq!(entry["stream"], person(1));
+    assert_eq!(entry["actor"], "aud-fujian");
+    assert_eq!(entry["role"], "auditor");
+    assert_eq!(entry["reason"], "check 1");
+    assert!(entry["at"].as_str().unwrap().ends_with("+08:00"), "{entry}");
+    let sup = s.token(Role::Supervisor, "35", "sup-1");
+    assert_problem(&s.get(&sup, "/v1/access-log").await, 403, "forbidden");
 }

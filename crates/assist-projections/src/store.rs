@@ -578,6 +578,55 @@ impl Store {
         Ok((list, total))
     }
 
+    /// The access log entries about subjects whose case (in generation `gen`) lies in
+    /// regions starting with `region`, oldest first, a page at a time, with their total:
+    /// an auditor's view of who read the histories of its region.
+    pub async fn access_log_in(
+        &self,
+        gen: i64,
+        region: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Access>, i64), StoreError> {
+        use sqlx::Row;
+        let err = |e| self.err(e);
+        let region = format!("{}%", like_escape(region));
+        let from = "FROM access_log a JOIN cases c ON c.gen = $1 AND c.subject = a.stream WHERE c.region LIKE $2";
+        let total: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n {from}"))
+            .bind(gen)
+            .bind(&region)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?
+            .try_get("n")
+            .map_err(err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT a.at, a.actor, a.role, a.stream, a.command, a.reason {from} ORDER BY a.id LIMIT $3 OFFSET $4"
+        ))
+        .bind(gen)
+        .bind(&region)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let list = rows
+            .iter()
+            .map(|r| {
+                Ok(Access {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    role: r.try_get("role")?,
+                    stream: r.try_get("stream")?,
+                    command: r.try_get("command")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err)?;
+        Ok((list, total))
+    }
+
     /// The offsets generation `gen` has projected, summed over the partitions: the log's
     /// record count minus this is the projection's lag.
     pub async fn projected_records(&self, gen: i64) -> Result<u64, StoreError> {
