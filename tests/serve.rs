@@ -108,3 +108,61 @@ fn serve_takes_tokens_from_token_issue_and_stops_cleanly_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn serve_with_jwt_public_key_takes_the_providers_tokens_and_refuses_local_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assist-http/tests/keys");
+    let local = assist(dir.path())
+        .args([
+            "token",
+            "issue",
+            "--role",
+            "supervisor",
+            "--region",
+            "35",
+            "--sub",
+            "sup-1",
+        ])
+        .output()
+        .unwrap();
+    let local = String::from_utf8(local.stdout).unwrap().trim().to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "sub": "sup-idp", "role": "supervisor", "region": "35",
+        "iss": "assist", "aud": "assist", "exp": now + 600, "iat": now,
+    });
+    let idp = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ec_pem(
+            &std::fs::read(keys.join("idp-es256.key")).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut server = assist(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("ASSIST_JWT_PUBLIC_KEY", keys.join("idp-es256.pub"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_string();
+    let taken = request(&addr, "GET", "/v1/caseload", Some(&idp));
+    let refused = request(&addr, "GET", "/v1/caseload", Some(&local));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(taken.starts_with("HTTP/1.1 200"), "{taken}");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+}

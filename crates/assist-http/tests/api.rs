@@ -1025,3 +1025,23 @@ async fn an_auditor_reads_the_access_log_of_its_region_only() {
     let sup = s.token(Role::Supervisor, "35", "sup-1");
     assert_problem(&s.get(&sup, "/v1/access-log").await, 403, "forbidden");
 }
+
+#[tokio::test]
+async fn with_an_identity_providers_rsa_public_key_its_rs256_tokens_are_taken() {
+    let s = start_with(
+        Some(include_bytes!("keys/idp-rs256.pub")),
+        Config::default(),
+    )
+    .await;
+    let claims = s.claims(Role::Supervisor, "35", "sup-idp");
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("keys/idp-rs256.key")).unwrap();
+    let idp = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .unwrap();
+    let (status, body, _) = s.get(&idp, "/v1/caseload").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
