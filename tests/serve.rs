@@ -166,3 +166,94 @@ fn serve_with_jwt_public_key_takes_the_providers_tokens_and_refuses_local_ones()
     assert!(taken.starts_with("HTTP/1.1 200"), "{taken}");
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
 }
+
+/// Starts `assist serve` on a free port of `dir`; its address.
+fn spawn_serve(dir: &Path) -> (std::process::Child, String) {
+    let mut server = assist(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_string();
+    (server, addr)
+}
+
+#[test]
+fn cli_ingest_and_erase_run_beside_serve_on_one_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/examples");
+    let lines: String = [
+        "person_registered",
+        "alert_raised",
+        "case_opened",
+        "case_assigned",
+    ]
+    .iter()
+    .map(|t| {
+        let text = std::fs::read_to_string(examples.join(format!("{t}.v1.json"))).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        format!("{v}\n")
+    })
+    .collect();
+    let stream = "person-0192f0c1-8a3b-7cde-9f00-0123456789ab";
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let token = |role: &str| {
+        let out = assist(dir.path())
+            .args([
+                "token", "issue", "--role", role, "--region", "35", "--sub", "u-1",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (supervisor, auditor) = (token("supervisor"), token("auditor"));
+    let (mut server, addr) = spawn_serve(dir.path());
+
+    let ingest = assist(dir.path())
+        .arg("ingest")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        ingest.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ingest.stderr)
+    );
+    let start = Instant::now();
+    loop {
+        let load = request(&addr, "GET", "/v1/caseload", Some(&supervisor));
+        if load.contains(stream) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{load}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let erase = assist(dir.path()).args(["erase", stream]).output().unwrap();
+    assert_eq!(
+        erase.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&erase.stderr)
+    );
+    let history = request(
+        &addr,
+        "GET",
+        &format!("/v1/streams/{stream}/history?reason=erasure%20check"),
+        Some(&auditor),
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(history.starts_with("HTTP/1.1 200"), "{history}");
+    assert!(history.contains("[erased]"), "{history}");
+    assert!(!history.contains("Lin Xiaomei"), "{history}");
+}
