@@ -1045,3 +1045,37 @@ async fn with_an_identity_providers_rsa_public_key_its_rs256_tokens_are_taken() 
     let (status, body, _) = s.get(&idp, "/v1/caseload").await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn readyz_is_a_503_problem_while_the_views_lag_more_than_the_threshold() {
+    let s = start_with(
+        None,
+        Config {
+            max_lag: 2,
+            project_every: std::time::Duration::from_secs(3600),
+            ..Config::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let lines: String = case(1, "350102", "cw-1")
+        .iter()
+        .map(|e| format!("{e}\n"))
+        .collect();
+    // Appended behind the server's back: nothing projects it for an hour.
+    s.app
+        .views
+        .recorder
+        .ingest(lines.as_bytes(), assist_ingest::IngestOptions::default())
+        .await
+        .unwrap();
+    let r = s
+        .client
+        .get(format!("{}/readyz", s.base))
+        .send()
+        .await
+        .unwrap();
+    let a = answer(r).await;
+    assert_problem(&a, 503, "not-ready");
+    assert_eq!(a.1["lag"], 4);
+}
