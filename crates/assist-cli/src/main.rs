@@ -82,6 +82,11 @@ enum Command {
     Catalog(commands::catalog::Command),
     /// The main job: simulate a county into the data dir, project it, print caseload and SLA.
     Demo(commands::demo::Args),
+    /// Serve the JSON API (events in, caseload, SLA, clocks, histories out) until SIGTERM.
+    Serve(commands::serve::Args),
+    /// Bearer tokens for `assist serve`, signed with the data dir's key.
+    #[command(subcommand)]
+    Token(commands::token::Command),
     /// Benchmarks that print their figures next to a raw baseline.
     #[command(subcommand)]
     Bench(commands::bench::Command),
@@ -155,6 +160,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Erase(args) => commands::erase::run(&dir, &views, args).await,
         Command::Catalog(cmd) => commands::catalog::run(cmd),
         Command::Demo(args) => commands::demo::run(&dir, &views, args).await,
+        Command::Serve(args) => commands::serve::run(&dir, &views, args).await,
+        Command::Token(cmd) => commands::token::run(&dir, cmd),
         Command::Bench(cmd) => commands::bench::run(cmd).await,
     }
 }

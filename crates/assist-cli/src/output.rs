@@ -2,7 +2,7 @@
 //! gone (`assist sla | head`), times shown in the reader's zone (China time by default), and
 //! errors as one line per distinct cause.
 
-use chrono::{DateTime, FixedOffset, SecondsFormat};
+use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,7 +44,7 @@ macro_rules! outln {
 
 /// The zone times are shown in: `+08:00` (China time) unless `main` chose another.
 pub fn zone() -> FixedOffset {
-    *ZONE.get_or_init(assist_projections::sla::calendar::china_time)
+    *ZONE.get_or_init(assist_http::zone::china)
 }
 
 /// Chooses the display zone; `main` calls it once before any command runs.
@@ -54,65 +54,25 @@ pub fn set_zone(zone: FixedOffset) {
 
 /// Parses `--tz`: `+08:00`, `-05:00`, `UTC` or `Z`.
 pub fn parse_zone(s: &str) -> Result<FixedOffset, String> {
-    if s.eq_ignore_ascii_case("utc") || s == "Z" {
-        return FixedOffset::east_opt(0).ok_or_else(|| "UTC".to_string());
-    }
-    let bad = || format!("time zone {s:?} must be an offset such as +08:00, or UTC");
-    let (sign, rest) = match s.as_bytes().first() {
-        Some(b'+') => (1, &s[1..]),
-        Some(b'-') => (-1, &s[1..]),
-        _ => return Err(bad()),
-    };
-    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
-    let valid = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
-    if !valid(h) || !valid(m) {
-        return Err(bad());
-    }
-    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if h > 14 || m > 59 {
-        return Err(bad());
-    }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+    assist_http::zone::parse_zone(s)
 }
 
 /// A time in the display zone, RFC 3339 with its offset (`2026-03-05T14:30:00+08:00`;
 /// fractions of a second only when there are any).
 pub fn show_time<Tz: chrono::TimeZone>(t: &DateTime<Tz>) -> String {
-    t.with_timezone(&zone())
-        .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    assist_http::zone::show_time(t, zone())
 }
 
 /// A stored time (RFC 3339 text, UTC) in the display zone; text that is not a time is
 /// returned as it is.
 pub fn show(stored: &str) -> String {
-    match DateTime::parse_from_rfc3339(stored) {
-        Ok(t) => show_time(&t),
-        Err(_) => stored.to_string(),
-    }
+    assist_http::zone::show_stored(stored, zone())
 }
 
 /// Rewrites every UTC time in a JSON document (a string such as `2026-03-05T06:30:00.000Z`)
 /// into the display zone, so `--json` shows the same times as the text output.
 pub fn show_json_times(v: &mut Value) {
-    match v {
-        Value::String(s) if looks_like_utc_time(s) => *s = show(s),
-        Value::Array(items) => items.iter_mut().for_each(show_json_times),
-        Value::Object(map) => map.values_mut().for_each(show_json_times),
-        _ => {}
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS…Z`: the shape of every time the views and the log store.
-fn looks_like_utc_time(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 20
-        && b.len() <= 35
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b':'
-        && b.ends_with(b"Z")
-        && DateTime::parse_from_rfc3339(s).is_ok()
+    assist_http::zone::rewrite_times(v, zone())
 }
 
 /// Prints a value as pretty JSON exactly as it is (a history: what was recorded is shown

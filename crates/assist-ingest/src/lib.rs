@@ -33,6 +33,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod history;
 mod lines;
 
 pub use lines::{Conflict, IngestOptions, IngestReport, Rejection, MAX_LINE_BYTES};

@@ -320,6 +320,61 @@ impl Recorder {
         Ok(report)
     }
 
+    /// Ingests events handed over one by one (the JSON text of each, e.g. the items of
+    /// an HTTP body) with the checks, sealing and idempotency of [`Recorder::ingest`];
+    /// item `i` is reported as line `i + 1`. The valid items are appended in one batch
+    /// under `expected`: when a stream is not at its expected version the call fails with
+    /// [`assist_log::LogError::WrongExpectedVersion`] and nothing is stored. With `atomic`,
+    /// nothing is stored when any item is bad.
+    pub async fn ingest_items(
+        &self,
+        items: &[&[u8]],
+        atomic: bool,
+        expected: HashMap<assist_catalog::StreamId, assist_log::ExpectedVersion>,
+    ) -> Result<IngestReport, RecordError> {
+        let now = Utc::now();
+        let mut report = IngestReport::default();
+        let mut pending = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match check_line(i + 1, item, item.len(), now) {
+                Ok(Some(p)) => pending.push(p),
+                Ok(None) => {}
+                Err(r) => report.rejected.push(r),
+            }
+        }
+        let expected: HashMap<String, assist_log::ExpectedVersion> = expected
+            .into_iter()
+            .map(|(s, e)| (s.to_string(), e))
+            .collect();
+        let sealed = self.seal(pending, now).await?;
+        if atomic {
+            let conflicts = self.atomic_conflicts(&sealed).await?;
+            if !report.rejected.is_empty() || !sealed.erased.is_empty() || !conflicts.is_empty() {
+                report
+                    .rejected
+                    .extend(sealed.erased.into_iter().map(erased_rejection));
+                report.conflicts.extend(conflicts);
+                report.rolled_back = true;
+            } else {
+                self.add_known(sealed.known, &mut report).await?;
+                self.append_expecting(sealed.ready, expected, &mut report)
+                    .await?;
+            }
+        } else {
+            report
+                .rejected
+                .extend(sealed.erased.into_iter().map(erased_rejection));
+            self.add_known(sealed.known, &mut report).await?;
+            self.append_expecting(sealed.ready, expected, &mut report)
+                .await?;
+        }
+        report.rejected.sort_by_key(|r| r.line);
+        report.conflicts.sort_by_key(|c| c.line);
+        report.duplicates.sort_unstable();
+        report.accepted.sort_unstable();
+        Ok(report)
+    }
+
     async fn append_lines(
         &self,
         pending: Vec<Pending>,
@@ -412,7 +467,16 @@ impl Recorder {
         ready: Vec<Ready>,
         report: &mut IngestReport,
     ) -> Result<(), RecordError> {
-        for o in self.append(ready, HashMap::new()).await? {
+        self.append_expecting(ready, HashMap::new(), report).await
+    }
+
+    async fn append_expecting(
+        &self,
+        ready: Vec<Ready>,
+        expected: HashMap<String, assist_log::ExpectedVersion>,
+        report: &mut IngestReport,
+    ) -> Result<(), RecordError> {
+        for o in self.append(ready, expected).await? {
             match o.appended {
                 Appended::Stored(pos) => report.accepted.push((o.origin, pos)),
                 // The log knows only ids; whether the content is the same is read back.

@@ -486,7 +486,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records that `actor` read `stream` with `command` (the access log auditors keep).
+    /// Records that `actor` read `stream` with `command` on this machine's command line
+    /// (the access log auditors keep; role `local`).
     pub async fn log_access(
         &self,
         actor: &str,
@@ -494,16 +495,223 @@ impl Store {
         command: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO access_log (at, actor, stream, command) VALUES ($1, $2, $3, $4)")
-            .bind(ts(at))
-            .bind(actor)
-            .bind(stream)
-            .bind(command)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+        self.record_access(&Access {
+            at: ts(at),
+            actor: actor.to_string(),
+            role: "local".to_string(),
+            stream: stream.to_string(),
+            command: command.to_string(),
+            reason: None,
+        })
+        .await
+    }
+
+    /// Records one read in the access log.
+    pub async fn record_access(&self, a: &Access) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO access_log (at, actor, role, stream, command, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&a.at)
+        .bind(&a.actor)
+        .bind(&a.role)
+        .bind(&a.stream)
+        .bind(&a.command)
+        .bind(a.reason.clone())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
         Ok(())
     }
+
+    /// The access log, oldest first: up to `limit` entries after skipping `offset`, and
+    /// how many there are in all.
+    pub async fn access_log(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Access>, i64), StoreError> {
+        use sqlx::Row;
+        let err = |e| self.err(e);
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM access_log")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?
+            .try_get("n")
+            .map_err(err)?;
+        let rows = sqlx::query(
+            "SELECT at, actor, role, stream, command, reason FROM access_log ORDER BY id LIMIT $1 OFFSET $2",
+        )
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let list = rows
+            .iter()
+            .map(|r| {
+                Ok(Access {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    role: r.try_get("role")?,
+                    stream: r.try_get("stream")?,
+                    command: r.try_get("command")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err)?;
+        Ok((list, total))
+    }
+
+    /// The access log entries about subjects whose case (in generation `gen`) lies in
+    /// regions starting with `region`, oldest first, a page at a time, with their total:
+    /// an auditor's view of who read the histories of its region.
+    pub async fn access_log_in(
+        &self,
+        gen: i64,
+        region: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Access>, i64), StoreError> {
+        use sqlx::Row;
+        let err = |e| self.err(e);
+        let region = format!("{}%", like_escape(region));
+        let from = "FROM access_log a JOIN cases c ON c.gen = $1 AND c.subject = a.stream WHERE c.region LIKE $2";
+        let total: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n {from}"))
+            .bind(gen)
+            .bind(&region)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?
+            .try_get("n")
+            .map_err(err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT a.at, a.actor, a.role, a.stream, a.command, a.reason {from} ORDER BY a.id LIMIT $3 OFFSET $4"
+        ))
+        .bind(gen)
+        .bind(&region)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let list = rows
+            .iter()
+            .map(|r| {
+                Ok(Access {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    role: r.try_get("role")?,
+                    stream: r.try_get("stream")?,
+                    command: r.try_get("command")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err)?;
+        Ok((list, total))
+    }
+
+    /// The offsets generation `gen` has projected, summed over the partitions: the log's
+    /// record count minus this is the projection's lag.
+    pub async fn projected_records(&self, gen: i64) -> Result<u64, StoreError> {
+        use sqlx::Row;
+        let err = |e| self.err(e);
+        let n: i64 = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(next_offset), 0) AS BIGINT) AS n FROM checkpoints WHERE gen = $1",
+        )
+        .bind(gen)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err)?
+        .try_get("n")
+        .map_err(err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Whether `subject` has a case in generation `gen` whose region starts with `region`
+    /// and, when `caseworker` is given, that is assigned to that caseworker: a caller's
+    /// scope, decided in the query.
+    pub async fn case_in_scope(
+        &self,
+        gen: i64,
+        subject: &str,
+        region: &str,
+        caseworker: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut sql = String::from(
+            "SELECT subject FROM cases WHERE gen = $1 AND subject = $2 AND region LIKE $3",
+        );
+        if caseworker.is_some() {
+            sql.push_str(" AND caseworker = $4");
+        }
+        let mut q = sqlx::query(&sql)
+            .bind(gen)
+            .bind(subject)
+            .bind(format!("{}%", like_escape(region)));
+        if let Some(w) = caseworker {
+            q = q.bind(w);
+        }
+        let row = q
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(row.is_some())
+    }
+}
+
+impl Store {
+    /// Whether clock `clock_id` of generation `gen` has a region starting with `region`
+    /// and, when `caseworker` is given, is that caseworker's: a caller's scope, decided in
+    /// the query.
+    pub async fn clock_in_scope(
+        &self,
+        gen: i64,
+        clock_id: &str,
+        region: &str,
+        caseworker: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut sql = String::from(
+            "SELECT clock_id FROM clocks WHERE gen = $1 AND clock_id = $2 AND region LIKE $3",
+        );
+        if caseworker.is_some() {
+            sql.push_str(" AND caseworker = $4");
+        }
+        let mut q = sqlx::query(&sql)
+            .bind(gen)
+            .bind(clock_id)
+            .bind(format!("{}%", like_escape(region)));
+        if let Some(w) = caseworker {
+            q = q.bind(w);
+        }
+        let row = q
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(row.is_some())
+    }
+}
+
+/// A region prefix is digits only; anything else is dropped so it cannot widen a `LIKE`.
+fn like_escape(prefix: &str) -> String {
+    prefix.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// One entry of the access log: who read which stream, how, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Access {
+    /// When (stored time).
+    pub at: String,
+    /// Who: the token's `sub`, or the local user.
+    pub actor: String,
+    /// In which role (`local` on the command line).
+    pub role: String,
+    /// The stream read.
+    pub stream: String,
+    /// What was asked.
+    pub command: String,
+    /// The reason given (auditors opening personal fields).
+    pub reason: Option<String>,
 }
 
 /// The tables compared by [`Store::dump`]: every view table but the digest history,

@@ -4,7 +4,7 @@ use super::views::{parse_when, ViewOptions, Views};
 use crate::outln;
 use crate::output::{print_json_as_is, show_time};
 use anyhow::{bail, Context, Result};
-use assist_catalog::{decode, Event, Form, StreamId};
+use assist_catalog::StreamId;
 use assist_ingest::Recorder;
 use assist_log::{Position, Record};
 use assist_projections::audit::chain::{check_records, Integrity};
@@ -34,53 +34,14 @@ pub struct Args {
     actor: String,
 }
 
-/// One event of a history, decoded and revealed, or why it could not be.
-pub struct Entry {
-    /// Where it is in the log.
-    pub position: Position,
-    /// The schema version it was written in.
-    pub written_version: u32,
-    /// The event, or why it cannot be read.
-    pub event: Result<Event, String>,
-    /// The record as stored (its bytes are checked against the audit trail's hash).
-    pub record: Record,
-}
+pub use assist_ingest::history::Entry;
 
 /// Reads `stream` from the log, decodes every event and opens its personal fields.
 pub async fn load(recorder: &Recorder, stream: &StreamId) -> Result<Vec<Entry>> {
-    let key = recorder
-        .keys()
-        .key(&stream.to_string())
+    recorder
+        .history(stream)
         .await
-        .context("cannot read the key table")?;
-    let records = recorder
-        .log()
-        .read_stream(&stream.to_string())
-        .await
-        .context("cannot read the log")?;
-    let mut out = Vec::with_capacity(records.len());
-    for r in records {
-        let decoded = serde_json::from_slice::<Value>(&r.payload)
-            .map_err(|e| format!("stored bytes are not JSON: {e}"))
-            .and_then(|v| decode(v, Form::Stored).map_err(|e| e.to_string()));
-        let (written_version, event) = match decoded {
-            Ok(d) => {
-                let mut event = d.event;
-                let opened = assist_privacy::reveal(&mut event.data, &stream.to_string(), &key)
-                    .map(|()| event)
-                    .map_err(|e| e.to_string());
-                (d.written_version, opened)
-            }
-            Err(reason) => (0, Err(reason)),
-        };
-        out.push(Entry {
-            position: r.position,
-            written_version,
-            event,
-            record: r,
-        });
-    }
-    Ok(out)
+        .context("cannot read the key table or the log")
 }
 
 pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode> {

@@ -8,7 +8,9 @@ pub mod erase;
 pub mod follow;
 pub mod history;
 pub mod ingest;
+pub mod serve;
 pub mod simulate;
+pub mod token;
 pub mod views;
 
 use anyhow::{Context, Result};

@@ -105,12 +105,16 @@ pub async fn caseload(
 ) -> Result<Caseload, StoreError> {
     let err = |e| store.err(e);
     let region = format!("{}%", filter.region.clone().unwrap_or_default());
-    let rows = sqlx::query("SELECT * FROM cases WHERE gen = $1 AND region LIKE $2")
-        .bind(gen)
-        .bind(&region)
-        .fetch_all(&store.pool)
-        .await
-        .map_err(err)?;
+    // The caseworker is part of the query: a caseworker's scope is its assignment.
+    let mut sql = String::from("SELECT * FROM cases WHERE gen = $1 AND region LIKE $2");
+    if filter.caseworker.is_some() {
+        sql.push_str(" AND caseworker = $3");
+    }
+    let mut q = sqlx::query(&sql).bind(gen).bind(&region);
+    if let Some(w) = &filter.caseworker {
+        q = q.bind(w);
+    }
+    let rows = q.fetch_all(&store.pool).await.map_err(err)?;
     let lines: Vec<CaseLine> = rows
         .iter()
         .map(|r| case_from(r).map(|c| line(&c, true)))

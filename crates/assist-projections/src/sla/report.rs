@@ -272,6 +272,31 @@ pub async fn load_clocks(store: &Store, gen: i64) -> Result<Vec<Clock>, StoreErr
         .map_err(|e| store.err(e))
 }
 
+/// The clocks of generation `gen` in a scope: regions starting with `region`, and only
+/// `caseworker`'s when given (the scope is part of the query, not a filter afterwards).
+pub async fn load_clocks_in(
+    store: &Store,
+    gen: i64,
+    region: &str,
+    caseworker: Option<&str>,
+) -> Result<Vec<Clock>, StoreError> {
+    let mut sql = String::from("SELECT * FROM clocks WHERE gen = $1 AND region LIKE $2");
+    if caseworker.is_some() {
+        sql.push_str(" AND caseworker = $3");
+    }
+    sql.push_str(" ORDER BY clock_id");
+    let region: String = region.chars().filter(char::is_ascii_digit).collect();
+    let mut q = sqlx::query(&sql).bind(gen).bind(format!("{region}%"));
+    if let Some(w) = caseworker {
+        q = q.bind(w);
+    }
+    let rows = q.fetch_all(&store.pool).await.map_err(|e| store.err(e))?;
+    rows.iter()
+        .map(|r| clock_from(r))
+        .collect::<Result<_, _>>()
+        .map_err(|e| store.err(e))
+}
+
 /// Folds events (in log order per stream) into clocks under `rules`, in memory: the
 /// what-if evaluation of a history under another policy, touching no stored view.
 pub fn fold_clocks<'a>(rules: &Rules, events: impl IntoIterator<Item = &'a Event>) -> Vec<Clock> {

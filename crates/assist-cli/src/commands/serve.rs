@@ -1,0 +1,92 @@
+//! `assist serve`: the JSON API on the data dir (or `--log`/`--store`), until SIGTERM or
+//! Ctrl-C; requests in flight then finish.
+
+use super::views::{ViewOptions, Views};
+use crate::outln;
+use anyhow::{Context, Result};
+use assist_http::auth::{load_or_create_secret, Verifier};
+use assist_http::{App, Config};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Serve the JSON API: POST /v1/events, GET /v1/caseload, /v1/sla, /v1/sla/clocks,
+/// /v1/sla/clocks/{clock}, /v1/streams/{stream}/history, /healthz, /readyz. Callers need a
+/// bearer token (`assist token issue`, or an identity provider's with --jwt-public-key).
+#[derive(clap::Args)]
+pub struct Args {
+    /// The address to listen on (port 0: any free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Accept only tokens of an identity provider signed by this public key (PEM, RS256
+    /// or ES256) instead of the data dir's jwt.key.
+    #[arg(long, env = "ASSIST_JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
+    /// The largest request body, in bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    body_limit: usize,
+    /// /readyz fails while the views lag the log by more records than this.
+    #[arg(long, default_value_t = 10_000)]
+    max_lag: u64,
+}
+
+pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode> {
+    let views = Views::open(dir, opts).await?;
+    let verifier = match &args.jwt_public_key {
+        Some(path) => {
+            let pem =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Verifier::public_key_pem(&pem)?
+        }
+        None => Verifier::shared_secret(&load_or_create_secret(dir)?),
+    };
+    let live = assist_http::Views::new(views.recorder, views.store, views.rules, views.batch);
+    let config = Config {
+        body_limit: args.body_limit,
+        zone: crate::output::zone(),
+        max_lag: args.max_lag,
+        ..Config::default()
+    };
+    let app = Arc::new(App {
+        views: live,
+        verifier,
+        config,
+    });
+    if let Err(e) = app.views.catch_up().await {
+        tracing::warn!(error = %e, "projecting the log at start failed; the periodic run retries");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let bound = listener.local_addr().context("the bound address")?;
+    outln!("listening on http://{bound}")?;
+    tracing::info!(%bound, "serving");
+    assist_http::serve(listener, app, shutdown_signal())
+        .await
+        .context("the server stopped")?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

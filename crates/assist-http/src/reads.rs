@@ -1,0 +1,573 @@
+//! The read API: caseload, SLA summary, clocks and one stream's history. The caller's scope
+//! (region prefix; for a caseworker, its assignment) is part of every query; a subject
+//! outside it answers `404`, so its existence does not leak.
+
+use crate::auth::{Caller, Role};
+use crate::masking::mask_event;
+use crate::problem::{Kind, Problem};
+use crate::zone::{parse_when, rewrite_times, show_time};
+use crate::App;
+use assist_catalog::{RegionPrefix, StreamId};
+use assist_ingest::history::Entry;
+use assist_log::Record;
+use assist_projections::audit::chain::{check_records, Integrity};
+use assist_projections::caseload::query::{caseload as query_caseload, CaseFilter};
+use assist_projections::caseload::Stage;
+use assist_projections::sla::report::{
+    list_clocks, load_clocks_in, parse_status, report, SlaFilter,
+};
+use assist_projections::store::{ts, Access};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The largest page.
+pub const MAX_LIMIT: usize = 1000;
+/// The page size when none is asked for.
+pub const DEFAULT_LIMIT: usize = 50;
+
+type Params<T> = Result<Query<T>, QueryRejection>;
+
+fn params<T>(p: Params<T>) -> Result<T, Problem> {
+    p.map(|Query(t)| t)
+        .map_err(|e| Problem::new(Kind::BadParameter, e.body_text()))
+}
+
+fn allow(caller: &Caller, roles: &[Role], what: &str) -> Result<(), Problem> {
+    if roles.contains(&caller.role) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            Kind::Forbidden,
+            format!("role {} may not read {what}", caller.role.name()),
+        ))
+    }
+}
+
+/// The region prefix a request reads: the caller's, or a narrower one it asks for.
+fn region_scope(caller: &Caller, asked: Option<&str>) -> Result<String, Problem> {
+    let mine = caller.region.as_str();
+    let Some(asked) = asked else {
+        return Ok(mine.to_string());
+    };
+    let asked = RegionPrefix::new(asked)
+        .map_err(|e| Problem::new(Kind::BadParameter, format!("region: {e}")))?;
+    if asked.as_str().starts_with(mine) {
+        Ok(asked.as_str().to_string())
+    } else if mine.starts_with(asked.as_str()) {
+        Ok(mine.to_string())
+    } else {
+        Err(Problem::new(
+            Kind::OutOfScope,
+            format!("region {asked} is outside the caller's region {mine}"),
+        ))
+    }
+}
+
+/// The caseworker a request reads: a caseworker reads only its own cases.
+fn caseworker_scope(caller: &Caller, asked: Option<String>) -> Result<Option<String>, Problem> {
+    match (caller.role, asked) {
+        (Role::Caseworker, Some(w)) if w != caller.sub => Err(Problem::new(
+            Kind::OutOfScope,
+            "a caseworker reads only its own cases",
+        )),
+        (Role::Caseworker, _) => Ok(Some(caller.sub.clone())),
+        (_, asked) => Ok(asked),
+    }
+}
+
+fn page(limit: Option<usize>, offset: Option<usize>) -> Result<(usize, usize), Problem> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(Problem::new(
+            Kind::BadParameter,
+            format!("limit must be 1 to {MAX_LIMIT}"),
+        ));
+    }
+    Ok((limit, offset.unwrap_or(0)))
+}
+
+fn when(asked: Option<&str>, name: &str) -> Result<DateTime<Utc>, Problem> {
+    match asked {
+        Some(s) => {
+            parse_when(s).map_err(|e| Problem::new(Kind::BadParameter, format!("{name}: {e}")))
+        }
+        None => Ok(Utc::now()),
+    }
+}
+
+fn risk(hours: Option<i64>) -> Result<Duration, Problem> {
+    let hours = hours.unwrap_or(24);
+    if !(0..=8760).contains(&hours) {
+        return Err(Problem::new(
+            Kind::BadParameter,
+            "risk_hours must be 0 to 8760",
+        ));
+    }
+    Ok(Duration::hours(hours))
+}
+
+/// A JSON response with its times in the display zone.
+fn respond(app: &App, mut doc: Value) -> Response {
+    rewrite_times(&mut doc, app.config.zone);
+    Json(doc).into_response()
+}
+
+async fn active_gen(app: &App) -> Result<i64, Problem> {
+    app.views
+        .store
+        .active_gen()
+        .await
+        .map_err(|e| Problem::internal(&e))
+}
+
+/// `GET /v1/caseload` parameters: the command line's filters and a page.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseloadParams {
+    caseworker: Option<String>,
+    region: Option<String>,
+    group: Option<String>,
+    stage: Option<String>,
+    #[serde(default)]
+    all: bool,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// The caseload in the caller's scope, sorted by next step due (overdue first); the
+/// observer gets the figures only.
+pub async fn caseload(
+    caller: Caller,
+    State(app): State<Arc<App>>,
+    p: Params<CaseloadParams>,
+) -> Result<Response, Problem> {
+    allow(
+        &caller,
+        &[Role::Caseworker, Role::Supervisor, Role::Observer],
+        "the caseload",
+    )?;
+    let p = params(p)?;
+    let (limit, offset) = page(p.limit, p.offset)?;
+    let stage = match &p.stage {
+        Some(s) => Some(Stage::parse(s).ok_or_else(|| {
+            Problem::new(Kind::BadParameter, "stage is not one of alerted, contacted, assessed, offers_pushed, in_training, placed, in_follow_up, suspended, closed")
+        })?),
+        None => None,
+    };
+    let filter = CaseFilter {
+        caseworker: caseworker_scope(&caller, p.caseworker)?,
+        region: Some(region_scope(&caller, p.region.as_deref())?),
+        group: p.group,
+        stage,
+        include_closed: p.all || stage == Some(Stage::Closed),
+    };
+    let gen = active_gen(&app).await?;
+    let mut load = query_caseload(
+        &app.views.store,
+        &app.views.rules.calendar,
+        gen,
+        &filter,
+        Utc::now(),
+    )
+    .await
+    .map_err(|e| Problem::internal(&e))?;
+    // Next step due first (overdue ones have the earliest deadlines), then by subject.
+    load.cases.sort_by(|a, b| {
+        let due = |c: &assist_projections::caseload::query::CaseView| {
+            c.next_step.as_ref().map(|n| n.due_at.clone())
+        };
+        match (due(a), due(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }
+        .then_with(|| a.case.subject.cmp(&b.case.subject))
+    });
+    let mut doc = json!({
+        "at": load.at,
+        "total": load.total,
+        "by_stage": load.by_stage,
+    });
+    if caller.role != Role::Observer {
+        let cases: Vec<_> = load.cases.iter().skip(offset).take(limit).collect();
+        doc["limit"] = json!(limit);
+        doc["offset"] = json!(offset);
+        doc["cases"] = json!(cases);
+    }
+    Ok(respond(&app, doc))
+}
+
+/// `GET /v1/sla` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaParams {
+    at: Option<String>,
+    risk_hours: Option<i64>,
+    region: Option<String>,
+    caseworker: Option<String>,
+}
+
+/// The SLA figures in the caller's scope: totals, by step, by region (rolled up) and by
+/// caseworker. The breached and at-risk clocks are listed by `/v1/sla/clocks?status=…`.
+pub async fn sla(
+    caller: Caller,
+    State(app): State<Arc<App>>,
+    p: Params<SlaParams>,
+) -> Result<Response, Problem> {
+    allow(
+        &caller,
+        &[Role::Caseworker, Role::Supervisor, Role::Observer],
+        "SLA figures",
+    )?;
+    let p = params(p)?;
+    let at = when(p.at.as_deref(), "at")?;
+    let risk = risk(p.risk_hours)?;
+    let region = region_scope(&caller, p.region.as_deref())?;
+    let caseworker = caseworker_scope(&caller, p.caseworker)?;
+    let gen = active_gen(&app).await?;
+    let clocks = load_clocks_in(&app.views.store, gen, &region, caseworker.as_deref())
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let filter = SlaFilter {
+        region: Some(region),
+        caseworker,
+        policy: None,
+        step: None,
+    };
+    let r = report(&clocks, &app.views.rules.calendar, at, risk, &filter);
+    let doc = json!({
+        "at": r.at,
+        "risk_hours": risk.num_hours(),
+        "total": r.total,
+        "by_step": r.by_step,
+        "by_region": r.by_region,
+        "by_caseworker": r.by_caseworker,
+    });
+    Ok(respond(&app, doc))
+}
+
+/// `GET /v1/sla/clocks` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockParams {
+    status: Option<String>,
+    policy: Option<String>,
+    step: Option<String>,
+    region: Option<String>,
+    caseworker: Option<String>,
+    at: Option<String>,
+    risk_hours: Option<i64>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// The clocks behind a figure, by deadline then id, a page at a time.
+pub async fn clocks(
+    caller: Caller,
+    State(app): State<Arc<App>>,
+    p: Params<ClockParams>,
+) -> Result<Response, Problem> {
+    allow(&caller, &[Role::Caseworker, Role::Supervisor], "clocks")?;
+    let p = params(p)?;
+    let (limit, offset) = page(p.limit, p.offset)?;
+    let at = when(p.at.as_deref(), "at")?;
+    let risk = risk(p.risk_hours)?;
+    let status = match &p.status {
+        Some(s) => Some(parse_status(s).ok_or_else(|| {
+            Problem::new(Kind::BadParameter, "status is not one of on_track, at_risk, paused, breached, met, met_late, cancelled")
+        })?),
+        None => None,
+    };
+    let region = region_scope(&caller, p.region.as_deref())?;
+    let caseworker = caseworker_scope(&caller, p.caseworker)?;
+    let gen = active_gen(&app).await?;
+    let loaded = load_clocks_in(&app.views.store, gen, &region, caseworker.as_deref())
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let filter = SlaFilter {
+        region: Some(region),
+        caseworker,
+        policy: p.policy,
+        step: p.step,
+    };
+    let all = list_clocks(
+        &loaded,
+        &app.views.rules.calendar,
+        at,
+        risk,
+        &filter,
+        status,
+    );
+    let shown: Vec<_> = all.iter().skip(offset).take(limit).collect();
+    let doc = json!({
+        "at": ts(at),
+        "total": all.len(),
+        "limit": limit,
+        "offset": offset,
+        "clocks": shown,
+    });
+    Ok(respond(&app, doc))
+}
+
+/// `GET /v1/sla/clocks/{clock}` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainParams {
+    at: Option<String>,
+    risk_hours: Option<i64>,
+}
+
+/// One clock's facts (started, counted, paused, met, cancelled) as it stood at `at`, for a
+/// clock in the caller's scope; any other answers `404`.
+pub async fn explain(
+    caller: Caller,
+    State(app): State<Arc<App>>,
+    Path(clock): Path<String>,
+    p: Params<ExplainParams>,
+) -> Result<Response, Problem> {
+    allow(
+        &caller,
+        &[Role::Caseworker, Role::Supervisor, Role::Auditor],
+        "a clock's facts",
+    )?;
+    let p = params(p)?;
+    let at = when(p.at.as_deref(), "at")?;
+    let risk = risk(p.risk_hours)?;
+    let not_found = || Problem::new(Kind::NotFound, "no such clock in the caller's scope");
+    let gen = active_gen(&app).await?;
+    let assigned = (caller.role == Role::Caseworker).then_some(caller.sub.as_str());
+    let in_scope = app
+        .views
+        .store
+        .clock_in_scope(gen, &clock, caller.region.as_str(), assigned)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    if !in_scope {
+        return Err(not_found());
+    }
+    let log = app.views.recorder.log().clone();
+    let e = assist_projections::sla::report::explain(
+        &app.views.store,
+        log.as_ref(),
+        gen,
+        &app.views.rules,
+        &clock,
+        at,
+        risk,
+    )
+    .await
+    .map_err(|e| Problem::internal(&e))?
+    .ok_or_else(not_found)?;
+    Ok(respond(&app, json!(e)))
+}
+
+/// `GET /v1/streams/{stream}/history` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    as_of: Option<String>,
+    known_on: Option<String>,
+    reason: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// How personal fields are shown to a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Personal {
+    Opened,
+    Masked,
+}
+
+/// One stream's events in log order (as-of by occurred time, known-on by recorded time),
+/// for a caseworker's assigned subjects, a supervisor's region (masked) and an auditor's
+/// region (opened only with a reason). Every read is in the access log.
+pub async fn history(
+    caller: Caller,
+    State(app): State<Arc<App>>,
+    Path(stream): Path<String>,
+    p: Params<HistoryParams>,
+) -> Result<Response, Problem> {
+    allow(
+        &caller,
+        &[Role::Caseworker, Role::Supervisor, Role::Auditor],
+        "histories",
+    )?;
+    let p = params(p)?;
+    let (limit, offset) = page(p.limit, p.offset)?;
+    let not_found = || Problem::new(Kind::NotFound, "no such stream in the caller's scope");
+    let stream: StreamId = stream.parse().map_err(|_| not_found())?;
+    let as_of = p
+        .as_of
+        .as_deref()
+        .map(|s| when(Some(s), "as_of"))
+        .transpose()?;
+    let known_on = p
+        .known_on
+        .as_deref()
+        .map(|s| when(Some(s), "known_on"))
+        .transpose()?;
+    let reason = p.reason.filter(|r| !r.trim().is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(Problem::new(
+            Kind::BadParameter,
+            "reason may have at most 500 characters",
+        ));
+    }
+    let personal = match (caller.role, &reason) {
+        (Role::Caseworker, _) => Personal::Opened,
+        (Role::Auditor, Some(_)) => Personal::Opened,
+        _ => Personal::Masked,
+    };
+    let gen = active_gen(&app).await?;
+    let assigned = (caller.role == Role::Caseworker).then_some(caller.sub.as_str());
+    let in_scope = app
+        .views
+        .store
+        .case_in_scope(gen, &stream.to_string(), caller.region.as_str(), assigned)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    if !in_scope {
+        return Err(not_found());
+    }
+    let mut command = String::from("GET history");
+    if let Some(t) = as_of {
+        command.push_str(&format!(" as_of={}", ts(t)));
+    }
+    if let Some(t) = known_on {
+        command.push_str(&format!(" known_on={}", ts(t)));
+    }
+    command.push_str(match personal {
+        Personal::Opened => " personal=opened",
+        Personal::Masked => " personal=masked",
+    });
+    app.views
+        .store
+        .record_access(&Access {
+            at: ts(Utc::now()),
+            actor: caller.sub.clone(),
+            role: caller.role.name().to_string(),
+            stream: stream.to_string(),
+            command,
+            reason: reason.clone(),
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let all = app
+        .views
+        .recorder
+        .history(&stream)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let entries: Vec<Entry> = all
+        .into_iter()
+        .filter(|e| match &e.event {
+            Ok(ev) => {
+                as_of.is_none_or(|t| ev.meta.occurred_at <= t)
+                    && known_on.is_none_or(|t| ev.meta.recorded_at <= t)
+            }
+            Err(_) => true,
+        })
+        .collect();
+    let total = entries.len();
+    let shown: Vec<Entry> = entries.into_iter().skip(offset).take(limit).collect();
+    let keyed: Vec<(Option<String>, &Record)> = shown
+        .iter()
+        .map(|e| {
+            let id = e
+                .record
+                .event_id
+                .or_else(|| e.event.as_ref().ok().map(|ev| ev.meta.event_id));
+            (id.map(|id| id.to_string()), &e.record)
+        })
+        .collect();
+    let integrity = check_records(&app.views.store, gen, &keyed)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let zone = app.config.zone;
+    let events: Vec<Value> = shown
+        .into_iter()
+        .zip(integrity)
+        .map(|(e, i)| entry_json(e, i, personal, zone))
+        .collect();
+    let doc = json!({
+        "stream": stream.to_string(),
+        "personal_fields": match personal { Personal::Opened => "opened", Personal::Masked => "masked" },
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "events": events,
+    });
+    // Not `respond`: the envelope's times are put in the zone above, and the data is
+    // shown exactly as recorded (a free-text field that looks like a time is no time).
+    Ok(Json(doc).into_response())
+}
+
+fn entry_json(e: Entry, integrity: Integrity, personal: Personal, zone: FixedOffset) -> Value {
+    let mut v = json!({
+        "partition": e.position.partition,
+        "offset": e.position.offset,
+        "written_version": e.written_version,
+    });
+    match e.event {
+        Ok(mut ev) => {
+            if personal == Personal::Masked {
+                mask_event(&mut ev.data);
+            }
+            v["event"] = serde_json::to_value(ev.to_wire()).unwrap_or(Value::Null);
+            v["event"]["occurred_at"] = json!(show_time(&ev.meta.occurred_at, zone));
+            v["event"]["recorded_at"] = json!(show_time(&ev.meta.recorded_at, zone));
+        }
+        Err(reason) => v["error"] = json!(reason),
+    }
+    if integrity == Integrity::Altered {
+        v["altered"] = json!(true);
+    }
+    v
+}
+
+/// `GET /v1/access-log` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessParams {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// Who read the histories of subjects in the auditor's region: sub, role, what, when and
+/// the reason given; oldest first, a page at a time.
+pub async fn access_log(
+    caller: Caller,
+    State(app): State<Arc<App>>,
+    p: Params<AccessParams>,
+) -> Result<Response, Problem> {
+    allow(&caller, &[Role::Auditor], "the access log")?;
+    let p = params(p)?;
+    let (limit, offset) = page(p.limit, p.offset)?;
+    let gen = active_gen(&app).await?;
+    let (entries, total) = app
+        .views
+        .store
+        .access_log_in(
+            gen,
+            caller.region.as_str(),
+            limit as i64,
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        )
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let doc = json!({
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "entries": entries,
+    });
+    Ok(respond(&app, doc))
+}

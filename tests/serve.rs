@@ -1,0 +1,259 @@
+//! `assist serve` and `assist token issue` as a user runs them: the binary on a free port,
+//! spoken to over loopback, stopped with SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn assist(data_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_assist"));
+    c.arg("--data-dir").arg(data_dir).env_remove("ASSIST_TZ");
+    c
+}
+
+/// One HTTP/1.1 request; the whole answer as text.
+fn request(addr: &str, method: &str, path: &str, token: Option<&str>) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serve_takes_tokens_from_token_issue_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let issued = assist(dir.path())
+        .args([
+            "token",
+            "issue",
+            "--role",
+            "supervisor",
+            "--region",
+            "35",
+            "--sub",
+            "sup-1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let token = String::from_utf8(issued.stdout).unwrap().trim().to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("jwt.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let mut server = assist(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+
+    let load = request(&addr, "GET", "/v1/caseload", Some(&token));
+    assert!(load.starts_with("HTTP/1.1 200"), "{load}");
+    assert!(load.contains("+08:00"), "times in China time: {load}");
+    let anonymous = request(&addr, "GET", "/v1/caseload", None);
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    assert!(
+        anonymous.contains("application/problem+json"),
+        "{anonymous}"
+    );
+    let ready = request(&addr, "GET", "/readyz", None);
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = server.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn serve_with_jwt_public_key_takes_the_providers_tokens_and_refuses_local_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assist-http/tests/keys");
+    let local = assist(dir.path())
+        .args([
+            "token",
+            "issue",
+            "--role",
+            "supervisor",
+            "--region",
+            "35",
+            "--sub",
+            "sup-1",
+        ])
+        .output()
+        .unwrap();
+    let local = String::from_utf8(local.stdout).unwrap().trim().to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "sub": "sup-idp", "role": "supervisor", "region": "35",
+        "iss": "assist", "aud": "assist", "exp": now + 600, "iat": now,
+    });
+    let idp = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ec_pem(
+            &std::fs::read(keys.join("idp-es256.key")).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut server = assist(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("ASSIST_JWT_PUBLIC_KEY", keys.join("idp-es256.pub"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_string();
+    let taken = request(&addr, "GET", "/v1/caseload", Some(&idp));
+    let refused = request(&addr, "GET", "/v1/caseload", Some(&local));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(taken.starts_with("HTTP/1.1 200"), "{taken}");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+}
+
+/// Starts `assist serve` on a free port of `dir`; its address.
+fn spawn_serve(dir: &Path) -> (std::process::Child, String) {
+    let mut server = assist(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_string();
+    (server, addr)
+}
+
+#[test]
+fn cli_ingest_and_erase_run_beside_serve_on_one_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/examples");
+    let lines: String = [
+        "person_registered",
+        "alert_raised",
+        "case_opened",
+        "case_assigned",
+    ]
+    .iter()
+    .map(|t| {
+        let text = std::fs::read_to_string(examples.join(format!("{t}.v1.json"))).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        format!("{v}\n")
+    })
+    .collect();
+    let stream = "person-0192f0c1-8a3b-7cde-9f00-0123456789ab";
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let token = |role: &str| {
+        let out = assist(dir.path())
+            .args([
+                "token", "issue", "--role", role, "--region", "35", "--sub", "u-1",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (supervisor, auditor) = (token("supervisor"), token("auditor"));
+    let (mut server, addr) = spawn_serve(dir.path());
+
+    let ingest = assist(dir.path())
+        .arg("ingest")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        ingest.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ingest.stderr)
+    );
+    let start = Instant::now();
+    loop {
+        let load = request(&addr, "GET", "/v1/caseload", Some(&supervisor));
+        if load.contains(stream) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{load}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let erase = assist(dir.path()).args(["erase", stream]).output().unwrap();
+    assert_eq!(
+        erase.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&erase.stderr)
+    );
+    let history = request(
+        &addr,
+        "GET",
+        &format!("/v1/streams/{stream}/history?reason=erasure%20check"),
+        Some(&auditor),
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(history.starts_with("HTTP/1.1 200"), "{history}");
+    assert!(history.contains("[erased]"), "{history}");
+    assert!(!history.contains("Lin Xiaomei"), "{history}");
+}
