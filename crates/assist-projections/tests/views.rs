@@ -7,7 +7,7 @@ mod support;
 use assist_log::{AppendBatch, LogEvent, PartitionInfo, PartitionReader, Record};
 use assist_projections::audit::{findings::findings, verify::verify};
 use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
-use assist_projections::sla::report::{explain, load_clocks, report, SlaFilter};
+use assist_projections::sla::report::{explain, load_clocks, report, summarize, SlaFilter};
 use assist_projections::sla::Rules;
 use assist_projections::Store;
 use async_trait::async_trait;
@@ -1046,6 +1046,57 @@ async fn sqlite_and_postgres_hold_identical_views_for_the_same_log() {
     let found = findings(&lite, 1, Duration::hours(72)).await.unwrap();
     assert!(found.iter().any(|f| f.kind == "cleared_after_job_ended"));
     assert_eq!(found, findings(&pg, 1, Duration::hours(72)).await.unwrap());
+    pg.close().await;
+}
+
+#[tokio::test]
+async fn the_summary_read_a_clock_at_a_time_equals_the_report_of_every_clock_on_both_dialects() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jsonl = scenario_jsonl();
+    jsonl.extend(assist_simulate::to_jsonl(&assist_simulate::simulate(
+        300, 60, 12,
+    )));
+    let recorder = log_with(dir.path(), &jsonl).await;
+    let lite = sqlite_store(dir.path(), "views.db").await;
+    let (pg, _guard) = postgres_store().await;
+    project(&recorder, &lite, 500).await;
+    project(&recorder, &pg, 500).await;
+    let clocks = load_clocks(&lite, 1).await.unwrap();
+    let worker = clocks
+        .iter()
+        .find(|c| !c.caseworker.is_empty())
+        .map(|c| c.caseworker.clone());
+    let filters = [
+        SlaFilter::default(),
+        SlaFilter {
+            region: Some("3501".into()),
+            ..SlaFilter::default()
+        },
+        SlaFilter {
+            region: Some("350121".into()),
+            ..SlaFilter::default()
+        },
+        SlaFilter {
+            caseworker: worker,
+            ..SlaFilter::default()
+        },
+    ];
+    for at in [at("2026-02-10T00:00:00Z"), at(END_OF_MARCH)] {
+        for filter in &filters {
+            let whole = report(&clocks, &calendar(), at, Duration::hours(24), filter);
+            assert!(whole.total.total > 0, "{filter:?} counts nothing");
+            for store in [&lite, &pg] {
+                let streamed = summarize(store, 1, &calendar(), at, Duration::hours(24), filter)
+                    .await
+                    .unwrap();
+                assert!(
+                    streamed == whole,
+                    "{filter:?} at {at} differs on {}",
+                    store.name()
+                );
+            }
+        }
+    }
     pg.close().await;
 }
 

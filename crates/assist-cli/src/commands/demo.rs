@@ -6,7 +6,7 @@ use crate::output::show;
 use anyhow::Result;
 use assist_ingest::IngestOptions;
 use assist_projections::caseload::query::{caseload, CaseFilter};
-use assist_projections::sla::report::{load_clocks, report, SlaFilter};
+use assist_projections::sla::report::{summarize, SlaFilter};
 use assist_simulate::{sim_start, to_jsonl};
 use chrono::Duration;
 use std::path::Path;
@@ -61,14 +61,15 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
     for (stage, n) in &load.by_stage {
         outln!("  {:<14} {n:>6}", stage.name())?;
     }
-    let clocks = load_clocks(&views.store, gen).await?;
-    let sla = report(
-        &clocks,
+    let sla = summarize(
+        &views.store,
+        gen,
         &views.rules.calendar,
         at,
         Duration::hours(24),
         &SlaFilter::default(),
-    );
+    )
+    .await?;
     outln!()?;
     outln!(
         "SLA at {} — counts per status, on-time = met / (met + met late + breached)",

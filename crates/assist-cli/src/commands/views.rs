@@ -13,8 +13,8 @@ use assist_projections::caseload::Stage;
 use assist_projections::outage::Backoff;
 use assist_projections::runner::decode_record;
 use assist_projections::sla::report::{
-    explain, fold_clocks, list_clocks, load_clocks, parse_status, report, ClockLine, SlaFilter,
-    SlaReport,
+    explain, fold_clocks, list_clocks, load_clocks, parse_status, report, summarize, ClockLine,
+    SlaFilter, SlaReport,
 };
 use assist_projections::sla::{Rules, Status, SHIPPED_CALENDARS};
 use assist_projections::store::{parse_ts, ts};
@@ -640,8 +640,8 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
         policy: None,
         step: None,
     };
-    let clocks = if args.policy.is_empty() {
-        load_clocks(&views.store, gen).await?
+    let r = if args.policy.is_empty() {
+        summarize(&views.store, gen, &views.rules.calendar, at, risk, &filter).await?
     } else {
         let mut texts = Vec::new();
         for p in &args.policy {
@@ -660,9 +660,9 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
             r
         })?;
         let events = read_all_events(views.log()).await?;
-        fold_clocks(&rules, events.iter())
+        let clocks = fold_clocks(&rules, events.iter());
+        report(&clocks, &views.rules.calendar, at, risk, &filter)
     };
-    let r = report(&clocks, &views.rules.calendar, at, risk, &filter);
     if args.json {
         print_json(&r)?;
     } else {

@@ -178,84 +178,178 @@ pub fn report(
     risk: Duration,
     filter: &SlaFilter,
 ) -> SlaReport {
-    let mut total = Counts::default();
-    let mut steps: BTreeMap<String, Counts> = BTreeMap::new();
-    let mut regions: BTreeMap<(usize, String), Counts> = BTreeMap::new();
-    let mut workers: BTreeMap<String, Counts> = BTreeMap::new();
-    let mut breached = Vec::new();
-    let mut at_risk = Vec::new();
+    let mut summary = Summary::new(calendar, at, risk, filter);
     for c in clocks {
-        if !filter.selects(c, at) {
-            continue;
+        summary.add(c);
+    }
+    summary.finish()
+}
+
+/// The SLA summary of generation `gen` read from the store one clock at a time, so a
+/// province's figures need memory only for its groups and its breached and at-risk
+/// clocks; the filter's region and caseworker are part of the query. Equal to
+/// [`report`] over [`load_clocks`].
+pub async fn summarize(
+    store: &Store,
+    gen: i64,
+    calendar: &Calendar,
+    at: DateTime<Utc>,
+    risk: Duration,
+    filter: &SlaFilter,
+) -> Result<SlaReport, StoreError> {
+    use futures::TryStreamExt;
+    let mut sql = String::from("SELECT * FROM clocks WHERE gen = $1");
+    let region: Option<String> = filter
+        .region
+        .as_ref()
+        .map(|r| r.chars().filter(char::is_ascii_digit).collect());
+    let mut n = 1;
+    if region.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND region LIKE ${n}"));
+    }
+    if filter.caseworker.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND caseworker = ${n}"));
+    }
+    let mut q = sqlx::query(&sql).bind(gen);
+    if let Some(r) = &region {
+        q = q.bind(format!("{r}%"));
+    }
+    if let Some(w) = &filter.caseworker {
+        q = q.bind(w.clone());
+    }
+    let mut summary = Summary::new(calendar, at, risk, filter);
+    let mut rows = q.fetch(&store.pool);
+    while let Some(row) = rows.try_next().await.map_err(|e| store.err(e))? {
+        summary.add(&clock_from(&row).map_err(|e| store.err(e))?);
+    }
+    Ok(summary.finish())
+}
+
+/// The summary under construction: clocks are added one at a time, counted into their
+/// step, region levels and caseworker, and listed when breached or at risk.
+struct Summary<'a> {
+    calendar: &'a Calendar,
+    at: DateTime<Utc>,
+    risk: Duration,
+    filter: &'a SlaFilter,
+    total: Counts,
+    steps: BTreeMap<String, Counts>,
+    regions: BTreeMap<(usize, String), Counts>,
+    workers: BTreeMap<String, Counts>,
+    breached: Vec<ClockLine>,
+    at_risk: Vec<ClockLine>,
+}
+
+impl<'a> Summary<'a> {
+    fn new(
+        calendar: &'a Calendar,
+        at: DateTime<Utc>,
+        risk: Duration,
+        filter: &'a SlaFilter,
+    ) -> Self {
+        Summary {
+            calendar,
+            at,
+            risk,
+            filter,
+            total: Counts::default(),
+            steps: BTreeMap::new(),
+            regions: BTreeMap::new(),
+            workers: BTreeMap::new(),
+            breached: Vec::new(),
+            at_risk: Vec::new(),
         }
-        let s = c.status(at, risk, calendar);
-        total.add(s);
-        steps
-            .entry(format!("{}/{}", c.policy, c.step))
-            .or_default()
-            .add(s);
+    }
+
+    fn add(&mut self, c: &Clock) {
+        let at = self.at;
+        if !self.filter.selects(c, at) {
+            return;
+        }
+        let s = c.status(at, self.risk, self.calendar);
+        self.total.add(s);
+        // Looked up before inserting: most clocks fall into a group already there.
+        let step = format!("{}/{}", c.policy, c.step);
+        self.steps.entry(step).or_default().add(s);
         for len in [2, 4, 6] {
             if c.region.len() >= len {
-                regions
-                    .entry((len, c.region[..len].to_string()))
-                    .or_default()
-                    .add(s);
+                let key = (len, c.region[..len].to_string());
+                self.regions.entry(key).or_default().add(s);
             }
         }
         let worker = if c.caseworker.is_empty() {
-            "(unassigned)".to_string()
+            "(unassigned)"
         } else {
-            c.caseworker.clone()
+            c.caseworker.as_str()
         };
-        workers.entry(worker).or_default().add(s);
+        match self.workers.get_mut(worker) {
+            Some(counts) => counts.add(s),
+            None => self.workers.entry(worker.to_string()).or_default().add(s),
+        }
         match s {
-            Status::Breached => breached.push(ClockLine::of(c, at, s, calendar)),
-            Status::AtRisk => at_risk.push(ClockLine::of(c, at, s, calendar)),
+            Status::Breached => self.breached.push(ClockLine::of(c, at, s, self.calendar)),
+            Status::AtRisk => self.at_risk.push(ClockLine::of(c, at, s, self.calendar)),
             _ => {}
         }
     }
-    let level = |len: usize| match len {
-        2 => "province",
-        4 => "city",
-        _ => "county",
-    };
-    for list in [&mut breached, &mut at_risk] {
-        list.sort_by(|a, b| (&a.due_at, &a.clock_id).cmp(&(&b.due_at, &b.clock_id)));
-    }
-    let mut by_region: Vec<Line> = regions
-        .into_iter()
-        .map(|((len, key), counts)| Line {
-            level: level(len),
-            only: filter.region.as_ref().filter(|r| r.len() > len).cloned(),
-            key,
-            counts: counts.finish(),
-        })
-        .collect();
-    by_region.sort_by(|a, b| a.key.cmp(&b.key));
-    SlaReport {
-        at: ts(at),
-        total: total.finish(),
-        by_step: steps
+
+    fn finish(self) -> SlaReport {
+        let Summary {
+            at,
+            filter,
+            total,
+            steps,
+            regions,
+            workers,
+            mut breached,
+            mut at_risk,
+            ..
+        } = self;
+        let level = |len: usize| match len {
+            2 => "province",
+            4 => "city",
+            _ => "county",
+        };
+        for list in [&mut breached, &mut at_risk] {
+            list.sort_by(|a, b| (&a.due_at, &a.clock_id).cmp(&(&b.due_at, &b.clock_id)));
+        }
+        let mut by_region: Vec<Line> = regions
             .into_iter()
-            .map(|(key, c)| Line {
-                level: "step",
+            .map(|((len, key), counts)| Line {
+                level: level(len),
+                only: filter.region.as_ref().filter(|r| r.len() > len).cloned(),
                 key,
-                counts: c.finish(),
-                only: None,
+                counts: counts.finish(),
             })
-            .collect(),
-        by_region,
-        by_caseworker: workers
-            .into_iter()
-            .map(|(key, c)| Line {
-                level: "caseworker",
-                key,
-                counts: c.finish(),
-                only: None,
-            })
-            .collect(),
-        breached,
-        at_risk,
+            .collect();
+        by_region.sort_by(|a, b| a.key.cmp(&b.key));
+        SlaReport {
+            at: ts(at),
+            total: total.finish(),
+            by_step: steps
+                .into_iter()
+                .map(|(key, c)| Line {
+                    level: "step",
+                    key,
+                    counts: c.finish(),
+                    only: None,
+                })
+                .collect(),
+            by_region,
+            by_caseworker: workers
+                .into_iter()
+                .map(|(key, c)| Line {
+                    level: "caseworker",
+                    key,
+                    counts: c.finish(),
+                    only: None,
+                })
+                .collect(),
+            breached,
+            at_risk,
+        }
     }
 }
 
