@@ -257,3 +257,24 @@ fn cli_ingest_and_erase_run_beside_serve_on_one_data_dir() {
     assert!(history.contains("[erased]"), "{history}");
     assert!(!history.contains("Lin Xiaomei"), "{history}");
 }
+
+#[test]
+fn serve_print_openapi_prints_the_checked_in_document_without_a_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let out = assist(&missing)
+        .args(["serve", "--print-openapi"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checked_in = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assist-http/openapi.json"),
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), checked_in);
+    assert!(!missing.exists(), "printing the document creates nothing");
+}

@@ -21,7 +21,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// `?atomic=true`: store nothing when any event is bad.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WriteParams {
     /// Store nothing when any event is bad.
@@ -265,6 +266,29 @@ fn counts(report: &IngestReport) -> Value {
 }
 
 /// Records the events of the body; see the module docs for the forms.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    params(WriteParams),
+    request_body(
+        description = "Events in the ingest form: a JSON array, an object `{events, expected}`, or JSON Lines.",
+        content(
+            (crate::openapi::EventsBodyDoc = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "every event's outcome", body = crate::openapi::WriteDoc),
+        (status = 400, description = "malformed JSON (`malformed-json`) or a bad parameter or expectation (`bad-parameter`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "no valid bearer token (`unauthorized`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "the role may not write (`forbidden`), or events of a region outside the caller's (`out-of-scope`, with `indexes`); nothing was stored", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "a stream is not at its expected version (`wrong-expected-version`, with `stream` and `actual`); nothing was stored", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "the body is too large (`too-large`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the content type is neither JSON nor JSON Lines (`unsupported-media-type`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "atomic, and some events are not valid facts (`invalid-events`, with `counts` and `events`); nothing was stored", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")
+    )
+)]
 pub async fn post_events(
     caller: Caller,
     State(app): State<Arc<App>>,

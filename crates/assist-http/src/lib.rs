@@ -10,6 +10,7 @@ pub mod auth;
 pub mod events;
 pub mod health;
 pub mod masking;
+pub mod openapi;
 pub mod problem;
 pub mod reads;
 pub mod views;
@@ -75,6 +76,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs))
         .route("/v1/events", post(events::post_events))
         .route("/v1/caseload", get(reads::caseload))
         .route("/v1/sla", get(reads::sla))

@@ -1107,3 +1107,69 @@ async fn readyz_is_a_503_problem_while_the_views_lag_more_than_the_threshold() {
     assert_problem(&a, 503, "not-ready");
     assert_eq!(a.1["lag"], 4);
 }
+
+#[tokio::test]
+async fn the_served_openapi_document_is_the_generated_one_and_every_operation_in_it_is_routed() {
+    let s = seeded().await;
+    let r = s
+        .client
+        .get(format!("{}/openapi.json", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    assert_eq!(text, assist_http::openapi::document_json());
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let token = s.token(Role::Auditor, "35", "aud-1");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{stream}", &person(1))
+            .replace("{clock}", "no-such-clock");
+        for method in item.as_object().unwrap().keys() {
+            let r = s
+                .client
+                .request(
+                    method.to_uppercase().parse().unwrap(),
+                    format!("{}{concrete}", s.base),
+                )
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            assert_ne!(body["detail"], "no such route", "{method} {path}");
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_docs_page_is_html_that_names_every_operation_and_loads_nothing_from_elsewhere() {
+    let s = start().await;
+    let r = s
+        .client
+        .get(format!("{}/docs", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    let doc: Value = serde_json::from_str(&assist_http::openapi::document_json()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let heading = format!("{} {}", method.to_uppercase(), path);
+            assert!(page.contains(&heading), "{heading} is not on the page");
+        }
+    }
+    assert!(!page.contains("<script"), "the page runs no scripts");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "the page links nothing outside"
+    );
+}
