@@ -6,6 +6,8 @@
 //! prefix go into the queries it runs ([`reads`]); writes take the same path as
 //! `assist ingest` ([`events`]); errors are RFC 9457 problems ([`problem`]).
 
+pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod health;
@@ -85,6 +87,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sla/clocks/{clock}", get(reads::explain))
         .route("/v1/streams/{stream}/history", get(reads::history))
         .route("/v1/access-log", get(reads::access_log))
+        .route("/v1/audit/findings", get(audit::findings))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/deadletters", get(audit::deadletters))
+        .route("/v1/streams/{stream}/erase", post(admin::erase))
+        .route("/v1/rebuild", post(admin::rebuild))
         .fallback(|| async {
             problem::Problem::new(problem::Kind::NotFound, "no such route")
         })

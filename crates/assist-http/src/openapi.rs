@@ -237,6 +237,129 @@ pub struct AccessLogDoc {
     pub entries: Vec<AccessDoc>,
 }
 
+/// One audit finding.
+#[derive(Serialize, ToSchema)]
+pub struct FindingDoc {
+    /// What kind (`backdated`, `placement_without_case`, …).
+    pub kind: String,
+    /// The stream it concerns.
+    pub subject: String,
+    /// The events involved, the offending one first.
+    pub events: Vec<String>,
+    /// What was found.
+    pub detail: String,
+}
+
+/// A page of findings, by subject then events.
+#[derive(Serialize, ToSchema)]
+pub struct FindingsDoc {
+    /// The backdating threshold used.
+    pub backdated_after_hours: i64,
+    /// Findings in the caller's scope.
+    pub total: u64,
+    /// The page size.
+    pub limit: u64,
+    /// The page start.
+    pub offset: u64,
+    /// The findings of the page.
+    pub findings: Vec<FindingDoc>,
+}
+
+/// One disagreement between the log and the audit store.
+#[derive(Serialize, ToSchema)]
+pub struct MismatchDoc {
+    /// The partition.
+    pub partition: u32,
+    /// The offset, where one is concerned.
+    pub offset: Option<u64>,
+    /// The stream, where known.
+    pub stream: Option<String>,
+    /// The event, where known.
+    pub event_id: Option<String>,
+    /// What disagrees.
+    pub problem: String,
+}
+
+/// A verification of the whole log against the audit store.
+#[derive(Serialize, ToSchema)]
+pub struct VerifyDoc {
+    /// When it started.
+    pub started_at: String,
+    /// When it finished.
+    pub finished_at: String,
+    /// Log records compared.
+    pub records: u64,
+    /// Log and audit store agree everywhere.
+    pub agrees: bool,
+    /// The mismatches of the caller's region, and those of no stream.
+    pub mismatches: Vec<MismatchDoc>,
+    /// Mismatches of streams outside the caller's region (counted, not shown).
+    pub mismatches_elsewhere: u64,
+}
+
+/// A log record the projections could not read.
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetterDoc {
+    /// Its partition.
+    pub partition: u32,
+    /// Its offset.
+    pub offset: u64,
+    /// Why it could not be projected.
+    pub reason: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// A page of dead letters, by position.
+#[derive(Serialize, ToSchema)]
+pub struct DeadLettersDoc {
+    /// Dead letters in all.
+    pub total: u64,
+    /// The page size.
+    pub limit: u64,
+    /// The page start.
+    pub offset: u64,
+    /// The dead letters of the page.
+    pub dead_letters: Vec<DeadLetterDoc>,
+}
+
+/// The `personal_data_erased` fact of an erasure.
+#[derive(Serialize, ToSchema)]
+pub struct ErasureDoc {
+    /// Its id.
+    pub event_id: String,
+    /// It was recorded by an earlier erasure.
+    pub already_recorded: bool,
+    /// Where it was stored now (not when already recorded).
+    pub position: Option<PositionDoc>,
+}
+
+/// An erasure: the key is destroyed, the fact recorded.
+#[derive(Serialize, ToSchema)]
+pub struct ErasedDoc {
+    /// The person's stream.
+    pub stream: String,
+    /// Always true.
+    pub key_destroyed: bool,
+    /// The fact.
+    pub erasure: ErasureDoc,
+}
+
+/// A rebuild of every view.
+#[derive(Serialize, ToSchema)]
+pub struct RebuiltDoc {
+    /// When it started.
+    pub started_at: String,
+    /// When the new generation was active.
+    pub finished_at: String,
+    /// The new generation.
+    pub generation: i64,
+    /// Log records projected into it.
+    pub records: u64,
+    /// The generation it replaced, dropped.
+    pub dropped: Option<i64>,
+}
+
 struct BearerJwt;
 
 impl Modify for BearerJwt {
@@ -256,7 +379,7 @@ impl Modify for BearerJwt {
 #[openapi(
     info(
         title = "assist",
-        description = "The JSON API of `assist serve`: events in, caseloads, SLA figures, clocks, histories and the access log out, each in the caller's region scope. Errors are RFC 9457 problems (`application/problem+json`).",
+        description = "The JSON API of `assist serve`: events in; caseloads, SLA figures, clocks, histories, findings, verification, dead letters and the access log out; erasure and rebuild for admins; each in the caller's region scope. Errors are RFC 9457 problems (`application/problem+json`).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -269,6 +392,11 @@ impl Modify for BearerJwt {
         crate::reads::explain,
         crate::reads::history,
         crate::reads::access_log,
+        crate::audit::findings,
+        crate::audit::verify,
+        crate::audit::deadletters,
+        crate::admin::erase,
+        crate::admin::rebuild,
     ),
     components(schemas(ProblemDoc)),
     modifiers(&BearerJwt),

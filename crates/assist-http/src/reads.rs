@@ -32,14 +32,14 @@ pub const MAX_LIMIT: usize = 1000;
 /// The page size when none is asked for.
 pub const DEFAULT_LIMIT: usize = 50;
 
-type Params<T> = Result<Query<T>, QueryRejection>;
+pub(crate) type Params<T> = Result<Query<T>, QueryRejection>;
 
-fn params<T>(p: Params<T>) -> Result<T, Problem> {
+pub(crate) fn params<T>(p: Params<T>) -> Result<T, Problem> {
     p.map(|Query(t)| t)
         .map_err(|e| Problem::new(Kind::BadParameter, e.body_text()))
 }
 
-fn allow(caller: &Caller, roles: &[Role], what: &str) -> Result<(), Problem> {
+pub(crate) fn allow(caller: &Caller, roles: &[Role], what: &str) -> Result<(), Problem> {
     if roles.contains(&caller.role) {
         Ok(())
     } else {
@@ -51,7 +51,7 @@ fn allow(caller: &Caller, roles: &[Role], what: &str) -> Result<(), Problem> {
 }
 
 /// The region prefix a request reads: the caller's, or a narrower one it asks for.
-fn region_scope(caller: &Caller, asked: Option<&str>) -> Result<String, Problem> {
+pub(crate) fn region_scope(caller: &Caller, asked: Option<&str>) -> Result<String, Problem> {
     let mine = caller.region.as_str();
     let Some(asked) = asked else {
         return Ok(mine.to_string());
@@ -82,7 +82,7 @@ fn caseworker_scope(caller: &Caller, asked: Option<String>) -> Result<Option<Str
     }
 }
 
-fn page(limit: Option<usize>, offset: Option<usize>) -> Result<(usize, usize), Problem> {
+pub(crate) fn page(limit: Option<usize>, offset: Option<usize>) -> Result<(usize, usize), Problem> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(Problem::new(
@@ -114,12 +114,12 @@ fn risk(hours: Option<i64>) -> Result<Duration, Problem> {
 }
 
 /// A JSON response with its times in the display zone.
-fn respond(app: &App, mut doc: Value) -> Response {
+pub(crate) fn respond(app: &App, mut doc: Value) -> Response {
     rewrite_times(&mut doc, app.config.zone);
     Json(doc).into_response()
 }
 
-async fn active_gen(app: &App) -> Result<i64, Problem> {
+pub(crate) async fn active_gen(app: &App) -> Result<i64, Problem> {
     app.views
         .store
         .active_gen()

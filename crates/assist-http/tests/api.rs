@@ -820,34 +820,98 @@ async fn the_views_catch_up_by_themselves_with_events_another_writer_appended() 
 async fn every_role_reads_only_what_it_may_and_out_of_scope_subjects_are_hidden() {
     let s = seeded().await;
     let history = |n: u32| format!("/v1/streams/{}/history", person(n));
-    let endpoints: Vec<(&str, String)> = vec![
-        ("caseload", "/v1/caseload".into()),
-        ("sla", "/v1/sla".into()),
-        ("clocks", "/v1/sla/clocks".into()),
-        ("history in", history(1)),
-        ("history out", history(2)),
+    let erase = |n: u32| format!("/v1/streams/{}/erase", person(n));
+    let endpoints: Vec<(&str, &str, String)> = vec![
+        ("caseload", "GET", "/v1/caseload".into()),
+        ("sla", "GET", "/v1/sla".into()),
+        ("clocks", "GET", "/v1/sla/clocks".into()),
+        ("history in", "GET", history(1)),
+        ("history out", "GET", history(2)),
+        ("access log", "GET", "/v1/access-log".into()),
+        ("findings", "GET", "/v1/audit/findings".into()),
+        (
+            "findings out",
+            "GET",
+            "/v1/audit/findings?region=3502".into(),
+        ),
+        ("verify", "GET", "/v1/audit/verify".into()),
+        ("deadletters", "GET", "/v1/deadletters".into()),
+        ("write", "POST", "/v1/events".into()),
+        ("erase in", "POST", erase(1)),
+        ("erase out", "POST", erase(2)),
+        ("rebuild", "POST", "/v1/rebuild".into()),
     ];
-    // Region 3501 (Fuzhou): person 1 lives there, person 2 in Xiamen (3502).
-    let roles = [
-        (Role::Service, "svc-1", [403, 403, 403, 403, 403]),
-        (Role::Caseworker, "cw-350102-001", [200, 200, 200, 200, 404]),
-        (Role::Supervisor, "sup-1", [200, 200, 200, 200, 404]),
-        (Role::Observer, "obs-1", [200, 200, 403, 403, 403]),
-        (Role::Auditor, "aud-1", [403, 403, 403, 200, 404]),
-        (Role::Admin, "adm-1", [403, 403, 403, 403, 403]),
+    // Region 3501 (Fuzhou): person 1 lives there, person 2 in Xiamen (3502). The admin
+    // comes last, so its erasure of person 1 changes nothing the others read.
+    let roles: [(Role, &str, [u16; 14]); 6] = [
+        (
+            Role::Service,
+            "svc-1",
+            [
+                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403, 403,
+            ],
+        ),
+        (
+            Role::Caseworker,
+            "cw-350102-001",
+            [
+                200, 200, 200, 200, 404, 403, 403, 403, 403, 403, 403, 403, 403, 403,
+            ],
+        ),
+        (
+            Role::Supervisor,
+            "sup-1",
+            [
+                200, 200, 200, 200, 404, 403, 200, 403, 403, 403, 403, 403, 403, 403,
+            ],
+        ),
+        (
+            Role::Observer,
+            "obs-1",
+            [
+                200, 200, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403,
+            ],
+        ),
+        (
+            Role::Auditor,
+            "aud-1",
+            [
+                403, 403, 403, 200, 404, 200, 200, 403, 200, 200, 403, 403, 403, 403,
+            ],
+        ),
+        (
+            Role::Admin,
+            "adm-1",
+            [
+                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 404, 200,
+            ],
+        ),
     ];
     let mut matrix = format!("{:<12}", "");
-    for (name, _) in &endpoints {
+    for (name, _, _) in &endpoints {
         matrix.push_str(&format!("{name:>13}"));
     }
     matrix.push('\n');
     for (role, sub, expected) in roles {
         let token = s.token(role, "3501", sub);
         matrix.push_str(&format!("{:<12}", role.name()));
-        for ((name, path), want) in endpoints.iter().zip(expected) {
-            let (status, body, _) = s.get(&token, path).await;
-            assert_eq!(status.as_u16(), want, "{} on {name}: {body}", role.name());
-            matrix.push_str(&format!("{:>13}", status.as_u16()));
+        for ((name, method, path), want) in endpoints.iter().zip(expected) {
+            let answer = match *method {
+                // An empty array: a write that stores nothing.
+                "POST" => s.post(&token, path, &json!([])).await,
+                _ => s.get(&token, path).await,
+            };
+            assert_eq!(
+                answer.0.as_u16(),
+                want,
+                "{} on {name}: {}",
+                role.name(),
+                answer.1
+            );
+            if want != 200 {
+                assert_eq!(answer.2, "application/problem+json", "{name}");
+            }
+            matrix.push_str(&format!("{:>13}", answer.0.as_u16()));
         }
         matrix.push('\n');
     }
@@ -900,7 +964,7 @@ impl Drop for PgDatabase {
 }
 
 #[tokio::test]
-async fn on_postgresql_reads_are_scoped_masked_and_logged_as_on_sqlite() {
+async fn on_postgresql_reads_findings_and_verify_are_scoped_masked_and_logged_as_on_sqlite() {
     let (url, _db) = PgDatabase::create().await;
     let s = start_on(Some(&url), None, Config::default()).await;
     let mut events = case(1, "350102", "cw-350102-001");
@@ -940,6 +1004,14 @@ async fn on_postgresql_reads_are_scoped_masked_and_logged_as_on_sqlite() {
     let (status, access, _) = s.get(&auditor, "/v1/access-log").await;
     assert_eq!(status, StatusCode::OK, "{access}");
     assert_eq!(access["total"], 1, "{access}");
+    let (status, found, _) = s
+        .get(&auditor, "/v1/audit/findings?backdated_after_hours=0")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["total"], 4, "only person 1's steps: {found}");
+    let (status, verified, _) = s.get(&auditor, "/v1/audit/verify").await;
+    assert_eq!(status, StatusCode::OK, "{verified}");
+    assert_eq!(verified["agrees"], true, "{verified}");
 }
 
 #[tokio::test]
@@ -1172,4 +1244,136 @@ async fn the_docs_page_is_html_that_names_every_operation_and_loads_nothing_from
         !page.contains("http://") && !page.contains("https://"),
         "the page links nothing outside"
     );
+}
+
+#[tokio::test]
+async fn findings_are_those_of_the_callers_region_a_page_at_a_time() {
+    let s = seeded().await;
+    // Every seeded step was recorded an hour after it occurred: with a threshold of 0 hours
+    // each is a backdated finding.
+    let fuzhou = s.token(Role::Supervisor, "3501", "sup-1");
+    let (status, body, _) = s
+        .get(
+            &fuzhou,
+            "/v1/audit/findings?backdated_after_hours=0&limit=3",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 4, "{body}");
+    assert_eq!(body["findings"].as_array().unwrap().len(), 3);
+    for f in body["findings"].as_array().unwrap() {
+        assert_eq!(f["subject"], person(1), "{f}");
+        assert_eq!(f["kind"], "backdated", "{f}");
+    }
+    let fujian = s.token(Role::Auditor, "35", "aud-1");
+    let (_, body, _) = s
+        .get(&fujian, "/v1/audit/findings?backdated_after_hours=0")
+        .await;
+    assert_eq!(body["total"], 8, "{body}");
+    let (_, body, _) = s.get(&fujian, "/v1/audit/findings").await;
+    assert_eq!(
+        body["total"], 0,
+        "an hour late is not backdated by 72 hours: {body}"
+    );
+}
+
+#[tokio::test]
+async fn verify_reports_when_it_ran_and_that_log_and_audit_store_agree() {
+    let s = seeded().await;
+    let auditor = s.token(Role::Auditor, "3501", "aud-1");
+    let (status, body, _) = s.get(&auditor, "/v1/audit/verify").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["records"], 8, "{body}");
+    assert_eq!(body["agrees"], true, "{body}");
+    assert_eq!(body["mismatches"], json!([]));
+    assert_eq!(body["mismatches_elsewhere"], 0);
+    let started = body["started_at"].as_str().unwrap();
+    let finished = body["finished_at"].as_str().unwrap();
+    assert!(started.ends_with("+08:00") && started <= finished, "{body}");
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_for_auditors_a_page_at_a_time() {
+    let s = seeded().await;
+    let auditor = s.token(Role::Auditor, "3501", "aud-1");
+    let (status, body, _) = s.get(&auditor, "/v1/deadletters?limit=10").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"total": 0, "limit": 10, "offset": 0, "dead_letters": []})
+    );
+}
+
+#[tokio::test]
+async fn an_admin_erases_a_person_of_its_region_and_the_history_then_shows_the_fields_erased() {
+    let s = seeded().await;
+    let admin = s.token(Role::Admin, "3501", "adm-1");
+    let path = format!("/v1/streams/{}/erase?reason=person_requested", person(1));
+    let (status, body, _) = s.post(&admin, &path, &json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["key_destroyed"], true);
+    assert_eq!(body["erasure"]["already_recorded"], false, "{body}");
+    assert_eq!(s.records().await, 9);
+    let (status, again, _) = s.post(&admin, &path, &json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["erasure"]["already_recorded"], true, "{again}");
+    assert_eq!(again["erasure"]["event_id"], body["erasure"]["event_id"]);
+    assert_eq!(s.records().await, 9, "a repeated erasure appends nothing");
+    let auditor = s.token(Role::Auditor, "3501", "aud-1");
+    let (_, history, _) = s
+        .get(
+            &auditor,
+            &format!("/v1/streams/{}/history?reason=check", person(1)),
+        )
+        .await;
+    let registered = &history["events"][0]["event"]["data"];
+    assert_eq!(registered["name"], "[erased]", "{history}");
+    assert_eq!(
+        history["events"][4]["event"]["type"],
+        "personal_data_erased"
+    );
+    assert_eq!(
+        history["events"][4]["event"]["actor"]["id"], "adm-1",
+        "{history}"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_cannot_erase_a_person_outside_its_region_nor_with_an_unknown_reason() {
+    let s = seeded().await;
+    let admin = s.token(Role::Admin, "3501", "adm-1");
+    let out = s
+        .post(
+            &admin,
+            &format!("/v1/streams/{}/erase", person(2)),
+            &json!(null),
+        )
+        .await;
+    assert_problem(&out, 404, "not-found");
+    let bad = s
+        .post(
+            &admin,
+            &format!("/v1/streams/{}/erase?reason=because", person(1)),
+            &json!(null),
+        )
+        .await;
+    assert_problem(&bad, 400, "bad-parameter");
+    assert_eq!(s.records().await, 8, "nothing was appended");
+}
+
+#[tokio::test]
+async fn a_rebuild_swaps_in_a_new_generation_with_the_same_views() {
+    let s = seeded().await;
+    let sup = s.token(Role::Supervisor, "35", "sup-1");
+    let (_, before, _) = s.get(&sup, "/v1/caseload").await;
+    let admin = s.token(Role::Admin, "35", "adm-1");
+    let (status, body, _) = s.post(&admin, "/v1/rebuild", &json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["generation"], 2, "{body}");
+    assert_eq!(body["dropped"], 1, "{body}");
+    assert_eq!(body["records"], 8, "{body}");
+    assert_eq!(s.app.views.store.active_gen().await.unwrap(), 2);
+    let (_, after, _) = s.get(&sup, "/v1/caseload").await;
+    assert_eq!(before["cases"], after["cases"]);
+    assert_eq!(before["total"], after["total"]);
 }
