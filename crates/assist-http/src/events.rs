@@ -360,6 +360,10 @@ pub async fn post_events(
         rolled_back = report.rolled_back,
         "events posted"
     );
+    app.metrics.ingested("accepted", report.accepted.len());
+    app.metrics.ingested("duplicate", report.duplicates.len());
+    app.metrics.ingested("conflicting", report.conflicts.len());
+    app.metrics.ingested("rejected", report.rejected.len());
     let events = outcomes(&report, &items);
     if report.rolled_back {
         return Err(Problem::new(

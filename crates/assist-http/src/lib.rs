@@ -12,6 +12,7 @@ pub mod auth;
 pub mod events;
 pub mod health;
 pub mod masking;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod reads;
@@ -68,6 +69,8 @@ pub struct App {
     pub verifier: auth::Verifier,
     /// The configuration.
     pub config: Config,
+    /// The figures `/metrics` shows.
+    pub metrics: metrics::Metrics,
 }
 
 /// The routes, with body limit, timeout, request tracing (method and path only: a query
@@ -80,6 +83,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/events", post(events::post_events))
         .route("/v1/caseload", get(reads::caseload))
         .route("/v1/sla", get(reads::sla))
@@ -92,6 +96,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/deadletters", get(audit::deadletters))
         .route("/v1/streams/{stream}/erase", post(admin::erase))
         .route("/v1/rebuild", post(admin::rebuild))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
         .fallback(|| async {
             problem::Problem::new(problem::Kind::NotFound, "no such route")
         })

@@ -385,6 +385,7 @@ impl Modify for BearerJwt {
     paths(
         crate::health::healthz,
         crate::health::readyz,
+        crate::metrics::metrics,
         crate::events::post_events,
         crate::reads::caseload,
         crate::reads::sla,

@@ -58,6 +58,7 @@ async fn start_on(store: Option<&str>, public_key: Option<&[u8]>, config: Config
         views,
         verifier,
         config,
+        metrics: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -1376,4 +1377,128 @@ async fn a_rebuild_swaps_in_a_new_generation_with_the_same_views() {
     let (_, after, _) = s.get(&sup, "/v1/caseload").await;
     assert_eq!(before["cases"], after["cases"]);
     assert_eq!(before["total"], after["total"]);
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text exposition (0 when absent).
+fn sample(text: &str, name: &str, labels: &str) -> f64 {
+    let prefix = format!("{name}{labels} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+async fn scrape(s: &Server) -> String {
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_and_status_and_ingest_outcomes() {
+    let s = seeded().await;
+    let before = scrape(&s).await;
+    let sup = s.token(Role::Supervisor, "35", "sup-1");
+    let history = format!("/v1/streams/{}/history", person(1));
+    s.get(&sup, &history).await;
+    s.get(&sup, &history).await;
+    s.get(&sup, "/v1/caseload?limit=0").await;
+    let events = case(1, "350102", "cw-350102-001");
+    s.post(&s.service(), "/v1/events", &json!(events)).await;
+    let after = scrape(&s).await;
+    let history_ok = r#"{method="GET",route="/v1/streams/{stream}/history",status="200"}"#;
+    assert_eq!(
+        sample(&after, "assist_http_requests_total", history_ok)
+            - sample(&before, "assist_http_requests_total", history_ok),
+        2.0,
+        "{after}"
+    );
+    let caseload_bad = r#"{method="GET",route="/v1/caseload",status="400"}"#;
+    assert_eq!(
+        sample(&after, "assist_http_requests_total", caseload_bad),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "assist_http_request_duration_seconds_count",
+            history_ok
+        ) - sample(
+            &before,
+            "assist_http_request_duration_seconds_count",
+            history_ok
+        ),
+        2.0,
+        "{after}"
+    );
+    assert!(
+        !after.contains(&person(1)),
+        "no raw path with an id: {after}"
+    );
+    let accepted = r#"{outcome="accepted"}"#;
+    let duplicate = r#"{outcome="duplicate"}"#;
+    assert_eq!(sample(&after, "assist_ingest_events_total", accepted), 8.0);
+    assert_eq!(
+        sample(&after, "assist_ingest_events_total", duplicate)
+            - sample(&before, "assist_ingest_events_total", duplicate),
+        4.0,
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_report_the_lag_of_each_partition_and_the_dead_letters() {
+    // No periodic catch-up during the test: only writes through the server project.
+    let s = start_with(
+        None,
+        Config {
+            project_every: std::time::Duration::from_secs(3600),
+            ..Config::default()
+        },
+    )
+    .await;
+    let (status, body, _) = s
+        .post(
+            &s.service(),
+            "/v1/events",
+            &json!(case(1, "350102", "cw-1")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let text = scrape(&s).await;
+    let partitions = s.app.views.recorder.log().partition_count();
+    for p in 0..partitions {
+        let labels = format!(r#"{{partition="{p}"}}"#);
+        assert!(
+            text.contains(&format!("assist_projection_lag_records{labels} 0")),
+            "{text}"
+        );
+    }
+    assert!(text.contains("assist_dead_letters 0"), "{text}");
+    // Another writer appends; until the views catch up, the lag shows it.
+    let lines: String = case(3, "350102", "cw-1")
+        .iter()
+        .map(|e| format!("{e}\n"))
+        .collect();
+    s.app
+        .views
+        .recorder
+        .ingest(lines.as_bytes(), assist_ingest::IngestOptions::default())
+        .await
+        .unwrap();
+    let text = scrape(&s).await;
+    let lag: f64 = (0..partitions)
+        .map(|p| {
+            sample(
+                &text,
+                "assist_projection_lag_records",
+                &format!(r#"{{partition="{p}"}}"#),
+            )
+        })
+        .sum();
+    assert_eq!(lag, 4.0, "{text}");
 }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 /// Serve the JSON API: POST /v1/events, GET /v1/caseload, /v1/sla, /v1/sla/clocks,
 /// /v1/sla/clocks/{clock}, /v1/streams/{stream}/history, /v1/access-log, /healthz, /readyz,
-/// /openapi.json and /docs. Callers need a
+/// /openapi.json, /docs and /metrics; for auditors /v1/audit/findings, /v1/audit/verify,
+/// /v1/deadletters; for admins POST /v1/streams/{stream}/erase and /v1/rebuild. Callers need a
 /// bearer token (`assist token issue`, or an identity provider's with --jwt-public-key).
 #[derive(clap::Args)]
 pub struct Args {
@@ -60,6 +61,7 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         views: live,
         verifier,
         config,
+        metrics: Default::default(),
     });
     if let Err(e) = app.views.catch_up().await {
         tracing::warn!(error = %e, "projecting the log at start failed; the periodic run retries");
