@@ -278,3 +278,71 @@ fn serve_print_openapi_prints_the_checked_in_document_without_a_data_dir() {
     assert_eq!(String::from_utf8(out.stdout).unwrap(), checked_in);
     assert!(!missing.exists(), "printing the document creates nothing");
 }
+
+#[test]
+fn schemathesis_with_all_checks_finds_no_failure_in_the_live_server() {
+    let Some(schemathesis) = std::env::var_os("ASSIST_SCHEMATHESIS") else {
+        panic!(
+            "ASSIST_SCHEMATHESIS is not set: run this test through ./scripts/test, which \
+             installs schemathesis into target/schemathesis-venv and sets it to its binary"
+        );
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/examples");
+    let lines: String = [
+        "person_registered",
+        "alert_raised",
+        "case_opened",
+        "case_assigned",
+    ]
+    .iter()
+    .map(|t| {
+        let text = std::fs::read_to_string(examples.join(format!("{t}.v1.json"))).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        format!("{v}\n")
+    })
+    .collect();
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let ingest = assist(dir.path())
+        .arg("ingest")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(ingest.status.code(), Some(0));
+    let token = |role: &str| {
+        let out = assist(dir.path())
+            .args([
+                "token", "issue", "--role", role, "--region", "35", "--sub", "u-1",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assist-http/schemathesis.toml");
+    let (mut server, addr) = spawn_serve(dir.path());
+    let mut failures = Vec::new();
+    for role in ["supervisor", "service", "auditor"] {
+        let out = Command::new(&schemathesis)
+            .arg("--no-color")
+            .arg("--config-file")
+            .arg(&config)
+            .args(["run", &format!("http://{addr}/openapi.json")])
+            .args(["--checks", "all", "--max-examples", "25", "--workers", "1"])
+            .args(["--seed", "12"])
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {}", token(role)))
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failures.push(format!(
+                "as {role}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

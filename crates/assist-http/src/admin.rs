@@ -22,6 +22,7 @@ use utoipa::IntoParams;
 #[serde(deny_unknown_fields)]
 pub struct EraseParams {
     /// Why: legal_basis_ended (default), person_requested or retention_expired.
+    #[param(pattern = "^(legal_basis_ended|person_requested|retention_expired)$")]
     reason: Option<String>,
 }
 

@@ -25,12 +25,18 @@ use utoipa::IntoParams;
 pub struct FindingParams {
     /// A step recorded more than this many hours after it occurred is backdated, 0 to
     /// 87600 (default 72).
+    #[param(minimum = 0, maximum = 87600)]
     backdated_after_hours: Option<i64>,
     /// A region prefix (2, 4 or 6 digits) inside the caller's; default the caller's region.
+    #[param(
+        pattern = "^(11|12|13|14|15|21|22|23|31|32|33|34|35|36|37|41|42|43|44|45|46|50|51|52|53|54|61|62|63|64|65|71|81|82)([0-9]{2}){0,2}$"
+    )]
     region: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Items to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
     offset: Option<usize>,
 }
 
@@ -140,8 +146,10 @@ pub async fn verify(caller: Caller, State(app): State<Arc<App>>) -> Result<Respo
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterParams {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Items to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
     offset: Option<usize>,
 }
 

@@ -85,6 +85,17 @@ fn malformed(e: &serde_json::Error) -> Problem {
     )
 }
 
+/// A count of events written as a JSON number: `3`, or `3.0` (JSON Schema's integers
+/// include it), up to 2^53 - 1.
+fn count(n: &serde_json::Number) -> Option<u64> {
+    const MAX: u64 = (1 << 53) - 1;
+    if let Some(u) = n.as_u64() {
+        return (u <= MAX).then_some(u);
+    }
+    let f = n.as_f64()?;
+    (f >= 0.0 && f.fract() == 0.0 && f <= MAX as f64).then_some(f as u64)
+}
+
 fn parse_expected(
     raw: HashMap<String, Value>,
 ) -> Result<HashMap<StreamId, ExpectedVersion>, Problem> {
@@ -102,8 +113,8 @@ fn parse_expected(
         let version = match &v {
             Value::String(s) if s == "any" => ExpectedVersion::Any,
             Value::String(s) if s == "no_stream" => ExpectedVersion::NoStream,
-            Value::Number(n) if n.as_u64().is_some() => {
-                ExpectedVersion::Exact(n.as_u64().unwrap_or_default())
+            Value::Number(n) if count(n).is_some() => {
+                ExpectedVersion::Exact(count(n).unwrap_or_default())
             }
             _ => {
                 return Err(Problem::new(
@@ -115,6 +126,20 @@ fn parse_expected(
         out.insert(id, version);
     }
     Ok(out)
+}
+
+/// Refuses a JSON body with an element that is no object: not an event of any type, so
+/// the body is not of the documented shape (an object that is no valid event is reported
+/// per event instead).
+fn objects_only(items: &[&RawValue]) -> Result<(), Problem> {
+    match items.iter().position(|r| !r.get().starts_with('{')) {
+        None => Ok(()),
+        Some(index) => Err(Problem::new(
+            Kind::MalformedJson,
+            format!("event {index} (0-based) is not a JSON object; nothing was stored"),
+        )
+        .with("index", json!(index))),
+    }
 }
 
 /// The events' texts of a body and the versions their streams must be at.
@@ -140,10 +165,12 @@ fn split(form: Form, body: &[u8]) -> Result<Split<'_>, Problem> {
                 Some(b'[') => {
                     let items: Vec<&RawValue> =
                         serde_json::from_slice(body).map_err(|e| malformed(&e))?;
+                    objects_only(&items)?;
                     Ok((items.iter().map(|r| r.get().as_bytes()).collect(), HashMap::new()))
                 }
                 Some(b'{') => {
                     let s: Submission = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
+                    objects_only(&s.events)?;
                     let expected = parse_expected(s.expected)?;
                     Ok((s.events.iter().map(|r| r.get().as_bytes()).collect(), expected))
                 }

@@ -6,7 +6,9 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi, ToSchema};
 
 /// An RFC 9457 problem: `type` is `urn:assist:problem:<kind>`, stable per kind of error;
@@ -98,21 +100,79 @@ pub struct WriteDoc {
 
 /// The object form of a write: events and the versions their streams must be at.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SubmissionDoc {
     /// Events in the ingest form (the catalog under `events/schemas/`).
-    #[schema(value_type = Vec<Object>)]
-    pub events: Vec<Value>,
-    /// Per stream: `"any"`, `"no_stream"` or its number of events.
-    #[schema(value_type = Object)]
+    pub events: Vec<EventDoc>,
+    /// Per stream: `"any"`, `"no_stream"` or its number of events (none: no expectation).
+    #[serde(default)]
+    #[schema(value_type = ExpectedDoc)]
     pub expected: Value,
 }
+
+/// The versions streams must be at: `{stream: "any" | "no_stream" | N}`.
+#[derive(Serialize)]
+pub struct ExpectedDoc;
+
+/// A stream's name: person-<uuid> or household-<uuid>, the uuid in lower-case hyphenated form.
+pub const STREAM_PATTERN: &str =
+    "^(person|household)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+
+impl utoipa::PartialSchema for ExpectedDoc {
+    fn schema() -> RefOr<Schema> {
+        let name = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(STREAM_PATTERN));
+        let named = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["any", "no_stream"]));
+        let count = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0))
+            .maximum(Some(9_007_199_254_740_991_i64));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Per stream: \"any\", \"no_stream\" or its number of events.",
+            ))
+            .property_names(Some(name))
+            .additional_properties(Some(Schema::OneOf(
+                OneOfBuilder::new().item(named).item(count).build(),
+            )))
+            .into()
+    }
+}
+
+impl ToSchema for ExpectedDoc {}
+
+/// One event in the ingest form: `event_id`, `stream`, `type`, `schema_version`,
+/// `occurred_at`, `recorded_at`, `actor` (`id`, `role`, `region`), `correlation_id`,
+/// `causation_id`, `data` (the catalog under `events/schemas/` has each type's payload).
+/// Each event is checked on its own: one that breaks the catalog is reported `rejected` in
+/// a `200` answer, not refused with the request; only its being an object is part of the
+/// request's shape.
+#[derive(Serialize)]
+pub struct EventDoc;
+
+impl utoipa::PartialSchema for EventDoc {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "One event in the ingest form: event_id, stream, type, schema_version, occurred_at, recorded_at, actor (id, role, region), correlation_id, causation_id, data; the catalog under events/schemas/ has each type. Each event is checked on its own and one that breaks the catalog is reported rejected in a 200 answer; only its being an object is part of the request's shape.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for EventDoc {}
 
 /// A JSON write: an array of events, or the object form with expected versions.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum EventsBodyDoc {
     /// Events in the ingest form.
-    Events(Vec<Value>),
+    Events(Vec<EventDoc>),
     /// Events and the versions their streams must be at.
     Submission(SubmissionDoc),
 }

@@ -29,6 +29,8 @@ use utoipa::IntoParams;
 
 /// The largest page.
 pub const MAX_LIMIT: usize = 1000;
+/// The largest offset (2^53 - 1: any JSON client can write it exactly).
+pub const MAX_OFFSET: usize = (1 << 53) - 1;
 /// The page size when none is asked for.
 pub const DEFAULT_LIMIT: usize = 50;
 
@@ -90,7 +92,14 @@ pub(crate) fn page(limit: Option<usize>, offset: Option<usize>) -> Result<(usize
             format!("limit must be 1 to {MAX_LIMIT}"),
         ));
     }
-    Ok((limit, offset.unwrap_or(0)))
+    let offset = offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(Problem::new(
+            Kind::BadParameter,
+            format!("offset must be 0 to {MAX_OFFSET}"),
+        ));
+    }
+    Ok((limit, offset))
 }
 
 fn when(asked: Option<&str>, name: &str) -> Result<DateTime<Utc>, Problem> {
@@ -135,17 +144,25 @@ pub struct CaseloadParams {
     /// Only this caseworker's (a caseworker may give only its own id).
     caseworker: Option<String>,
     /// A region prefix (2, 4 or 6 digits) inside the caller's; default the caller's region.
+    #[param(
+        pattern = "^(11|12|13|14|15|21|22|23|31|32|33|34|35|36|37|41|42|43|44|45|46|50|51|52|53|54|61|62|63|64|65|71|81|82)([0-9]{2}){0,2}$"
+    )]
     region: Option<String>,
     /// Only cases of this key group.
     group: Option<String>,
     /// Only cases at this stage (alerted, contacted, assessed, offers_pushed, in_training, placed, in_follow_up, suspended, closed).
+    #[param(
+        pattern = "^(alerted|contacted|assessed|offers_pushed|in_training|placed|in_follow_up|suspended|closed)$"
+    )]
     stage: Option<String>,
     #[serde(default)]
     /// Include closed cases.
     all: bool,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Items to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
     offset: Option<usize>,
 }
 
@@ -231,10 +248,15 @@ pub async fn caseload(
 #[serde(deny_unknown_fields)]
 pub struct SlaParams {
     /// The time the figures are for: RFC 3339, or a date (its end, in China time); default now.
+    #[param(value_type = Option<String>, format = DateTime)]
     at: Option<String>,
     /// Hours before a deadline that count as at risk, 0 to 8760 (default 24).
+    #[param(minimum = 0, maximum = 8760)]
     risk_hours: Option<i64>,
     /// A region prefix (2, 4 or 6 digits) inside the caller's; default the caller's region.
+    #[param(
+        pattern = "^(11|12|13|14|15|21|22|23|31|32|33|34|35|36|37|41|42|43|44|45|46|50|51|52|53|54|61|62|63|64|65|71|81|82)([0-9]{2}){0,2}$"
+    )]
     region: Option<String>,
     /// Only this caseworker's (a caseworker may give only its own id).
     caseworker: Option<String>,
@@ -297,22 +319,30 @@ pub async fn sla(
 #[serde(deny_unknown_fields)]
 pub struct ClockParams {
     /// Only clocks of this status (on_track, at_risk, paused, breached, met, met_late, cancelled).
+    #[param(pattern = "^(on_track|at_risk|paused|breached|met|met_late|cancelled)$")]
     status: Option<String>,
     /// Only clocks of this policy.
     policy: Option<String>,
     /// Only clocks of this step.
     step: Option<String>,
     /// A region prefix (2, 4 or 6 digits) inside the caller's; default the caller's region.
+    #[param(
+        pattern = "^(11|12|13|14|15|21|22|23|31|32|33|34|35|36|37|41|42|43|44|45|46|50|51|52|53|54|61|62|63|64|65|71|81|82)([0-9]{2}){0,2}$"
+    )]
     region: Option<String>,
     /// Only this caseworker's (a caseworker may give only its own id).
     caseworker: Option<String>,
     /// The time the figures are for: RFC 3339, or a date (its end, in China time); default now.
+    #[param(value_type = Option<String>, format = DateTime)]
     at: Option<String>,
     /// Hours before a deadline that count as at risk, 0 to 8760 (default 24).
+    #[param(minimum = 0, maximum = 8760)]
     risk_hours: Option<i64>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Items to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
     offset: Option<usize>,
 }
 
@@ -382,8 +412,10 @@ pub async fn clocks(
 #[serde(deny_unknown_fields)]
 pub struct ExplainParams {
     /// The clock as it stood at this time (only facts that had occurred by then); default now.
+    #[param(value_type = Option<String>, format = DateTime)]
     at: Option<String>,
     /// Hours before a deadline that count as at risk, 0 to 8760 (default 24).
+    #[param(minimum = 0, maximum = 8760)]
     risk_hours: Option<i64>,
 }
 
@@ -450,14 +482,19 @@ pub async fn explain(
 #[serde(deny_unknown_fields)]
 pub struct HistoryParams {
     /// Only events that had occurred by then (RFC 3339 or a date).
+    #[param(value_type = Option<String>, format = DateTime)]
     as_of: Option<String>,
     /// Only events recorded by then (RFC 3339 or a date).
+    #[param(value_type = Option<String>, format = DateTime)]
     known_on: Option<String>,
     /// Why an auditor opens personal fields (at most 500 characters; it is logged).
+    #[param(max_length = 500)]
     reason: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Items to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
     offset: Option<usize>,
 }
 
@@ -634,8 +671,10 @@ fn entry_json(e: Entry, integrity: Integrity, personal: Personal, zone: FixedOff
 #[serde(deny_unknown_fields)]
 pub struct AccessParams {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Items to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
     offset: Option<usize>,
 }
 

@@ -1502,3 +1502,33 @@ async fn metrics_report_the_lag_of_each_partition_and_the_dead_letters() {
         .sum();
     assert_eq!(lag, 4.0, "{text}");
 }
+
+#[tokio::test]
+async fn a_json_body_with_an_element_that_is_no_object_is_a_400_problem_and_stores_nothing() {
+    let s = start().await;
+    let mut events = case(1, "350102", "cw-1");
+    events.push(json!(7));
+    let answer = s.post(&s.service(), "/v1/events", &json!(events)).await;
+    assert_problem(&answer, 400, "malformed-json");
+    assert_eq!(answer.1["index"], 4, "{}", answer.1);
+    assert_eq!(s.records().await, 0);
+}
+
+#[tokio::test]
+async fn an_expected_version_written_as_an_integral_float_is_taken() {
+    let s = start().await;
+    let body = json!({"events": case(1, "350102", "cw-1"), "expected": {person(1): 0.0}});
+    let (status, body, _) = s.post(&s.service(), "/v1/events", &body).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["counts"]["accepted"], 4);
+}
+
+#[tokio::test]
+async fn an_offset_past_2_to_the_53_is_a_400_problem() {
+    let s = seeded().await;
+    let sup = s.token(Role::Supervisor, "35", "sup-1");
+    let answer = s.get(&sup, "/v1/caseload?offset=9007199254740992").await;
+    assert_problem(&answer, 400, "bad-parameter");
+    let (status, _, _) = s.get(&sup, "/v1/caseload?offset=9007199254740991").await;
+    assert_eq!(status, StatusCode::OK);
+}
