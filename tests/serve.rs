@@ -324,6 +324,8 @@ fn schemathesis_with_all_checks_finds_no_failure_in_the_live_server() {
     let mut failures = Vec::new();
     for role in ["supervisor", "service", "auditor"] {
         let out = Command::new(&schemathesis)
+            // Its cache (`.schemathesis/`) goes to the temporary dir, not the source tree.
+            .current_dir(dir.path())
             .arg("--no-color")
             .arg("--config-file")
             .arg(&config)
