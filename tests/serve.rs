@@ -257,3 +257,212 @@ fn cli_ingest_and_erase_run_beside_serve_on_one_data_dir() {
     assert!(history.contains("[erased]"), "{history}");
     assert!(!history.contains("Lin Xiaomei"), "{history}");
 }
+
+#[test]
+fn serve_print_openapi_prints_the_checked_in_document_without_a_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let out = assist(&missing)
+        .args(["serve", "--print-openapi"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checked_in = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assist-http/openapi.json"),
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), checked_in);
+    assert!(!missing.exists(), "printing the document creates nothing");
+}
+
+#[test]
+fn schemathesis_with_all_checks_finds_no_failure_in_the_live_server() {
+    let Some(schemathesis) = std::env::var_os("ASSIST_SCHEMATHESIS") else {
+        panic!(
+            "ASSIST_SCHEMATHESIS is not set: run this test through ./scripts/test, which \
+             installs schemathesis into target/schemathesis-venv and sets it to its binary"
+        );
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/examples");
+    let lines: String = [
+        "person_registered",
+        "alert_raised",
+        "case_opened",
+        "case_assigned",
+    ]
+    .iter()
+    .map(|t| {
+        let text = std::fs::read_to_string(examples.join(format!("{t}.v1.json"))).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        format!("{v}\n")
+    })
+    .collect();
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let ingest = assist(dir.path())
+        .arg("ingest")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(ingest.status.code(), Some(0));
+    let token = |role: &str| {
+        let out = assist(dir.path())
+            .args([
+                "token", "issue", "--role", role, "--region", "35", "--sub", "u-1",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assist-http/schemathesis.toml");
+    let (mut server, addr) = spawn_serve(dir.path());
+    let mut failures = Vec::new();
+    for role in ["supervisor", "service", "auditor"] {
+        let out = Command::new(&schemathesis)
+            // Its cache (`.schemathesis/`) goes to the temporary dir, not the source tree.
+            .current_dir(dir.path())
+            .arg("--no-color")
+            .arg("--config-file")
+            .arg(&config)
+            .args(["run", &format!("http://{addr}/openapi.json")])
+            .args(["--checks", "all", "--max-examples", "25", "--workers", "1"])
+            .args(["--seed", "12"])
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {}", token(role)))
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failures.push(format!(
+                "as {role}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One POST of `body` (JSON); the whole answer, or the error of a connection cut short.
+fn post_json(addr: &str, path: &str, token: &str, body: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// Event `n` of the stream of POSTs: an alert for one of five people.
+fn alert(n: u32) -> (String, String) {
+    let id = format!("01934a5e-{:04x}-7{:03x}-8000-{n:012}", n / 4096, n % 4096);
+    let stream = format!("person-0192f0c1-8a3b-7cde-9f00-{:012}", n % 5);
+    let event = serde_json::json!({
+        "event_id": id, "stream": stream, "type": "alert_raised", "schema_version": 1,
+        "occurred_at": "2026-03-02T09:03:00+08:00", "recorded_at": "2026-03-02T10:03:00+08:00",
+        "actor": {"id": "cw-350121-007", "role": "caseworker", "region": "350121"},
+        "correlation_id": null, "causation_id": null,
+        "data": {"alert_id": format!("01934a5e-0000-7000-8000-{n:012}"), "trigger": "job_lost", "source": "data_sharing"},
+    });
+    (id, serde_json::json!([event]).to_string())
+}
+
+#[test]
+fn after_a_sigkill_during_a_stream_of_posts_every_acknowledged_event_is_in_the_log_once() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let token = |role: &str| {
+        let out = assist(dir.path())
+            .args([
+                "token", "issue", "--role", role, "--region", "35", "--sub", "u-1",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (service, auditor) = (token("service"), token("auditor"));
+    let (mut server, addr) = spawn_serve(dir.path());
+    let next = Arc::new(AtomicU32::new(0));
+    let acknowledged = Arc::new(Mutex::new(Vec::<u32>::new()));
+    let sent = Arc::new(Mutex::new(Vec::<u32>::new()));
+    // Two clients post one event per request until the server is gone.
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (next, acknowledged, sent) = (next.clone(), acknowledged.clone(), sent.clone());
+            let (addr, service) = (addr.clone(), service.clone());
+            std::thread::spawn(move || loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                sent.lock().unwrap().push(n);
+                match post_json(&addr, "/v1/events", &service, &alert(n).1) {
+                    Ok(answer) if answer.starts_with("HTTP/1.1 200") => {
+                        assert!(answer.contains("\"accepted\":1"), "{answer}");
+                        acknowledged.lock().unwrap().push(n);
+                    }
+                    Ok(answer) if answer.is_empty() => return,
+                    Ok(answer) => panic!("{answer}"),
+                    Err(_) => return,
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while acknowledged.lock().unwrap().len() < 40 {
+        assert!(start.elapsed() < Duration::from_secs(60), "too slow");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill().unwrap(); // SIGKILL
+    let _ = server.wait();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let sent = sent.lock().unwrap().clone();
+
+    let (mut server, addr) = spawn_serve(dir.path());
+    // The clients retry everything they sent: what was acknowledged is a duplicate.
+    for &n in &sent {
+        let answer = post_json(&addr, "/v1/events", &service, &alert(n).1).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        if acknowledged.contains(&n) {
+            assert!(answer.contains("\"duplicate\":1"), "event {n}: {answer}");
+        }
+    }
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for p in 0..5 {
+        let stream = format!("person-0192f0c1-8a3b-7cde-9f00-{p:012}");
+        let history = request(
+            &addr,
+            "GET",
+            &format!("/v1/streams/{stream}/history?limit=1000"),
+            Some(&auditor),
+        );
+        assert!(history.starts_with("HTTP/1.1 200"), "{history}");
+        let body = &history[history.find("\r\n\r\n").unwrap() + 4..];
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        for e in doc["events"].as_array().unwrap() {
+            let id = e["event"]["event_id"].as_str().unwrap().to_string();
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    for n in &sent {
+        assert_eq!(
+            seen.get(&alert(*n).0),
+            Some(&1),
+            "event {n} is not in the log once"
+        );
+    }
+    assert_eq!(seen.len(), sent.len(), "nothing but what was sent");
+}

@@ -30,13 +30,14 @@ pub enum Role {
     Service,
     /// A caseworker: its own caseload and the histories of its subjects.
     Caseworker,
-    /// A supervisor: caseload, SLA and clocks of its region; personal fields masked.
+    /// A supervisor: caseload, SLA, clocks and findings of its region; personal fields masked.
     Supervisor,
     /// The supervisor's figures, without any list of people.
     Observer,
-    /// Histories of its region; personal fields opened only with a reason.
+    /// Histories, findings, verify, dead letters and the access log of its region;
+    /// personal fields opened only with a reason.
     Auditor,
-    /// Erase and rebuild (not served yet).
+    /// Erase (people of its region) and rebuild.
     Admin,
 }
 

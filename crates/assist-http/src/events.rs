@@ -21,7 +21,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// `?atomic=true`: store nothing when any event is bad.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WriteParams {
     /// Store nothing when any event is bad.
@@ -84,6 +85,17 @@ fn malformed(e: &serde_json::Error) -> Problem {
     )
 }
 
+/// A count of events written as a JSON number: `3`, or `3.0` (JSON Schema's integers
+/// include it), up to 2^53 - 1.
+fn count(n: &serde_json::Number) -> Option<u64> {
+    const MAX: u64 = (1 << 53) - 1;
+    if let Some(u) = n.as_u64() {
+        return (u <= MAX).then_some(u);
+    }
+    let f = n.as_f64()?;
+    (f >= 0.0 && f.fract() == 0.0 && f <= MAX as f64).then_some(f as u64)
+}
+
 fn parse_expected(
     raw: HashMap<String, Value>,
 ) -> Result<HashMap<StreamId, ExpectedVersion>, Problem> {
@@ -101,8 +113,8 @@ fn parse_expected(
         let version = match &v {
             Value::String(s) if s == "any" => ExpectedVersion::Any,
             Value::String(s) if s == "no_stream" => ExpectedVersion::NoStream,
-            Value::Number(n) if n.as_u64().is_some() => {
-                ExpectedVersion::Exact(n.as_u64().unwrap_or_default())
+            Value::Number(n) if count(n).is_some() => {
+                ExpectedVersion::Exact(count(n).unwrap_or_default())
             }
             _ => {
                 return Err(Problem::new(
@@ -114,6 +126,20 @@ fn parse_expected(
         out.insert(id, version);
     }
     Ok(out)
+}
+
+/// Refuses a JSON body with an element that is no object: not an event of any type, so
+/// the body is not of the documented shape (an object that is no valid event is reported
+/// per event instead).
+fn objects_only(items: &[&RawValue]) -> Result<(), Problem> {
+    match items.iter().position(|r| !r.get().starts_with('{')) {
+        None => Ok(()),
+        Some(index) => Err(Problem::new(
+            Kind::MalformedJson,
+            format!("event {index} (0-based) is not a JSON object; nothing was stored"),
+        )
+        .with("index", json!(index))),
+    }
 }
 
 /// The events' texts of a body and the versions their streams must be at.
@@ -139,10 +165,12 @@ fn split(form: Form, body: &[u8]) -> Result<Split<'_>, Problem> {
                 Some(b'[') => {
                     let items: Vec<&RawValue> =
                         serde_json::from_slice(body).map_err(|e| malformed(&e))?;
+                    objects_only(&items)?;
                     Ok((items.iter().map(|r| r.get().as_bytes()).collect(), HashMap::new()))
                 }
                 Some(b'{') => {
                     let s: Submission = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
+                    objects_only(&s.events)?;
                     let expected = parse_expected(s.expected)?;
                     Ok((s.events.iter().map(|r| r.get().as_bytes()).collect(), expected))
                 }
@@ -265,6 +293,29 @@ fn counts(report: &IngestReport) -> Value {
 }
 
 /// Records the events of the body; see the module docs for the forms.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    params(WriteParams),
+    request_body(
+        description = "Events in the ingest form: a JSON array, an object `{events, expected}`, or JSON Lines.",
+        content(
+            (crate::openapi::EventsBodyDoc = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "every event's outcome", body = crate::openapi::WriteDoc),
+        (status = 400, description = "malformed JSON (`malformed-json`) or a bad parameter or expectation (`bad-parameter`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "no valid bearer token (`unauthorized`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "the role may not write (`forbidden`), or events of a region outside the caller's (`out-of-scope`, with `indexes`); nothing was stored", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "a stream is not at its expected version (`wrong-expected-version`, with `stream` and `actual`); nothing was stored", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "the body is too large (`too-large`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the content type is neither JSON nor JSON Lines (`unsupported-media-type`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "atomic, and some events are not valid facts (`invalid-events`, with `counts` and `events`); nothing was stored", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")
+    )
+)]
 pub async fn post_events(
     caller: Caller,
     State(app): State<Arc<App>>,
@@ -336,6 +387,10 @@ pub async fn post_events(
         rolled_back = report.rolled_back,
         "events posted"
     );
+    app.metrics.ingested("accepted", report.accepted.len());
+    app.metrics.ingested("duplicate", report.duplicates.len());
+    app.metrics.ingested("conflicting", report.conflicts.len());
+    app.metrics.ingested("rejected", report.rejected.len());
     let events = outcomes(&report, &items);
     if report.rolled_back {
         return Err(Problem::new(

@@ -6,10 +6,14 @@
 //! prefix go into the queries it runs ([`reads`]); writes take the same path as
 //! `assist ingest` ([`events`]); errors are RFC 9457 problems ([`problem`]).
 
+pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod health;
 pub mod masking;
+pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod reads;
 pub mod views;
@@ -65,6 +69,8 @@ pub struct App {
     pub verifier: auth::Verifier,
     /// The configuration.
     pub config: Config,
+    /// The figures `/metrics` shows.
+    pub metrics: metrics::Metrics,
 }
 
 /// The routes, with body limit, timeout, request tracing (method and path only: a query
@@ -75,6 +81,9 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/events", post(events::post_events))
         .route("/v1/caseload", get(reads::caseload))
         .route("/v1/sla", get(reads::sla))
@@ -82,6 +91,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sla/clocks/{clock}", get(reads::explain))
         .route("/v1/streams/{stream}/history", get(reads::history))
         .route("/v1/access-log", get(reads::access_log))
+        .route("/v1/audit/findings", get(audit::findings))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/deadletters", get(audit::deadletters))
+        .route("/v1/streams/{stream}/erase", post(admin::erase))
+        .route("/v1/rebuild", post(admin::rebuild))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
         .fallback(|| async {
             problem::Problem::new(problem::Kind::NotFound, "no such route")
         })

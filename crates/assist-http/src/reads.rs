@@ -25,20 +25,23 @@ use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use utoipa::IntoParams;
 
 /// The largest page.
 pub const MAX_LIMIT: usize = 1000;
+/// The largest offset (2^53 - 1: any JSON client can write it exactly).
+pub const MAX_OFFSET: usize = (1 << 53) - 1;
 /// The page size when none is asked for.
 pub const DEFAULT_LIMIT: usize = 50;
 
-type Params<T> = Result<Query<T>, QueryRejection>;
+pub(crate) type Params<T> = Result<Query<T>, QueryRejection>;
 
-fn params<T>(p: Params<T>) -> Result<T, Problem> {
+pub(crate) fn params<T>(p: Params<T>) -> Result<T, Problem> {
     p.map(|Query(t)| t)
         .map_err(|e| Problem::new(Kind::BadParameter, e.body_text()))
 }
 
-fn allow(caller: &Caller, roles: &[Role], what: &str) -> Result<(), Problem> {
+pub(crate) fn allow(caller: &Caller, roles: &[Role], what: &str) -> Result<(), Problem> {
     if roles.contains(&caller.role) {
         Ok(())
     } else {
@@ -50,7 +53,7 @@ fn allow(caller: &Caller, roles: &[Role], what: &str) -> Result<(), Problem> {
 }
 
 /// The region prefix a request reads: the caller's, or a narrower one it asks for.
-fn region_scope(caller: &Caller, asked: Option<&str>) -> Result<String, Problem> {
+pub(crate) fn region_scope(caller: &Caller, asked: Option<&str>) -> Result<String, Problem> {
     let mine = caller.region.as_str();
     let Some(asked) = asked else {
         return Ok(mine.to_string());
@@ -81,7 +84,7 @@ fn caseworker_scope(caller: &Caller, asked: Option<String>) -> Result<Option<Str
     }
 }
 
-fn page(limit: Option<usize>, offset: Option<usize>) -> Result<(usize, usize), Problem> {
+pub(crate) fn page(limit: Option<usize>, offset: Option<usize>) -> Result<(usize, usize), Problem> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(Problem::new(
@@ -89,7 +92,14 @@ fn page(limit: Option<usize>, offset: Option<usize>) -> Result<(usize, usize), P
             format!("limit must be 1 to {MAX_LIMIT}"),
         ));
     }
-    Ok((limit, offset.unwrap_or(0)))
+    let offset = offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(Problem::new(
+            Kind::BadParameter,
+            format!("offset must be 0 to {MAX_OFFSET}"),
+        ));
+    }
+    Ok((limit, offset))
 }
 
 fn when(asked: Option<&str>, name: &str) -> Result<DateTime<Utc>, Problem> {
@@ -113,12 +123,12 @@ fn risk(hours: Option<i64>) -> Result<Duration, Problem> {
 }
 
 /// A JSON response with its times in the display zone.
-fn respond(app: &App, mut doc: Value) -> Response {
+pub(crate) fn respond(app: &App, mut doc: Value) -> Response {
     rewrite_times(&mut doc, app.config.zone);
     Json(doc).into_response()
 }
 
-async fn active_gen(app: &App) -> Result<i64, Problem> {
+pub(crate) async fn active_gen(app: &App) -> Result<i64, Problem> {
     app.views
         .store
         .active_gen()
@@ -127,21 +137,49 @@ async fn active_gen(app: &App) -> Result<i64, Problem> {
 }
 
 /// `GET /v1/caseload` parameters: the command line's filters and a page.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CaseloadParams {
+    /// Only this caseworker's (a caseworker may give only its own id).
     caseworker: Option<String>,
+    /// A region prefix (2, 4 or 6 digits) inside the caller's; default the caller's region.
+    #[param(
+        pattern = "^(11|12|13|14|15|21|22|23|31|32|33|34|35|36|37|41|42|43|44|45|46|50|51|52|53|54|61|62|63|64|65|71|81|82)([0-9]{2}){0,2}$"
+    )]
     region: Option<String>,
+    /// Only cases of this key group.
     group: Option<String>,
+    /// Only cases at this stage (alerted, contacted, assessed, offers_pushed, in_training, placed, in_follow_up, suspended, closed).
+    #[param(
+        pattern = "^(alerted|contacted|assessed|offers_pushed|in_training|placed|in_follow_up|suspended|closed)$"
+    )]
     stage: Option<String>,
     #[serde(default)]
+    /// Include closed cases.
     all: bool,
+    /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Items to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
     offset: Option<usize>,
 }
 
 /// The caseload in the caller's scope, sorted by next step due (overdue first); the
 /// observer gets the figures only.
+#[utoipa::path(
+    get,
+    path = "/v1/caseload",
+    tag = "reads",
+    params(CaseloadParams),
+    responses(
+        (status = 200, description = "the caseload in the caller's scope", body = crate::openapi::CaseloadDoc),
+        (status = 400, description = "a parameter is not valid (`bad-parameter`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "no valid bearer token (`unauthorized`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "the role may not read this (`forbidden`), or a region outside the caller's is asked for (`out-of-scope`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")
+    )
+)]
 pub async fn caseload(
     caller: Caller,
     State(app): State<Arc<App>>,
@@ -205,17 +243,39 @@ pub async fn caseload(
 }
 
 /// `GET /v1/sla` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SlaParams {
+    /// The time the figures are for: RFC 3339, or a date (its end, in China time); default now.
+    #[param(value_type = Option<String>, format = DateTime)]
     at: Option<String>,
+    /// Hours before a deadline that count as at risk, 0 to 8760 (default 24).
+    #[param(minimum = 0, maximum = 8760)]
     risk_hours: Option<i64>,
+    /// A region prefix (2, 4 or 6 digits) inside the caller's; default the caller's region.
+    #[param(
+        pattern = "^(11|12|13|14|15|21|22|23|31|32|33|34|35|36|37|41|42|43|44|45|46|50|51|52|53|54|61|62|63|64|65|71|81|82)([0-9]{2}){0,2}$"
+    )]
     region: Option<String>,
+    /// Only this caseworker's (a caseworker may give only its own id).
     caseworker: Option<String>,
 }
 
 /// The SLA figures in the caller's scope: totals, by step, by region (rolled up) and by
 /// caseworker. The breached and at-risk clocks are listed by `/v1/sla/clocks?status=…`.
+#[utoipa::path(
+    get,
+    path = "/v1/sla",
+    tag = "reads",
+    params(SlaParams),
+    responses(
+        (status = 200, description = "the SLA figures in the caller's scope", body = crate::openapi::SlaDoc),
+        (status = 400, description = "a parameter is not valid (`bad-parameter`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "no valid bearer token (`unauthorized`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "the role may not read this (`forbidden`), or a region outside the caller's is asked for (`out-of-scope`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")
+    )
+)]
 pub async fn sla(
     caller: Caller,
     State(app): State<Arc<App>>,
@@ -254,21 +314,51 @@ pub async fn sla(
 }
 
 /// `GET /v1/sla/clocks` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ClockParams {
+    /// Only clocks of this status (on_track, at_risk, paused, breached, met, met_late, cancelled).
+    #[param(pattern = "^(on_track|at_risk|paused|breached|met|met_late|cancelled)$")]
     status: Option<String>,
+    /// Only clocks of this policy.
     policy: Option<String>,
+    /// Only clocks of this step.
     step: Option<String>,
+    /// A region prefix (2, 4 or 6 digits) inside the caller's; default the caller's region.
+    #[param(
+        pattern = "^(11|12|13|14|15|21|22|23|31|32|33|34|35|36|37|41|42|43|44|45|46|50|51|52|53|54|61|62|63|64|65|71|81|82)([0-9]{2}){0,2}$"
+    )]
     region: Option<String>,
+    /// Only this caseworker's (a caseworker may give only its own id).
     caseworker: Option<String>,
+    /// The time the figures are for: RFC 3339, or a date (its end, in China time); default now.
+    #[param(value_type = Option<String>, format = DateTime)]
     at: Option<String>,
+    /// Hours before a deadline that count as at risk, 0 to 8760 (default 24).
+    #[param(minimum = 0, maximum = 8760)]
     risk_hours: Option<i64>,
+    /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Items to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
     offset: Option<usize>,
 }
 
 /// The clocks behind a figure, by deadline then id, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/sla/clocks",
+    tag = "reads",
+    params(ClockParams),
+    responses(
+        (status = 200, description = "a page of clocks", body = crate::openapi::ClocksDoc),
+        (status = 400, description = "a parameter is not valid (`bad-parameter`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "no valid bearer token (`unauthorized`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "the role may not read this (`forbidden`), or a region outside the caller's is asked for (`out-of-scope`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")
+    )
+)]
 pub async fn clocks(
     caller: Caller,
     State(app): State<Arc<App>>,
@@ -317,15 +407,33 @@ pub async fn clocks(
 }
 
 /// `GET /v1/sla/clocks/{clock}` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainParams {
+    /// The clock as it stood at this time (only facts that had occurred by then); default now.
+    #[param(value_type = Option<String>, format = DateTime)]
     at: Option<String>,
+    /// Hours before a deadline that count as at risk, 0 to 8760 (default 24).
+    #[param(minimum = 0, maximum = 8760)]
     risk_hours: Option<i64>,
 }
 
 /// One clock's facts (started, counted, paused, met, cancelled) as it stood at `at`, for a
 /// clock in the caller's scope; any other answers `404`.
+#[utoipa::path(
+    get,
+    path = "/v1/sla/clocks/{clock}",
+    tag = "reads",
+    params(("clock" = String, Path, description = "the clock's id, percent-encoded as one path segment"), ExplainParams),
+    responses(
+        (status = 200, description = "the clock's facts", body = crate::openapi::ExplanationDoc),
+        (status = 400, description = "a parameter is not valid (`bad-parameter`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "no valid bearer token (`unauthorized`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "the role may not read this (`forbidden`), or a region outside the caller's is asked for (`out-of-scope`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such clock in the caller's scope (`not-found`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")
+    )
+)]
 pub async fn explain(
     caller: Caller,
     State(app): State<Arc<App>>,
@@ -369,13 +477,24 @@ pub async fn explain(
 }
 
 /// `GET /v1/streams/{stream}/history` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryParams {
+    /// Only events that had occurred by then (RFC 3339 or a date).
+    #[param(value_type = Option<String>, format = DateTime)]
     as_of: Option<String>,
+    /// Only events recorded by then (RFC 3339 or a date).
+    #[param(value_type = Option<String>, format = DateTime)]
     known_on: Option<String>,
+    /// Why an auditor opens personal fields (at most 500 characters; it is logged).
+    #[param(max_length = 500)]
     reason: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Items to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
     offset: Option<usize>,
 }
 
@@ -389,6 +508,19 @@ enum Personal {
 /// One stream's events in log order (as-of by occurred time, known-on by recorded time),
 /// for a caseworker's assigned subjects, a supervisor's region (masked) and an auditor's
 /// region (opened only with a reason). Every read is in the access log.
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{stream}/history",
+    tag = "reads",
+    params(("stream" = String, Path, description = "person-<uuid> or household-<uuid>"), HistoryParams),
+    responses(
+        (status = 200, description = "a page of the stream's events", body = crate::openapi::HistoryDoc),
+        (status = 400, description = "a parameter is not valid (`bad-parameter`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "no valid bearer token (`unauthorized`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "the role may not read this (`forbidden`), or a region outside the caller's is asked for (`out-of-scope`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such stream in the caller's scope (`not-found`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")
+    )
+)]
 pub async fn history(
     caller: Caller,
     State(app): State<Arc<App>>,
@@ -534,15 +666,32 @@ fn entry_json(e: Entry, integrity: Integrity, personal: Personal, zone: FixedOff
 }
 
 /// `GET /v1/access-log` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccessParams {
+    /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Items to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
     offset: Option<usize>,
 }
 
 /// Who read the histories of subjects in the auditor's region: sub, role, what, when and
 /// the reason given; oldest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/access-log",
+    tag = "reads",
+    params(AccessParams),
+    responses(
+        (status = 200, description = "a page of the access log", body = crate::openapi::AccessLogDoc),
+        (status = 400, description = "a parameter is not valid (`bad-parameter`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "no valid bearer token (`unauthorized`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "the role may not read this (`forbidden`), or a region outside the caller's is asked for (`out-of-scope`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")
+    )
+)]
 pub async fn access_log(
     caller: Caller,
     State(app): State<Arc<App>>,

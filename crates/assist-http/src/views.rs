@@ -17,6 +17,18 @@ pub struct Views {
     /// Events per projection transaction.
     pub batch: usize,
     projecting: tokio::sync::Mutex<()>,
+    rebuilding: tokio::sync::Mutex<()>,
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// The generation built and swapped in.
+    pub generation: i64,
+    /// Log records projected into it.
+    pub records: u64,
+    /// The generation it replaced, now dropped.
+    pub dropped: Option<i64>,
 }
 
 /// Why the views could not be brought up to date or measured.
@@ -58,6 +70,7 @@ impl Views {
             rules,
             batch,
             projecting: tokio::sync::Mutex::new(()),
+            rebuilding: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -73,6 +86,38 @@ impl Views {
             batch: self.batch,
         };
         Ok(runner.catch_up(gen, |_| {}).await?)
+    }
+
+    /// Builds every view again from offset 0 into a new generation, swaps it in once caught
+    /// up and drops the old one, as `assist rebuild` does; queries read the old generation
+    /// meanwhile. One rebuild at a time; the catch-ups of writes go on beside it.
+    pub async fn rebuild(&self) -> Result<Rebuilt, ViewsError> {
+        let _one_at_a_time = self.rebuilding.lock().await;
+        let gen = self.store.begin_rebuild().await?;
+        let log: &dyn PartitionReader = self.recorder.log().as_ref();
+        let runner = Runner {
+            log,
+            store: &self.store,
+            rules: &self.rules,
+            batch: self.batch,
+        };
+        // Twice: events appended during the first pass are taken before the swap.
+        let mut stats = runner.catch_up(gen, |_| {}).await?;
+        stats.records += runner.catch_up(gen, |_| {}).await?.records;
+        let old = {
+            // No catch-up of the old generation may commit across the swap.
+            let _no_catch_up = self.projecting.lock().await;
+            stats.records += runner.catch_up(gen, |_| {}).await?.records;
+            self.store.swap_in(gen).await?
+        };
+        if let Some(old) = old {
+            self.store.drop_generation(old).await?;
+        }
+        Ok(Rebuilt {
+            generation: gen,
+            records: stats.records,
+            dropped: old,
+        })
     }
 
     /// The projection's lag behind the log.

@@ -58,6 +58,7 @@ async fn start_on(store: Option<&str>, public_key: Option<&[u8]>, config: Config
         views,
         verifier,
         config,
+        metrics: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -820,34 +821,98 @@ async fn the_views_catch_up_by_themselves_with_events_another_writer_appended() 
 async fn every_role_reads_only_what_it_may_and_out_of_scope_subjects_are_hidden() {
     let s = seeded().await;
     let history = |n: u32| format!("/v1/streams/{}/history", person(n));
-    let endpoints: Vec<(&str, String)> = vec![
-        ("caseload", "/v1/caseload".into()),
-        ("sla", "/v1/sla".into()),
-        ("clocks", "/v1/sla/clocks".into()),
-        ("history in", history(1)),
-        ("history out", history(2)),
+    let erase = |n: u32| format!("/v1/streams/{}/erase", person(n));
+    let endpoints: Vec<(&str, &str, String)> = vec![
+        ("caseload", "GET", "/v1/caseload".into()),
+        ("sla", "GET", "/v1/sla".into()),
+        ("clocks", "GET", "/v1/sla/clocks".into()),
+        ("history in", "GET", history(1)),
+        ("history out", "GET", history(2)),
+        ("access log", "GET", "/v1/access-log".into()),
+        ("findings", "GET", "/v1/audit/findings".into()),
+        (
+            "findings out",
+            "GET",
+            "/v1/audit/findings?region=3502".into(),
+        ),
+        ("verify", "GET", "/v1/audit/verify".into()),
+        ("deadletters", "GET", "/v1/deadletters".into()),
+        ("write", "POST", "/v1/events".into()),
+        ("erase in", "POST", erase(1)),
+        ("erase out", "POST", erase(2)),
+        ("rebuild", "POST", "/v1/rebuild".into()),
     ];
-    // Region 3501 (Fuzhou): person 1 lives there, person 2 in Xiamen (3502).
-    let roles = [
-        (Role::Service, "svc-1", [403, 403, 403, 403, 403]),
-        (Role::Caseworker, "cw-350102-001", [200, 200, 200, 200, 404]),
-        (Role::Supervisor, "sup-1", [200, 200, 200, 200, 404]),
-        (Role::Observer, "obs-1", [200, 200, 403, 403, 403]),
-        (Role::Auditor, "aud-1", [403, 403, 403, 200, 404]),
-        (Role::Admin, "adm-1", [403, 403, 403, 403, 403]),
+    // Region 3501 (Fuzhou): person 1 lives there, person 2 in Xiamen (3502). The admin
+    // comes last, so its erasure of person 1 changes nothing the others read.
+    let roles: [(Role, &str, [u16; 14]); 6] = [
+        (
+            Role::Service,
+            "svc-1",
+            [
+                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403, 403,
+            ],
+        ),
+        (
+            Role::Caseworker,
+            "cw-350102-001",
+            [
+                200, 200, 200, 200, 404, 403, 403, 403, 403, 403, 403, 403, 403, 403,
+            ],
+        ),
+        (
+            Role::Supervisor,
+            "sup-1",
+            [
+                200, 200, 200, 200, 404, 403, 200, 403, 403, 403, 403, 403, 403, 403,
+            ],
+        ),
+        (
+            Role::Observer,
+            "obs-1",
+            [
+                200, 200, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403,
+            ],
+        ),
+        (
+            Role::Auditor,
+            "aud-1",
+            [
+                403, 403, 403, 200, 404, 200, 200, 403, 200, 200, 403, 403, 403, 403,
+            ],
+        ),
+        (
+            Role::Admin,
+            "adm-1",
+            [
+                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 404, 200,
+            ],
+        ),
     ];
     let mut matrix = format!("{:<12}", "");
-    for (name, _) in &endpoints {
+    for (name, _, _) in &endpoints {
         matrix.push_str(&format!("{name:>13}"));
     }
     matrix.push('\n');
     for (role, sub, expected) in roles {
         let token = s.token(role, "3501", sub);
         matrix.push_str(&format!("{:<12}", role.name()));
-        for ((name, path), want) in endpoints.iter().zip(expected) {
-            let (status, body, _) = s.get(&token, path).await;
-            assert_eq!(status.as_u16(), want, "{} on {name}: {body}", role.name());
-            matrix.push_str(&format!("{:>13}", status.as_u16()));
+        for ((name, method, path), want) in endpoints.iter().zip(expected) {
+            let answer = match *method {
+                // An empty array: a write that stores nothing.
+                "POST" => s.post(&token, path, &json!([])).await,
+                _ => s.get(&token, path).await,
+            };
+            assert_eq!(
+                answer.0.as_u16(),
+                want,
+                "{} on {name}: {}",
+                role.name(),
+                answer.1
+            );
+            if want != 200 {
+                assert_eq!(answer.2, "application/problem+json", "{name}");
+            }
+            matrix.push_str(&format!("{:>13}", answer.0.as_u16()));
         }
         matrix.push('\n');
     }
@@ -900,7 +965,7 @@ impl Drop for PgDatabase {
 }
 
 #[tokio::test]
-async fn on_postgresql_reads_are_scoped_masked_and_logged_as_on_sqlite() {
+async fn on_postgresql_reads_findings_and_verify_are_scoped_masked_and_logged_as_on_sqlite() {
     let (url, _db) = PgDatabase::create().await;
     let s = start_on(Some(&url), None, Config::default()).await;
     let mut events = case(1, "350102", "cw-350102-001");
@@ -940,6 +1005,14 @@ async fn on_postgresql_reads_are_scoped_masked_and_logged_as_on_sqlite() {
     let (status, access, _) = s.get(&auditor, "/v1/access-log").await;
     assert_eq!(status, StatusCode::OK, "{access}");
     assert_eq!(access["total"], 1, "{access}");
+    let (status, found, _) = s
+        .get(&auditor, "/v1/audit/findings?backdated_after_hours=0")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["total"], 4, "only person 1's steps: {found}");
+    let (status, verified, _) = s.get(&auditor, "/v1/audit/verify").await;
+    assert_eq!(status, StatusCode::OK, "{verified}");
+    assert_eq!(verified["agrees"], true, "{verified}");
 }
 
 #[tokio::test]
@@ -1106,4 +1179,356 @@ async fn readyz_is_a_503_problem_while_the_views_lag_more_than_the_threshold() {
     let a = answer(r).await;
     assert_problem(&a, 503, "not-ready");
     assert_eq!(a.1["lag"], 4);
+}
+
+#[tokio::test]
+async fn the_served_openapi_document_is_the_generated_one_and_every_operation_in_it_is_routed() {
+    let s = seeded().await;
+    let r = s
+        .client
+        .get(format!("{}/openapi.json", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    assert_eq!(text, assist_http::openapi::document_json());
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let token = s.token(Role::Auditor, "35", "aud-1");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{stream}", &person(1))
+            .replace("{clock}", "no-such-clock");
+        for method in item.as_object().unwrap().keys() {
+            let r = s
+                .client
+                .request(
+                    method.to_uppercase().parse().unwrap(),
+                    format!("{}{concrete}", s.base),
+                )
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            assert_ne!(body["detail"], "no such route", "{method} {path}");
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_docs_page_is_html_that_names_every_operation_and_loads_nothing_from_elsewhere() {
+    let s = start().await;
+    let r = s
+        .client
+        .get(format!("{}/docs", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    let doc: Value = serde_json::from_str(&assist_http::openapi::document_json()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let heading = format!("{} {}", method.to_uppercase(), path);
+            assert!(page.contains(&heading), "{heading} is not on the page");
+        }
+    }
+    assert!(!page.contains("<script"), "the page runs no scripts");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "the page links nothing outside"
+    );
+}
+
+#[tokio::test]
+async fn findings_are_those_of_the_callers_region_a_page_at_a_time() {
+    let s = seeded().await;
+    // Every seeded step was recorded an hour after it occurred: with a threshold of 0 hours
+    // each is a backdated finding.
+    let fuzhou = s.token(Role::Supervisor, "3501", "sup-1");
+    let (status, body, _) = s
+        .get(
+            &fuzhou,
+            "/v1/audit/findings?backdated_after_hours=0&limit=3",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 4, "{body}");
+    assert_eq!(body["findings"].as_array().unwrap().len(), 3);
+    for f in body["findings"].as_array().unwrap() {
+        assert_eq!(f["subject"], person(1), "{f}");
+        assert_eq!(f["kind"], "backdated", "{f}");
+    }
+    let fujian = s.token(Role::Auditor, "35", "aud-1");
+    let (_, body, _) = s
+        .get(&fujian, "/v1/audit/findings?backdated_after_hours=0")
+        .await;
+    assert_eq!(body["total"], 8, "{body}");
+    let (_, body, _) = s.get(&fujian, "/v1/audit/findings").await;
+    assert_eq!(
+        body["total"], 0,
+        "an hour late is not backdated by 72 hours: {body}"
+    );
+}
+
+#[tokio::test]
+async fn verify_reports_when_it_ran_and_that_log_and_audit_store_agree() {
+    let s = seeded().await;
+    let auditor = s.token(Role::Auditor, "3501", "aud-1");
+    let (status, body, _) = s.get(&auditor, "/v1/audit/verify").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["records"], 8, "{body}");
+    assert_eq!(body["agrees"], true, "{body}");
+    assert_eq!(body["mismatches"], json!([]));
+    assert_eq!(body["mismatches_elsewhere"], 0);
+    let started = body["started_at"].as_str().unwrap();
+    let finished = body["finished_at"].as_str().unwrap();
+    assert!(started.ends_with("+08:00") && started <= finished, "{body}");
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_for_auditors_a_page_at_a_time() {
+    let s = seeded().await;
+    let auditor = s.token(Role::Auditor, "3501", "aud-1");
+    let (status, body, _) = s.get(&auditor, "/v1/deadletters?limit=10").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"total": 0, "limit": 10, "offset": 0, "dead_letters": []})
+    );
+}
+
+#[tokio::test]
+async fn an_admin_erases_a_person_of_its_region_and_the_history_then_shows_the_fields_erased() {
+    let s = seeded().await;
+    let admin = s.token(Role::Admin, "3501", "adm-1");
+    let path = format!("/v1/streams/{}/erase?reason=person_requested", person(1));
+    let (status, body, _) = s.post(&admin, &path, &json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["key_destroyed"], true);
+    assert_eq!(body["erasure"]["already_recorded"], false, "{body}");
+    assert_eq!(s.records().await, 9);
+    let (status, again, _) = s.post(&admin, &path, &json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["erasure"]["already_recorded"], true, "{again}");
+    assert_eq!(again["erasure"]["event_id"], body["erasure"]["event_id"]);
+    assert_eq!(s.records().await, 9, "a repeated erasure appends nothing");
+    let auditor = s.token(Role::Auditor, "3501", "aud-1");
+    let (_, history, _) = s
+        .get(
+            &auditor,
+            &format!("/v1/streams/{}/history?reason=check", person(1)),
+        )
+        .await;
+    let registered = &history["events"][0]["event"]["data"];
+    assert_eq!(registered["name"], "[erased]", "{history}");
+    assert_eq!(
+        history["events"][4]["event"]["type"],
+        "personal_data_erased"
+    );
+    assert_eq!(
+        history["events"][4]["event"]["actor"]["id"], "adm-1",
+        "{history}"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_cannot_erase_a_person_outside_its_region_nor_with_an_unknown_reason() {
+    let s = seeded().await;
+    let admin = s.token(Role::Admin, "3501", "adm-1");
+    let out = s
+        .post(
+            &admin,
+            &format!("/v1/streams/{}/erase", person(2)),
+            &json!(null),
+        )
+        .await;
+    assert_problem(&out, 404, "not-found");
+    let bad = s
+        .post(
+            &admin,
+            &format!("/v1/streams/{}/erase?reason=because", person(1)),
+            &json!(null),
+        )
+        .await;
+    assert_problem(&bad, 400, "bad-parameter");
+    assert_eq!(s.records().await, 8, "nothing was appended");
+}
+
+#[tokio::test]
+async fn a_rebuild_swaps_in_a_new_generation_with_the_same_views() {
+    let s = seeded().await;
+    let sup = s.token(Role::Supervisor, "35", "sup-1");
+    let (_, before, _) = s.get(&sup, "/v1/caseload").await;
+    let admin = s.token(Role::Admin, "35", "adm-1");
+    let (status, body, _) = s.post(&admin, "/v1/rebuild", &json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["generation"], 2, "{body}");
+    assert_eq!(body["dropped"], 1, "{body}");
+    assert_eq!(body["records"], 8, "{body}");
+    assert_eq!(s.app.views.store.active_gen().await.unwrap(), 2);
+    let (_, after, _) = s.get(&sup, "/v1/caseload").await;
+    assert_eq!(before["cases"], after["cases"]);
+    assert_eq!(before["total"], after["total"]);
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text exposition (0 when absent).
+fn sample(text: &str, name: &str, labels: &str) -> f64 {
+    let prefix = format!("{name}{labels} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+async fn scrape(s: &Server) -> String {
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_and_status_and_ingest_outcomes() {
+    let s = seeded().await;
+    let before = scrape(&s).await;
+    let sup = s.token(Role::Supervisor, "35", "sup-1");
+    let history = format!("/v1/streams/{}/history", person(1));
+    s.get(&sup, &history).await;
+    s.get(&sup, &history).await;
+    s.get(&sup, "/v1/caseload?limit=0").await;
+    let events = case(1, "350102", "cw-350102-001");
+    s.post(&s.service(), "/v1/events", &json!(events)).await;
+    let after = scrape(&s).await;
+    let history_ok = r#"{method="GET",route="/v1/streams/{stream}/history",status="200"}"#;
+    assert_eq!(
+        sample(&after, "assist_http_requests_total", history_ok)
+            - sample(&before, "assist_http_requests_total", history_ok),
+        2.0,
+        "{after}"
+    );
+    let caseload_bad = r#"{method="GET",route="/v1/caseload",status="400"}"#;
+    assert_eq!(
+        sample(&after, "assist_http_requests_total", caseload_bad),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "assist_http_request_duration_seconds_count",
+            history_ok
+        ) - sample(
+            &before,
+            "assist_http_request_duration_seconds_count",
+            history_ok
+        ),
+        2.0,
+        "{after}"
+    );
+    assert!(
+        !after.contains(&person(1)),
+        "no raw path with an id: {after}"
+    );
+    let accepted = r#"{outcome="accepted"}"#;
+    let duplicate = r#"{outcome="duplicate"}"#;
+    assert_eq!(sample(&after, "assist_ingest_events_total", accepted), 8.0);
+    assert_eq!(
+        sample(&after, "assist_ingest_events_total", duplicate)
+            - sample(&before, "assist_ingest_events_total", duplicate),
+        4.0,
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_report_the_lag_of_each_partition_and_the_dead_letters() {
+    // No periodic catch-up during the test: only writes through the server project.
+    let s = start_with(
+        None,
+        Config {
+            project_every: std::time::Duration::from_secs(3600),
+            ..Config::default()
+        },
+    )
+    .await;
+    let (status, body, _) = s
+        .post(
+            &s.service(),
+            "/v1/events",
+            &json!(case(1, "350102", "cw-1")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let text = scrape(&s).await;
+    let partitions = s.app.views.recorder.log().partition_count();
+    for p in 0..partitions {
+        let labels = format!(r#"{{partition="{p}"}}"#);
+        assert!(
+            text.contains(&format!("assist_projection_lag_records{labels} 0")),
+            "{text}"
+        );
+    }
+    assert!(text.contains("assist_dead_letters 0"), "{text}");
+    // Another writer appends; until the views catch up, the lag shows it.
+    let lines: String = case(3, "350102", "cw-1")
+        .iter()
+        .map(|e| format!("{e}\n"))
+        .collect();
+    s.app
+        .views
+        .recorder
+        .ingest(lines.as_bytes(), assist_ingest::IngestOptions::default())
+        .await
+        .unwrap();
+    let text = scrape(&s).await;
+    let lag: f64 = (0..partitions)
+        .map(|p| {
+            sample(
+                &text,
+                "assist_projection_lag_records",
+                &format!(r#"{{partition="{p}"}}"#),
+            )
+        })
+        .sum();
+    assert_eq!(lag, 4.0, "{text}");
+}
+
+#[tokio::test]
+async fn a_json_body_with_an_element_that_is_no_object_is_a_400_problem_and_stores_nothing() {
+    let s = start().await;
+    let mut events = case(1, "350102", "cw-1");
+    events.push(json!(7));
+    let answer = s.post(&s.service(), "/v1/events", &json!(events)).await;
+    assert_problem(&answer, 400, "malformed-json");
+    assert_eq!(answer.1["index"], 4, "{}", answer.1);
+    assert_eq!(s.records().await, 0);
+}
+
+#[tokio::test]
+async fn an_expected_version_written_as_an_integral_float_is_taken() {
+    let s = start().await;
+    let body = json!({"events": case(1, "350102", "cw-1"), "expected": {person(1): 0.0}});
+    let (status, body, _) = s.post(&s.service(), "/v1/events", &body).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["counts"]["accepted"], 4);
+}
+
+#[tokio::test]
+async fn an_offset_past_2_to_the_53_is_a_400_problem() {
+    let s = seeded().await;
+    let sup = s.token(Role::Supervisor, "35", "sup-1");
+    let answer = s.get(&sup, "/v1/caseload?offset=9007199254740992").await;
+    assert_problem(&answer, 400, "bad-parameter");
+    let (status, _, _) = s.get(&sup, "/v1/caseload?offset=9007199254740991").await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -693,7 +693,7 @@ impl Store {
 }
 
 /// A region prefix is digits only; anything else is dropped so it cannot widen a `LIKE`.
-fn like_escape(prefix: &str) -> String {
+pub(crate) fn like_escape(prefix: &str) -> String {
     prefix.chars().filter(char::is_ascii_digit).collect()
 }
 

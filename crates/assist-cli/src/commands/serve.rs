@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Serve the JSON API: POST /v1/events, GET /v1/caseload, /v1/sla, /v1/sla/clocks,
-/// /v1/sla/clocks/{clock}, /v1/streams/{stream}/history, /healthz, /readyz. Callers need a
+/// /v1/sla/clocks/{clock}, /v1/streams/{stream}/history, /v1/access-log, /healthz, /readyz,
+/// /openapi.json, /docs and /metrics; for auditors /v1/audit/findings, /v1/audit/verify,
+/// /v1/deadletters; for admins POST /v1/streams/{stream}/erase and /v1/rebuild. Callers need a
 /// bearer token (`assist token issue`, or an identity provider's with --jwt-public-key).
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,9 +31,16 @@ pub struct Args {
     /// /readyz fails while the views lag the log by more records than this.
     #[arg(long, default_value_t = 10_000)]
     max_lag: u64,
+    /// Print the OpenAPI document (as checked in at crates/assist-http/openapi.json) and exit.
+    #[arg(long)]
+    print_openapi: bool,
 }
 
 pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode> {
+    if args.print_openapi {
+        outln!("{}", assist_http::openapi::document_json().trim_end())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let views = Views::open(dir, opts).await?;
     let verifier = match &args.jwt_public_key {
         Some(path) => {
@@ -52,6 +61,7 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         views: live,
         verifier,
         config,
+        metrics: Default::default(),
     });
     if let Err(e) = app.views.catch_up().await {
         tracing::warn!(error = %e, "projecting the log at start failed; the periodic run retries");

@@ -2,7 +2,7 @@
 //! occurred (backdating), each with the events involved.
 
 use super::finding;
-use crate::store::{Store, StoreError};
+use crate::store::{like_escape, Store, StoreError};
 use chrono::Duration;
 use serde::Serialize;
 use sqlx::Row;
@@ -27,13 +27,34 @@ pub async fn findings(
     gen: i64,
     backdated_after: Duration,
 ) -> Result<Vec<Finding>, StoreError> {
+    findings_in(store, gen, "", backdated_after).await
+}
+
+/// The findings of generation `gen` about subjects whose case region starts with `region`
+/// (`""`: all): the scope is part of each query's SQL, so nothing outside it is read.
+pub async fn findings_in(
+    store: &Store,
+    gen: i64,
+    region: &str,
+    backdated_after: Duration,
+) -> Result<Vec<Finding>, StoreError> {
     let err = |e| store.err(e);
+    let scope = format!("{}%", like_escape(region));
+    // The subjects in scope: every subject with events has a case row (its region is the
+    // first actor's until a registration or transfer says otherwise).
+    let in_scope = |column: &str, param: &str| {
+        format!("{column} IN (SELECT subject FROM cases WHERE gen = $1 AND region LIKE {param})")
+    };
     let mut out = Vec::new();
-    let rows = sqlx::query("SELECT event_id, kind, subject, detail FROM findings WHERE gen = $1")
-        .bind(gen)
-        .fetch_all(&store.pool)
-        .await
-        .map_err(err)?;
+    let rows = sqlx::query(&format!(
+        "SELECT event_id, kind, subject, detail FROM findings WHERE gen = $1 AND {}",
+        in_scope("subject", "$2")
+    ))
+    .bind(gen)
+    .bind(&scope)
+    .fetch_all(&store.pool)
+    .await
+    .map_err(err)?;
     for r in rows {
         out.push(Finding {
             kind: r.try_get("kind").map_err(err)?,
@@ -42,12 +63,14 @@ pub async fn findings(
             detail: r.try_get("detail").map_err(err)?,
         });
     }
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT event_id, stream, event_type, occurred_at, recorded_at, record_delay_ms FROM audit_events
-         WHERE gen = $1 AND record_delay_ms > $2",
-    )
+         WHERE gen = $1 AND record_delay_ms > $2 AND {}",
+        in_scope("stream", "$3")
+    ))
     .bind(gen)
     .bind(backdated_after.num_milliseconds())
+    .bind(&scope)
     .fetch_all(&store.pool)
     .await
     .map_err(err)?;
@@ -68,7 +91,9 @@ pub async fn findings(
             ),
         });
     }
-    out.extend(household_findings(&household_facts(store, gen).await?));
+    out.extend(household_findings(
+        &household_facts(store, gen, &in_scope("household", "$2"), &scope).await?,
+    ));
     out.sort_by(|a, b| (&a.subject, &a.events, &a.kind).cmp(&(&b.subject, &b.events, &b.kind)));
     Ok(out)
 }
@@ -120,14 +145,22 @@ pub struct Change {
     pub at: String,
 }
 
-async fn household_facts(store: &Store, gen: i64) -> Result<HouseholdFacts, StoreError> {
+/// The facts behind the clearings of households matching `households` (an SQL condition
+/// on `household` with `scope` as `$2`).
+async fn household_facts(
+    store: &Store,
+    gen: i64,
+    households: &str,
+    scope: &str,
+) -> Result<HouseholdFacts, StoreError> {
     let err = |e| store.err(e);
     let text = |r: &sqlx::any::AnyRow, c: &str| r.try_get::<String, _>(c).map_err(err);
     let mut facts = HouseholdFacts::default();
-    let rows = sqlx::query(
-        "SELECT event_id, household, member, occurred_at FROM household_clearings WHERE gen = $1",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT event_id, household, member, occurred_at FROM household_clearings WHERE gen = $1 AND {households}"
+    ))
     .bind(gen)
+    .bind(scope)
     .fetch_all(&store.pool)
     .await
     .map_err(err)?;
@@ -143,12 +176,13 @@ async fn household_facts(store: &Store, gen: i64) -> Result<HouseholdFacts, Stor
         return Ok(facts);
     }
     // Only the rows of people named by a clearing.
-    let named = "SELECT member FROM household_clearings WHERE gen = $1";
+    let named = format!("SELECT member FROM household_clearings WHERE gen = $1 AND {households}");
     let rows = sqlx::query(&format!(
         "SELECT event_id, household, person, membership, occurred_at FROM household_members
          WHERE gen = $1 AND person IN ({named})"
     ))
     .bind(gen)
+    .bind(scope)
     .fetch_all(&store.pool)
     .await
     .map_err(err)?;
@@ -169,6 +203,7 @@ async fn household_facts(store: &Store, gen: i64) -> Result<HouseholdFacts, Stor
          WHERE gen = $1 AND subject IN ({named})"
     ))
     .bind(gen)
+    .bind(scope)
     .fetch_all(&store.pool)
     .await
     .map_err(err)?;
