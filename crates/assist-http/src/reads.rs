@@ -14,7 +14,7 @@ use assist_projections::audit::chain::{check_records, Integrity};
 use assist_projections::caseload::query::{caseload as query_caseload, CaseFilter};
 use assist_projections::caseload::Stage;
 use assist_projections::sla::report::{
-    list_clocks, load_clocks_in, parse_status, report, SlaFilter,
+    list_clocks, load_clocks_in, parse_status, summarize, SlaFilter,
 };
 use assist_projections::store::{ts, Access};
 use axum::extract::rejection::QueryRejection;
@@ -292,16 +292,23 @@ pub async fn sla(
     let region = region_scope(&caller, p.region.as_deref())?;
     let caseworker = caseworker_scope(&caller, p.caseworker)?;
     let gen = active_gen(&app).await?;
-    let clocks = load_clocks_in(&app.views.store, gen, &region, caseworker.as_deref())
-        .await
-        .map_err(|e| Problem::internal(&e))?;
+    // The scope goes into the query; the clocks are counted as they are read.
     let filter = SlaFilter {
         region: Some(region),
         caseworker,
         policy: None,
         step: None,
     };
-    let r = report(&clocks, &app.views.rules.calendar, at, risk, &filter);
+    let r = summarize(
+        &app.views.store,
+        gen,
+        &app.views.rules.calendar,
+        at,
+        risk,
+        &filter,
+    )
+    .await
+    .map_err(|e| Problem::internal(&e))?;
     let doc = json!({
         "at": r.at,
         "risk_hours": risk.num_hours(),
