@@ -145,6 +145,49 @@ async fn the_scenario_caseload() {
 }
 
 #[tokio::test]
+async fn a_filtered_caseload_is_the_whole_caseload_cut_to_the_filter_next_steps_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jsonl = scenario_jsonl();
+    jsonl.extend(assist_simulate::to_jsonl(&assist_simulate::simulate(
+        200, 60, 13,
+    )));
+    let recorder = log_with(dir.path(), &jsonl).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let gen = project(&recorder, &store, 500).await;
+    // The scenario's person moved from 350121 to 350102 on March 10th, with steps running.
+    for at in [at("2026-03-11T00:00:00Z"), at(END_OF_MARCH)] {
+        let all = CaseFilter {
+            include_closed: true,
+            ..CaseFilter::default()
+        };
+        let whole = caseload(&store, &calendar(), gen, &all, at).await.unwrap();
+        let worker = whole.cases[0].case.caseworker.clone();
+        for (region, caseworker) in [
+            (Some("350102"), None),
+            (Some("350121"), None),
+            (Some("3501"), None),
+            (None, Some(worker.clone())),
+        ] {
+            let filter = CaseFilter {
+                region: region.map(str::to_string),
+                caseworker: caseworker.clone(),
+                ..all.clone()
+            };
+            let cut: Vec<_> = whole
+                .cases
+                .iter()
+                .filter(|c| region.is_none_or(|r| c.case.region.starts_with(r)))
+                .filter(|c| caseworker.as_ref().is_none_or(|w| *w == c.case.caseworker))
+                .cloned()
+                .collect();
+            let got = caseload(&store, &calendar(), gen, &filter, at).await.unwrap();
+            assert!(!cut.is_empty(), "{region:?} {caseworker:?} selects nothing");
+            assert!(got.cases == cut, "{region:?} {caseworker:?} at {at}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_scenario_caseload_as_it_stood_on_march_15() {
     let (_d, recorder, _store, _gen) = scenario().await;
     let filter = CaseFilter {

@@ -120,7 +120,7 @@ pub async fn caseload(
         .map(|r| case_from(r).map(|c| line(&c, true)))
         .collect::<Result<_, _>>()
         .map_err(err)?;
-    let clocks = clocks_running_at(store, gen, at).await?;
+    let clocks = clocks_running_at(store, gen, at, &region, filter.caseworker.as_deref()).await?;
     Ok(assemble(lines, &clocks, calendar, filter, at))
 }
 
@@ -201,22 +201,31 @@ fn assemble(
     }
 }
 
-/// Clocks that had started and were neither met nor cancelled at `at`, by subject.
+/// Clocks that had started and were neither met nor cancelled at `at`, by subject: those of
+/// the cases the caseload selects (by the case's region and caseworker, so a clock started
+/// before a transfer still belongs to its case), found in the query, not after it.
 async fn clocks_running_at(
     store: &Store,
     gen: i64,
     at: DateTime<Utc>,
+    region_like: &str,
+    caseworker: Option<&str>,
 ) -> Result<HashMap<String, Vec<Clock>>, StoreError> {
     let at_s = ts(at);
-    let rows = sqlx::query(
+    let mut sql = String::from(
         "SELECT * FROM clocks WHERE gen = $1 AND started_at <= $2
-           AND (met_at IS NULL OR met_at > $2) AND (cancelled_at IS NULL OR cancelled_at > $2)",
-    )
-    .bind(gen)
-    .bind(&at_s)
-    .fetch_all(&store.pool)
-    .await
-    .map_err(|e| store.err(e))?;
+           AND (met_at IS NULL OR met_at > $2) AND (cancelled_at IS NULL OR cancelled_at > $2)
+           AND subject IN (SELECT subject FROM cases WHERE gen = $1 AND region LIKE $3",
+    );
+    if caseworker.is_some() {
+        sql.push_str(" AND caseworker = $4");
+    }
+    sql.push(')');
+    let mut q = sqlx::query(&sql).bind(gen).bind(&at_s).bind(region_like);
+    if let Some(w) = caseworker {
+        q = q.bind(w);
+    }
+    let rows = q.fetch_all(&store.pool).await.map_err(|e| store.err(e))?;
     let mut out: HashMap<String, Vec<Clock>> = HashMap::new();
     for r in &rows {
         let c = clock_from(r).map_err(|e| store.err(e))?;
