@@ -180,7 +180,9 @@ async fn a_filtered_caseload_is_the_whole_caseload_cut_to_the_filter_next_steps_
                 .filter(|c| caseworker.as_ref().is_none_or(|w| *w == c.case.caseworker))
                 .cloned()
                 .collect();
-            let got = caseload(&store, &calendar(), gen, &filter, at).await.unwrap();
+            let got = caseload(&store, &calendar(), gen, &filter, at)
+                .await
+                .unwrap();
             assert!(!cut.is_empty(), "{region:?} {caseworker:?} selects nothing");
             assert!(got.cases == cut, "{region:?} {caseworker:?} at {at}");
         }
