@@ -5,8 +5,9 @@ use crate::auth::{Caller, Role};
 use crate::problem::{Kind, Problem};
 use crate::reads::{active_gen, allow, params, respond, Params};
 use crate::App;
-use assist_catalog::events::person::{ErasureReason, PersonalDataErased};
-use assist_catalog::{Actor, Event, EventData, StaffId, StreamId, SubjectKind};
+use assist_catalog::events::person::ErasureReason;
+use assist_catalog::{StaffId, StreamId, SubjectKind};
+use assist_ingest::{EraseError, ErasureFact};
 use assist_privacy::PrivacyError;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -84,66 +85,38 @@ pub async fn erase(
     if !in_scope {
         return Err(not_found());
     }
-    let history = app
+    let erased = app
         .views
         .recorder
-        .history(&stream)
-        .await
-        .map_err(|e| Problem::internal(&e))?;
-    let events: Vec<&Event> = history
-        .iter()
-        .filter_map(|e| e.event.as_ref().ok())
-        .collect();
-    let Some(last) = events.last() else {
-        return Err(not_found());
-    };
-    let region = events
-        .iter()
-        .find_map(|e| match &e.data {
-            EventData::PersonRegistered(p) => Some(p.region.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| last.meta.actor.region.clone());
-    let already = events
-        .iter()
-        .find(|e| matches!(e.data, EventData::PersonalDataErased(_)))
-        .map(|e| e.meta.event_id);
-    // The key goes first: the legal duty is the destruction; the fact records it.
-    match app.views.recorder.keys().erase(&subject, Utc::now()).await {
-        Ok(_) => {}
-        Err(PrivacyError::CopiesRemain { .. }) => {
+        .erase_person(stream, actor_id, None, reason)
+        .await;
+    let (event_id, position) = match erased {
+        Ok(fact) => {
+            tracing::info!(sub = %caller.sub, "personal data erased");
+            match fact {
+                ErasureFact::AlreadyRecorded(id) => {
+                    return Ok(respond(
+                        &app,
+                        json!({"stream": subject, "key_destroyed": true, "erasure": {"event_id": id.to_string(), "already_recorded": true}}),
+                    ))
+                }
+                ErasureFact::Recorded(id, position) => (id, Some(position)),
+            }
+        }
+        Err(EraseError::NoEvents) => return Err(not_found()),
+        Err(EraseError::DestroyKey(PrivacyError::CopiesRemain { .. })) => {
             return Err(Problem::new(
                 Kind::NotReady,
                 "the key is destroyed, but another process reads the key table so a copy may remain; try again to finish",
             ))
         }
-        Err(e) => return Err(Problem::internal(&e)),
-    }
-    tracing::info!(sub = %caller.sub, "personal data erased");
-    if let Some(id) = already {
-        return Ok(respond(
-            &app,
-            json!({"stream": subject, "key_destroyed": true, "erasure": {"event_id": id.to_string(), "already_recorded": true}}),
-        ));
-    }
-    let actor = Actor {
-        id: actor_id,
-        role: assist_catalog::Role::Service,
-        region,
+        Err(EraseError::DestroyKey(e)) => return Err(Problem::internal(&e)),
+        Err(EraseError::Record(e)) => {
+            tracing::info!(sub = %caller.sub, "personal data erased");
+            return Err(Problem::internal(&e));
+        }
+        Err(EraseError::Read(e)) => return Err(Problem::internal(&e)),
     };
-    let fact = Event::new(
-        stream,
-        actor,
-        EventData::PersonalDataErased(PersonalDataErased { reason }),
-    );
-    let event_id = fact.meta.event_id;
-    let out = app
-        .views
-        .recorder
-        .record(vec![fact])
-        .await
-        .map_err(|e| Problem::internal(&e))?;
-    let position = out.first().map(|a| a.position());
     if let Err(e) = app.views.catch_up().await {
         tracing::warn!(error = %e, "projecting after an erasure failed; the periodic run retries");
     }

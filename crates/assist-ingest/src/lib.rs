@@ -33,9 +33,11 @@
 //! # }).unwrap();
 //! ```
 
+mod erasure;
 pub mod history;
 mod lines;
 
+pub use erasure::{EraseError, ErasureFact};
 pub use lines::{Conflict, IngestOptions, IngestReport, Rejection, MAX_LINE_BYTES};
 
 use assist_catalog::envelope::describe;

@@ -639,28 +639,10 @@ impl Store {
         region: &str,
         caseworker: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let mut sql = String::from(
-            "SELECT subject FROM cases WHERE gen = $1 AND subject = $2 AND region LIKE $3",
-        );
-        if caseworker.is_some() {
-            sql.push_str(" AND caseworker = $4");
-        }
-        let mut q = sqlx::query(&sql)
-            .bind(gen)
-            .bind(subject)
-            .bind(format!("{}%", like_escape(region)));
-        if let Some(w) = caseworker {
-            q = q.bind(w);
-        }
-        let row = q
-            .fetch_optional(&self.pool)
+        self.row_in_scope("cases", "subject", gen, subject, region, caseworker)
             .await
-            .map_err(|e| self.err(e))?;
-        Ok(row.is_some())
     }
-}
 
-impl Store {
     /// Whether clock `clock_id` of generation `gen` has a region starting with `region`
     /// and, when `caseworker` is given, is that caseworker's: a caller's scope, decided in
     /// the query.
@@ -671,15 +653,28 @@ impl Store {
         region: &str,
         caseworker: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let mut sql = String::from(
-            "SELECT clock_id FROM clocks WHERE gen = $1 AND clock_id = $2 AND region LIKE $3",
-        );
+        self.row_in_scope("clocks", "clock_id", gen, clock_id, region, caseworker)
+            .await
+    }
+
+    /// Whether the row of `table` whose `key` column is `value` lies in the scope.
+    async fn row_in_scope(
+        &self,
+        table: &str,
+        key: &str,
+        gen: i64,
+        value: &str,
+        region: &str,
+        caseworker: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut sql =
+            format!("SELECT {key} FROM {table} WHERE gen = $1 AND {key} = $2 AND region LIKE $3");
         if caseworker.is_some() {
             sql.push_str(" AND caseworker = $4");
         }
         let mut q = sqlx::query(&sql)
             .bind(gen)
-            .bind(clock_id)
+            .bind(value)
             .bind(format!("{}%", like_escape(region)));
         if let Some(w) = caseworker {
             q = q.bind(w);

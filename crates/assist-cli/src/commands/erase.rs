@@ -1,12 +1,11 @@
 //! `assist erase STREAM`
 
-use super::history::load;
 use super::open_recorder;
 use crate::outln;
 use anyhow::{bail, Context, Result};
-use assist_catalog::events::person::{ErasureReason, PersonalDataErased};
-use assist_catalog::{Actor, Event, EventData, RegionCode, Role, StaffId, StreamId, SubjectKind};
-use chrono::Utc;
+use assist_catalog::events::person::ErasureReason;
+use assist_catalog::{RegionCode, StaffId, StreamId, SubjectKind};
+use assist_ingest::{EraseError, ErasureFact};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -45,64 +44,27 @@ pub async fn run(dir: &Path, opts: &super::views::ViewOptions, args: Args) -> Re
     }
     super::views::require_log(dir, opts)?;
     let recorder = open_recorder(dir, opts.log.as_deref()).await?;
-    let history = load(&recorder, &args.stream).await?;
-    let events: Vec<&Event> = history
-        .iter()
-        .filter_map(|e| e.event.as_ref().ok())
-        .collect();
-    if events.is_empty() {
-        bail!(
-            "{} has no events in the log at {}",
-            args.stream,
-            dir.display()
-        );
-    }
-    let region = match &args.region {
-        Some(r) => RegionCode::new(r)?,
-        None => events
-            .iter()
-            .find_map(|e| match &e.data {
-                EventData::PersonRegistered(p) => Some(p.region.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| events[events.len() - 1].meta.actor.region.clone()),
-    };
-    let already = events
-        .iter()
-        .any(|e| matches!(e.data, EventData::PersonalDataErased(_)));
-    let subject = args.stream.to_string();
-    // The key goes first: the legal duty is the destruction; the fact records it.
-    recorder
-        .keys()
-        .erase(&subject, Utc::now())
-        .await
-        .context("cannot destroy the key")?;
-    if already {
-        outln!("{subject}: data key destroyed; the erasure was already recorded")?;
-        return Ok(ExitCode::SUCCESS);
-    }
+    let region = args.region.as_deref().map(RegionCode::new).transpose()?;
     let reason = match args.reason {
         Reason::LegalBasisEnded => ErasureReason::LegalBasisEnded,
         Reason::PersonRequested => ErasureReason::PersonRequested,
         Reason::RetentionExpired => ErasureReason::RetentionExpired,
     };
-    let actor = Actor {
-        id: StaffId::new(&args.actor)?,
-        role: Role::Service,
-        region,
-    };
-    let fact = Event::new(
-        args.stream,
-        actor,
-        EventData::PersonalDataErased(PersonalDataErased { reason }),
-    );
-    let out = recorder
-        .record(vec![fact])
-        .await
-        .context("cannot append the erasure fact")?;
-    outln!(
-        "{subject}: data key destroyed; erasure recorded at {}",
-        out[0].position()
-    )?;
+    let subject = args.stream.to_string();
+    let by = StaffId::new(&args.actor)?;
+    match recorder.erase_person(args.stream, by, region, reason).await {
+        Ok(ErasureFact::AlreadyRecorded(_)) => {
+            outln!("{subject}: data key destroyed; the erasure was already recorded")?
+        }
+        Ok(ErasureFact::Recorded(_, position)) => {
+            outln!("{subject}: data key destroyed; erasure recorded at {position}")?
+        }
+        Err(EraseError::NoEvents) => {
+            bail!("{subject} has no events in the log at {}", dir.display())
+        }
+        Err(EraseError::Read(e)) => return Err(e.into()),
+        Err(EraseError::DestroyKey(e)) => return Err(e).context("cannot destroy the key"),
+        Err(EraseError::Record(e)) => return Err(e).context("cannot append the erasure fact"),
+    }
     Ok(ExitCode::SUCCESS)
 }

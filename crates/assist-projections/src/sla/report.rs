@@ -4,7 +4,7 @@
 
 use super::{Calendar, Clock, Rules, Status};
 use crate::runner::clock_from;
-use crate::store::{ts, Dialect, Store, StoreError};
+use crate::store::{like_escape, ts, Dialect, Store, StoreError};
 use assist_catalog::Event;
 use assist_log::StreamReader;
 use chrono::{DateTime, Duration, Utc};
@@ -199,10 +199,7 @@ pub async fn summarize(
 ) -> Result<SlaReport, StoreError> {
     use futures::TryStreamExt;
     let mut sql = String::from("SELECT * FROM clocks WHERE gen = $1");
-    let region: Option<String> = filter
-        .region
-        .as_ref()
-        .map(|r| r.chars().filter(char::is_ascii_digit).collect());
+    let region: Option<String> = filter.region.as_deref().map(like_escape);
     let mut n = 1;
     if region.is_some() {
         n += 1;
@@ -379,8 +376,9 @@ pub async fn load_clocks_in(
         sql.push_str(" AND caseworker = $3");
     }
     sql.push_str(" ORDER BY clock_id");
-    let region: String = region.chars().filter(char::is_ascii_digit).collect();
-    let mut q = sqlx::query(&sql).bind(gen).bind(format!("{region}%"));
+    let mut q = sqlx::query(&sql)
+        .bind(gen)
+        .bind(format!("{}%", like_escape(region)));
     if let Some(w) = caseworker {
         q = q.bind(w);
     }
