@@ -82,6 +82,11 @@ enum Command {
     Catalog(commands::catalog::Command),
     /// The main job: simulate a county into the data dir, project it, print caseload and SLA.
     Demo(commands::demo::Args),
+    /// The SLA timer: reminders before a deadline, escalations after a breach, delivered
+    /// to a webhook or a Kafka topic; until SIGTERM (`--once` for one round).
+    Notify(commands::notify::NotifyArgs),
+    /// The reminders and escalations the SLA timer recorded, with their deliveries.
+    Notices(commands::notify::NoticesArgs),
     /// Serve the JSON API (events in, caseload, SLA, clocks, histories out) until SIGTERM.
     Serve(commands::serve::Args),
     /// Bearer tokens for `assist serve`, signed with the data dir's key.
@@ -160,6 +165,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Erase(args) => commands::erase::run(&dir, &views, args).await,
         Command::Catalog(cmd) => commands::catalog::run(cmd),
         Command::Demo(args) => commands::demo::run(&dir, &views, args).await,
+        Command::Notify(args) => commands::notify::notify_cmd(&dir, &views, args).await,
+        Command::Notices(args) => commands::notify::notices_cmd(&dir, &views, args).await,
         Command::Serve(args) => commands::serve::run(&dir, &views, args).await,
         Command::Token(cmd) => commands::token::run(&dir, cmd),
         Command::Bench(cmd) => commands::bench::run(cmd).await,

@@ -15,6 +15,7 @@
 //! write lock (`BEGIN IMMEDIATE`), which also makes the expected-version check sound.
 
 pub mod group;
+pub mod notices;
 
 use assist_log::{
     partition_for, AppendBatch, Appended, Appender, IdIndex, LogError, PartitionInfo,

@@ -303,3 +303,76 @@ mod end_to_end {
         assert!(ma == mb, "first difference: {first:?}");
     }
 }
+
+mod notice_topic {
+    use super::*;
+    use assist_kafka::notices::{NoticeTopic, NOTICE_ID_HEADER};
+    use assist_projections::notices::{Channel, Notice};
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+
+    fn notice(n: u128, clock: &str) -> Notice {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-03-03T01:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        Notice {
+            notice_id: uuid::Uuid::from_u128(n),
+            kind: "reminder".into(),
+            audience: "caseworker".into(),
+            recipient: "cw-350121-007".into(),
+            clock_id: clock.into(),
+            subject: "person-x".into(),
+            policy: "response-2473".into(),
+            step: "contact".into(),
+            region: "350121".into(),
+            caseworker: "cw-350121-007".into(),
+            deadline: t,
+            moment: t,
+            created_at: t,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn notices_go_to_their_topic_keyed_by_clock_with_their_id_in_a_header() {
+        let topic = format!("notices-{}", uuid::Uuid::new_v4().simple());
+        let channel = NoticeTopic::open(config(&topic))
+            .await
+            .expect("the test command starts tansu");
+        channel.send(&notice(1, "p/contact/a")).await.unwrap();
+        channel.send(&notice(2, "p/visit/a")).await.unwrap();
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .set("group.id", format!("t-{}", uuid::Uuid::new_v4()))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&topic]).unwrap();
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while got.len() < 2 && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                let id = m
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == NOTICE_ID_HEADER))
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned());
+                let body: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+                got.push((
+                    String::from_utf8_lossy(m.key().unwrap()).into_owned(),
+                    id,
+                    body["notice_id"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+        got.sort();
+        let id = |n: u128| uuid::Uuid::from_u128(n).to_string();
+        assert_eq!(
+            got,
+            [
+                ("p/contact/a".to_string(), Some(id(1)), id(1)),
+                ("p/visit/a".to_string(), Some(id(2)), id(2)),
+            ]
+        );
+    }
+}

@@ -8,6 +8,7 @@ pub mod erase;
 pub mod follow;
 pub mod history;
 pub mod ingest;
+pub mod notify;
 pub mod serve;
 pub mod simulate;
 pub mod token;

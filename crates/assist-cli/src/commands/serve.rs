@@ -80,7 +80,7 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
