@@ -13,6 +13,7 @@ pub mod events;
 pub mod health;
 pub mod masking;
 pub mod metrics;
+pub mod notices;
 pub mod openapi;
 pub mod problem;
 pub mod reads;
@@ -91,6 +92,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sla/clocks/{clock}", get(reads::explain))
         .route("/v1/streams/{stream}/history", get(reads::history))
         .route("/v1/access-log", get(reads::access_log))
+        .route("/v1/notices", get(notices::notices))
         .route("/v1/audit/findings", get(audit::findings))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/deadletters", get(audit::deadletters))

@@ -297,6 +297,65 @@ pub struct AccessLogDoc {
     pub entries: Vec<AccessDoc>,
 }
 
+/// A page of notices, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct NoticesDoc {
+    /// Notices the caller may see.
+    pub total: u64,
+    /// The page size.
+    pub limit: u64,
+    /// The page start.
+    pub offset: u64,
+    /// The notices of the page.
+    pub notices: Vec<NoticeDoc>,
+}
+
+/// One reminder or escalation of the SLA timer.
+#[derive(Serialize, ToSchema)]
+pub struct NoticeDoc {
+    /// Derived from the clock and the kind: the receivers' idempotency key.
+    pub notice_id: String,
+    /// `reminder`, `escalation-1`, `escalation-2`, …
+    pub kind: String,
+    /// `caseworker` or `supervisor`.
+    pub audience: String,
+    /// The caseworker's staff id, or the region prefix whose supervisors are told.
+    pub recipient: String,
+    /// The clock.
+    pub clock_id: String,
+    /// The subject's stream.
+    pub subject: String,
+    /// The policy.
+    pub policy: String,
+    /// The step.
+    pub step: String,
+    /// The clock's region.
+    pub region: String,
+    /// The clock's caseworker, or empty.
+    pub caseworker: String,
+    /// The step's deadline, pauses counted.
+    pub deadline: String,
+    /// When the notice came due.
+    pub moment: String,
+    /// When the timer recorded it.
+    pub created_at: String,
+    /// Its deliveries (webhook, Kafka).
+    pub deliveries: Vec<DeliveryDoc>,
+}
+
+/// One delivery of a notice.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryDoc {
+    /// `webhook` or `kafka`.
+    pub channel: String,
+    /// Attempts made.
+    pub attempts: u64,
+    /// When the receiver took it.
+    pub delivered_at: Option<String>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
 /// One audit finding.
 #[derive(Serialize, ToSchema)]
 pub struct FindingDoc {
@@ -453,6 +512,7 @@ impl Modify for BearerJwt {
         crate::reads::explain,
         crate::reads::history,
         crate::reads::access_log,
+        crate::notices::notices,
         crate::audit::findings,
         crate::audit::verify,
         crate::audit::deadletters,

@@ -829,6 +829,7 @@ async fn every_role_reads_only_what_it_may_and_out_of_scope_subjects_are_hidden(
         ("history in", "GET", history(1)),
         ("history out", "GET", history(2)),
         ("access log", "GET", "/v1/access-log".into()),
+        ("notices", "GET", "/v1/notices".into()),
         ("findings", "GET", "/v1/audit/findings".into()),
         (
             "findings out",
@@ -844,47 +845,47 @@ async fn every_role_reads_only_what_it_may_and_out_of_scope_subjects_are_hidden(
     ];
     // Region 3501 (Fuzhou): person 1 lives there, person 2 in Xiamen (3502). The admin
     // comes last, so its erasure of person 1 changes nothing the others read.
-    let roles: [(Role, &str, [u16; 14]); 6] = [
+    let roles: [(Role, &str, [u16; 15]); 6] = [
         (
             Role::Service,
             "svc-1",
             [
-                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403, 403,
+                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403, 403,
             ],
         ),
         (
             Role::Caseworker,
             "cw-350102-001",
             [
-                200, 200, 200, 200, 404, 403, 403, 403, 403, 403, 403, 403, 403, 403,
+                200, 200, 200, 200, 404, 403, 200, 403, 403, 403, 403, 403, 403, 403, 403,
             ],
         ),
         (
             Role::Supervisor,
             "sup-1",
             [
-                200, 200, 200, 200, 404, 403, 200, 403, 403, 403, 403, 403, 403, 403,
+                200, 200, 200, 200, 404, 403, 200, 200, 403, 403, 403, 403, 403, 403, 403,
             ],
         ),
         (
             Role::Observer,
             "obs-1",
             [
-                200, 200, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403,
+                200, 200, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403,
             ],
         ),
         (
             Role::Auditor,
             "aud-1",
             [
-                403, 403, 403, 200, 404, 200, 200, 403, 200, 200, 403, 403, 403, 403,
+                403, 403, 403, 200, 404, 200, 200, 200, 403, 200, 200, 403, 403, 403, 403,
             ],
         ),
         (
             Role::Admin,
             "adm-1",
             [
-                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 404, 200,
+                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 404, 200,
             ],
         ),
     ];
@@ -1531,4 +1532,93 @@ async fn an_offset_past_2_to_the_53_is_a_400_problem() {
     assert_problem(&answer, 400, "bad-parameter");
     let (status, _, _) = s.get(&sup, "/v1/caseload?offset=9007199254740991").await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn each_person_sees_only_the_notices_addressed_to_them_in_their_region() {
+    use assist_projections::notices::{NoticeRules, Timer};
+    let s = seeded().await;
+    s.app.views.catch_up().await.unwrap();
+    // Alerts on 3 March: by the 20th every 2473 step of both people has reminded and
+    // escalated to county and city.
+    let notices = NoticeRules::shipped().unwrap();
+    let timer = Timer {
+        log: s.app.views.recorder.log().as_ref(),
+        store: &s.app.views.store,
+        rules: &s.app.views.rules,
+        notices: &notices,
+        channels: &[],
+    };
+    let now = chrono::DateTime::parse_from_rfc3339("2026-03-20T12:00:00+08:00")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert_eq!(timer.tick(now).await.unwrap().notices, 18);
+    let seen = |body: &Value| -> Vec<String> {
+        body["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                format!(
+                    "{} {} {}",
+                    n["step"].as_str().unwrap(),
+                    n["kind"].as_str().unwrap(),
+                    n["recipient"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let get = |token: String| {
+        let s = &s;
+        async move {
+            let (status, body, _) = s.get(&token, "/v1/notices").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        }
+    };
+    let mut mine = seen(&get(s.token(Role::Caseworker, "3501", "cw-350102-001")).await);
+    mine.sort();
+    assert_eq!(
+        mine,
+        [
+            "contact reminder cw-350102-001",
+            "offers reminder cw-350102-001",
+            "visit reminder cw-350102-001"
+        ]
+    );
+    let county = get(s.token(Role::Supervisor, "350102", "sup-county")).await;
+    assert_eq!(county["total"], 3);
+    assert!(seen(&county)
+        .iter()
+        .all(|l| l.ends_with("escalation-1 350102")));
+    let city = get(s.token(Role::Supervisor, "3501", "sup-city")).await;
+    assert!(seen(&city).iter().all(|l| l.ends_with("escalation-2 3501")));
+    assert_eq!(city["total"], 3);
+    assert_eq!(city["notices"][0]["moment"].as_str().unwrap().len(), 25);
+    assert!(city["notices"][0]["moment"]
+        .as_str()
+        .unwrap()
+        .ends_with("+08:00"));
+    let auditor = get(s.token(Role::Auditor, "3501", "aud-1")).await;
+    assert_eq!(auditor["total"], 9, "person 1's nine, none of Xiamen's");
+    let elsewhere = get(s.token(Role::Caseworker, "3501", "cw-350203-001")).await;
+    assert_eq!(
+        elsewhere["total"], 0,
+        "a caseworker of Xiamen named in a Fuzhou token"
+    );
+    assert_problem(
+        &s.get(&s.token(Role::Observer, "3501", "obs-1"), "/v1/notices")
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_problem(
+        &s.get(
+            &s.token(Role::Auditor, "3501", "aud-1"),
+            "/v1/notices?kind=nonsense",
+        )
+        .await,
+        400,
+        "bad-parameter",
+    );
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// Serve the JSON API: POST /v1/events, GET /v1/caseload, /v1/sla, /v1/sla/clocks,
 /// /v1/sla/clocks/{clock}, /v1/streams/{stream}/history, /v1/access-log, /healthz, /readyz,
-/// /openapi.json, /docs and /metrics; for auditors /v1/audit/findings, /v1/audit/verify,
+/// /v1/notices, /openapi.json, /docs and /metrics; for auditors /v1/audit/findings, /v1/audit/verify,
 /// /v1/deadletters; for admins POST /v1/streams/{stream}/erase and /v1/rebuild. Callers need a
 /// bearer token (`assist token issue`, or an identity provider's with --jwt-public-key).
 #[derive(clap::Args)]
@@ -31,6 +31,12 @@ pub struct Args {
     /// /readyz fails while the views lag the log by more records than this.
     #[arg(long, default_value_t = 10_000)]
     max_lag: u64,
+    /// Run the SLA timer in the server too: reminders and escalations recorded as they
+    /// come due (shown to each person at /v1/notices) and delivered as `assist notify` does.
+    #[arg(long)]
+    notify: bool,
+    #[command(flatten)]
+    delivery: super::notify::Delivery,
     /// Print the OpenAPI document (as checked in at crates/assist-http/openapi.json) and exit.
     #[arg(long)]
     print_openapi: bool,
@@ -42,6 +48,17 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     let views = Views::open(dir, opts).await?;
+    let channels = if args.notify {
+        args.delivery.channels(opts).await?
+    } else {
+        if args.delivery.webhook.is_some() || args.delivery.notices_topic.is_some() {
+            anyhow::bail!(
+                "--webhook and --notices-topic deliver the SLA timer's notices: add --notify"
+            );
+        }
+        Vec::new()
+    };
+    let notice_rules = super::notify::load_notice_rules(opts.policies.as_deref(), &views.rules)?;
     let verifier = match &args.jwt_public_key {
         Some(path) => {
             let pem =
@@ -65,6 +82,20 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
     });
     if let Err(e) = app.views.catch_up().await {
         tracing::warn!(error = %e, "projecting the log at start failed; the periodic run retries");
+    }
+    if args.notify {
+        let notifier = super::notify::Notifier::new(
+            app.views.recorder.log().clone(),
+            app.views.store.clone(),
+            app.views.rules.clone(),
+            notice_rules,
+            channels,
+        );
+        tokio::spawn(async move {
+            notifier
+                .run_until(std::time::Duration::from_secs(1), std::future::pending())
+                .await
+        });
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
