@@ -132,6 +132,94 @@ fn receiver(kill_first: Arc<AtomicU32>) -> (String, Arc<Mutex<Vec<Post>>>) {
     (url, posts)
 }
 
+/// A receiver that answers 503 to its first `refuse` POSTs, then 200; it keeps the ids it
+/// took.
+fn flaky_receiver(refuse: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let taken: Arc<Mutex<Vec<String>>> = Arc::default();
+    let kept = taken.clone();
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut length, mut key) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let (name, value) = line.split_once(':').unwrap_or((&line, ""));
+                match name.to_ascii_lowercase().as_str() {
+                    "content-length" => length = value.trim().parse().unwrap_or(0),
+                    "idempotency-key" => key = value.trim().to_string(),
+                    _ => {}
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            seen += 1;
+            let answer: &[u8] = if seen <= refuse {
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else {
+                kept.lock().unwrap().push(key);
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            };
+            let _ = stream.write_all(answer);
+        }
+    });
+    (url, taken)
+}
+
+#[test]
+fn a_webhook_receiver_that_is_down_for_a_while_gets_every_notice_afterwards() {
+    let dir = data_dir_with_an_alert();
+    // Down for the first three attempts: both notices at 09:00, one retry 30 s later.
+    let (url, taken) = flaky_receiver(3);
+    let round = |at: &str| {
+        let out = notify_at(dir.path(), &url, at).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        round("2026-03-04T09:00:00+08:00"),
+        "2 notices recorded; 0 delivered, 2 not delivered (retried later)"
+    );
+    assert_eq!(
+        round("2026-03-04T09:00:10+08:00"),
+        "0 notices recorded; 0 delivered, 0 not delivered (retried later)",
+        "not before the backoff"
+    );
+    assert_eq!(
+        round("2026-03-04T09:00:30+08:00"),
+        "0 notices recorded; 1 delivered, 1 not delivered (retried later)"
+    );
+    assert_eq!(
+        round("2026-03-04T10:00:00+08:00"),
+        "0 notices recorded; 1 delivered, 0 not delivered (retried later)"
+    );
+    let listed = assist(dir.path())
+        .args(["notices", "--json"])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let mut ids: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["notice_id"].as_str().unwrap().to_string())
+        .collect();
+    let mut got = taken.lock().unwrap().clone();
+    ids.sort();
+    got.sort();
+    assert_eq!(got, ids, "every notice, once it was up");
+}
+
 fn notify_at(dir: &Path, url: &str, at: &str) -> Command {
     let mut c = assist(dir);
     c.args(["notify", "--once", "--at", at, "--webhook", url])
@@ -259,5 +347,80 @@ fn a_webhook_without_its_secret_is_refused_before_anything_is_sent() {
     assert_eq!(
         String::from_utf8_lossy(&listed.stdout).trim(),
         "0 of 0 notices"
+    );
+}
+
+#[test]
+fn in_the_kafka_mode_notices_also_go_to_a_topic_keyed_by_their_clock() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let brokers = std::env::var("ASSIST_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let log = format!("kafka:{brokers}/events-{run}");
+    let topic = format!("notices-{run}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let lines = [
+        event(
+            1,
+            "case_opened",
+            "2026-03-02T08:50:00+08:00",
+            serde_json::json!({"groups": ["college_graduate"], "reason": "alert"}),
+        ),
+        event(
+            3,
+            "alert_raised",
+            "2026-03-02T09:00:00+08:00",
+            serde_json::json!({"alert_id": "01935000-0000-7000-8000-0000000a1c01", "trigger": "job_lost", "source": "data_sharing"}),
+        ),
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let kafka = |c: &mut Command| {
+        c.env("ASSIST_KAFKA_BATCH_MESSAGES", "1")
+            .args(["--log", &log]);
+    };
+    let mut ingest = assist(dir.path());
+    kafka(&mut ingest);
+    let out = ingest.arg("ingest").arg(&file).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut notify = assist(dir.path());
+    kafka(&mut notify);
+    let out = notify
+        .args(["notify", "--once", "--at", "2026-03-04T09:00:00+08:00"])
+        .args(["--notices-topic", &topic])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "2 notices recorded; 2 delivered, 0 not delivered (retried later)",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", format!("t-{run}"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while got.len() < 2 && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(std::time::Duration::from_millis(200)) {
+            let body: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            let key = String::from_utf8_lossy(m.key().unwrap()).into_owned();
+            assert_eq!(body["clock_id"], key.as_str());
+            got.push(format!("{} {}", body["step"], body["kind"]));
+        }
+    }
+    got.sort();
+    // No caseworker assigned: the reminder goes to the county's supervisors.
+    assert_eq!(
+        got,
+        ["\"contact\" \"escalation-1\"", "\"contact\" \"reminder\""]
     );
 }

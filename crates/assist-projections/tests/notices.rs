@@ -483,3 +483,23 @@ async fn notices_are_listed_by_recipient_and_region_newest_first() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_clock_cancelled_before_its_moment_sends_nothing() {
+    let w = World::sqlite().await;
+    let mut lines = alert();
+    // Hired on day one: every 2473 clock is cancelled (the retention follow-ups start).
+    lines.push(event(
+        4,
+        PERSON,
+        "hired",
+        "03-02 15:00",
+        json!({"offer_id": "01935000-0000-7000-8000-00000000f0f1", "employer": {"id": "91350121MA2XYZ1234", "name": "Minhou Food Processing Co."},
+               "job_title": "food packer", "wage": 4200, "wage_period": "month", "contract": "fixed_term",
+               "public_welfare_post": false, "starts_on": "2026-03-09"}),
+    ));
+    w.record(&lines).await;
+    w.tick("03-20 09:00").await;
+    let s = w.summary().await;
+    assert!(!s.iter().any(|l| l.contains("response-2473")), "{s:?}");
+}
