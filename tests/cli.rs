@@ -454,6 +454,9 @@ fn every_subcommand_answers_help() {
         vec!["simulate", "--help"],
         vec!["bench", "--help"],
         vec!["bench", "ingest", "--help"],
+        vec!["policies", "--help"],
+        vec!["notify", "--help"],
+        vec!["notices", "--help"],
     ] {
         let out = assist(dir.path(), &sub);
         assert_eq!(out.status.code(), Some(0), "{sub:?}");
@@ -665,6 +668,122 @@ fn a_policy_directory_adds_a_2027_calendar_without_code() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr)
         .contains("calendar cn-2028.toml: 2027-12-31 is not in year 2028"));
+}
+
+/// A policy directory holding the shipped policies and calendars and a changed 2473 rule
+/// from 1 January 2027 (contact within 5 working days).
+fn policies_with_a_2473_of_2027(dir: &Path) -> String {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(policies.join("calendars")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    for f in [
+        "response-2473.toml",
+        "household-clearing.toml",
+        "retention-followup.toml",
+        "training-subsidy.toml",
+    ] {
+        std::fs::copy(root.join(f), policies.join(f)).unwrap();
+    }
+    for f in ["cn-2025.toml", "cn-2026.toml"] {
+        std::fs::copy(
+            root.join("calendars").join(f),
+            policies.join("calendars").join(f),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        policies.join("response-2473-2027.toml"),
+        "id = \"response-2473\"\nname = \"2473 from 2027\"\ndays = \"working\"\neffective_from = \"2027-01-01\"\n\
+         starts_on = [\"alert_raised\"]\ncancelled_by = [\"hired\", \"case_closed\"]\n\
+         [[steps]]\nid = \"contact\"\nwithin_days = 5\nmet_by = \"contact_made\"\n",
+    )
+    .unwrap();
+    policies.display().to_string()
+}
+
+const OTHER_RULES: &str = "warning: the views were built with other SLA policies";
+
+#[test]
+fn policies_shows_every_version_and_whether_the_views_were_built_with_them() {
+    let dir = county();
+    let shipped = stdout(&assist(dir.path(), &["policies"]));
+    assert!(
+        shipped.contains("the views (generation 1) were built with these policies"),
+        "{shipped}"
+    );
+    assert!(shipped.contains("response-2473        always"), "{shipped}");
+    let p = policies_with_a_2473_of_2027(dir.path());
+    let changed = stdout(&assist(dir.path(), &["--policies", &p, "policies"]));
+    assert!(changed.contains("response-2473        from 2027-01-01  working days  contact 5d (contact_made)  [response-2473-2027.toml]"), "{changed}");
+    assert!(
+        changed.contains("were built with other policies"),
+        "{changed}"
+    );
+    assert!(
+        changed.contains("run `assist rebuild` (with the same --policies)"),
+        "{changed}"
+    );
+}
+
+#[test]
+fn every_sla_command_says_when_the_views_were_built_with_other_policies_until_a_rebuild() {
+    let dir = county();
+    let figures = |d: &Path, extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend(["sla", "--json", "--at", "2026-03-01"]);
+        let out = assist(d, &args);
+        (
+            stdout(&out),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (before, quiet) = figures(dir.path(), &[]);
+    assert!(!quiet.contains(OTHER_RULES), "{quiet}");
+    let p = policies_with_a_2473_of_2027(dir.path());
+    let with = ["--policies", p.as_str()];
+    for cmd in [
+        vec!["sla"],
+        vec!["sla", "clocks", "--limit", "1"],
+        vec!["caseload", "--limit", "1"],
+    ] {
+        let mut args = with.to_vec();
+        args.extend(cmd.iter());
+        let out = assist(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(0), "{cmd:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(OTHER_RULES) && err.contains("`assist rebuild`"),
+            "{cmd:?}: {err}"
+        );
+    }
+    // A what-if is read-only: it changes neither the views nor what they were built with.
+    let fp = |d: &Path| -> Value {
+        serde_json::from_slice(&assist(d, &["policies", "--json"]).stdout).unwrap()
+    };
+    let recorded = fp(dir.path())["views_fingerprint"].clone();
+    let file = format!("{p}/response-2473-2027.toml");
+    let what_if = assist(dir.path(), &["sla", "--policy", &file]);
+    assert_eq!(what_if.status.code(), Some(0));
+    assert_eq!(fp(dir.path())["views_fingerprint"], recorded);
+    // Rebuilt under the new set: no warning, and the figures of 2026 (before the new
+    // rule's date) are the same.
+    let out = assist(dir.path(), &["--policies", &p, "rebuild"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (after, quiet) = figures(dir.path(), &with);
+    assert!(!quiet.contains(OTHER_RULES), "{quiet}");
+    assert_eq!(after, before, "history before 2027 keeps its figures");
+    assert_ne!(
+        serde_json::from_slice::<Value>(
+            &assist(dir.path(), &["--policies", &p, "policies", "--json"]).stdout
+        )
+        .unwrap()["views_fingerprint"],
+        recorded
+    );
 }
 
 #[test]

@@ -82,6 +82,8 @@ enum Command {
     Catalog(commands::catalog::Command),
     /// The main job: simulate a county into the data dir, project it, print caseload and SLA.
     Demo(commands::demo::Args),
+    /// The SLA policies in force (each version and its date) and those the views were built with.
+    Policies(commands::policies::Args),
     /// The SLA timer: reminders before a deadline, escalations after a breach, delivered
     /// to a webhook or a Kafka topic; until SIGTERM (`--once` for one round).
     Notify(commands::notify::NotifyArgs),
@@ -165,6 +167,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Erase(args) => commands::erase::run(&dir, &views, args).await,
         Command::Catalog(cmd) => commands::catalog::run(cmd),
         Command::Demo(args) => commands::demo::run(&dir, &views, args).await,
+        Command::Policies(args) => commands::policies::run(&dir, &views, args).await,
         Command::Notify(args) => commands::notify::notify_cmd(&dir, &views, args).await,
         Command::Notices(args) => commands::notify::notices_cmd(&dir, &views, args).await,
         Command::Serve(args) => commands::serve::run(&dir, &views, args).await,

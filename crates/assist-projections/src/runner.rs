@@ -221,6 +221,9 @@ impl Runner<'_> {
             stats.dead_letters += s.dead_letters;
             on_batch(n);
         };
+        self.store
+            .record_generation_rules(gen, &self.rules.fingerprint())
+            .await?;
         let rules = std::sync::Arc::new(self.rules.clone());
         // A generation being rebuilt is read by nobody until it is swapped in: a partition
         // projected into it from offset 0 writes its subjects' rows once, at its end.

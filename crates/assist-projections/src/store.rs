@@ -305,6 +305,34 @@ impl Store {
         }
     }
 
+    /// The fingerprint of the rules generation `gen` was first projected with, if any.
+    pub async fn generation_rules(&self, gen: i64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT fingerprint FROM generation_rules WHERE gen = $1")
+            .bind(gen)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records that generation `gen` is projected with the rules of `fingerprint`, unless
+    /// it was projected with some before (the first rules are what it holds).
+    pub async fn record_generation_rules(
+        &self,
+        gen: i64,
+        fingerprint: &str,
+    ) -> Result<(), StoreError> {
+        if self.generation_rules(gen).await?.is_some() {
+            return Ok(());
+        }
+        sqlx::query("INSERT INTO generation_rules (gen, fingerprint) VALUES ($1, $2) ON CONFLICT (gen) DO NOTHING")
+            .bind(gen)
+            .bind(fingerprint)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// The generation queries read.
     pub async fn active_gen(&self) -> Result<i64, StoreError> {
         Ok(self.generations().await?.0)
@@ -465,7 +493,7 @@ impl Store {
     async fn delete_gen(&self, gen: i64) -> Result<(), StoreError> {
         self.drop_indexes(gen).await?;
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        for t in GEN_TABLES {
+        for t in GEN_TABLES.iter().chain(&["generation_rules"]) {
             sqlx::query(&format!("DELETE FROM {t} WHERE gen = $1"))
                 .bind(gen)
                 .execute(&mut *tx)

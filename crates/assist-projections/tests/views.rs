@@ -1667,3 +1667,52 @@ async fn a_runner_left_behind_by_a_swap_does_not_index_the_dropped_generation_ag
         ["clocks_by_subject_g2"]
     );
 }
+
+async fn each_generation_records_the_rules_it_was_built_with(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    assert_eq!(store.generation_rules(1).await.unwrap(), None);
+    let gen = project(&recorder, &store, 500).await;
+    let shipped = Rules::shipped().unwrap().fingerprint();
+    assert_eq!(
+        store.generation_rules(gen).await.unwrap(),
+        Some(shipped.clone())
+    );
+    // A rebuild under other rules records those for its generation; the replaced one's row
+    // goes with it.
+    let other = Rules::from_files(
+        assist_projections::sla::SHIPPED_POLICIES,
+        &assist_projections::sla::SHIPPED_CALENDARS[..1],
+    )
+    .unwrap();
+    let next = store.begin_rebuild().await.unwrap();
+    assist_projections::Runner {
+        log: recorder.log().as_ref(),
+        store: &store,
+        rules: &other,
+        batch: 500,
+    }
+    .catch_up(next, |_| {})
+    .await
+    .unwrap();
+    store.finish_rebuild(next).await.unwrap();
+    assert_eq!(
+        store.generation_rules(next).await.unwrap(),
+        Some(other.fingerprint())
+    );
+    assert_ne!(other.fingerprint(), shipped);
+    assert_eq!(store.generation_rules(gen).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn each_generation_records_the_rules_it_was_built_with_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    each_generation_records_the_rules_it_was_built_with(sqlite_store(dir.path(), "v.db").await)
+        .await;
+}
+
+#[tokio::test]
+async fn each_generation_records_the_rules_it_was_built_with_on_postgres() {
+    let (store, _db) = postgres_store().await;
+    each_generation_records_the_rules_it_was_built_with(store).await;
+}

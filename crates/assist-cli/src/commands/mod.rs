@@ -9,6 +9,7 @@ pub mod follow;
 pub mod history;
 pub mod ingest;
 pub mod notify;
+pub mod policies;
 pub mod serve;
 pub mod simulate;
 pub mod token;

@@ -229,6 +229,19 @@ impl Views {
         Ok((views, gen))
     }
 
+    /// Says on stderr when generation `gen` was built with other SLA policies than those in
+    /// force, and how to rebuild: its figures follow the old ones until then.
+    pub async fn warn_if_built_with_other_rules(&self, gen: i64) -> Result<()> {
+        let built = self.store.generation_rules(gen).await?;
+        let now = self.rules.fingerprint();
+        if let Some(built) = built.filter(|b| *b != now) {
+            eprintln!(
+                "warning: the views were built with other SLA policies ({built}) than those in force ({now}); `assist policies` shows them, `assist rebuild` (with the same --policies) applies these"
+            );
+        }
+        Ok(())
+    }
+
     fn log(&self) -> &dyn PartitionReader {
         self.recorder.log().as_ref()
     }
@@ -365,6 +378,7 @@ pub async fn caseload_cmd(dir: &Path, opts: &ViewOptions, args: CaseloadArgs) ->
         None => None,
     };
     let (views, gen) = Views::open_current(dir, opts).await?;
+    views.warn_if_built_with_other_rules(gen).await?;
     let at = match &args.as_of {
         Some(s) => parse_when(s)?,
         None => Utc::now(),
@@ -525,6 +539,9 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
         }
     }
     let (views, gen) = Views::open_current(dir, opts).await?;
+    if args.policy.is_empty() {
+        views.warn_if_built_with_other_rules(gen).await?;
+    }
     if let Some(SlaCommand::Explain { clock }) = &args.command {
         let log = views.recorder.log().clone();
         let Some(e) = explain(

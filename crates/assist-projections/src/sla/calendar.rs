@@ -61,6 +61,23 @@ impl Calendar {
         Ok(())
     }
 
+    /// The calendar as one text, the same for the same days off and on whatever the files'
+    /// order or comments: what [`super::Rules::fingerprint`] hashes.
+    pub fn canonical(&self) -> String {
+        let sorted = |days: &HashSet<NaiveDate>| {
+            let mut v: Vec<String> = days.iter().map(|d| d.to_string()).collect();
+            v.sort();
+            v.join(",")
+        };
+        let years: Vec<String> = self.years.iter().map(|y| y.to_string()).collect();
+        format!(
+            "years {}; holidays {}; workdays {}",
+            years.join(","),
+            sorted(&self.holidays),
+            sorted(&self.workdays)
+        )
+    }
+
     /// The years with a calendar file.
     pub fn years(&self) -> impl Iterator<Item = i32> + '_ {
         self.years.iter().copied()

@@ -63,8 +63,8 @@ pub enum RulesError {
     /// A calendar file is wrong.
     #[error(transparent)]
     Calendar(#[from] calendar::CalendarError),
-    /// Two policies share an id.
-    #[error("two policies have the id {0:?}")]
+    /// Two policies share an id and the date they take effect.
+    #[error("two policies have the id {0:?} and take effect on the same date; give one a later effective_from")]
     DuplicateId(String),
 }
 
@@ -80,12 +80,69 @@ impl Rules {
         }
         for (file, text) in policies {
             let p = Policy::parse(file, text)?;
-            if rules.policies.iter().any(|q| q.id == p.id) {
+            if rules
+                .policies
+                .iter()
+                .any(|q| q.id == p.id && q.effective_from == p.effective_from)
+            {
                 return Err(RulesError::DuplicateId(p.id));
             }
             rules.policies.push(p);
         }
+        // By id, then by date: a policy's versions next to each other, oldest first.
+        rules
+            .policies
+            .sort_by(|a, b| (&a.id, a.effective_from).cmp(&(&b.id, b.effective_from)));
         Ok(rules)
+    }
+
+    /// The version of policy `id` in force at `t`: the latest whose date is not after it.
+    pub fn version_at(&self, id: &str, t: chrono::DateTime<chrono::Utc>) -> Option<&Policy> {
+        self.policies
+            .iter()
+            .rfind(|p| p.id == id && p.effective_instant() <= t)
+    }
+
+    /// Whether `policy` is the version that governs clock `c` (the one in force when it
+    /// started).
+    pub fn governs(&self, policy: &Policy, c: &Clock) -> bool {
+        c.policy == policy.id
+            && self
+                .version_at(&c.policy, c.started_at)
+                .is_some_and(|v| v.effective_from == policy.effective_from)
+    }
+
+    /// The policy version that governs clock `c`.
+    pub fn policy_of(&self, c: &Clock) -> Option<&Policy> {
+        self.version_at(&c.policy, c.started_at)
+    }
+
+    /// A stable hash of the policies and the calendar as read (not of their files' bytes:
+    /// a comment changes nothing), recorded with each view generation.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for p in &self.policies {
+            h.update(
+                format!(
+                    "{:?}\n",
+                    (
+                        &p.id,
+                        &p.name,
+                        p.days,
+                        &p.starts_on,
+                        &p.cancelled_by,
+                        p.restart,
+                        &p.key,
+                        &p.steps,
+                        p.effective_from
+                    )
+                )
+                .as_bytes(),
+            );
+        }
+        h.update(self.calendar.canonical().as_bytes());
+        hex::encode(&h.finalize()[..8])
     }
 
     /// The shipped rules.
@@ -134,20 +191,32 @@ pub fn apply(rules: &Rules, clocks: &mut Vec<Clock>, event: &Event, who: Respons
     // The fact's data as JSON, made only for a keyed policy that the fact concerns (most
     // facts concern none: making it for each was a good share of the fold's time).
     let mut data: Option<Value> = None;
+    let versions = rules.policies.iter().any(|p| p.effective_from.is_some());
     for policy in &rules.policies {
+        // Under policies with versions, a running clock follows the version it started
+        // under, and only the version in force now starts clocks.
+        let governs = |c: &Clock| !versions || rules.governs(policy, c);
+        let in_force = !versions
+            || rules
+                .version_at(&policy.id, at)
+                .is_some_and(|v| v.effective_from == policy.effective_from);
         let key = match &policy.key {
             Some(k) if policy.concerns(name) => {
                 key_of(data.get_or_insert_with(|| event.data.to_data()), k)
             }
             _ => String::new(),
         };
-        let mine = |c: &Clock| {
+        let same = |c: &Clock| {
             c.policy == policy.id && c.is_open() && (policy.key.is_none() || c.key == key)
         };
+        let mine = |c: &Clock| same(c) && governs(c);
         if policy.cancelled_by.iter().any(|t| t == name) {
             // A cancelling fact without the key (a case closed) cancels every clock of the policy.
             let cancels = |c: &Clock| {
-                c.policy == policy.id && c.is_open() && (key.is_empty() || c.key == key)
+                c.policy == policy.id
+                    && c.is_open()
+                    && (key.is_empty() || c.key == key)
+                    && governs(c)
             };
             for c in clocks.iter_mut().filter(|c| cancels(c)) {
                 c.cancelled_at = Some(at);
@@ -163,12 +232,13 @@ pub fn apply(rules: &Rules, clocks: &mut Vec<Clock>, event: &Event, who: Respons
                 }
             }
         }
-        if policy.starts_on.iter().any(|t| t == name) {
-            let running = clocks.iter().any(&mine);
+        if in_force && policy.starts_on.iter().any(|t| t == name) {
+            // A clock of an earlier version still running counts as running.
+            let running = clocks.iter().any(&same);
             if running && !policy.restart {
                 continue;
             }
-            for c in clocks.iter_mut().filter(|c| mine(c)) {
+            for c in clocks.iter_mut().filter(|c| same(c)) {
                 c.cancelled_at = Some(at);
                 c.end_event = Some(id);
             }
@@ -200,9 +270,8 @@ pub fn apply(rules: &Rules, clocks: &mut Vec<Clock>, event: &Event, who: Respons
                 if p.policy.as_ref().is_none_or(|pol| *pol == c.policy) {
                     // Under a working-day policy the pause counts in working time (see `Pause`).
                     let in_working_time = rules
-                        .policies
-                        .iter()
-                        .any(|pol| pol.id == c.policy && pol.days == DayKind::Working);
+                        .policy_of(c)
+                        .is_some_and(|pol| pol.days == DayKind::Working);
                     c.pauses.push(Pause {
                         paused_at: at,
                         resumed_at: None,
@@ -536,5 +605,162 @@ mod tests {
         assert_eq!(clearing.due_at, cst(4, 5, 10));
         assert!(!clearing.pauses[0].in_working_time);
         assert_eq!(clearing.effective_due(cst(4, 30, 0), &cal), cst(4, 8, 1));
+    }
+
+    /// The shipped rules plus a changed 2473 rule from 1 January 2027: contact within 5
+    /// working days instead of 2, and being hired no longer cancels the clocks.
+    fn with_2473_of_2027() -> Rules {
+        let v2 = r#"
+id = "response-2473"
+name = "2473 response, as changed for 2027"
+days = "working"
+effective_from = "2027-01-01"
+starts_on = ["alert_raised"]
+cancelled_by = ["case_closed"]
+[[steps]]
+id = "contact"
+within_days = 5
+met_by = "contact_made"
+"#;
+        let mut files: Vec<(&str, &str)> = SHIPPED_POLICIES.to_vec();
+        files.push(("response-2473-2027.toml", v2));
+        Rules::from_files(&files, SHIPPED_CALENDARS).unwrap()
+    }
+
+    fn cn(y: i32, m: u32, d: u32, h: u32) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap() - Duration::hours(8)
+    }
+
+    fn hired() -> EventData {
+        serde_json::from_value::<assist_catalog::events::placement::Hired>(serde_json::json!({
+            "offer_id": "01934a5e-0000-7000-8000-00000000f0f1",
+            "employer": {"id": "E", "name": "E"}, "job_title": "packer", "wage": 4200,
+            "wage_period": "month", "contract": "fixed_term", "public_welfare_post": false,
+            "starts_on": "2027-01-11"
+        }))
+        .map(EventData::Hired)
+        .unwrap()
+    }
+
+    #[test]
+    fn a_clock_follows_the_policy_version_in_force_when_it_started() {
+        let rules = with_2473_of_2027();
+        let (old, new) = (
+            StreamId::person(Uuid::now_v7()),
+            StreamId::person(Uuid::now_v7()),
+        );
+        let mut before = Vec::new();
+        let mut after = Vec::new();
+        // Wednesday 30 December 2026: the old rule, 2 working days (the shipped calendar
+        // has no 2027 file: weekends only). Monday 4 January 2027: the new one, 5.
+        apply(
+            &rules,
+            &mut before,
+            &fact(old, alert(), cn(2026, 12, 30, 10)),
+            Responsibility::default(),
+        );
+        apply(
+            &rules,
+            &mut after,
+            &fact(new, alert(), cn(2027, 1, 4, 10)),
+            Responsibility::default(),
+        );
+        let steps = |cs: &[Clock]| -> Vec<(String, chrono::DateTime<Utc>)> {
+            cs.iter().map(|c| (c.step.clone(), c.due_at)).collect()
+        };
+        assert_eq!(
+            steps(&before),
+            [
+                ("contact".to_string(), cn(2027, 1, 1, 10)),
+                ("visit".to_string(), cn(2027, 1, 5, 10)),
+                ("offers".to_string(), cn(2027, 1, 8, 10)),
+            ]
+        );
+        assert_eq!(
+            steps(&after),
+            [("contact".to_string(), cn(2027, 1, 11, 10))]
+        );
+        // Hired in 2027: the old clocks follow the old rule (cancelled), the new one the
+        // new rule (not cancelled by a hiring).
+        apply(
+            &rules,
+            &mut before,
+            &fact(old, hired(), cn(2027, 1, 6, 9)),
+            Responsibility::default(),
+        );
+        apply(
+            &rules,
+            &mut after,
+            &fact(new, hired(), cn(2027, 1, 6, 9)),
+            Responsibility::default(),
+        );
+        let response = |cs: &[Clock]| {
+            cs.iter()
+                .filter(|c| c.policy == "response-2473")
+                .map(|c| c.is_open())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(response(&before), [false, false, false]);
+        assert_eq!(response(&after), [true]);
+    }
+
+    #[test]
+    fn a_start_before_every_version_of_a_dated_policy_starts_none_of_its_clocks() {
+        let v = "id='late'\nname='late'\ndays='calendar'\neffective_from='2027-01-01'\nstarts_on=['alert_raised']\n[[steps]]\nid='a'\nwithin_days=1\nmet_by='contact_made'";
+        let rules = Rules::from_files(&[("late.toml", v)], SHIPPED_CALENDARS).unwrap();
+        let mut clocks = Vec::new();
+        let p = StreamId::person(Uuid::now_v7());
+        apply(
+            &rules,
+            &mut clocks,
+            &fact(p, alert(), cn(2026, 12, 31, 23)),
+            Responsibility::default(),
+        );
+        assert!(clocks.is_empty());
+        apply(
+            &rules,
+            &mut clocks,
+            &fact(p, alert(), cn(2027, 1, 1, 0)),
+            Responsibility::default(),
+        );
+        assert_eq!(clocks.len(), 1, "from 00:00 China time of its date");
+    }
+
+    #[test]
+    fn two_versions_of_a_policy_need_different_dates() {
+        let v = "id='response-2473'\nname='x'\ndays='working'\nstarts_on=['alert_raised']\n[[steps]]\nid='a'\nwithin_days=1\nmet_by='contact_made'";
+        let mut files: Vec<(&str, &str)> = SHIPPED_POLICIES.to_vec();
+        files.push(("again.toml", v));
+        let e = Rules::from_files(&files, SHIPPED_CALENDARS).unwrap_err();
+        assert!(
+            e.to_string().contains("take effect on the same date"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_a_rule_or_a_holiday_and_not_with_a_comment() {
+        let shipped = Rules::shipped().unwrap();
+        assert_eq!(
+            shipped.fingerprint(),
+            Rules::shipped().unwrap().fingerprint()
+        );
+        assert_ne!(shipped.fingerprint(), with_2473_of_2027().fingerprint());
+        let commented: Vec<(String, String)> = SHIPPED_POLICIES
+            .iter()
+            .map(|(f, t)| (f.to_string(), format!("# a note\n{t}")))
+            .collect();
+        let pairs: Vec<(&str, &str)> = commented
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(
+            Rules::from_files(&pairs, SHIPPED_CALENDARS)
+                .unwrap()
+                .fingerprint(),
+            shipped.fingerprint()
+        );
+        let fewer_holidays = Rules::from_files(SHIPPED_POLICIES, &SHIPPED_CALENDARS[..1]).unwrap();
+        assert_ne!(fewer_holidays.fingerprint(), shipped.fingerprint());
     }
 }

@@ -1,6 +1,7 @@
 //! SLA policies as data: which fact starts a clock, its steps with their deadlines, what
 //! meets each step and what cancels the clock. One TOML file per policy (`policies/`).
 
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Deserialize;
 
 /// Whether a policy counts calendar days or working days.
@@ -70,7 +71,16 @@ pub struct Policy {
     pub key: Option<String>,
     /// The steps.
     pub steps: Vec<Step>,
+    /// The China date from which this version applies (`None`: from the beginning). A
+    /// clock follows the version in force when it started.
+    pub effective_from: Option<NaiveDate>,
+    /// The file it was read from.
+    pub file: String,
 }
+
+/// The earliest and latest dates a policy may take effect: a date outside is a typing
+/// error in a policy file.
+pub const EFFECTIVE_FROM_RANGE: (i32, i32) = (2000, 2100);
 
 /// A policy file as written (its steps unchecked).
 #[derive(Deserialize)]
@@ -86,6 +96,8 @@ struct PolicyFile {
     restart: bool,
     #[serde(default)]
     key: Option<String>,
+    #[serde(default)]
+    effective_from: Option<String>,
     steps: Vec<StepFile>,
 }
 
@@ -115,6 +127,15 @@ pub enum PolicyError {
 }
 
 impl Policy {
+    /// The instant this version takes effect: 00:00 China time of its date (the start of
+    /// time for a version without one).
+    pub fn effective_instant(&self) -> DateTime<Utc> {
+        match self.effective_from {
+            Some(day) => (day.and_time(NaiveTime::MIN) - chrono::Duration::hours(8)).and_utc(),
+            None => DateTime::<Utc>::MIN_UTC,
+        }
+    }
+
     /// Whether facts of type `name` start, meet or cancel this policy's clocks.
     pub fn concerns(&self, name: &str) -> bool {
         self.starts_on.iter().any(|t| t == name)
@@ -164,7 +185,29 @@ impl Policy {
                 count,
             });
         }
+        let effective_from = match &f.effective_from {
+            None => None,
+            Some(text) => {
+                let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+                    err(format!(
+                        "effective_from is {text:?}, not a date (YYYY-MM-DD, China time)"
+                    ))
+                })?;
+                let (from, to) = EFFECTIVE_FROM_RANGE;
+                if !(from..=to).contains(&chrono::Datelike::year(&day)) {
+                    return Err(PolicyError::OutOfRange {
+                        file: file.into(),
+                        field: "effective_from".into(),
+                        value: i64::from(chrono::Datelike::year(&day)),
+                        rule: "a policy takes effect in a year from 2000 to 2100",
+                    });
+                }
+                Some(day)
+            }
+        };
         let p = Policy {
+            effective_from,
+            file: file.into(),
             id: f.id,
             name: f.name,
             days: f.days,
@@ -277,6 +320,24 @@ mod tests {
             let e = Policy::parse("x.toml", &with_step(v, "3")).unwrap_err();
             assert!(matches!(e, PolicyError::OutOfRange { .. }), "{v}: {e:?}");
         }
+    }
+
+    #[test]
+    fn an_effective_date_is_read_as_00_00_china_time_and_bounded() {
+        let text = |d: &str| format!("effective_from = '{d}'\n{}", with_step("7", "3"));
+        let p = Policy::parse("x.toml", &text("2027-01-01")).unwrap();
+        assert_eq!(
+            p.effective_instant().to_rfc3339(),
+            "2026-12-31T16:00:00+00:00"
+        );
+        assert!(Policy::parse("x.toml", &text("2027-13-01"))
+            .unwrap_err()
+            .to_string()
+            .contains(r#"effective_from is "2027-13-01", not a date"#));
+        assert_eq!(
+            Policy::parse("x.toml", &text("9999-01-01")).unwrap_err().to_string(),
+            "policy x.toml: effective_from is 9999, out of range: a policy takes effect in a year from 2000 to 2100"
+        );
     }
 
     #[test]

@@ -451,9 +451,7 @@ pub async fn explain(
     let Some(row) = row else { return Ok(None) };
     let c = clock_from(&row).map_err(err)?;
     let met_by = rules
-        .policies
-        .iter()
-        .find(|p| p.id == c.policy)
+        .policy_of(&c)
         .and_then(|p| p.steps.iter().find(|s| s.id == c.step))
         .map(|s| s.met_by.clone())
         .unwrap_or_default();
