@@ -466,3 +466,72 @@ fn after_a_sigkill_during_a_stream_of_posts_every_acknowledged_event_is_in_the_l
     }
     assert_eq!(seen.len(), sent.len(), "nothing but what was sent");
 }
+
+#[test]
+fn serve_with_notify_records_the_notices_due_and_shows_each_person_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/examples");
+    // An alert in March 2026 that nobody acted on: by now every 2473 step has reminded its
+    // caseworker and escalated.
+    let lines: String = ["alert_raised", "case_opened", "case_assigned"]
+        .iter()
+        .map(|t| {
+            let text = std::fs::read_to_string(examples.join(format!("{t}.v1.json"))).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            format!("{v}\n")
+        })
+        .collect();
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let ingest = assist(dir.path())
+        .arg("ingest")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(ingest.status.code(), Some(0));
+    let token = |role: &str, region: &str, sub: &str| {
+        let out = assist(dir.path())
+            .args([
+                "token", "issue", "--role", role, "--region", region, "--sub", sub,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let caseworker = token("caseworker", "3501", "cw-350121-007");
+    let county = token("supervisor", "350121", "sup-minhou");
+    let mut server = assist(dir.path())
+        .args(["serve", "--notify", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_string();
+    let start = Instant::now();
+    let mine = loop {
+        let answer = request(&addr, "GET", "/v1/notices", Some(&caseworker));
+        if answer.contains("\"total\":3") {
+            break answer;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{answer}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let theirs = request(&addr, "GET", "/v1/notices", Some(&county));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(mine.matches("\"kind\":\"reminder\"").count(), 3, "{mine}");
+    assert!(!mine.contains("escalation"), "{mine}");
+    assert!(theirs.contains("\"total\":3"), "{theirs}");
+    assert_eq!(
+        theirs.matches("\"kind\":\"escalation-1\"").count(),
+        3,
+        "{theirs}"
+    );
+}

@@ -20,7 +20,7 @@ use utoipa::IntoParams;
 #[serde(deny_unknown_fields)]
 pub struct NoticeParams {
     /// Only this kind: `reminder`, `escalation-1`, `escalation-2`, …
-    #[param(max_length = 32)]
+    #[param(pattern = "^(reminder|escalation-[1-9][0-9]?)$")]
     kind: Option<String>,
     /// Page size, 1 to 1000 (default 50).
     #[param(minimum = 1, maximum = 1000)]
