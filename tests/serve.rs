@@ -535,3 +535,227 @@ fn serve_with_notify_records_the_notices_due_and_shows_each_person_theirs() {
         "{theirs}"
     );
 }
+
+/// A fresh database on the PostgreSQL the test command provides; its URL and a guard that
+/// drops it.
+fn fresh_postgres() -> (String, impl Drop) {
+    use sqlx::Connection;
+    let admin = std::env::var("ASSIST_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("assist_serve_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("the test command starts PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    struct Dropped(String, String);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            let (admin, name) = (self.0.clone(), self.1.clone());
+            if let Ok(rt) = tokio::runtime::Runtime::new() {
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut c)
+                                .await;
+                    }
+                });
+            }
+        }
+    }
+    (url, Dropped(admin, name))
+}
+
+/// The body of an HTTP answer as JSON.
+fn body_json(answer: &str) -> serde_json::Value {
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn on_tansu_and_postgresql_every_endpoint_answers_with_what_it_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let brokers = std::env::var("ASSIST_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    let log = format!("kafka:{brokers}/serve-{}", uuid::Uuid::new_v4().simple());
+    let (store, _db) = fresh_postgres();
+    let on_kafka = |c: &mut Command| {
+        c.env("ASSIST_KAFKA_BATCH_MESSAGES", "1")
+            .args(["--log", &log, "--store", &store]);
+    };
+    let token = |role: &str| {
+        let out = assist(dir.path())
+            .args([
+                "token", "issue", "--role", role, "--region", "35", "--sub", "u-1",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (service, supervisor, auditor, admin) = (
+        token("service"),
+        token("supervisor"),
+        token("auditor"),
+        token("admin"),
+    );
+    let mut serve = assist(dir.path());
+    on_kafka(&mut serve);
+    let mut server = serve
+        .args(["serve", "--notify", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_string();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/examples");
+    let events: Vec<serde_json::Value> = [
+        "person_registered",
+        "alert_raised",
+        "case_opened",
+        "case_assigned",
+    ]
+    .iter()
+    .map(|t| {
+        serde_json::from_str(
+            &std::fs::read_to_string(examples.join(format!("{t}.v1.json"))).unwrap(),
+        )
+        .unwrap()
+    })
+    .collect();
+    let stream = "person-0192f0c1-8a3b-7cde-9f00-0123456789ab";
+    let mut results = Vec::new();
+    let written = post_json(
+        &addr,
+        "/v1/events",
+        &service,
+        &serde_json::json!(events).to_string(),
+    )
+    .unwrap();
+    assert!(written.starts_with("HTTP/1.1 200"), "{written}");
+    assert_eq!(body_json(&written)["counts"]["accepted"], 4, "{written}");
+    results.push(("POST /v1/events", 200));
+    let start = Instant::now();
+    loop {
+        let load = request(&addr, "GET", "/v1/caseload", Some(&supervisor));
+        if load.contains(stream) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{load}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let clocks = body_json(&request(
+        &addr,
+        "GET",
+        "/v1/sla/clocks?limit=1",
+        Some(&supervisor),
+    ));
+    let clock = clocks["clocks"][0]["clock_id"]
+        .as_str()
+        .unwrap()
+        .replace('/', "%2F");
+    let reads: Vec<(&str, String, &str, &str)> = vec![
+        ("caseload", "/v1/caseload".into(), &supervisor, stream),
+        (
+            "sla",
+            "/v1/sla?at=2026-03-31".into(),
+            &supervisor,
+            "response-2473/contact",
+        ),
+        (
+            "clocks",
+            "/v1/sla/clocks".into(),
+            &supervisor,
+            "response-2473",
+        ),
+        (
+            "explain",
+            format!("/v1/sla/clocks/{clock}"),
+            &supervisor,
+            "alert_raised",
+        ),
+        (
+            "history",
+            format!("/v1/streams/{stream}/history?reason=audit%20check"),
+            &auditor,
+            "Lin Xiaomei",
+        ),
+        (
+            "access log",
+            "/v1/access-log".into(),
+            &auditor,
+            "audit check",
+        ),
+        (
+            "findings",
+            "/v1/audit/findings".into(),
+            &auditor,
+            "findings",
+        ),
+        (
+            "verify",
+            "/v1/audit/verify".into(),
+            &auditor,
+            "\"agrees\":true",
+        ),
+        (
+            "deadletters",
+            "/v1/deadletters".into(),
+            &auditor,
+            "\"total\":0",
+        ),
+        ("healthz", "/healthz".into(), &auditor, "ok"),
+        ("readyz", "/readyz".into(), &auditor, "lag"),
+        (
+            "metrics",
+            "/metrics".into(),
+            &auditor,
+            "assist_http_requests_total",
+        ),
+        ("openapi", "/openapi.json".into(), &auditor, "/v1/notices"),
+    ];
+    for (name, path, token, expect) in &reads {
+        let answer = request(&addr, "GET", path, Some(token));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{name}: {answer}");
+        assert!(answer.contains(expect), "{name} lacks {expect}: {answer}");
+    }
+    // The timer runs in the server: the unanswered alert of March has escalated.
+    let start = Instant::now();
+    loop {
+        let notices = request(&addr, "GET", "/v1/notices", Some(&auditor));
+        if notices.contains("escalation-1") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{notices}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let erased = post_json(&addr, &format!("/v1/streams/{stream}/erase"), &admin, "").unwrap();
+    assert!(erased.starts_with("HTTP/1.1 200"), "{erased}");
+    let rebuilt = post_json(&addr, "/v1/rebuild", &admin, "").unwrap();
+    assert!(rebuilt.starts_with("HTTP/1.1 200"), "{rebuilt}");
+    let history = request(
+        &addr,
+        "GET",
+        &format!("/v1/streams/{stream}/history?reason=after%20erasure"),
+        Some(&auditor),
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        history.contains("[erased]") && !history.contains("Lin Xiaomei"),
+        "{history}"
+    );
+}
