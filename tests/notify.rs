@@ -424,3 +424,100 @@ fn in_the_kafka_mode_notices_also_go_to_a_topic_keyed_by_their_clock() {
         ["\"contact\" \"escalation-1\"", "\"contact\" \"reminder\""]
     );
 }
+
+/// A copy of the shipped policies and calendars in `dir/policies`, with the notice rules
+/// `notices` (file name, text) instead of the shipped ones.
+fn policies_with_notices(dir: &Path, notices: &[(&str, &str)]) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let policies = dir.join("policies");
+    for sub in ["", "calendars"] {
+        std::fs::create_dir_all(policies.join(sub)).unwrap();
+        for f in std::fs::read_dir(root.join(sub)).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                std::fs::copy(&path, policies.join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    if !notices.is_empty() {
+        std::fs::create_dir_all(policies.join("notices")).unwrap();
+    }
+    for (name, text) in notices {
+        std::fs::write(policies.join("notices").join(name), text).unwrap();
+    }
+    policies
+}
+
+#[test]
+fn notices_follow_the_notice_rules_of_the_policies_directory() {
+    let dir = data_dir_with_an_alert();
+    // The contact step is due Wednesday 09:00: a 48-hour reminder is due Monday 09:00,
+    // which the shipped 24-hour one is not.
+    let policies = policies_with_notices(
+        dir.path(),
+        &[(
+            "response-2473.toml",
+            "policy = \"response-2473\"\n[reminder]\nbefore_hours = 48\nto = \"caseworker\"\n",
+        )],
+    );
+    let out = assist(dir.path())
+        .arg("--policies")
+        .arg(&policies)
+        .args(["notify", "--once", "--at", "2026-03-02T10:00:00+08:00"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1 notices recorded; 0 delivered, 0 not delivered (retried later)"
+    );
+    let listed = assist(dir.path())
+        .args(["notices", "--to", "cw-350121-007"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.starts_with("2026-03-02T09:00:00+08:00  reminder     caseworker cw-350121-007  response-2473/contact"),
+        "{text}"
+    );
+    // The other policies of that directory have no notice file: said, not silent.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: policy household-clearing has no notice rules"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("policy response-2473 has no notice rules"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_policies_directory_without_notice_rules_sends_nothing_and_says_so() {
+    let dir = data_dir_with_an_alert();
+    let policies = policies_with_notices(dir.path(), &[]);
+    let out = assist(dir.path())
+        .arg("--policies")
+        .arg(&policies)
+        .args(["notify", "--once", "--at", "2026-03-04T09:00:00+08:00"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0 notices recorded; 0 delivered, 0 not delivered (retried later)"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: policy response-2473 has no notice rules (notices/response-2473.toml in the policies directory): its clocks send no reminders or escalations"),
+        "{stderr}"
+    );
+}

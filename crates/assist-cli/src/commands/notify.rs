@@ -76,24 +76,11 @@ pub fn load_notice_rules(dir: Option<&Path>, rules: &Rules) -> Result<NoticeRule
         None => NoticeRules::shipped()?,
         Some(dir) => {
             let sub = dir.join("notices");
-            let mut files = Vec::new();
-            if sub.is_dir() {
-                for e in std::fs::read_dir(&sub)
-                    .with_context(|| format!("cannot read {}", sub.display()))?
-                {
-                    let path = e?.path();
-                    if path.extension().is_some_and(|x| x == "toml") {
-                        let text = std::fs::read_to_string(&path)
-                            .with_context(|| format!("cannot read {}", path.display()))?;
-                        let name = path
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default();
-                        files.push((name, text));
-                    }
-                }
-            }
-            files.sort();
+            let files = if sub.is_dir() {
+                super::views::read_dir_toml(&sub)?
+            } else {
+                Vec::new()
+            };
             let pairs: Vec<(&str, &str)> = files
                 .iter()
                 .map(|(a, b)| (a.as_str(), b.as_str()))
@@ -103,6 +90,20 @@ pub fn load_notice_rules(dir: Option<&Path>, rules: &Rules) -> Result<NoticeRule
     };
     let ids: Vec<&str> = rules.policies.iter().map(|p| p.id.as_str()).collect();
     notices.check_policies(&ids)?;
+    // A policy directory without a policy's notice file is allowed (a rule nobody needs
+    // reminding of), but never silent: the operator is told which clocks send nothing.
+    let mut silent: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| notices.of(id).is_none())
+        .collect();
+    silent.sort_unstable();
+    silent.dedup();
+    for id in silent {
+        eprintln!(
+            "warning: policy {id} has no notice rules (notices/{id}.toml in the policies directory): its clocks send no reminders or escalations"
+        );
+    }
     Ok(notices)
 }
 

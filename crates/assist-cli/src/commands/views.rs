@@ -111,7 +111,8 @@ fn is_read_only(dir: &Path) -> bool {
     }
 }
 
-fn read_dir_toml(dir: &Path) -> Result<Vec<(String, String)>> {
+/// Every `*.toml` file directly in `dir`, as (file name, text), sorted by name.
+pub fn read_dir_toml(dir: &Path) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = e?.path();
