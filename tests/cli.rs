@@ -741,9 +741,19 @@ fn every_sla_command_says_when_the_views_were_built_with_other_policies_until_a_
     assert!(!quiet.contains(OTHER_RULES), "{quiet}");
     let p = policies_with_a_2473_of_2027(dir.path());
     let with = ["--policies", p.as_str()];
+    let listed: Value = serde_json::from_str(&stdout(&assist(
+        dir.path(),
+        &["sla", "clocks", "--json", "--limit", "1"],
+    )))
+    .unwrap();
+    let clock = listed["clocks"][0]["clock_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for cmd in [
         vec!["sla"],
         vec!["sla", "clocks", "--limit", "1"],
+        vec!["sla", "explain", clock.as_str()],
         vec!["caseload", "--limit", "1"],
     ] {
         let mut args = with.to_vec();
@@ -765,6 +775,11 @@ fn every_sla_command_says_when_the_views_were_built_with_other_policies_until_a_
     let what_if = assist(dir.path(), &["sla", "--policy", &file]);
     assert_eq!(what_if.status.code(), Some(0));
     assert_eq!(fp(dir.path())["views_fingerprint"], recorded);
+    assert_eq!(
+        figures(dir.path(), &[]).0,
+        before,
+        "the views' figures are as before the what-if"
+    );
     // Rebuilt under the new set: no warning, and the figures of 2026 (before the new
     // rule's date) are the same.
     let out = assist(dir.path(), &["--policies", &p, "rebuild"]);
