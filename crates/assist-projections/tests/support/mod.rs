@@ -2,9 +2,13 @@
 //! stores on SQLite files and on a fresh database of the PostgreSQL the test command runs.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use assist_ingest::{IngestOptions, Recorder};
+use assist_log::{PartitionInfo, PartitionReader, Record};
 use assist_projections::sla::Rules;
 use assist_projections::{Runner, Store};
+use async_trait::async_trait;
 use serde_json::Value;
 use std::path::Path;
 
@@ -75,6 +79,18 @@ pub struct PgDatabase {
     name: String,
 }
 
+impl PgDatabase {
+    /// The database's URL, for opening it again.
+    pub fn url(&self) -> String {
+        let base = self
+            .admin
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or_default();
+        format!("{base}/{}", self.name)
+    }
+}
+
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         let (admin, name) = (self.admin.clone(), self.name.clone());
@@ -120,4 +136,85 @@ pub async fn catch_up(
     .catch_up(gen, |_| {})
     .await
     .unwrap()
+}
+
+/// A log served from memory, partition by partition, so a test can hold what the embedded
+/// log never would: repeated ids (a Kafka producer retrying across sessions), an id
+/// reused by another stream, a stream on a partition not its own (foreign producers).
+pub struct Served {
+    /// The records of each partition.
+    pub parts: Vec<Vec<Record>>,
+}
+
+impl Served {
+    /// Every record on partition 0, offsets renumbered.
+    pub fn one(records: Vec<Record>) -> Served {
+        Served::placed(vec![records])
+    }
+
+    /// `parts[p]` on partition `p`, offsets renumbered densely.
+    pub fn placed(mut parts: Vec<Vec<Record>>) -> Served {
+        for (p, records) in parts.iter_mut().enumerate() {
+            for (i, r) in records.iter_mut().enumerate() {
+                r.position = assist_log::Position {
+                    partition: p as u32,
+                    offset: i as u64,
+                };
+            }
+        }
+        Served { parts }
+    }
+
+    /// Each record on the partition its stream hashes to, in the order given.
+    pub fn by_stream(records: Vec<Record>, partitions: u32) -> Served {
+        let mut parts = vec![Vec::new(); partitions as usize];
+        for r in records {
+            parts[assist_log::partition_for(&r.stream, partitions) as usize].push(r);
+        }
+        Served::placed(parts)
+    }
+}
+
+#[async_trait]
+impl PartitionReader for Served {
+    fn partition_count(&self) -> u32 {
+        self.parts.len() as u32
+    }
+
+    async fn read_partition(
+        &self,
+        p: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, assist_log::LogError> {
+        Ok(self.parts[p as usize]
+            .iter()
+            .filter(|r| r.position.offset >= from)
+            .take(max)
+            .cloned()
+            .collect())
+    }
+
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>, assist_log::LogError> {
+        Ok((0..self.parts.len())
+            .map(|p| PartitionInfo {
+                partition: p as u32,
+                high_water: self.parts[p].len() as u64,
+            })
+            .collect())
+    }
+}
+
+/// Every record of the log, partition by partition.
+pub async fn all_records(recorder: &assist_ingest::Recorder) -> Vec<Record> {
+    let log = recorder.log();
+    let mut out = Vec::new();
+    for p in log.partitions().await.unwrap() {
+        out.extend(
+            log.read_partition(p.partition, 0, usize::MAX)
+                .await
+                .unwrap(),
+        );
+    }
+    out
 }
