@@ -118,26 +118,52 @@ async fn produce_request_errors_are_retried_into_exactly_one_copy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_down_during_a_batch_delays_it_and_loses_nothing() {
+async fn a_broker_going_down_while_a_producer_sends_delays_the_rest_and_loses_nothing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let (cluster, servers) = mock_cluster(1, "down");
     let log = KafkaLog::open(config(servers, "down"), &dir.path().join("index.db"))
         .await
         .unwrap();
-    let events: Vec<LogEvent> = (0..200).map(|i| event(&stream(i % 11), i)).collect();
-    cluster.broker_down(1).unwrap();
+    const BATCHES: usize = 40;
+    let events: Vec<LogEvent> = (0..BATCHES * 50)
+        .map(|i| event(&stream(i % 11), i))
+        .collect();
     let log = std::sync::Arc::new(log);
+    let done = std::sync::Arc::new(AtomicUsize::new(0));
     let appending = {
-        let (log, events) = (log.clone(), events.clone());
-        tokio::spawn(async move { log.append(AppendBatch::new(events)).await })
+        let (log, events, done) = (log.clone(), events.clone(), done.clone());
+        tokio::spawn(async move {
+            for batch in events.chunks(50) {
+                log.append(AppendBatch::new(batch.to_vec())).await?;
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok::<_, assist_log::LogError>(())
+        })
     };
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    while done.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    cluster.broker_down(1).unwrap();
+    // The fault landed while the producer was still sending: batches were acknowledged
+    // before it, and from shortly after it none is, for as long as the broker is down.
+    let at_kill = done.load(Ordering::SeqCst);
     assert!(
-        !appending.is_finished(),
-        "nothing can be delivered while the broker is down"
+        at_kill < BATCHES,
+        "the producer had {at_kill} of {BATCHES} batches acknowledged"
     );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stalled = done.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        stalled,
+        "nothing is acknowledged while the broker is down"
+    );
+    assert!(stalled < BATCHES && !appending.is_finished());
     cluster.broker_up(1).unwrap();
     appending.await.unwrap().unwrap();
+    assert_eq!(done.load(Ordering::SeqCst), BATCHES);
     assert_exactly_once(&events, &all_ids(&log).await);
 }
 
