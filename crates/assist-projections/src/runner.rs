@@ -114,6 +114,10 @@ struct Memory {
 const MEMORY_SUBJECTS: usize = 2_000_000;
 const MEMORY_IDS: usize = 20_000_000;
 
+/// Times in a row a careful batch is redone after another runner committed one of its
+/// rows first (each redo reads that row): more means something else is wrong.
+const CAREFUL_REDOS: u32 = 5;
+
 /// Events in the first batch a catch-up reads, at most: the write of a batch overlaps the
 /// fold of the next, so a small first batch starts the writing sooner (with a full-size
 /// one, one core waited for the whole first fold).
@@ -250,6 +254,8 @@ impl Runner<'_> {
                 continue;
             };
             let mut memory: Option<Memory> = None;
+            // Careful batches of this partition redone in a row (see CAREFUL_REDOS).
+            let mut careful_redos = 0;
             // Records read while the batch before them was folded.
             let mut ahead: Option<Vec<Record>> = None;
             loop {
@@ -356,15 +362,22 @@ impl Runner<'_> {
                             "a careful batch was dropped".into(),
                         ))
                     }
+                    Err(BatchError::Wrong(why)) if careful_redos < CAREFUL_REDOS => {
+                        // Another runner (of another partition) committed a row this batch
+                        // wrote after the batch had read: read again, from the checkpoint.
+                        careful_redos += 1;
+                        tracing::info!(partition = p, why, "redoing a careful batch");
+                        continue;
+                    }
                     Err(BatchError::Wrong(why)) => {
-                        // A careful batch looks every id up and never takes this path.
                         return Err(StoreError::Rows {
                             store: self.store.name().to_string(),
-                            reason: why.into(),
+                            reason: format!("{why}, {CAREFUL_REDOS} times in a row"),
                         }
                         .into());
                     }
                 };
+                careful_redos = 0;
                 memory = Some(m);
                 add(s, n, stats);
                 if stats.records >= next_analyze {
@@ -1039,18 +1052,24 @@ async fn write_rows(tx: &mut BatchTx, store: &Store, folded: Folded) -> Result<(
             .into(),
         )
     };
-    // An id the fold took for new may have been applied from another stream: the audit
-    // table's unique key says so.
-    if let Err(e) = tx.insert(&AUDIT, folded.audit).await {
+    // An id the fold took for new may have been applied from another stream, and a row
+    // it took for new (a subject's first case or chain row) may have been written by a
+    // runner of another partition since this batch read: the tables' unique keys say so,
+    // and the batch is redone from the rows.
+    let unique = |e: WriteError, why: &'static str| {
         if e.is_unique_violation() {
-            return Err(BatchError::Wrong(
-                "an event id was applied from another stream",
-            ));
+            BatchError::Wrong(why)
+        } else {
+            werr(e)
         }
-        return Err(werr(e));
-    }
+    };
+    tx.insert(&AUDIT, folded.audit)
+        .await
+        .map_err(|e| unique(e, "an event id was applied from another stream"))?;
     for (table, rows) in folded.rest {
-        tx.insert(table, rows).await.map_err(werr)?;
+        tx.insert(table, rows)
+            .await
+            .map_err(|e| unique(e, "another runner wrote a row of this batch meanwhile"))?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use assist_projections::audit::{findings::findings, verify::verify};
 use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
 use assist_projections::sla::report::{explain, load_clocks, report, summarize, SlaFilter};
 use assist_projections::sla::Rules;
-use assist_projections::Store;
+use assist_projections::{Runner, Store};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
@@ -1635,4 +1635,49 @@ async fn each_generation_records_the_rules_it_was_built_with_on_sqlite() {
 async fn each_generation_records_the_rules_it_was_built_with_on_postgres() {
     let (store, _db) = postgres_store().await;
     each_generation_records_the_rules_it_was_built_with(store).await;
+}
+
+/// PostgreSQL, one worker per partition: an id that another worker applies (from another
+/// stream) after this worker's careful batch looked it up but before it wrote, is a
+/// duplicate, not an error that stops the worker. The other worker is played by a
+/// transaction holding the id's audit row uncommitted while the batch runs into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_an_id_applied_by_another_worker_during_a_careful_batch_is_a_duplicate() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let records = scenario_on_one_partition(dir.path()).await;
+    let (store, pg) = postgres_store().await;
+    // The first half projected: the rest starts from a checkpoint, carefully.
+    let half = records.len() / 2;
+    catch_up(&Served::one(records[..half].to_vec()), &store, 1, 1000).await;
+    let taken = records[half + 3].event_id.unwrap().to_string();
+    let mut other = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (gen, event_id, stream, seq, part, log_offset, event_type, occurred_at, recorded_at, actor, record_delay_ms, hash, prev_hash) \
+         VALUES (1, $1, 'person-0192f0c1-8a3b-7cde-9f00-00000000ffff', 1, 5, 0, 'alert_raised', '2026-03-01T00:00:00.000Z', '2026-03-01T00:00:00.000Z', 'cw-x', 0, 'h', '')",
+    )
+    .bind(&taken)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let log = Served::one(records.clone());
+    let rules = Rules::shipped().unwrap();
+    let runner = Runner {
+        log: &log,
+        store: &store,
+        rules: &rules,
+        batch: 1000,
+    };
+    let run = runner.catch_up(1, |_| {});
+    tokio::pin!(run);
+    // The batch's write waits on the uncommitted row of the same id ...
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(1500), &mut run).await;
+    assert!(waited.is_err(), "the batch ran into the other worker's row");
+    // ... which then commits: the id is the other worker's.
+    tx.commit().await.unwrap();
+    let stats = run.await.expect("the worker goes on");
+    assert_eq!(stats.duplicates, 1);
+    assert_eq!(stats.applied, (records.len() - half - 1) as u64);
+    store.close().await;
 }
