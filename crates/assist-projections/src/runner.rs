@@ -415,7 +415,7 @@ impl Runner<'_> {
     ) -> Result<(RunStats, Memory), BatchError> {
         let store = self.store;
         let err = |e| BatchError::Failed(store.err(e).into());
-        let (mut tx, at) = open_batch(store, gen, partition).await?;
+        let (mut tx, at, _) = open_batch(store, gen, partition).await?;
         if at.subjects_deferred {
             // Its subjects' rows are behind: what this batch would read of them is not
             // where the checkpoint is. Back to offset 0, from where they are redone.
@@ -728,6 +728,7 @@ fn fold_decoded(
     sort_by_clock_id(&mut clocks_new);
     sort_by_clock_id(&mut clocks_changed);
     let checkpoint = vec![checkpoint_row(gen, partition, mem)];
+    let defers = mem.deferring;
     if forget {
         *mem = Memory::new(mem.next_offset, false);
         mem.digest = digest;
@@ -735,6 +736,7 @@ fn fold_decoded(
     Folded {
         from,
         after_deferred,
+        defers,
         unseen: Vec::new(),
         stats,
         audit: rows.audit,
@@ -787,6 +789,7 @@ fn flush(gen: i64, partition: u32, mem: &mut Memory) -> Folded {
     Folded {
         from: mem.next_offset,
         after_deferred: true,
+        defers: false,
         unseen: Vec::new(),
         stats: RunStats::default(),
         audit: Vec::new(),
@@ -828,6 +831,9 @@ struct Folded {
     from: u64,
     /// Whether that checkpoint has its subjects' rows deferred.
     after_deferred: bool,
+    /// Whether the checkpoint it writes has them deferred: allowed only while nobody
+    /// reads the generation, which its write checks.
+    defers: bool,
     /// Its subjects the memory did not hold before it (listed for a fold from memory).
     unseen: Vec<String>,
     stats: RunStats,
@@ -971,7 +977,7 @@ async fn open_batch(
     store: &Store,
     gen: i64,
     partition: u32,
-) -> Result<(BatchTx, Checkpoint), BatchError> {
+) -> Result<(BatchTx, Checkpoint, i64), BatchError> {
     let err = |e| BatchError::Failed(store.err(e).into());
     let mut tx = store.batch.begin(gen, partition).await.map_err(err)?;
     let (active, building) = tx.view_state().await.map_err(err)?;
@@ -983,12 +989,13 @@ async fn open_batch(
         ));
     }
     let at = tx.checkpoint(gen, partition).await.map_err(err)?;
-    Ok((tx, at))
+    Ok((tx, at, active))
 }
 
 /// Writes a batch folded from memory, in its own transaction, once it has checked what
 /// the fold assumed: the checkpoint is where the fold started (its subjects' rows deferred
-/// or not, as the memory left them), and no subject new to the memory has rows (a stream
+/// or not, as the memory left them), a batch that defers subjects' rows writes into a
+/// generation nobody reads yet, and no subject new to the memory has rows (a stream
 /// projected from more than one partition).
 async fn write_from_memory(
     store: &Store,
@@ -997,9 +1004,12 @@ async fn write_from_memory(
     folded: Folded,
 ) -> Result<RunStats, BatchError> {
     let err = |e| BatchError::Failed(store.err(e).into());
-    let (mut tx, at) = open_batch(store, gen, partition).await?;
+    let (mut tx, at, active) = open_batch(store, gen, partition).await?;
     let wrong = if at.next_offset != folded.from || at.subjects_deferred != folded.after_deferred {
         Some("another runner committed on the partition")
+    } else if folded.defers && active == gen {
+        // Swapped in by another process since this runner started: queries read it now.
+        Some("the generation went live while its subjects' rows were deferred")
     } else if !tx
         .load_chains(gen, &folded.unseen)
         .await

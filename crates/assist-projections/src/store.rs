@@ -373,15 +373,30 @@ impl Store {
     /// read, and returns the one it replaced, which nothing reads any more (`None` when
     /// this call did not flip it).
     pub async fn swap_in(&self, gen: i64) -> Result<Option<i64>, StoreError> {
+        let old = self.active_gen().await?;
+        let err = |e| self.err(e);
+        // The flip first, then the check, in one transaction: the flip takes SQLite's write
+        // lock, or on PostgreSQL the `view_state` row, which every batch share-locks (and
+        // a batch never defers rows into an active generation); so no batch can defer a
+        // partition's rows between the check and the flip.
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let flipped = sqlx::query("UPDATE view_state SET active_gen = $1, building_gen = NULL WHERE id = 1 AND building_gen = $2")
+            .bind(gen)
+            .bind(gen)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?
+            .rows_affected();
         // A partition whose subjects' rows are still deferred is not whole yet.
         let deferred: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM checkpoints WHERE gen = $1 AND subjects_deferred <> 0",
         )
         .bind(gen)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(|e| self.err(e))?;
+        .map_err(err)?;
         if deferred > 0 {
+            tx.rollback().await.map_err(err)?;
             return Err(StoreError::Rows {
                 store: self.name.clone(),
                 reason: format!(
@@ -389,14 +404,7 @@ impl Store {
                 ),
             });
         }
-        let old = self.active_gen().await?;
-        let flipped = sqlx::query("UPDATE view_state SET active_gen = $1, building_gen = NULL WHERE id = 1 AND building_gen = $2")
-            .bind(gen)
-            .bind(gen)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?
-            .rows_affected();
+        tx.commit().await.map_err(err)?;
         Ok((flipped == 1 && old != gen).then_some(old))
     }
 

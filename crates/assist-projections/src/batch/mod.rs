@@ -358,8 +358,25 @@ impl BatchTx {
     }
 
     /// The active generation and the one being rebuilt, if any.
+    ///
+    /// On PostgreSQL the row is share-locked until the batch commits, so a swap (which takes
+    /// it for update) waits for the batches in flight, and a batch that starts after it sees
+    /// the generation it made active. SQLite's writers are one at a time anyway.
     pub(crate) async fn view_state(&mut self) -> Result<(i64, Option<i64>), sqlx::Error> {
-        on_tx!(self, c => sqlx::query_as("SELECT active_gen, building_gen FROM view_state WHERE id = 1").fetch_one(&mut **c).await)
+        match self {
+            BatchTx::Sqlite(c) => {
+                sqlx::query_as("SELECT active_gen, building_gen FROM view_state WHERE id = 1")
+                    .fetch_one(&mut **c)
+                    .await
+            }
+            BatchTx::Postgres(c) => {
+                sqlx::query_as(
+                    "SELECT active_gen, building_gen FROM view_state WHERE id = 1 FOR SHARE",
+                )
+                .fetch_one(&mut **c)
+                .await
+            }
+        }
     }
 
     /// Creates generation `gen`'s missing secondary indexes (`SECONDARY_INDEXES`) in this
