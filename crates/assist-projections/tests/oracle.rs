@@ -2,7 +2,7 @@
 //! `support/reference.rs` (all events of each stream, in plain memory, through the pure
 //! folds) says what rows the views must hold; the store after the runner must hold exactly
 //! those, on SQLite and PostgreSQL, whatever the batch size and wherever the runner is
-//! killed.
+//! killed, live or while it rebuilds a generation beside the live one.
 
 mod support;
 
@@ -10,7 +10,7 @@ use assist_log::{PartitionReader, Record};
 use assist_projections::sla::Rules;
 use assist_projections::{Runner, Store};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -54,8 +54,8 @@ async fn trial(at: &Where) -> Trial {
     }
 }
 
-/// Projects `log` into the active generation of the store at `url` in batches of
-/// `batch`; before that, one run per entry of `kills` is killed after that many committed
+/// Projects `log` into generation `gen` of the store at `url` (the active one when
+/// `None`) in batches of `batch`; before that, one run per entry of `kills` is killed after that many committed
 /// batches: its runtime is shut down where it stands, every task of the runner dropped
 /// mid-flight, as a SIGKILL would. Returns the kills that landed while the run still had
 /// work to do.
@@ -64,6 +64,7 @@ fn project_with_kills(
     url: &str,
     batch: usize,
     kills: &[usize],
+    gen: Option<i64>,
 ) -> usize {
     let mut landed = 0;
     for &after in kills.iter().chain(std::iter::once(&usize::MAX)) {
@@ -75,11 +76,16 @@ fn project_with_kills(
         let (log, url) = (log.clone(), url.to_string());
         let finished = rt.block_on(async move {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            // A killed run's result is never looked at (its runtime is gone); the last
+            // run's must be a success.
             let run = tokio::spawn(async move {
                 let store = Store::open(&url).await.unwrap();
-                let gen = store.active_gen().await.unwrap();
+                let gen = match gen {
+                    Some(gen) => gen,
+                    None => store.active_gen().await.unwrap(),
+                };
                 let rules = Rules::shipped().unwrap();
-                Runner {
+                let done = Runner {
                     log: log.as_ref(),
                     store: &store,
                     rules: &rules,
@@ -88,16 +94,18 @@ fn project_with_kills(
                 .catch_up(gen, |_| {
                     let _ = tx.send(());
                 })
-                .await
-                .unwrap();
+                .await;
                 store.close().await;
+                done
             });
             let mut batches = 0;
             while batches < after && rx.recv().await.is_some() {
                 batches += 1;
             }
             if after == usize::MAX || run.is_finished() {
-                run.await.unwrap();
+                run.await
+                    .unwrap()
+                    .expect("the run after the kills finishes");
                 true
             } else {
                 false
@@ -165,17 +173,42 @@ async fn served(dir: &std::path::Path, jsonl: &[u8]) -> Served {
     Served::placed(read_all(recorder.log().as_ref()).await)
 }
 
+/// How a trial projects: into the live generation of a fresh store, or as a rebuild (the
+/// log projected once, then a new generation built beside it and swapped in).
+#[derive(Debug, Clone, Copy)]
+enum How {
+    Live,
+    Rebuild,
+}
+
 /// One trial: `log` projected with `batch` and `kills` into a fresh store at `at`, then
 /// compared with the reference. Returns the kills that landed.
-async fn check(log: Served, at: &Where, batch: usize, kills: &[usize]) -> usize {
+async fn check(log: Served, at: &Where, how: How, batch: usize, kills: &[usize]) -> usize {
     let reference = reference_dump(&log, &Rules::shipped().unwrap()).await;
     let trial = trial(at).await;
     let log: Arc<dyn PartitionReader> = Arc::new(log);
     let url = trial.url.clone();
+    let gen = match how {
+        How::Live => None,
+        How::Rebuild => {
+            let store = Store::open(&url).await.unwrap();
+            catch_up(log.as_ref(), &store, 1, batch).await;
+            let gen = store.begin_rebuild().await.unwrap();
+            store.close().await;
+            Some(gen)
+        }
+    };
     let kills = kills.to_vec();
-    let landed = tokio::task::spawn_blocking(move || project_with_kills(log, &url, batch, &kills))
-        .await
-        .unwrap();
+    let landed =
+        tokio::task::spawn_blocking(move || project_with_kills(log, &url, batch, &kills, gen))
+            .await
+            .unwrap();
+    if let Some(gen) = gen {
+        let store = Store::open(&trial.url).await.unwrap();
+        store.finish_rebuild(gen).await.unwrap();
+        assert_eq!(store.active_gen().await.unwrap(), gen);
+        store.close().await;
+    }
     assert_same_views(&dumped(&trial.url).await, &reference);
     landed
 }
@@ -188,6 +221,7 @@ async fn the_hand_made_scenario_projects_to_the_reference_views() {
         check(
             Served::placed(log.parts.clone()),
             &Where::Sqlite,
+            How::Live,
             batch,
             &[],
         )
@@ -249,6 +283,7 @@ async fn what_foreign_producers_write_projects_to_the_reference_views_on_sqlite(
         check(
             Served::placed(log.parts.clone()),
             &Where::Sqlite,
+            How::Live,
             batch,
             &[],
         )
@@ -264,6 +299,7 @@ async fn what_foreign_producers_write_projects_to_the_reference_views_on_postgre
         check(
             Served::placed(log.parts.clone()),
             &Where::Postgres,
+            How::Live,
             batch,
             &[],
         )
@@ -273,43 +309,58 @@ async fn what_foreign_producers_write_projects_to_the_reference_views_on_postgre
 
 /// Random simulations (people, days, seed), batch sizes and kills: `cases` trials on `at`.
 fn random_workloads(at: Where, cases: u32) {
-    let landed = AtomicUsize::new(0);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    // Kills that landed in live trials and in rebuilds.
+    let landed = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    // A fixed seed: the same trials every run, so a failure shows again (and the kills
+    // asserted below are known to land).
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
     let strategy = (
         5usize..40,
         10u32..60,
         any::<u64>(),
         1usize..400,
         proptest::collection::vec(1usize..20, 0..3),
+        any::<bool>(),
     );
     runner
-        .run(&strategy, |(persons, days, seed, batch, kills)| {
+        .run(&strategy, |(persons, days, seed, batch, kills, rebuild)| {
             let rt = tokio::runtime::Runtime::new().unwrap();
             let n = rt.block_on(async {
                 let dir = tempfile::tempdir().unwrap();
                 let log = served(dir.path(), &in_occurred_order(persons, days, seed)).await;
-                check(log, &at, batch, &kills).await
+                let how = if rebuild { How::Rebuild } else { How::Live };
+                check(log, &at, how, batch, &kills).await
             });
-            landed.fetch_add(n, Ordering::SeqCst);
+            landed[usize::from(rebuild)].fetch_add(n, Ordering::SeqCst);
             Ok(())
         })
         .unwrap();
-    assert!(
-        landed.load(Ordering::SeqCst) > 0,
-        "no kill landed while a run had work left: the trials did not test kills"
+    eprintln!(
+        "kills that landed: {} live, {} in rebuilds",
+        landed[0].load(Ordering::SeqCst),
+        landed[1].load(Ordering::SeqCst)
     );
+    for (how, landed) in ["live", "rebuild"].iter().zip(&landed) {
+        assert!(
+            landed.load(Ordering::SeqCst) > 0,
+            "no kill landed in a {how} trial while the run had work left: the trials did not test kills"
+        );
+    }
 }
 
 #[test]
-fn random_workloads_in_occurred_order_project_to_the_reference_views_on_sqlite() {
+fn random_workloads_killed_live_or_in_a_rebuild_project_to_the_reference_views_on_sqlite() {
     random_workloads(Where::Sqlite, 24);
 }
 
 #[test]
-fn random_workloads_in_occurred_order_project_to_the_reference_views_on_postgres() {
+fn random_workloads_killed_live_or_in_a_rebuild_project_to_the_reference_views_on_postgres() {
     random_workloads(Where::Postgres, 8);
 }
