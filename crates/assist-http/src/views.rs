@@ -84,6 +84,7 @@ impl Views {
             store: &self.store,
             rules: &self.rules,
             batch: self.batch,
+            memory: Default::default(),
         };
         Ok(runner.catch_up(gen, |_| {}).await?)
     }
@@ -100,6 +101,7 @@ impl Views {
             store: &self.store,
             rules: &self.rules,
             batch: self.batch,
+            memory: Default::default(),
         };
         // Twice: events appended during the first pass are taken before the swap.
         let mut stats = runner.catch_up(gen, |_| {}).await?;

@@ -125,6 +125,7 @@ impl Worker<'_> {
             store: self.store,
             rules: self.rules,
             batch: self.batch,
+            memory: Default::default(),
         };
         runner.catch_up_counting(gen, owned, stats, |_| {}).await
     }

@@ -150,6 +150,7 @@ async fn a_rebalance_mid_stream_neither_loses_nor_doubles_an_effect() {
         store: &reference,
         rules: &rules,
         batch: 1000,
+        memory: Default::default(),
     }
     .catch_up(1, |_| {})
     .await

@@ -268,6 +268,7 @@ mod end_to_end {
             store: &a,
             rules: &rules,
             batch: 200,
+            memory: Default::default(),
         }
         .catch_up(1, |_| {})
         .await
@@ -291,6 +292,7 @@ mod end_to_end {
             store: &b,
             rules: &rules,
             batch: 200,
+            memory: Default::default(),
         }
         .catch_up(1, |_| {})
         .await

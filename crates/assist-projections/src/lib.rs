@@ -15,5 +15,5 @@ pub mod sla;
 pub mod store;
 pub mod subject;
 
-pub use runner::{ProjectionError, RunStats, Runner};
+pub use runner::{MemoryLimits, ProjectionError, RunStats, Runner};
 pub use store::{Cell, Dialect, Store, StoreError, TableRows};

@@ -36,6 +36,27 @@ pub struct Runner<'a> {
     pub rules: &'a Rules,
     /// Events per batch (and per transaction).
     pub batch: usize,
+    /// How much the runner remembers of a partition before it forgets and reads rows.
+    pub memory: MemoryLimits,
+}
+
+/// How many subjects and event ids a runner keeps in memory per partition before it
+/// forgets them and reads rows again (about 1 KiB a subject, 32 B an id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Subjects (case, open clocks, chain head).
+    pub subjects: usize,
+    /// Event ids applied.
+    pub ids: usize,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits {
+            subjects: 2_000_000,
+            ids: 20_000_000,
+        }
+    }
 }
 
 /// What one catch-up did.
@@ -108,11 +129,6 @@ struct Memory {
     /// reads yet, projected from offset 0. The memory holds what the rows will.
     deferring: bool,
 }
-
-/// Subjects (about 1 KiB each) and event ids (about 32 B each) a runner keeps in memory per
-/// partition before it forgets them and reads rows again.
-const MEMORY_SUBJECTS: usize = 2_000_000;
-const MEMORY_IDS: usize = 20_000_000;
 
 /// Times in a row a careful batch is redone after another runner committed one of its
 /// rows first (each redo reads that row): more means something else is wrong.
@@ -314,9 +330,9 @@ impl Runner<'_> {
                         deferring: unread,
                         ..Memory::new(0, true)
                     });
-                    let rules = rules.clone();
+                    let (rules, limits) = (rules.clone(), self.memory);
                     let folding = tokio::task::spawn_blocking(move || {
-                        let folded = fold(&rules, gen, p, &records, &mut mem);
+                        let folded = fold(&rules, limits, gen, p, &records, &mut mem);
                         (folded, mem)
                     });
                     let next = self
@@ -483,6 +499,7 @@ impl Runner<'_> {
         }
         let folded = fold_decoded(
             self.rules,
+            self.memory,
             gen,
             partition,
             decoded,
@@ -496,7 +513,14 @@ impl Runner<'_> {
 
 /// Folds a batch read from `from` = `mem.next_offset` into rows, from the memory alone.
 /// Its subjects new to the memory are listed for the write to check.
-fn fold(rules: &Rules, gen: i64, partition: u32, records: &[Record], mem: &mut Memory) -> Folded {
+fn fold(
+    rules: &Rules,
+    limits: MemoryLimits,
+    gen: i64,
+    partition: u32,
+    records: &[Record],
+    mem: &mut Memory,
+) -> Folded {
     let decoded: Vec<(&Record, Result<Event, String>)> =
         records.iter().map(|r| (r, decode_record(r))).collect();
     let unseen = unseen_subjects(&decoded, mem)
@@ -505,7 +529,7 @@ fn fold(rules: &Rules, gen: i64, partition: u32, records: &[Record], mem: &mut M
         .collect();
     Folded {
         unseen,
-        ..fold_decoded(rules, gen, partition, decoded, mem, None)
+        ..fold_decoded(rules, limits, gen, partition, decoded, mem, None)
     }
 }
 
@@ -514,6 +538,7 @@ fn fold(rules: &Rules, gen: i64, partition: u32, records: &[Record], mem: &mut M
 /// memory's complete set.
 fn fold_decoded(
     rules: &Rules,
+    limits: MemoryLimits,
     gen: i64,
     partition: u32,
     decoded: Vec<(&Record, Result<Event, String>)>,
@@ -719,7 +744,7 @@ fn fold_decoded(
     }
     mem.next_offset = last + 1;
     mem.digest = digest.clone();
-    let forget = mem.subjects.len() > MEMORY_SUBJECTS || mem.seen.len() > MEMORY_IDS;
+    let forget = mem.subjects.len() > limits.subjects || mem.seen.len() > limits.ids;
     if forget && mem.deferring {
         // What the memory holds goes into rows before it is forgotten.
         subject_rows(gen, mem, &mut cases_new, &mut clocks_new, &mut chains_new);

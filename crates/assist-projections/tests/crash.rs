@@ -26,6 +26,7 @@ async fn child(dir: &Path, db: &str) {
         store: &store,
         rules: &rules,
         batch: 20,
+        memory: Default::default(),
     }
     .catch_up(gen, |_| {})
     .await

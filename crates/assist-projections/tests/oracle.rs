@@ -8,7 +8,7 @@ mod support;
 
 use assist_log::{PartitionReader, Record};
 use assist_projections::sla::Rules;
-use assist_projections::{Runner, Store};
+use assist_projections::{MemoryLimits, Runner, Store};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::Value;
@@ -65,6 +65,7 @@ fn project_with_kills(
     batch: usize,
     kills: &[usize],
     gen: Option<i64>,
+    memory: MemoryLimits,
 ) -> usize {
     let mut landed = 0;
     for &after in kills.iter().chain(std::iter::once(&usize::MAX)) {
@@ -90,6 +91,7 @@ fn project_with_kills(
                     store: &store,
                     rules: &rules,
                     batch,
+                    memory,
                 }
                 .catch_up(gen, |_| {
                     let _ = tx.send(());
@@ -184,6 +186,18 @@ enum How {
 /// One trial: `log` projected with `batch` and `kills` into a fresh store at `at`, then
 /// compared with the reference. Returns the kills that landed.
 async fn check(log: Served, at: &Where, how: How, batch: usize, kills: &[usize]) -> usize {
+    check_with(log, at, how, batch, kills, MemoryLimits::default()).await
+}
+
+/// [`check`] with a runner that remembers at most `memory` of a partition.
+async fn check_with(
+    log: Served,
+    at: &Where,
+    how: How,
+    batch: usize,
+    kills: &[usize],
+    memory: MemoryLimits,
+) -> usize {
     let reference = reference_dump(&log, &Rules::shipped().unwrap()).await;
     let trial = trial(at).await;
     let log: Arc<dyn PartitionReader> = Arc::new(log);
@@ -199,10 +213,11 @@ async fn check(log: Served, at: &Where, how: How, batch: usize, kills: &[usize])
         }
     };
     let kills = kills.to_vec();
-    let landed =
-        tokio::task::spawn_blocking(move || project_with_kills(log, &url, batch, &kills, gen))
-            .await
-            .unwrap();
+    let landed = tokio::task::spawn_blocking(move || {
+        project_with_kills(log, &url, batch, &kills, gen, memory)
+    })
+    .await
+    .unwrap();
     if let Some(gen) = gen {
         let store = Store::open(&trial.url).await.unwrap();
         store.finish_rebuild(gen).await.unwrap();
@@ -363,4 +378,38 @@ fn random_workloads_killed_live_or_in_a_rebuild_project_to_the_reference_views_o
 #[test]
 fn random_workloads_killed_live_or_in_a_rebuild_project_to_the_reference_views_on_postgres() {
     random_workloads(Where::Postgres, 8);
+}
+
+/// A runner that remembers only a few subjects and ids of a partition forgets them every
+/// few events and reads the rows again (in a rebuild, after writing what it deferred).
+async fn forgetting(at: Where) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = served(dir.path(), &in_occurred_order(40, 45, 17)).await;
+    let tiny = MemoryLimits {
+        subjects: 3,
+        ids: 40,
+    };
+    for how in [How::Live, How::Rebuild] {
+        for batch in [7, 400] {
+            check_with(
+                Served::placed(log.parts.clone()),
+                &at,
+                how,
+                batch,
+                &[],
+                tiny,
+            )
+            .await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_that_forgets_what_it_remembers_projects_to_the_reference_views_on_sqlite() {
+    forgetting(Where::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_that_forgets_what_it_remembers_projects_to_the_reference_views_on_postgres() {
+    forgetting(Where::Postgres).await;
 }

@@ -1226,6 +1226,7 @@ async fn a_stream_continued_on_another_partition_in_a_later_run_keeps_its_chain(
         store: &store,
         rules: &rules,
         batch: 3,
+        memory: Default::default(),
     };
     for run in [&[3][..], &[0, 1, 2]] {
         runner.catch_up_partitions(1, run, |_| {}).await.unwrap();
@@ -1340,6 +1341,7 @@ async fn indexes_after_each_batch(
         store,
         rules: &rules,
         batch,
+        memory: Default::default(),
     }
     .catch_up(1, |_| {
         during.push(
@@ -1611,6 +1613,7 @@ async fn each_generation_records_the_rules_it_was_built_with(store: Store) {
         store: &store,
         rules: &other,
         batch: 500,
+        memory: Default::default(),
     }
     .catch_up(next, |_| {})
     .await
@@ -1668,6 +1671,7 @@ async fn on_postgres_an_id_applied_by_another_worker_during_a_careful_batch_is_a
         store: &store,
         rules: &rules,
         batch: 1000,
+        memory: Default::default(),
     };
     let run = runner.catch_up(1, |_| {});
     tokio::pin!(run);
@@ -1776,6 +1780,7 @@ async fn a_generation_swapped_in_during_a_catch_up_never_gets_deferred_rows() {
                 store: &store,
                 rules: &rules,
                 batch: 5,
+                memory: Default::default(),
             }
             .catch_up(gen, |_| {})
             .await

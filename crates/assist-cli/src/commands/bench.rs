@@ -436,6 +436,7 @@ async fn kafka(args: KafkaArgs) -> Result<ExitCode> {
             store: &store,
             rules: &rules,
             batch: 5_000,
+            memory: Default::default(),
         }
         .catch_up(1, |_| {})
         .await?;

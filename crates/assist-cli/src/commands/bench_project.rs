@@ -57,6 +57,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         store: &lite,
         rules: &rules,
         batch: args.batch,
+        memory: Default::default(),
     }
     .catch_up(1, |_| {})
     .await?;
@@ -120,6 +121,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             store: &pg,
             rules: &rules,
             batch: args.batch,
+            memory: Default::default(),
         }
         .catch_up(1, |_| {})
         .await?;

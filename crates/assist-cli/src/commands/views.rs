@@ -254,6 +254,7 @@ impl Views {
             store: &self.store,
             rules: &self.rules,
             batch: self.batch,
+            memory: Default::default(),
         };
         let mut backoff = Backoff::default();
         let partitions: Vec<u32> = (0..self.log().partition_count()).collect();

@@ -132,6 +132,7 @@ pub async fn catch_up(
         store,
         rules: &rules,
         batch,
+        memory: Default::default(),
     }
     .catch_up(gen, |_| {})
     .await
