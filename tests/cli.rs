@@ -1888,3 +1888,40 @@ fn follow_rides_out_a_postgres_that_drops_its_connections() {
         );
     }
 }
+
+#[test]
+fn bench_serve_posts_every_event_and_measures_each_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assist(
+        dir.path(),
+        &[
+            "bench",
+            "serve",
+            "--persons",
+            "60",
+            "--days",
+            "20",
+            "--requests",
+            "3",
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "command line ingest",
+        "HTTP ingest",
+        "ratio (HTTP / command line)",
+        "history (auditor)",
+        "caseload page (city)",
+        "clock list page (city)",
+        "SLA summary (city)",
+        "SLA summary (province)",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+}

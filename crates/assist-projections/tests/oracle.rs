@@ -290,36 +290,25 @@ async fn foreign_log(dir: &std::path::Path) -> Served {
     Served::placed(parts)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_foreign_producers_write_projects_to_the_reference_views_on_sqlite() {
+/// The foreign producers' log projected at several batch sizes, live and rebuilt.
+async fn foreign(at: Where) {
     let dir = tempfile::tempdir().unwrap();
     let log = foreign_log(dir.path()).await;
-    for batch in [1, 5, 1000] {
-        check(
-            Served::placed(log.parts.clone()),
-            &Where::Sqlite,
-            How::Live,
-            batch,
-            &[],
-        )
-        .await;
+    for how in [How::Live, How::Rebuild] {
+        for batch in [1, 5, 1000] {
+            check(Served::placed(log.parts.clone()), &at, how, batch, &[]).await;
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_foreign_producers_write_projects_to_the_reference_views_on_sqlite() {
+    foreign(Where::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_foreign_producers_write_projects_to_the_reference_views_on_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = foreign_log(dir.path()).await;
-    for batch in [1, 5, 1000] {
-        check(
-            Served::placed(log.parts.clone()),
-            &Where::Postgres,
-            How::Live,
-            batch,
-            &[],
-        )
-        .await;
-    }
+    foreign(Where::Postgres).await;
 }
 
 /// Random simulations (people, days, seed), batch sizes and kills: `cases` trials on `at`.

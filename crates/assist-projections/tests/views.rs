@@ -1689,7 +1689,7 @@ async fn on_postgres_an_id_applied_by_another_worker_during_a_careful_batch_is_a
 /// A log whose first read of one partition waits until the test lets it go, with records
 /// the test may add to that partition meanwhile.
 struct Gated {
-    parts: std::sync::Mutex<Vec<Vec<Record>>>,
+    log: std::sync::Mutex<Served>,
     gated: u32,
     arrived: tokio::sync::Notify,
     release: tokio::sync::Notify,
@@ -1699,7 +1699,7 @@ struct Gated {
 #[async_trait]
 impl PartitionReader for Gated {
     fn partition_count(&self) -> u32 {
-        self.parts.lock().unwrap().len() as u32
+        self.log.lock().unwrap().parts.len() as u32
     }
 
     async fn read_partition(
@@ -1712,26 +1712,11 @@ impl PartitionReader for Gated {
             self.arrived.notify_one();
             self.release.notified().await;
         }
-        Ok(self.parts.lock().unwrap()[p as usize]
-            .iter()
-            .filter(|r| r.position.offset >= from)
-            .take(max)
-            .cloned()
-            .collect())
+        Ok(self.log.lock().unwrap().read(p, from, max))
     }
 
     async fn partitions(&self) -> Result<Vec<PartitionInfo>, assist_log::LogError> {
-        Ok(self
-            .parts
-            .lock()
-            .unwrap()
-            .iter()
-            .enumerate()
-            .map(|(p, r)| PartitionInfo {
-                partition: p as u32,
-                high_water: r.len() as u64,
-            })
-            .collect())
+        Ok(self.log.lock().unwrap().infos())
     }
 }
 
@@ -1765,7 +1750,7 @@ async fn a_generation_swapped_in_during_a_catch_up_never_gets_deferred_rows() {
     .unwrap();
     // Partition 1 is empty when the runner starts, and waits at its first read.
     let log = std::sync::Arc::new(Gated {
-        parts: std::sync::Mutex::new(vec![placed.parts[0].clone(), Vec::new()]),
+        log: std::sync::Mutex::new(Served::placed(vec![placed.parts[0].clone(), Vec::new()])),
         gated: 1,
         arrived: tokio::sync::Notify::new(),
         release: tokio::sync::Notify::new(),
@@ -1798,7 +1783,7 @@ async fn a_generation_swapped_in_during_a_catch_up_never_gets_deferred_rows() {
         .await
         .expect("partition 0 was caught up and swapped in");
     assert_eq!(store.active_gen().await.unwrap(), gen);
-    log.parts.lock().unwrap()[1] = later;
+    *log.log.lock().unwrap() = Served::placed(vec![placed.parts[0].clone(), later]);
     log.release.notify_one();
     run.await.unwrap().unwrap();
     let seen: Vec<(i64, i64)> = sqlx::query_as("SELECT subjects_deferred, active FROM seen")

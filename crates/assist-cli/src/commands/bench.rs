@@ -29,6 +29,10 @@ pub enum Command {
     /// inserting the very same view rows the plain way (prepared inserts in one
     /// transaction on SQLite, COPY on PostgreSQL).
     Project(super::bench_project::Args),
+    /// The service over loopback: HTTP ingest from concurrent clients against the command
+    /// line's ingest of the same lines, then p50/p99 latency of history, caseload and clock
+    /// pages, and a city's and the province's SLA summary.
+    Serve(super::bench_serve::Args),
     /// Append to a Kafka topic through the log against a bare rdkafka producer sending the
     /// same payloads; then consume and project them into PostgreSQL.
     Kafka(KafkaArgs),
@@ -82,6 +86,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Ingest(args) => ingest(args).await,
         Command::Project(args) => super::bench_project::run(args).await,
+        Command::Serve(args) => super::bench_serve::run(args).await,
         Command::Kafka(args) => kafka(args).await,
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_project;
+pub mod bench_serve;
 pub mod catalog;
 pub mod demo;
 pub mod erase;

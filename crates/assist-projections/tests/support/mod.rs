@@ -176,6 +176,28 @@ impl Served {
     }
 }
 
+impl Served {
+    /// Up to `max` records of partition `p` from offset `from` on.
+    pub fn read(&self, p: u32, from: u64, max: usize) -> Vec<Record> {
+        self.parts[p as usize]
+            .iter()
+            .filter(|r| r.position.offset >= from)
+            .take(max)
+            .cloned()
+            .collect()
+    }
+
+    /// Every partition with its high-water mark.
+    pub fn infos(&self) -> Vec<PartitionInfo> {
+        (0..self.parts.len())
+            .map(|p| PartitionInfo {
+                partition: p as u32,
+                high_water: self.parts[p].len() as u64,
+            })
+            .collect()
+    }
+}
+
 #[async_trait]
 impl PartitionReader for Served {
     fn partition_count(&self) -> u32 {
@@ -188,21 +210,11 @@ impl PartitionReader for Served {
         from: u64,
         max: usize,
     ) -> Result<Vec<Record>, assist_log::LogError> {
-        Ok(self.parts[p as usize]
-            .iter()
-            .filter(|r| r.position.offset >= from)
-            .take(max)
-            .cloned()
-            .collect())
+        Ok(self.read(p, from, max))
     }
 
     async fn partitions(&self) -> Result<Vec<PartitionInfo>, assist_log::LogError> {
-        Ok((0..self.parts.len())
-            .map(|p| PartitionInfo {
-                partition: p as u32,
-                high_water: self.parts[p].len() as u64,
-            })
-            .collect())
+        Ok(self.infos())
     }
 }
 
