@@ -448,6 +448,32 @@ fn policies_with_notices(dir: &Path, notices: &[(&str, &str)]) -> std::path::Pat
     policies
 }
 
+/// One round of the timer at `at` under the policies of `policies`, which must record
+/// `recorded` notices (nothing is delivered: no channel).
+fn notify_once_under(
+    dir: &Path,
+    policies: &Path,
+    at: &str,
+    recorded: usize,
+) -> std::process::Output {
+    let out = assist(dir)
+        .arg("--policies")
+        .arg(policies)
+        .args(["notify", "--once", "--at", at])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{recorded} notices recorded; 0 delivered, 0 not delivered (retried later)")
+    );
+    out
+}
+
 #[test]
 fn notices_follow_the_notice_rules_of_the_policies_directory() {
     let dir = data_dir_with_an_alert();
@@ -460,21 +486,7 @@ fn notices_follow_the_notice_rules_of_the_policies_directory() {
             "policy = \"response-2473\"\n[reminder]\nbefore_hours = 48\nto = \"caseworker\"\n",
         )],
     );
-    let out = assist(dir.path())
-        .arg("--policies")
-        .arg(&policies)
-        .args(["notify", "--once", "--at", "2026-03-02T10:00:00+08:00"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "1 notices recorded; 0 delivered, 0 not delivered (retried later)"
-    );
+    let out = notify_once_under(dir.path(), &policies, "2026-03-02T10:00:00+08:00", 1);
     let listed = assist(dir.path())
         .args(["notices", "--to", "cw-350121-007"])
         .output()
@@ -500,21 +512,7 @@ fn notices_follow_the_notice_rules_of_the_policies_directory() {
 fn a_policies_directory_without_notice_rules_sends_nothing_and_says_so() {
     let dir = data_dir_with_an_alert();
     let policies = policies_with_notices(dir.path(), &[]);
-    let out = assist(dir.path())
-        .arg("--policies")
-        .arg(&policies)
-        .args(["notify", "--once", "--at", "2026-03-04T09:00:00+08:00"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "0 notices recorded; 0 delivered, 0 not delivered (retried later)"
-    );
+    let out = notify_once_under(dir.path(), &policies, "2026-03-04T09:00:00+08:00", 0);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("warning: policy response-2473 has no notice rules (notices/response-2473.toml in the policies directory): its clocks send no reminders or escalations"),
