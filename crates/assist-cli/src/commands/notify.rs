@@ -92,13 +92,12 @@ pub fn load_notice_rules(dir: Option<&Path>, rules: &Rules) -> Result<NoticeRule
     notices.check_policies(&ids)?;
     // A policy directory without a policy's notice file is allowed (a rule nobody needs
     // reminding of), but never silent: the operator is told which clocks send nothing.
-    let mut silent: Vec<&str> = ids
+    // (A policy with several dated versions is one id, named once.)
+    let silent: std::collections::BTreeSet<&str> = ids
         .iter()
         .copied()
         .filter(|id| notices.of(id).is_none())
         .collect();
-    silent.sort_unstable();
-    silent.dedup();
     for id in silent {
         eprintln!(
             "warning: policy {id} has no notice rules (notices/{id}.toml in the policies directory): its clocks send no reminders or escalations"
