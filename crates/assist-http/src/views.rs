@@ -2,7 +2,7 @@
 //! accepted write and periodically), one catch-up at a time, and measures the lag.
 
 use assist_ingest::Recorder;
-use assist_log::PartitionReader;
+use assist_log::ProjectionLog;
 use assist_projections::sla::Rules;
 use assist_projections::{RunStats, Runner, Store};
 
@@ -78,7 +78,7 @@ impl Views {
     pub async fn catch_up(&self) -> Result<RunStats, ViewsError> {
         let _one_at_a_time = self.projecting.lock().await;
         let gen = self.store.active_gen().await?;
-        let log: &dyn PartitionReader = self.recorder.log().as_ref();
+        let log: &dyn ProjectionLog = self.recorder.log().as_ref();
         let runner = Runner {
             log,
             store: &self.store,
@@ -95,7 +95,7 @@ impl Views {
     pub async fn rebuild(&self) -> Result<Rebuilt, ViewsError> {
         let _one_at_a_time = self.rebuilding.lock().await;
         let gen = self.store.begin_rebuild().await?;
-        let log: &dyn PartitionReader = self.recorder.log().as_ref();
+        let log: &dyn ProjectionLog = self.recorder.log().as_ref();
         let runner = Runner {
             log,
             store: &self.store,

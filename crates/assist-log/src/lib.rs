@@ -308,7 +308,13 @@ pub trait StreamReader: Send + Sync {
     async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, LogError>;
 }
 
+/// What a projection runner reads: partitions by offset, and one stream whole when a fact
+/// that arrived late makes it fold its subject again.
+pub trait ProjectionLog: PartitionReader + StreamReader {}
+
+impl<T: PartitionReader + StreamReader + ?Sized> ProjectionLog for T {}
+
 /// A whole log backend: append, find ids, read partitions, read streams.
-pub trait EventLog: Appender + IdIndex + PartitionReader + StreamReader {}
+pub trait EventLog: Appender + IdIndex + ProjectionLog {}
 
 impl<T: Appender + IdIndex + PartitionReader + StreamReader> EventLog for T {}

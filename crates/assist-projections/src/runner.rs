@@ -7,8 +7,9 @@ use crate::batch::{BatchTx, Checkpoint, Conflict, Table, WriteError, CHECKPOINT_
 use crate::caseload::{self, Case, Stage};
 use crate::sla::{Clock, Rules};
 use crate::store::{parse_ts, ts, Cols, Store, StoreError, Val};
+use crate::subject::{fold_key, fold_key_text, parse_fold_key, FoldKey};
 use assist_catalog::{decode, decode_wire_event, Event, EventData, Form, StreamId, WireEvent};
-use assist_log::{LogError, PartitionReader, Record};
+use assist_log::{LogError, ProjectionLog, Record};
 use sqlx::Row;
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -29,7 +30,7 @@ pub enum ProjectionError {
 /// Folds the log into one generation of the views.
 pub struct Runner<'a> {
     /// The log to read.
-    pub log: &'a dyn PartitionReader,
+    pub log: &'a dyn ProjectionLog,
     /// The views.
     pub store: &'a Store,
     /// SLA policies and calendar.
@@ -161,12 +162,35 @@ struct Before {
     chain: bool,
 }
 
-/// One subject as its rows stand: its case, its open clocks, and the head of its chain.
+/// One subject as its rows stand: its case, its open clocks, the head of its chain, and
+/// the greatest fold key applied.
 #[derive(Clone, Default)]
 struct SubjectState {
     case: Option<Case>,
     clocks: Vec<Clock>,
     chain: (i64, String),
+    /// The greatest [`FoldKey`] applied; an event below it arrived late and makes the
+    /// subject fold again. For rows projected before fold keys were stored, the greatest
+    /// key there is: their next fact folds them again, in occurred order.
+    last: Option<FoldKey>,
+    /// The offsets (in this partition) of the events applied, kept while the memory is
+    /// complete: a fold from memory reads them back when a late fact arrives.
+    offsets: Vec<u64>,
+}
+
+/// The fold key of a subject whose rows were projected before fold keys were stored: the
+/// greatest there is, so that any fact folds it again.
+const UNKNOWN_FOLD_KEY: FoldKey = (
+    chrono::DateTime::<chrono::Utc>::MAX_UTC,
+    chrono::DateTime::<chrono::Utc>::MAX_UTC,
+    uuid::Uuid::max(),
+);
+
+/// What a subject with a late fact is folded again from: the events applied to it before
+/// the batch, and the clock rows they made (`None`: their fold says which).
+struct History {
+    events: Vec<Event>,
+    clock_ids: Option<Vec<String>>,
 }
 
 /// Why one batch was not committed.
@@ -331,17 +355,41 @@ impl Runner<'_> {
                         ..Memory::new(0, true)
                     });
                     let (rules, limits) = (rules.clone(), self.memory);
-                    let folding = tokio::task::spawn_blocking(move || {
-                        let folded = fold(&rules, limits, gen, p, &records, &mut mem);
-                        (folded, mem)
+                    let folding = tokio::task::spawn_blocking({
+                        let rules = rules.clone();
+                        move || {
+                            let folded =
+                                fold(&rules, limits, gen, p, &records, &mut mem, &HashMap::new());
+                            (folded, mem, records)
+                        }
                     });
                     let next = self
                         .log
                         .read_partition(p, next_from, self.batch.max(1))
                         .await;
-                    let (folded, mem) = folding
-                        .await
-                        .map_err(|e| ProjectionError::Stopped(format!("fold stopped: {e}")))?;
+                    let stopped = |e| ProjectionError::Stopped(format!("fold stopped: {e}"));
+                    let (folded, mut mem, records) = folding.await.map_err(stopped)?;
+                    let (folded, mem) = match folded {
+                        Ok(folded) => (folded, mem),
+                        Err(late) => {
+                            // Facts that arrived late: their subjects are folded again
+                            // from what the log holds of them.
+                            let history = history_from_memory(self.log, p, &late, &mem).await?;
+                            let (folded, mem) = tokio::task::spawn_blocking(move || {
+                                let folded =
+                                    fold(&rules, limits, gen, p, &records, &mut mem, &history);
+                                (folded, mem)
+                            })
+                            .await
+                            .map_err(stopped)?;
+                            let folded = folded.map_err(|_| {
+                                ProjectionError::Stopped(
+                                    "a fold lacked the history of a late fact's subject".into(),
+                                )
+                            })?;
+                            (folded, mem)
+                        }
+                    };
                     if settle(&mut pending, Some(p), &mut queue, WRITES_AHEAD, |s, n| {
                         add(s, n, stats)
                     })
@@ -490,13 +538,25 @@ impl Runner<'_> {
         let mut clocks = tx.load_open_clocks(gen, &names).await.map_err(err)?;
         let mut chains = tx.load_chains(gen, &names).await.map_err(err)?;
         for (s, name) in unseen.into_iter().zip(names) {
+            let (chain, last) = match chains.remove(&name) {
+                Some((seq, hash, key)) => {
+                    // Rows from before fold keys were stored: folded again by this fact.
+                    let last = parse_fold_key(&key).or(Some(UNKNOWN_FOLD_KEY));
+                    ((seq, hash), last)
+                }
+                None => ((0, String::new()), None),
+            };
             let state = SubjectState {
                 case: cases.remove(&name),
                 clocks: clocks.remove(&name).unwrap_or_default(),
-                chain: chains.remove(&name).unwrap_or((0, String::new())),
+                chain,
+                last,
+                offsets: Vec::new(),
             };
             mem.subjects.insert(s, state);
         }
+        let late = late_subjects(&decoded, &mem);
+        let history = history_from_rows(self.log, store, &mut tx, gen, &late).await?;
         let folded = fold_decoded(
             self.rules,
             self.memory,
@@ -505,14 +565,22 @@ impl Runner<'_> {
             decoded,
             &mut mem,
             Some(seen_before),
-        );
+            &history,
+        )
+        .map_err(|_| {
+            BatchError::Failed(ProjectionError::Stopped(
+                "a careful batch lacked the history of a late fact's subject".into(),
+            ))
+        })?;
         let stats = commit_batch(tx, store, folded).await?;
         Ok((stats, mem))
     }
 }
 
-/// Folds a batch read from `from` = `mem.next_offset` into rows, from the memory alone.
+/// Folds a batch read from `from` = `mem.next_offset` into rows, from the memory alone
+/// (and the `history` of its late subjects, else it returns them: see [`fold_decoded`]).
 /// Its subjects new to the memory are listed for the write to check.
+#[allow(clippy::too_many_arguments)]
 fn fold(
     rules: &Rules,
     limits: MemoryLimits,
@@ -520,22 +588,120 @@ fn fold(
     partition: u32,
     records: &[Record],
     mem: &mut Memory,
-) -> Folded {
+    history: &HashMap<StreamId, History>,
+) -> Result<Folded, Vec<StreamId>> {
     let decoded: Vec<(&Record, Result<Event, String>)> =
         records.iter().map(|r| (r, decode_record(r))).collect();
     let unseen = unseen_subjects(&decoded, mem)
         .iter()
         .map(StreamId::name)
         .collect();
-    Folded {
+    Ok(Folded {
         unseen,
-        ..fold_decoded(rules, limits, gen, partition, decoded, mem, None)
+        ..fold_decoded(rules, limits, gen, partition, decoded, mem, None, history)?
+    })
+}
+
+/// The events of `stream` in the log's stream index that decode as its facts, each with
+/// its partition and offset (dead letters and records altered since are not facts).
+async fn stream_facts(
+    log: &dyn ProjectionLog,
+    stream: &StreamId,
+) -> Result<Vec<((u32, u64), Event)>, ProjectionError> {
+    Ok(log
+        .read_stream(&stream.name())
+        .await?
+        .iter()
+        .filter_map(|r| {
+            let e = decode_record(r).ok()?;
+            (e.meta.stream == *stream).then_some(((r.position.partition, r.position.offset), e))
+        })
+        .collect())
+}
+
+/// The events applied to each of `subjects` of partition `partition` before this batch: a
+/// fold from memory kept their offsets.
+async fn history_from_memory(
+    log: &dyn ProjectionLog,
+    partition: u32,
+    subjects: &[StreamId],
+    mem: &Memory,
+) -> Result<HashMap<StreamId, History>, ProjectionError> {
+    let mut out = HashMap::new();
+    for s in subjects {
+        let kept: HashSet<u64> = mem
+            .subjects
+            .get(s)
+            .map(|st| st.offsets.iter().copied().collect())
+            .unwrap_or_default();
+        let events = stream_facts(log, s)
+            .await?
+            .into_iter()
+            .filter(|((p, o), _)| *p == partition && kept.contains(o))
+            .map(|(_, e)| e)
+            .collect();
+        out.insert(
+            *s,
+            History {
+                events,
+                clock_ids: None,
+            },
+        );
     }
+    Ok(out)
+}
+
+/// The events applied to each of `subjects` before this batch, and their clock rows: the
+/// facts of their streams whose audit rows name the same place in the log (an id applied
+/// from another stream, or twice, counts where it was applied).
+async fn history_from_rows(
+    log: &dyn ProjectionLog,
+    store: &Store,
+    tx: &mut BatchTx,
+    gen: i64,
+    subjects: &[StreamId],
+) -> Result<HashMap<StreamId, History>, BatchError> {
+    let mut facts = Vec::new();
+    for s in subjects {
+        facts.push(stream_facts(log, s).await.map_err(BatchError::Failed)?);
+    }
+    let ids: Vec<String> = facts
+        .iter()
+        .flatten()
+        .map(|(_, e)| e.meta.event_id.to_string())
+        .collect();
+    let names: Vec<String> = subjects.iter().map(StreamId::name).collect();
+    let failed = |e| BatchError::Failed(store.err(e).into());
+    let applied = tx.load_applied(gen, &ids).await.map_err(failed)?;
+    let mut clock_ids = tx.load_clock_ids(gen, &names).await.map_err(failed)?;
+    let mut out = HashMap::new();
+    for ((s, name), facts) in subjects.iter().zip(&names).zip(facts) {
+        let events = facts
+            .into_iter()
+            .filter(|(at, e)| applied.get(&e.meta.event_id.to_string()) == Some(at))
+            .map(|(_, e)| e)
+            .collect();
+        out.insert(
+            *s,
+            History {
+                events,
+                clock_ids: Some(clock_ids.remove(name).unwrap_or_default()),
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// Folds decoded records into the memory and the rows that record the result. Ids are
 /// told new by `seen_before` (the stored ids among them) when given, else by the
 /// memory's complete set.
+///
+/// The audit chain and the digest follow the records' log order; each subject's state
+/// follows its events' [`FoldKey`] order. A subject with an event below its greatest key
+/// so far (a fact that arrived late) is folded again from `history`, and its clock and
+/// finding rows replaced; a late subject without a history there is returned instead,
+/// with nothing changed, for the caller to read it and fold again.
+#[allow(clippy::too_many_arguments)]
 fn fold_decoded(
     rules: &Rules,
     limits: MemoryLimits,
@@ -544,7 +710,15 @@ fn fold_decoded(
     decoded: Vec<(&Record, Result<Event, String>)>,
     mem: &mut Memory,
     seen_before: Option<HashSet<String>>,
-) -> Folded {
+    history: &HashMap<StreamId, History>,
+) -> Result<Folded, Vec<StreamId>> {
+    let missing: Vec<StreamId> = late_subjects(&decoded, mem)
+        .into_iter()
+        .filter(|s| !history.contains_key(s))
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing);
+    }
     let from = mem.next_offset;
     let after_deferred = mem.deferring && from > 0;
     let last = decoded
@@ -559,6 +733,11 @@ fn fold_decoded(
     let mut rows = Rows::default();
     // Each subject this batch touches, as it stood before it.
     let mut before: HashMap<StreamId, Before> = HashMap::new();
+    // Each subject's events of this batch with their offsets, subjects in the order met.
+    let mut applied: HashMap<StreamId, Vec<(FoldKey, u64, Event)>> = HashMap::new();
+    let mut order: Vec<StreamId> = Vec::new();
+    // First the log order: digest, dead letters, duplicates, the audit chain, and the rows
+    // that depend on one event alone.
     for (rec, event) in decoded {
         digest = next_digest(&digest, &rec.payload);
         let event = match event {
@@ -605,6 +784,7 @@ fn fold_decoded(
                     chain: state.chain.0 > 0,
                 }
             });
+            order.push(key);
         }
 
         let (prev_seq, prev_hash) = state.chain.clone();
@@ -626,63 +806,79 @@ fn fold_decoded(
             Val::Text(hash),
             Val::Text(prev_hash),
         ]);
-
-        for (kind, detail) in rule_findings(state.case.as_ref(), &event) {
-            rows.findings.push(vec![
-                Val::Int(gen),
-                Val::Text(id.clone()),
-                Val::Text(kind.into()),
-                Val::Text(subject.clone()),
-                Val::Text(detail),
-            ]);
-        }
-        crate::subject::apply(rules, &mut state.case, &mut state.clocks, &event);
-        if let EventData::HouseholdCleared(h) = &event.data {
-            rows.clearings.push(vec![
-                Val::Int(gen),
-                Val::Text(id.clone()),
-                Val::Text(subject.clone()),
-                Val::Text(h.employed_member.to_string()),
-                Val::Text(ts(event.meta.occurred_at)),
-            ]);
-        }
-        // Who belongs to a household when, and when a job ended: the household findings
-        // compare them with the clearings at report time (`audit::findings`).
-        let member = |person: &StreamId, membership: &str| {
-            vec![
-                Val::Int(gen),
-                Val::Text(id.clone()),
-                Val::Text(subject.clone()),
-                Val::Text(person.to_string()),
-                Val::Text(membership.into()),
-                Val::Text(ts(event.meta.occurred_at)),
-            ]
+        event_rows(gen, &id, &subject, &event, &mut rows);
+        applied
+            .entry(key)
+            .or_default()
+            .push((fold_key(&event), rec.position.offset, event));
+    }
+    // Then each subject's fold, in the order its facts occurred.
+    let mut refolded: HashSet<StreamId> = HashSet::new();
+    let (mut replaced_clocks, mut replaced_findings) = (Vec::new(), Vec::new());
+    for s in &order {
+        let Some(mut events) = applied.remove(s) else {
+            continue;
         };
-        match &event.data {
-            EventData::HouseholdIdentified(h) => rows
-                .members
-                .extend(h.members.iter().map(|m| member(&m.person, "joined"))),
-            EventData::HouseholdMemberLinked(l) => {
-                rows.members.push(member(&l.member.person, "joined"))
+        events.sort_unstable_by_key(|(k, _, _)| *k);
+        let Some(state) = mem.subjects.get_mut(s) else {
+            continue;
+        };
+        let newest = events.last().map(|(k, _, _)| *k);
+        let late = match (state.last, events.first()) {
+            (Some(last), Some((first, _, _))) => *first < last,
+            _ => false,
+        };
+        if mem.complete {
+            state.offsets.extend(events.iter().map(|(_, o, _)| *o));
+        }
+        let subject = s.name();
+        let mut fold_one = |state: &mut SubjectState, event: &Event| {
+            for (kind, detail) in rule_findings(state.case.as_ref(), event) {
+                rows.findings.push(vec![
+                    Val::Int(gen),
+                    Val::Text(event.meta.event_id.to_string()),
+                    Val::Text(kind.into()),
+                    Val::Text(subject.clone()),
+                    Val::Text(detail),
+                ]);
             }
-            EventData::HouseholdMemberUnlinked(u) => rows.members.push(member(&u.person, "left")),
-            EventData::JobLost(_) => rows.job_losses.push(vec![
-                Val::Int(gen),
-                Val::Text(id.clone()),
-                Val::Text(subject.clone()),
-                Val::Text(ts(event.meta.occurred_at)),
-            ]),
-            _ => {}
+            crate::subject::apply(rules, &mut state.case, &mut state.clocks, event);
+        };
+        match history.get(s).filter(|_| late) {
+            None => {
+                for (_, _, event) in &events {
+                    fold_one(state, event);
+                }
+            }
+            Some(h) => {
+                // The rows the earlier fold made go; the fold of every event replaces them.
+                replaced_clocks.extend(match &h.clock_ids {
+                    Some(ids) => ids.clone(),
+                    None => {
+                        let (mut case, mut clocks) = (None, Vec::new());
+                        let mut earlier: Vec<&Event> = h.events.iter().collect();
+                        earlier.sort_unstable_by_key(|e| fold_key(e));
+                        for e in earlier {
+                            crate::subject::apply(rules, &mut case, &mut clocks, e);
+                        }
+                        clocks.into_iter().map(|c| c.clock_id).collect()
+                    }
+                });
+                replaced_findings.extend(h.events.iter().map(|e| e.meta.event_id.to_string()));
+                let mut all: Vec<&Event> = h.events.iter().collect();
+                all.extend(events.iter().map(|(_, _, e)| e));
+                all.sort_unstable_by_key(|e| fold_key(e));
+                (state.case, state.clocks) = (None, Vec::new());
+                // Anew from the events (a subject with rows from before fold keys had
+                // the greatest key there is).
+                state.last = all.last().map(|e| fold_key(e));
+                for event in all {
+                    fold_one(state, event);
+                }
+                refolded.insert(*s);
+            }
         }
-        if let Some(kind) = placement_kind(&event.data) {
-            rows.placements.push(vec![
-                Val::Int(gen),
-                Val::Text(id),
-                Val::Text(subject),
-                Val::Text(kind.into()),
-                Val::Text(ts(event.meta.occurred_at)),
-            ]);
-        }
+        state.last = state.last.max(newest);
     }
     rows.digests.push(vec![
         Val::Int(gen),
@@ -719,8 +915,14 @@ fn fold_decoded(
             };
             to.push(case_row(gen, c));
         }
-        for c in st.clocks.iter().filter(|c| !was.clocks.contains(c)) {
-            let existed = was.clocks.iter().any(|o| o.clock_id == c.clock_id);
+        // A subject folded again had its clock rows deleted: every clock is new.
+        let was_clocks: &[Clock] = if refolded.contains(*s) {
+            &[]
+        } else {
+            &was.clocks
+        };
+        for c in st.clocks.iter().filter(|c| !was_clocks.contains(c)) {
+            let existed = was_clocks.iter().any(|o| o.clock_id == c.clock_id);
             let to = if existed {
                 &mut clocks_changed
             } else {
@@ -733,7 +935,7 @@ fn fold_decoded(
         } else {
             &mut chains_new
         };
-        to.push(chain_row(gen, &s.name(), &st.chain));
+        to.push(chain_row(gen, s, st));
     }
 
     // The memory now holds what the rows will: only the open clocks.
@@ -758,12 +960,15 @@ fn fold_decoded(
         *mem = Memory::new(mem.next_offset, false);
         mem.digest = digest;
     }
-    Folded {
+    Ok(Folded {
+        gen,
         from,
         after_deferred,
         defers,
         unseen: Vec::new(),
         stats,
+        replaced_clocks,
+        replaced_findings,
         audit: rows.audit,
         rest: vec![
             (&PLACEMENTS, rows.placements),
@@ -781,7 +986,77 @@ fn fold_decoded(
             (&CHAINS, chains_changed),
             (&CHECKPOINTS, checkpoint),
         ],
+    })
+}
+
+/// The rows one event makes whatever its subject's state: a clearing, household
+/// membership, a job loss, a placement. The household findings compare them at report
+/// time (`audit::findings`).
+fn event_rows(gen: i64, id: &str, subject: &str, event: &Event, rows: &mut Rows) {
+    let occurred = || Val::Text(ts(event.meta.occurred_at));
+    if let EventData::HouseholdCleared(h) = &event.data {
+        rows.clearings.push(vec![
+            Val::Int(gen),
+            Val::Text(id.into()),
+            Val::Text(subject.into()),
+            Val::Text(h.employed_member.to_string()),
+            occurred(),
+        ]);
     }
+    let member = |person: &StreamId, membership: &str| {
+        vec![
+            Val::Int(gen),
+            Val::Text(id.into()),
+            Val::Text(subject.into()),
+            Val::Text(person.to_string()),
+            Val::Text(membership.into()),
+            occurred(),
+        ]
+    };
+    match &event.data {
+        EventData::HouseholdIdentified(h) => rows
+            .members
+            .extend(h.members.iter().map(|m| member(&m.person, "joined"))),
+        EventData::HouseholdMemberLinked(l) => {
+            rows.members.push(member(&l.member.person, "joined"))
+        }
+        EventData::HouseholdMemberUnlinked(u) => rows.members.push(member(&u.person, "left")),
+        EventData::JobLost(_) => rows.job_losses.push(vec![
+            Val::Int(gen),
+            Val::Text(id.into()),
+            Val::Text(subject.into()),
+            occurred(),
+        ]),
+        _ => {}
+    }
+    if let Some(kind) = placement_kind(&event.data) {
+        rows.placements.push(vec![
+            Val::Int(gen),
+            Val::Text(id.into()),
+            Val::Text(subject.into()),
+            Val::Text(kind.into()),
+            occurred(),
+        ]);
+    }
+}
+
+/// The batch's subjects with an event below the greatest fold key the memory holds for
+/// them: facts that arrived after facts that occurred later. In the order of their names.
+fn late_subjects(decoded: &[(&Record, Result<Event, String>)], mem: &Memory) -> Vec<StreamId> {
+    let late: HashSet<StreamId> = decoded
+        .iter()
+        .filter_map(|(_, e)| e.as_ref().ok())
+        .filter(|e| {
+            mem.subjects
+                .get(&e.meta.stream)
+                .and_then(|s| s.last)
+                .is_some_and(|last| fold_key(e) < last)
+        })
+        .map(|e| e.meta.stream)
+        .collect();
+    let mut late: Vec<StreamId> = late.into_iter().collect();
+    late.sort_unstable_by_key(name_order);
+    late
 }
 
 /// The rows of every subject in `mem`, sorted, as new rows: what a partition whose
@@ -799,7 +1074,7 @@ fn subject_rows(
         cases.extend(st.case.iter().map(|c| case_row(gen, c)));
         clocks.extend(st.clocks.iter().map(|c| clock_row(gen, c)));
         if st.chain.0 > 0 {
-            chains.push(chain_row(gen, &s.name(), &st.chain));
+            chains.push(chain_row(gen, s, st));
         }
     }
 }
@@ -812,11 +1087,14 @@ fn flush(gen: i64, partition: u32, mem: &mut Memory) -> Folded {
     sort_by_clock_id(&mut clocks);
     mem.deferring = false;
     Folded {
+        gen,
         from: mem.next_offset,
         after_deferred: true,
         defers: false,
         unseen: Vec::new(),
         stats: RunStats::default(),
+        replaced_clocks: Vec::new(),
+        replaced_findings: Vec::new(),
         audit: Vec::new(),
         rest: vec![
             (&CASES_NEW, cases),
@@ -852,6 +1130,8 @@ fn checkpoint_row(gen: i64, partition: u32, mem: &Memory) -> Vec<Val> {
 
 /// A batch folded into rows, ready to write.
 struct Folded {
+    /// The generation it goes into.
+    gen: i64,
     /// The offset it starts at (the checkpoint it expects).
     from: u64,
     /// Whether that checkpoint has its subjects' rows deferred.
@@ -862,6 +1142,10 @@ struct Folded {
     /// Its subjects the memory did not hold before it (listed for a fold from memory).
     unseen: Vec<String>,
     stats: RunStats,
+    /// Clock rows to delete first (by clock id): those of subjects folded again.
+    replaced_clocks: Vec<String>,
+    /// Finding rows to delete first (by event id): those of subjects folded again.
+    replaced_findings: Vec<String>,
     /// The audit rows, written first: their unique key tells an id applied before.
     audit: Vec<Vec<Val>>,
     /// The other tables' rows, the checkpoint last.
@@ -1098,6 +1382,18 @@ async fn write_rows(tx: &mut BatchTx, store: &Store, folded: Folded) -> Result<(
             werr(e)
         }
     };
+    // A subject folded again replaces its clock and finding rows.
+    tx.delete_in("clocks", "clock_id", folded.gen, &folded.replaced_clocks)
+        .await
+        .map_err(|e| werr(WriteError::Sql(e)))?;
+    tx.delete_in(
+        "findings",
+        "event_id",
+        folded.gen,
+        &folded.replaced_findings,
+    )
+    .await
+    .map_err(|e| werr(WriteError::Sql(e)))?;
     tx.insert(&AUDIT, folded.audit)
         .await
         .map_err(|e| unique(e, "an event id was applied from another stream"))?;
@@ -1246,7 +1542,7 @@ const CLOCKS: Table = Table {
 };
 const CHAINS: Table = Table {
     name: "chains",
-    columns: &["gen", "stream", "seq", "hash"],
+    columns: &["gen", "stream", "seq", "hash", "fold_key"],
     conflict: Conflict::Update("gen, stream"),
 };
 const CASES_NEW: Table = CASES.new_rows();
@@ -1287,12 +1583,13 @@ fn case_row(gen: i64, c: &Case) -> Vec<Val> {
     ]
 }
 
-fn chain_row(gen: i64, stream: &str, (seq, hash): &(i64, String)) -> Vec<Val> {
+fn chain_row(gen: i64, stream: &StreamId, st: &SubjectState) -> Vec<Val> {
     vec![
         Val::Int(gen),
-        Val::Text(stream.to_string()),
-        Val::Int(*seq),
-        Val::Text(hash.clone()),
+        Val::Text(stream.name()),
+        Val::Int(st.chain.0),
+        Val::Text(st.chain.1.clone()),
+        Val::Text(st.last.as_ref().map(fold_key_text).unwrap_or_default()),
     ]
 }
 

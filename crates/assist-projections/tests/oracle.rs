@@ -6,7 +6,7 @@
 
 mod support;
 
-use assist_log::{PartitionReader, Record};
+use assist_log::{ProjectionLog, Record};
 use assist_projections::sla::Rules;
 use assist_projections::{MemoryLimits, Runner, Store};
 use proptest::prelude::*;
@@ -60,7 +60,7 @@ async fn trial(at: &Where) -> Trial {
 /// mid-flight, as a SIGKILL would. Returns the kills that landed while the run still had
 /// work to do.
 fn project_with_kills(
-    log: Arc<dyn PartitionReader>,
+    log: Arc<dyn ProjectionLog>,
     url: &str,
     batch: usize,
     kills: &[usize],
@@ -161,12 +161,47 @@ fn assert_same_views(store: &str, reference: &str) {
     panic!("the dumps differ outside their tables");
 }
 
-/// The events of a seeded simulation as JSON Lines, in the order they occurred (ties:
-/// recorded time, then event id), so that every stream arrives in occurred order.
-fn in_occurred_order(persons: usize, days: u32, seed: u64) -> Vec<u8> {
+/// The order a simulation's facts arrive in.
+#[derive(Debug, Clone, Copy)]
+enum Arrival {
+    /// As they occurred (ties: recorded time, then event id): no fact arrives late.
+    Occurred,
+    /// As they were recorded: what one system sending as it records gives.
+    Recorded,
+    /// Shuffled by the seed: within and across streams.
+    Shuffled(u64),
+}
+
+/// The events of a seeded simulation arriving in `arrival` order.
+fn arriving(persons: usize, days: u32, seed: u64, arrival: Arrival) -> Vec<assist_catalog::Event> {
+    use rand::{seq::SliceRandom, SeedableRng};
     let mut events = assist_simulate::simulate(persons, days, seed);
-    events.sort_by_key(|e| (e.meta.occurred_at, e.meta.recorded_at, e.meta.event_id));
-    assist_simulate::to_jsonl(&events)
+    match arrival {
+        Arrival::Occurred => {
+            events.sort_by_key(|e| (e.meta.occurred_at, e.meta.recorded_at, e.meta.event_id))
+        }
+        Arrival::Recorded => {
+            events.sort_by_key(|e| (e.meta.recorded_at, e.meta.occurred_at, e.meta.event_id))
+        }
+        Arrival::Shuffled(s) => events.shuffle(&mut rand::rngs::StdRng::seed_from_u64(s)),
+    }
+    events
+}
+
+/// How many events arrive after an event of their stream that occurred later (counted
+/// here, apart from the runner): a trial with none does not test arrival order.
+fn late_arrivals(events: &[assist_catalog::Event]) -> usize {
+    let mut newest = std::collections::HashMap::new();
+    let mut late = 0;
+    for e in events {
+        let key = (e.meta.occurred_at, e.meta.recorded_at, e.meta.event_id);
+        let top = newest.entry(e.meta.stream).or_insert(key);
+        if key < *top {
+            late += 1;
+        }
+        *top = (*top).max(key);
+    }
+    late
 }
 
 /// Ingests `jsonl` into an embedded log in `dir` and serves its records from memory.
@@ -200,7 +235,7 @@ async fn check_with(
 ) -> usize {
     let reference = reference_dump(&log, &Rules::shipped().unwrap()).await;
     let trial = trial(at).await;
-    let log: Arc<dyn PartitionReader> = Arc::new(log);
+    let log: Arc<dyn ProjectionLog> = Arc::new(log);
     let url = trial.url.clone();
     let gen = match how {
         How::Live => None,
@@ -311,7 +346,8 @@ async fn what_foreign_producers_write_projects_to_the_reference_views_on_postgre
     foreign(Where::Postgres).await;
 }
 
-/// Random simulations (people, days, seed), batch sizes and kills: `cases` trials on `at`.
+/// Random simulations (people, days, seed) arriving in random orders (as they occurred,
+/// as they were recorded, or shuffled), batch sizes and kills: `cases` trials on `at`.
 fn random_workloads(at: Where, cases: u32) {
     // Kills that landed in live trials and in rebuilds.
     let landed = [AtomicUsize::new(0), AtomicUsize::new(0)];
@@ -332,24 +368,41 @@ fn random_workloads(at: Where, cases: u32) {
         1usize..400,
         proptest::collection::vec(1usize..20, 0..3),
         any::<bool>(),
+        0u8..3,
     );
+    // Facts that arrived late, over all trials.
+    let late = AtomicUsize::new(0);
     runner
-        .run(&strategy, |(persons, days, seed, batch, kills, rebuild)| {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            let n = rt.block_on(async {
-                let dir = tempfile::tempdir().unwrap();
-                let log = served(dir.path(), &in_occurred_order(persons, days, seed)).await;
-                let how = if rebuild { How::Rebuild } else { How::Live };
-                check(log, &at, how, batch, &kills).await
-            });
-            landed[usize::from(rebuild)].fetch_add(n, Ordering::SeqCst);
-            Ok(())
-        })
+        .run(
+            &strategy,
+            |(persons, days, seed, batch, kills, rebuild, order)| {
+                let arrival = match order {
+                    0 => Arrival::Occurred,
+                    1 => Arrival::Recorded,
+                    _ => Arrival::Shuffled(seed),
+                };
+                let events = arriving(persons, days, seed, arrival);
+                late.fetch_add(late_arrivals(&events), Ordering::SeqCst);
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                let n = rt.block_on(async {
+                    let dir = tempfile::tempdir().unwrap();
+                    let log = served(dir.path(), &assist_simulate::to_jsonl(&events)).await;
+                    let how = if rebuild { How::Rebuild } else { How::Live };
+                    check(log, &at, how, batch, &kills).await
+                });
+                landed[usize::from(rebuild)].fetch_add(n, Ordering::SeqCst);
+                Ok(())
+            },
+        )
         .unwrap();
     eprintln!(
         "kills that landed: {} live, {} in rebuilds",
         landed[0].load(Ordering::SeqCst),
         landed[1].load(Ordering::SeqCst)
+    );
+    assert!(
+        late.load(Ordering::SeqCst) > 0,
+        "no fact arrived late in any trial: the trials did not test arrival order"
     );
     for (how, landed) in ["live", "rebuild"].iter().zip(&landed) {
         assert!(
@@ -373,7 +426,10 @@ fn random_workloads_killed_live_or_in_a_rebuild_project_to_the_reference_views_o
 /// few events and reads the rows again (in a rebuild, after writing what it deferred).
 async fn forgetting(at: Where) {
     let dir = tempfile::tempdir().unwrap();
-    let log = served(dir.path(), &in_occurred_order(40, 45, 17)).await;
+    // In the order recorded: late facts fold their subjects again from the rows too.
+    let events = arriving(40, 45, 17, Arrival::Recorded);
+    assert!(late_arrivals(&events) > 0);
+    let log = served(dir.path(), &assist_simulate::to_jsonl(&events)).await;
     let tiny = MemoryLimits {
         subjects: 3,
         ids: 40,
@@ -401,4 +457,184 @@ async fn a_runner_that_forgets_what_it_remembers_projects_to_the_reference_views
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_that_forgets_what_it_remembers_projects_to_the_reference_views_on_postgres() {
     forgetting(Where::Postgres).await;
+}
+
+/// A simulation whose facts arrive in the order they were recorded (some days late),
+/// projected live and rebuilt at several batch sizes.
+async fn in_recorded_order(at: Where) {
+    let events = arriving(60, 60, 11, Arrival::Recorded);
+    assert!(late_arrivals(&events) > 0, "no fact arrives late");
+    let dir = tempfile::tempdir().unwrap();
+    let log = served(dir.path(), &assist_simulate::to_jsonl(&events)).await;
+    for how in [How::Live, How::Rebuild] {
+        for batch in [1, 50, 1000] {
+            check(Served::placed(log.parts.clone()), &at, how, batch, &[]).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facts_arriving_in_the_order_recorded_project_to_the_reference_views_on_sqlite() {
+    in_recorded_order(Where::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facts_arriving_in_the_order_recorded_project_to_the_reference_views_on_postgres() {
+    in_recorded_order(Where::Postgres).await;
+}
+
+/// The tables of a dump that hold views; the audit rows, chain hashes, digests and
+/// checkpoints record the log's order, which differs by design.
+fn views_of(dump: &str) -> String {
+    const VIEWS: [&str; 7] = [
+        "cases",
+        "clocks",
+        "placements",
+        "household_clearings",
+        "household_members",
+        "job_losses",
+        "findings",
+    ];
+    dump.split("## ")
+        .filter(|t| VIEWS.contains(&t.lines().next().unwrap_or_default()))
+        .map(|t| format!("## {t}"))
+        .collect()
+}
+
+/// Ingests `events` into a fresh embedded log and projects it into a fresh SQLite store
+/// in batches of `batch`; returns the views.
+async fn views_after(events: &[assist_catalog::Event], batch: usize) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &assist_simulate::to_jsonl(events)).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let gen = project(&recorder, &store, batch).await;
+    let views = views_of(&store.dump(gen).await.unwrap());
+    store.close().await;
+    views
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_facts_in_any_arrival_order_give_byte_identical_views() {
+    let occurred = views_after(&arriving(80, 60, 5, Arrival::Occurred), 100).await;
+    assert!(occurred.contains("## clocks\n") && occurred.lines().count() > 500);
+    for (arrival, batch) in [
+        (Arrival::Recorded, 100),
+        (Arrival::Recorded, 7),
+        (Arrival::Shuffled(1), 100),
+        (Arrival::Shuffled(2), 1000),
+    ] {
+        let events = arriving(80, 60, 5, arrival);
+        assert!(
+            late_arrivals(&events) > 0,
+            "{arrival:?}: no fact arrives late"
+        );
+        let views = views_after(&events, batch).await;
+        assert!(
+            views == occurred,
+            "{arrival:?}, batch {batch}: the views differ"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_ingests_of_the_same_facts_give_the_views_of_one_in_order() {
+    let all = arriving(80, 60, 6, Arrival::Occurred);
+    let want = views_after(&all, 100).await;
+    // Two systems each sending half of the facts, in the order they recorded them, at once.
+    let mut halves = [Vec::new(), Vec::new()];
+    for (i, e) in arriving(80, 60, 6, Arrival::Recorded)
+        .into_iter()
+        .enumerate()
+    {
+        halves[i % 2].push(e);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = assist_ingest::Recorder::open_embedded(dir.path())
+        .await
+        .unwrap();
+    let send = |half: &Vec<assist_catalog::Event>| {
+        let jsonl = assist_simulate::to_jsonl(half);
+        let recorder = &recorder;
+        async move {
+            // Small chunks, so that the two ingests interleave in the log.
+            for chunk in jsonl
+                .split_inclusive(|b| *b == b'\n')
+                .collect::<Vec<_>>()
+                .chunks(20)
+            {
+                let report = recorder
+                    .ingest(
+                        chunk.concat().as_slice(),
+                        assist_ingest::IngestOptions::default(),
+                    )
+                    .await
+                    .unwrap();
+                assert!(report.rejected.is_empty());
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    tokio::join!(send(&halves[0]), send(&halves[1]));
+    // What the log holds, in the order it holds it, arrived late in places.
+    let landed: Vec<assist_catalog::Event> = all_records(&recorder)
+        .await
+        .iter()
+        .map(|r| assist_projections::runner::decode_record(r).unwrap())
+        .collect();
+    assert_eq!(landed.len(), all.len());
+    assert!(late_arrivals(&landed) > 0, "no fact landed late");
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let gen = project(&recorder, &store, 100).await;
+    let views = views_of(&store.dump(gen).await.unwrap());
+    assert!(
+        views == want,
+        "the views differ from those of the facts in order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_fact_for_a_subject_projected_before_fold_keys_were_kept_folds_it_again() {
+    let mut events = arriving(30, 45, 21, Arrival::Occurred);
+    // The late fact: the middle one of the stream with the most facts.
+    let mut counts = std::collections::HashMap::new();
+    for e in &events {
+        *counts.entry(e.meta.stream).or_insert(0) += 1;
+    }
+    let (&stream, &n) = counts.iter().max_by_key(|(s, n)| (**n, s.name())).unwrap();
+    assert!(n >= 5);
+    let mine: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i].meta.stream == stream)
+        .collect();
+    let late = events.remove(mine[mine.len() / 2]);
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &assist_simulate::to_jsonl(&events)).await;
+    let trial = trial(&Where::Sqlite).await;
+    let store = Store::open(&trial.url).await.unwrap();
+    let first = Served::placed(read_all(recorder.log().as_ref()).await);
+    catch_up(&first, &store, 1, 100).await;
+    store.close().await;
+    // As a store migrated from before fold keys were kept: the subject's key unknown.
+    let pool = sqlx::SqlitePool::connect(&trial.url).await.unwrap();
+    let unknown = sqlx::query("UPDATE chains SET fold_key = '' WHERE stream = ?")
+        .bind(stream.name())
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(unknown.rows_affected(), 1);
+    pool.close().await;
+    // The late fact arrives.
+    let report = recorder
+        .ingest(
+            assist_simulate::to_jsonl(&[late]).as_slice(),
+            assist_ingest::IngestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(report.rejected.is_empty());
+    let full = Served::placed(read_all(recorder.log().as_ref()).await);
+    let reference = reference_dump(&full, &Rules::shipped().unwrap()).await;
+    let store = Store::open(&trial.url).await.unwrap();
+    catch_up(&full, &store, 1, 100).await;
+    store.close().await;
+    assert_same_views(&dumped(&trial.url).await, &reference);
 }

@@ -4,7 +4,9 @@
 
 mod support;
 
-use assist_log::{AppendBatch, LogEvent, PartitionInfo, PartitionReader, Record};
+use assist_log::{
+    AppendBatch, LogEvent, PartitionInfo, PartitionReader, ProjectionLog, Record, StreamReader,
+};
 use assist_projections::audit::{findings::findings, verify::verify};
 use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
 use assist_projections::sla::report::{explain, load_clocks, report, summarize, SlaFilter};
@@ -930,7 +932,7 @@ async fn a_query_during_a_rebuild_sees_the_old_views() {
     let before = store.dump(old).await.unwrap();
     let gen = store.begin_rebuild().await.unwrap();
     // Half-build the new generation: one partition only.
-    struct OnePartition<'a>(&'a dyn PartitionReader);
+    struct OnePartition<'a>(&'a dyn ProjectionLog);
     #[async_trait]
     impl PartitionReader for OnePartition<'_> {
         fn partition_count(&self) -> u32 {
@@ -946,6 +948,12 @@ async fn a_query_during_a_rebuild_sees_the_old_views() {
         }
         async fn partitions(&self) -> Result<Vec<PartitionInfo>, assist_log::LogError> {
             self.0.partitions().await
+        }
+    }
+    #[async_trait]
+    impl StreamReader for OnePartition<'_> {
+        async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, assist_log::LogError> {
+            self.0.read_stream(stream).await
         }
     }
     catch_up(&OnePartition(recorder.log().as_ref()), &store, gen, 100).await;
@@ -1241,7 +1249,7 @@ async fn a_stream_continued_on_another_partition_in_a_later_run_keeps_its_chain(
 
 /// A log that runs `hook` (another runner's work) during its `at`-th read.
 struct Hooked<'a> {
-    log: &'a dyn PartitionReader,
+    log: &'a dyn ProjectionLog,
     reads: std::sync::atomic::AtomicUsize,
     at: usize,
     hook: Box<dyn Fn() -> futures_like::BoxFuture<'a> + Send + Sync + 'a>,
@@ -1272,6 +1280,13 @@ impl PartitionReader for Hooked<'_> {
 
     async fn partitions(&self) -> Result<Vec<PartitionInfo>, assist_log::LogError> {
         self.log.partitions().await
+    }
+}
+
+#[async_trait]
+impl StreamReader for Hooked<'_> {
+    async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, assist_log::LogError> {
+        self.log.read_stream(stream).await
     }
 }
 
@@ -1330,7 +1345,7 @@ async fn a_runner_overtaken_by_another_reads_the_rows_again_instead_of_its_memor
 /// indexes after each committed batch (read inside `on_batch`, which cannot await: the
 /// test runs on a multi-thread runtime).
 async fn indexes_after_each_batch(
-    log: &dyn PartitionReader,
+    log: &dyn ProjectionLog,
     store: &Store,
     batch: usize,
 ) -> Vec<Vec<String>> {
@@ -1717,6 +1732,13 @@ impl PartitionReader for Gated {
 
     async fn partitions(&self) -> Result<Vec<PartitionInfo>, assist_log::LogError> {
         Ok(self.log.lock().unwrap().infos())
+    }
+}
+
+#[async_trait]
+impl StreamReader for Gated {
+    async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, assist_log::LogError> {
+        Ok(self.log.lock().unwrap().stream(stream))
     }
 }
 

@@ -6,7 +6,7 @@ use crate::outln;
 use anyhow::{bail, Context, Result};
 use assist_catalog::RegionPrefix;
 use assist_ingest::Recorder;
-use assist_log::PartitionReader;
+use assist_log::{PartitionReader, ProjectionLog};
 use assist_projections::audit::{findings::findings, verify::verify};
 use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
 use assist_projections::caseload::Stage;
@@ -243,7 +243,7 @@ impl Views {
         Ok(())
     }
 
-    fn log(&self) -> &dyn PartitionReader {
+    fn log(&self) -> &dyn ProjectionLog {
         self.recorder.log().as_ref()
     }
 

@@ -341,8 +341,24 @@ const OPEN_CLOCKS: Lookup = Lookup {
     filter: Some("is_open = 1"),
     sqlite_index: Some("clocks_by_subject"),
 };
+/// Where each of a list of event ids was applied from.
+const APPLIED_AT: Lookup = Lookup {
+    columns: &["event_id", "part", "log_offset"],
+    table: "audit_events",
+    key: "event_id",
+    filter: None,
+    sqlite_index: None,
+};
+/// Every clock of a subject, open or not: the rows a subject folded again replaces.
+const CLOCK_IDS: Lookup = Lookup {
+    columns: &["subject", "clock_id"],
+    table: "clocks",
+    key: "subject",
+    filter: None,
+    sqlite_index: Some("clocks_by_subject"),
+};
 const CHAIN_HEADS: Lookup = Lookup {
-    columns: &["stream", "seq", "hash"],
+    columns: &["stream", "seq", "hash", "fold_key"],
     table: "chains",
     key: "stream",
     filter: None,
@@ -550,18 +566,86 @@ impl BatchTx {
         Ok(out)
     }
 
-    /// The chain heads (seq, hash) of `subjects` that have one.
+    /// The chain heads (seq, hash, greatest fold key) of `subjects` that have one.
     pub(crate) async fn load_chains(
         &mut self,
         gen: i64,
         subjects: &[String],
-    ) -> Result<HashMap<String, (i64, String)>, sqlx::Error> {
+    ) -> Result<HashMap<String, (i64, String, String)>, sqlx::Error> {
         let heads = self
             .select_in(&CHAIN_HEADS, gen, subjects, |r| {
-                Ok((r.text("stream")?, (r.int("seq")?, r.text("hash")?)))
+                Ok((
+                    r.text("stream")?,
+                    (r.int("seq")?, r.text("hash")?, r.text("fold_key")?),
+                ))
             })
             .await?;
         Ok(heads.into_iter().collect())
+    }
+
+    /// Where generation `gen` applied each of `ids` it applied: partition and offset.
+    pub(crate) async fn load_applied(
+        &mut self,
+        gen: i64,
+        ids: &[String],
+    ) -> Result<HashMap<String, (u32, u64)>, sqlx::Error> {
+        let at = self
+            .select_in(&APPLIED_AT, gen, ids, |r| {
+                let (part, offset) = (r.int("part")?, r.int("log_offset")?);
+                Ok((r.text("event_id")?, (part as u32, offset as u64)))
+            })
+            .await?;
+        Ok(at.into_iter().collect())
+    }
+
+    /// The ids of every clock of `subjects`, by subject.
+    pub(crate) async fn load_clock_ids(
+        &mut self,
+        gen: i64,
+        subjects: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, sqlx::Error> {
+        let ids = self
+            .select_in(&CLOCK_IDS, gen, subjects, |r| {
+                Ok((r.text("subject")?, r.text("clock_id")?))
+            })
+            .await?;
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for (subject, id) in ids {
+            out.entry(subject).or_default().push(id);
+        }
+        Ok(out)
+    }
+
+    /// Deletes the rows of generation `gen` of `table` whose `key` is one of `keys`.
+    pub(crate) async fn delete_in(
+        &mut self,
+        table: &str,
+        key: &str,
+        gen: i64,
+        keys: &[String],
+    ) -> Result<(), sqlx::Error> {
+        for chunk in keys.chunks(Lookup::chunk(self.dialect())) {
+            match self {
+                BatchTx::Sqlite(c) => {
+                    let sql = format!(
+                        "DELETE FROM {table} WHERE gen = {gen} AND {key} IN ({})",
+                        vec!["?"; chunk.len()].join(", ")
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for k in chunk {
+                        q = q.bind(k.as_str());
+                    }
+                    q.execute(&mut **c).await?;
+                }
+                BatchTx::Postgres(c) => {
+                    let sql = format!(
+                        "DELETE FROM {table} WHERE gen = {gen} AND {key} = ANY($1::text[])"
+                    );
+                    sqlx::query(&sql).bind(chunk).execute(&mut **c).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes `rows` (values in the order of `table.columns`) into `table`. On SQLite this

@@ -125,8 +125,9 @@ pub async fn caseload(
 }
 
 /// The caseload as it stood at `at` by business time: the folds run again over the events
-/// that had occurred by then, in log order, so a step recorded late counts from when it
-/// happened and a later fact never leaks into an earlier day.
+/// that had occurred by then, in the order they occurred (`subject::fold`, as the views),
+/// so a step recorded late counts from when it happened and a later fact never leaks into
+/// an earlier day.
 pub fn caseload_as_of<'a>(
     rules: &Rules,
     events: impl IntoIterator<Item = &'a Event>,

@@ -5,7 +5,7 @@
 pub mod reference;
 
 use assist_ingest::{IngestOptions, Recorder};
-use assist_log::{PartitionInfo, PartitionReader, Record};
+use assist_log::{PartitionInfo, PartitionReader, Record, StreamReader};
 use assist_projections::sla::Rules;
 use assist_projections::{Runner, Store};
 use async_trait::async_trait;
@@ -121,7 +121,7 @@ pub async fn project(recorder: &Recorder, store: &Store, batch: usize) -> i64 {
 
 /// Projects `log` into generation `gen` of `store` under the shipped rules.
 pub async fn catch_up(
-    log: &dyn assist_log::PartitionReader,
+    log: &dyn assist_log::ProjectionLog,
     store: &Store,
     gen: i64,
     batch: usize,
@@ -215,6 +215,25 @@ impl PartitionReader for Served {
 
     async fn partitions(&self) -> Result<Vec<PartitionInfo>, assist_log::LogError> {
         Ok(self.infos())
+    }
+}
+
+#[async_trait]
+impl StreamReader for Served {
+    async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, assist_log::LogError> {
+        Ok(self.stream(stream))
+    }
+}
+
+impl Served {
+    /// Every record keyed by `stream`, partition by partition, in offset order.
+    pub fn stream(&self, stream: &str) -> Vec<Record> {
+        self.parts
+            .iter()
+            .flatten()
+            .filter(|r| r.stream == stream)
+            .cloned()
+            .collect()
     }
 }
 

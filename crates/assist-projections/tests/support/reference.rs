@@ -132,10 +132,21 @@ pub fn project(parts: &[Vec<Record>], rules: &Rules) -> String {
                 ],
             );
         }
+        // The greatest (occurred, recorded, id) among the stream's facts, as text.
+        let newest = events
+            .iter()
+            .map(|a| {
+                let m = &a.event.meta;
+                (m.occurred_at, m.recorded_at, m.event_id)
+            })
+            .max()
+            .map(|(o, r, id)| format!("{} {} {id}", ts(o), ts(r)))
+            .unwrap_or_default();
         chains.push(vec![
             ("stream", stream.clone()),
             ("seq", seq.to_string()),
             ("hash", hash),
+            ("fold_key", newest),
         ]);
 
         // The subject, in the order its facts occurred.
