@@ -11,7 +11,7 @@ use assist_catalog::{RegionPrefix, StreamId};
 use assist_ingest::history::Entry;
 use assist_log::Record;
 use assist_projections::audit::chain::{check_records, Integrity};
-use assist_projections::caseload::query::{caseload as query_caseload, CaseFilter};
+use assist_projections::caseload::query::{caseload as query_caseload, caseload_as_of, CaseFilter};
 use assist_projections::caseload::Stage;
 use assist_projections::sla::report::{
     list_clocks, load_clocks_in, parse_status, summarize, SlaFilter,
@@ -158,6 +158,10 @@ pub struct CaseloadParams {
     #[serde(default)]
     /// Include closed cases.
     all: bool,
+    /// The caseload as it stood then, by the facts that had occurred by then: RFC 3339, or
+    /// a date (its end, in China time). Folds the log again: slower than the current one.
+    #[param(value_type = Option<String>, format = DateTime)]
+    as_of: Option<String>,
     /// Page size, 1 to 1000 (default 50).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
@@ -205,16 +209,32 @@ pub async fn caseload(
         stage,
         include_closed: p.all || stage == Some(Stage::Closed),
     };
-    let gen = active_gen(&app).await?;
-    let mut load = query_caseload(
-        &app.views.store,
-        &app.views.rules.calendar,
-        gen,
-        &filter,
-        Utc::now(),
-    )
-    .await
-    .map_err(|e| Problem::internal(&e))?;
+    let as_of = p
+        .as_of
+        .as_deref()
+        .map(|s| when(Some(s), "as_of"))
+        .transpose()?;
+    let mut load = match as_of {
+        Some(at) => {
+            let log: &dyn assist_log::PartitionReader = app.views.recorder.log().as_ref();
+            let events = assist_projections::runner::read_facts(log)
+                .await
+                .map_err(|e| Problem::internal(&e))?;
+            caseload_as_of(&app.views.rules, events.iter(), &filter, at)
+        }
+        None => {
+            let gen = active_gen(&app).await?;
+            query_caseload(
+                &app.views.store,
+                &app.views.rules.calendar,
+                gen,
+                &filter,
+                Utc::now(),
+            )
+            .await
+            .map_err(|e| Problem::internal(&e))?
+        }
+    };
     // Next step due first (overdue ones have the earliest deadlines), then by subject.
     load.cases.sort_by(|a, b| {
         let due = |c: &assist_projections::caseload::query::CaseView| {
@@ -567,12 +587,42 @@ pub async fn history(
     };
     let gen = active_gen(&app).await?;
     let assigned = (caller.role == Role::Caseworker).then_some(caller.sub.as_str());
-    let in_scope = app
-        .views
-        .store
-        .case_in_scope(gen, &stream.to_string(), caller.region.as_str(), assigned)
+    let store = &app.views.store;
+    let subject = stream.to_string();
+    let internal = |e: &dyn std::fmt::Display| Problem::internal(e);
+    let mut in_scope = store
+        .case_in_scope(gen, &subject, caller.region.as_str(), assigned)
         .await
-        .map_err(|e| Problem::internal(&e))?;
+        .map_err(|e| internal(&e))?;
+    let mut all = None;
+    if !in_scope && assigned.is_none() {
+        // A subject without a case (registered, never alerted) lies where the system that
+        // recorded its first fact does: an auditor or supervisor there may read it.
+        let has_case = store
+            .case_in_scope(gen, &subject, "", None)
+            .await
+            .map_err(|e| internal(&e))?;
+        if !has_case {
+            let entries = app
+                .views
+                .recorder
+                .history(&stream)
+                .await
+                .map_err(|e| internal(&e))?;
+            in_scope = entries
+                .iter()
+                .find_map(|e| e.event.as_ref().ok())
+                .is_some_and(|first| {
+                    first
+                        .meta
+                        .actor
+                        .region
+                        .as_str()
+                        .starts_with(caller.region.as_str())
+                });
+            all = Some(entries);
+        }
+    }
     if !in_scope {
         return Err(not_found());
     }
@@ -599,12 +649,15 @@ pub async fn history(
         })
         .await
         .map_err(|e| Problem::internal(&e))?;
-    let all = app
-        .views
-        .recorder
-        .history(&stream)
-        .await
-        .map_err(|e| Problem::internal(&e))?;
+    let all = match all {
+        Some(all) => all,
+        None => app
+            .views
+            .recorder
+            .history(&stream)
+            .await
+            .map_err(|e| Problem::internal(&e))?,
+    };
     let entries: Vec<Entry> = all
         .into_iter()
         .filter(|e| match &e.event {

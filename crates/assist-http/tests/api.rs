@@ -514,6 +514,49 @@ async fn a_subject_outside_the_callers_region_is_404_on_history() {
 }
 
 #[tokio::test]
+async fn a_person_without_a_case_is_read_where_its_first_fact_was_recorded() {
+    let s = start().await;
+    // Registered by a system in 350102, never alerted: no case row.
+    let registered = case(3, "350102", "cw-350102-001")[..1].to_vec();
+    let (status, body, _) = s.post(&s.service(), "/v1/events", &json!(registered)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let path = format!("/v1/streams/{}/history", person(3));
+    let here = s.token(Role::Auditor, "3501", "aud-fuzhou");
+    let (status, body, _) = s.get(&here, &path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(1), "{body}");
+    let supervisor = s.token(Role::Supervisor, "350102", "sup-gulou");
+    assert_eq!(s.get(&supervisor, &path).await.0, StatusCode::OK);
+    let elsewhere = s.token(Role::Auditor, "3502", "aud-xiamen");
+    assert_problem(&s.get(&elsewhere, &path).await, 404, "not-found");
+    let caseworker = s.token(Role::Caseworker, "350102", "cw-350102-001");
+    assert_problem(&s.get(&caseworker, &path).await, 404, "not-found");
+}
+
+#[tokio::test]
+async fn the_caseload_as_of_a_day_counts_only_the_cases_opened_by_then() {
+    let s = seeded().await;
+    let sup = s.token(Role::Supervisor, "35", "sup-fujian");
+    let total = |day: &str| {
+        let path = format!("/v1/caseload?as_of={day}");
+        let (s, sup) = (&s, &sup);
+        async move {
+            let (status, body, _) = s.get(sup, &path).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["total"].clone()
+        }
+    };
+    // Both people were registered on 2 March and their cases opened on 3 March.
+    assert_eq!(total("2026-03-02").await, json!(0));
+    assert_eq!(total("2026-03-03").await, json!(2));
+    let county = s.token(Role::Supervisor, "350102", "sup-gulou");
+    let (_, body, _) = s.get(&county, "/v1/caseload?as_of=2026-03-03").await;
+    assert_eq!(body["total"], json!(1), "only the caller's region: {body}");
+    let bad = s.get(&sup, "/v1/caseload?as_of=yesterday").await;
+    assert_problem(&bad, 400, "bad-parameter");
+}
+
+#[tokio::test]
 async fn a_caseworker_gets_404_for_a_subject_not_assigned_to_it() {
     let s = seeded().await;
     let other = s.token(Role::Caseworker, "350102", "cw-350102-002");

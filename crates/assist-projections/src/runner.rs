@@ -90,6 +90,28 @@ pub fn decode_record(r: &Record) -> Result<Event, String> {
     Ok(event)
 }
 
+/// Every decodable fact of the log, partition by partition, each id once (a Kafka log may
+/// hold a repeat): what the as-of caseload and the what-if fold (in fold order, whatever
+/// order this is).
+pub async fn read_facts(log: &dyn assist_log::PartitionReader) -> Result<Vec<Event>, LogError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for p in 0..log.partition_count() {
+        let mut from = 0;
+        loop {
+            let page = log.read_partition(p, from, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            from = last.position.offset + 1;
+            out.extend(
+                page.iter()
+                    .filter_map(|r| decode_record(r).ok())
+                    .filter(|e| seen.insert(e.meta.event_id)),
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// A stored record that the fast path did not take: through the wire form when it reads as
 /// one, else through a JSON value, which names precisely what is wrong.
 fn decode_precisely(payload: &[u8]) -> Result<Event, String> {

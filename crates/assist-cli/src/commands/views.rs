@@ -11,7 +11,6 @@ use assist_projections::audit::{findings::findings, verify::verify};
 use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
 use assist_projections::caseload::Stage;
 use assist_projections::outage::Backoff;
-use assist_projections::runner::decode_record;
 use assist_projections::sla::report::{
     explain, fold_clocks, list_clocks, load_clocks, parse_status, report, summarize, ClockLine,
     SlaFilter, SlaReport,
@@ -695,25 +694,9 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every decodable event of the log, partition by partition (per-stream order kept), each
-/// id once (a Kafka log may hold a repeat).
+/// Every fact of the log, each id once: what `--as-of` and the what-if fold.
 pub async fn read_all_events(log: &dyn PartitionReader) -> Result<Vec<assist_catalog::Event>> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for p in 0..log.partition_count() {
-        let mut from = 0;
-        loop {
-            let page = log.read_partition(p, from, 10_000).await?;
-            let Some(last) = page.last() else { break };
-            from = last.position.offset + 1;
-            out.extend(
-                page.iter()
-                    .filter_map(|r| decode_record(r).ok())
-                    .filter(|e| seen.insert(e.meta.event_id)),
-            );
-        }
-    }
-    Ok(out)
+    Ok(assist_projections::runner::read_facts(log).await?)
 }
 
 fn counts_line(c: &assist_projections::sla::report::Counts) -> String {
