@@ -405,9 +405,8 @@ pub async fn post_events(
         .with("events", json!(events)));
     }
     if !report.accepted.is_empty() {
-        if let Err(e) = app.views.catch_up().await {
-            tracing::warn!(error = %e, "projecting after a write failed; the periodic run retries");
-        }
+        // Stored: the projector takes it from here, and a later read waits for it.
+        app.views.nudge();
     }
     let mut doc = json!({"counts": counts(&report), "events": events});
     crate::zone::rewrite_times(&mut doc, app.config.zone);

@@ -46,7 +46,8 @@ pub struct Config {
     pub zone: FixedOffset,
     /// `/readyz` fails while the views lag the log by more records than this.
     pub max_lag: u64,
-    /// How often the views are brought up to date with the log (besides after each write).
+    /// How often the views are brought up to date with the log (besides when a write wakes
+    /// the projector, and before each read).
     pub project_every: Duration,
 }
 
@@ -127,7 +128,8 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets the requests in flight
-/// finish. A background task keeps the views current with the log meanwhile.
+/// finish. A background task keeps the views current with the log meanwhile: woken by each
+/// write, and every `project_every` for what other writers appended.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
@@ -136,13 +138,12 @@ pub async fn serve(
     let projector = {
         let app = app.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(app.config.project_every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
                 if let Err(e) = app.views.catch_up().await {
                     tracing::warn!(error = %e, "projecting the log failed; retrying later");
                 }
+                // Woken by a write, or after a while for other writers' appends.
+                app.views.wait_for_writes(app.config.project_every).await;
             }
         })
     };

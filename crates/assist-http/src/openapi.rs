@@ -215,6 +215,9 @@ pub struct SlaDoc {
     /// Figures by caseworker.
     #[schema(value_type = Vec<Object>)]
     pub by_caseworker: Vec<Value>,
+    /// Present when the views were built with other SLA policies than those in force:
+    /// the figures follow the old ones until a rebuild.
+    pub policies_differ: Option<PoliciesDiffer>,
 }
 
 /// A page of clocks, by deadline then id.
@@ -231,6 +234,19 @@ pub struct ClocksDoc {
     /// The clocks of the page.
     #[schema(value_type = Vec<Object>)]
     pub clocks: Vec<Value>,
+    /// Present when the views were built with other SLA policies than those in force.
+    pub policies_differ: Option<PoliciesDiffer>,
+}
+
+/// The SLA policies the views were built with, against those in force.
+#[derive(Serialize, ToSchema)]
+pub struct PoliciesDiffer {
+    /// The fingerprint of the policies the views were built with.
+    pub built_with: String,
+    /// The fingerprint of the policies in force.
+    pub in_force: String,
+    /// What to do: rebuild (`POST /v1/rebuild`).
+    pub advice: String,
 }
 
 /// One clock and the facts that started, counted, paused, met or cancelled it.

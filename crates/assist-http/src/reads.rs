@@ -13,9 +13,7 @@ use assist_log::Record;
 use assist_projections::audit::chain::{check_records, Integrity};
 use assist_projections::caseload::query::{caseload as query_caseload, caseload_as_of, CaseFilter};
 use assist_projections::caseload::Stage;
-use assist_projections::sla::report::{
-    list_clocks, load_clocks_in, parse_status, summarize, SlaFilter,
-};
+use assist_projections::sla::report::{clocks_page, parse_status, summarize_listing, SlaFilter};
 use assist_projections::store::{ts, Access};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -128,7 +126,29 @@ pub(crate) fn respond(app: &App, mut doc: Value) -> Response {
     Json(doc).into_response()
 }
 
+/// Whether generation `gen` was built with other SLA policies than those in force: then
+/// its figures follow the old ones until a rebuild, and the answer says so.
+pub(crate) async fn policies_differ(app: &App, gen: i64) -> Result<Option<Value>, Problem> {
+    let built = app
+        .views
+        .store
+        .generation_rules(gen)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let in_force = app.views.rules.fingerprint();
+    Ok(built.filter(|b| *b != in_force).map(|built_with| {
+        json!({
+            "built_with": built_with,
+            "in_force": in_force,
+            "advice": "the figures follow the policies the views were built with; a rebuild (POST /v1/rebuild) applies those in force",
+        })
+    }))
+}
+
+/// The generation a read reads, once it holds everything the log held when the read came:
+/// a read after a write's answer sees that write.
 pub(crate) async fn active_gen(app: &App) -> Result<i64, Problem> {
+    app.views.fresh().await.map_err(|e| Problem::internal(&e))?;
     app.views
         .store
         .active_gen()
@@ -319,17 +339,19 @@ pub async fn sla(
         policy: None,
         step: None,
     };
-    let r = summarize(
+    // Only figures: no list of clocks (`/v1/sla/clocks` pages through them).
+    let r = summarize_listing(
         &app.views.store,
         gen,
         &app.views.rules.calendar,
         at,
         risk,
         &filter,
+        Some(0),
     )
     .await
     .map_err(|e| Problem::internal(&e))?;
-    let doc = json!({
+    let mut doc = json!({
         "at": r.at,
         "risk_hours": risk.num_hours(),
         "total": r.total,
@@ -337,6 +359,9 @@ pub async fn sla(
         "by_region": r.by_region,
         "by_caseworker": r.by_caseworker,
     });
+    if let Some(differ) = policies_differ(&app, gen).await? {
+        doc["policies_differ"] = differ;
+    }
     Ok(respond(&app, doc))
 }
 
@@ -405,31 +430,35 @@ pub async fn clocks(
     let region = region_scope(&caller, p.region.as_deref())?;
     let caseworker = caseworker_scope(&caller, p.caseworker)?;
     let gen = active_gen(&app).await?;
-    let loaded = load_clocks_in(&app.views.store, gen, &region, caseworker.as_deref())
-        .await
-        .map_err(|e| Problem::internal(&e))?;
+    // The scope goes into the queries; the store pages the clocks never paused.
     let filter = SlaFilter {
         region: Some(region),
         caseworker,
         policy: p.policy,
         step: p.step,
     };
-    let all = list_clocks(
-        &loaded,
+    let (total, shown) = clocks_page(
+        &app.views.store,
+        gen,
         &app.views.rules.calendar,
         at,
         risk,
         &filter,
         status,
-    );
-    let shown: Vec<_> = all.iter().skip(offset).take(limit).collect();
-    let doc = json!({
+        (limit, offset),
+    )
+    .await
+    .map_err(|e| Problem::internal(&e))?;
+    let mut doc = json!({
         "at": ts(at),
-        "total": all.len(),
+        "total": total,
         "limit": limit,
         "offset": offset,
         "clocks": shown,
     });
+    if let Some(differ) = policies_differ(&app, gen).await? {
+        doc["policies_differ"] = differ;
+    }
     Ok(respond(&app, doc))
 }
 

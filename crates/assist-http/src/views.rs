@@ -1,10 +1,14 @@
-//! The server's hold on the log and the views: it brings them up to date itself (after each
-//! accepted write and periodically), one catch-up at a time, and measures the lag.
+//! The server's hold on the log and the views: it brings them up to date itself (woken by
+//! each accepted write, and periodically), one catch-up at a time, and measures the lag.
+//! A write is answered once it is in the log; a read first makes the views hold what the
+//! log held when the read came ([`Views::fresh`]), so a read after a write's answer sees it.
 
 use assist_ingest::Recorder;
 use assist_log::ProjectionLog;
 use assist_projections::sla::Rules;
 use assist_projections::{RunStats, Runner, Store};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// The log (with its key table), the view store and the SLA rules.
 pub struct Views {
@@ -18,6 +22,11 @@ pub struct Views {
     pub batch: usize,
     projecting: tokio::sync::Mutex<()>,
     rebuilding: tokio::sync::Mutex<()>,
+    /// The log's record count when the last finished catch-up began: the active views
+    /// hold at least that many records.
+    caught_up_to: AtomicU64,
+    /// Wakes the background projector: the log grew through this server.
+    wake: tokio::sync::Notify,
 }
 
 /// What a rebuild did.
@@ -71,12 +80,43 @@ impl Views {
             batch,
             projecting: tokio::sync::Mutex::new(()),
             rebuilding: tokio::sync::Mutex::new(()),
+            caught_up_to: AtomicU64::new(0),
+            wake: tokio::sync::Notify::new(),
         }
     }
 
     /// Projects what the log has beyond the active generation's checkpoints.
     pub async fn catch_up(&self) -> Result<RunStats, ViewsError> {
         let _one_at_a_time = self.projecting.lock().await;
+        self.catch_up_holding_the_lock().await
+    }
+
+    /// Makes the active views hold at least every record the log held when called. Reads
+    /// waiting at once share one catch-up: each one after the first finds it done.
+    pub async fn fresh(&self) -> Result<(), ViewsError> {
+        let wanted = self.recorder.log().record_count().await?;
+        if self.caught_up_to.load(Ordering::SeqCst) >= wanted {
+            return Ok(());
+        }
+        let _one_at_a_time = self.projecting.lock().await;
+        if self.caught_up_to.load(Ordering::SeqCst) >= wanted {
+            return Ok(());
+        }
+        self.catch_up_holding_the_lock().await.map(|_| ())
+    }
+
+    /// Wakes the background projector: a write was stored.
+    pub fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Waits until a write wakes the projector, or `at_most` has passed.
+    pub async fn wait_for_writes(&self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, self.wake.notified()).await;
+    }
+
+    async fn catch_up_holding_the_lock(&self) -> Result<RunStats, ViewsError> {
+        let records = self.recorder.log().record_count().await?;
         let gen = self.store.active_gen().await?;
         let log: &dyn ProjectionLog = self.recorder.log().as_ref();
         let runner = Runner {
@@ -86,7 +126,9 @@ impl Views {
             batch: self.batch,
             memory: Default::default(),
         };
-        Ok(runner.catch_up(gen, |_| {}).await?)
+        let stats = runner.catch_up(gen, |_| {}).await?;
+        self.caught_up_to.fetch_max(records, Ordering::SeqCst);
+        Ok(stats)
     }
 
     /// Builds every view again from offset 0 into a new generation, swaps it in once caught
@@ -109,8 +151,11 @@ impl Views {
         let old = {
             // No catch-up of the old generation may commit across the swap.
             let _no_catch_up = self.projecting.lock().await;
+            let records = self.recorder.log().record_count().await?;
             stats.records += runner.catch_up(gen, |_| {}).await?.records;
-            self.store.swap_in(gen).await?
+            let old = self.store.swap_in(gen).await?;
+            self.caught_up_to.fetch_max(records, Ordering::SeqCst);
+            old
         };
         if let Some(old) = old {
             self.store.drop_generation(old).await?;

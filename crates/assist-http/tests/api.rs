@@ -557,6 +557,36 @@ async fn the_caseload_as_of_a_day_counts_only_the_cases_opened_by_then() {
 }
 
 #[tokio::test]
+async fn sla_answers_say_when_the_views_were_built_with_other_policies() {
+    let s = seeded().await;
+    let sup = s.token(Role::Supervisor, "35", "sup-fujian");
+    for path in ["/v1/sla", "/v1/sla/clocks"] {
+        let (status, body, _) = s.get(&sup, path).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.get("policies_differ").is_none(), "{path}: {body}");
+    }
+    // As if the views had been built before the policies changed.
+    let url = format!("sqlite:{}", s._dir.path().join("views.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE generation_rules SET fingerprint = 'older-policies'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    for path in ["/v1/sla", "/v1/sla/clocks"] {
+        let (status, body, _) = s.get(&sup, path).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let differ = &body["policies_differ"];
+        assert_eq!(differ["built_with"], "older-policies", "{path}: {body}");
+        assert_eq!(
+            differ["in_force"],
+            Rules::shipped().unwrap().fingerprint(),
+            "{path}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_caseworker_gets_404_for_a_subject_not_assigned_to_it() {
     let s = seeded().await;
     let other = s.token(Role::Caseworker, "350102", "cw-350102-002");
@@ -725,6 +755,8 @@ async fn health_and_readiness_report_the_lag() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    // The writes woke the projector; the lag comes down to nothing by itself.
+    wait_for_no_lag(&s).await;
     let r = s
         .client
         .get(format!("{}/readyz", s.base))
@@ -845,19 +877,85 @@ async fn the_views_catch_up_by_themselves_with_events_another_writer_appended() 
         .ingest(lines.as_bytes(), assist_ingest::IngestOptions::default())
         .await
         .unwrap();
+    // The lag, which no read brings down: only the periodic projector can.
+    wait_for_no_lag(&s).await;
     let sup = s.token(Role::Supervisor, "35", "sup-1");
+    let (_, load, _) = s.get(&sup, "/v1/caseload").await;
+    assert_eq!(load["total"], 1, "{load}");
+}
+
+/// Waits (10 s at most) until `/readyz` reports that the views lag by nothing.
+async fn wait_for_no_lag(s: &Server) {
     let start = std::time::Instant::now();
     loop {
-        let (_, load, _) = s.get(&sup, "/v1/caseload").await;
-        if load["total"] == 1 {
-            break;
+        let r = s
+            .client
+            .get(format!("{}/readyz", s.base))
+            .send()
+            .await
+            .unwrap();
+        let (_, body, _) = answer(r).await;
+        if body["lag"] == 0 {
+            return;
         }
         assert!(
             start.elapsed() < std::time::Duration::from_secs(10),
-            "{load}"
+            "{body}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_write_wakes_the_projector_without_any_read() {
+    // No periodic catch-up: only the write's nudge can bring the lag down.
+    let s = start_with(
+        None,
+        Config {
+            project_every: std::time::Duration::from_secs(3600),
+            ..Config::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (status, body, _) = s
+        .post(
+            &s.service(),
+            "/v1/events",
+            &json!(case(1, "350102", "cw-1")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_for_no_lag(&s).await;
+}
+
+#[tokio::test]
+async fn a_read_sees_what_the_log_held_when_it_came_though_no_projector_ran() {
+    let s = start_with(
+        None,
+        Config {
+            project_every: std::time::Duration::from_secs(3600),
+            ..Config::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let lines: String = case(1, "350102", "cw-1")
+        .iter()
+        .map(|e| format!("{e}\n"))
+        .collect();
+    // Appended behind the server's back: no write of its own wakes its projector.
+    s.app
+        .views
+        .recorder
+        .ingest(lines.as_bytes(), assist_ingest::IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(s.app.views.lag().await.unwrap().behind(), 4);
+    let sup = s.token(Role::Supervisor, "35", "sup-1");
+    let (status, load, _) = s.get(&sup, "/v1/caseload").await;
+    assert_eq!(status, StatusCode::OK, "{load}");
+    assert_eq!(load["total"], 1, "{load}");
 }
 
 #[tokio::test]
@@ -1513,6 +1611,8 @@ async fn metrics_report_the_lag_of_each_partition_and_the_dead_letters() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // The write woke the projector.
+    wait_for_no_lag(&s).await;
     let text = scrape(&s).await;
     let partitions = s.app.views.recorder.log().partition_count();
     for p in 0..partitions {

@@ -1559,6 +1559,9 @@ const CLOCKS: Table = Table {
         "end_event",
         "pauses",
         "is_open",
+        "settled_at",
+        "outcome",
+        "plain",
     ],
     conflict: Conflict::Update("gen, clock_id"),
 };
@@ -1635,6 +1638,9 @@ fn clock_row(gen: i64, c: &Clock) -> Vec<Val> {
         Val::OptText(c.end_event.map(|e| e.to_string())),
         Val::Text(serde_json::to_string(&c.pauses).unwrap_or_else(|_| "[]".into())),
         Val::Int(i64::from(c.is_open())),
+        Val::OptText(c.outcome().map(|(at, _)| ts(at))),
+        Val::OptText(c.outcome().map(|(_, s)| s.name().to_string())),
+        Val::Int(i64::from(c.pauses.is_empty())),
     ]
 }
 

@@ -9,8 +9,11 @@ use assist_log::{
 };
 use assist_projections::audit::{findings::findings, verify::verify};
 use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
-use assist_projections::sla::report::{explain, load_clocks, report, summarize, SlaFilter};
+use assist_projections::sla::report::{
+    clocks_page, explain, list_clocks, load_clocks, report, summarize, summarize_listing, SlaFilter,
+};
 use assist_projections::sla::Rules;
+use assist_projections::sla::Status;
 use assist_projections::{Runner, Store};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -1023,7 +1026,7 @@ async fn sqlite_and_postgres_hold_identical_views_for_the_same_log() {
 }
 
 #[tokio::test]
-async fn the_summary_read_a_clock_at_a_time_equals_the_report_of_every_clock_on_both_dialects() {
+async fn the_summary_counted_by_the_store_equals_the_report_of_every_clock_on_both_dialects() {
     let dir = tempfile::tempdir().unwrap();
     let mut jsonl = scenario_jsonl();
     jsonl.extend(assist_simulate::to_jsonl(&assist_simulate::simulate(
@@ -1031,7 +1034,7 @@ async fn the_summary_read_a_clock_at_a_time_equals_the_report_of_every_clock_on_
     )));
     let recorder = log_with(dir.path(), &jsonl).await;
     let lite = sqlite_store(dir.path(), "views.db").await;
-    let (pg, _guard) = postgres_store().await;
+    let (pg, guard) = postgres_store().await;
     project(&recorder, &lite, 500).await;
     project(&recorder, &pg, 500).await;
     let clocks = load_clocks(&lite, 1).await.unwrap();
@@ -1067,9 +1070,119 @@ async fn the_summary_read_a_clock_at_a_time_equals_the_report_of_every_clock_on_
                     "{filter:?} at {at} differs on {}",
                     store.name()
                 );
+                let listed = summarize_listing(
+                    store,
+                    1,
+                    &calendar(),
+                    at,
+                    Duration::hours(24),
+                    filter,
+                    Some(3),
+                )
+                .await
+                .unwrap();
+                assert_eq!(listed.total, whole.total);
+                assert_eq!(listed.by_caseworker, whole.by_caseworker);
+                assert_eq!(
+                    listed.breached[..],
+                    whole.breached[..whole.breached.len().min(3)]
+                );
+                assert_eq!(
+                    listed.at_risk[..],
+                    whole.at_risk[..whole.at_risk.len().min(3)]
+                );
             }
         }
     }
+    // Both kinds of clock rows are there: never paused (counted by the store) and paused
+    // (counted one by one).
+    assert!(clocks.iter().any(|c| c.pauses.is_empty()));
+    assert!(clocks.iter().any(|c| !c.pauses.is_empty()));
+    // Rows from before migration 0011 are all counted one by one, with the same figures.
+    let old_rows = "UPDATE clocks SET plain = 0, outcome = NULL, settled_at = NULL";
+    let lite_url = format!("sqlite:{}", dir.path().join("views.db").display());
+    let lite_pool = sqlx::SqlitePool::connect(&lite_url).await.unwrap();
+    sqlx::query(old_rows).execute(&lite_pool).await.unwrap();
+    lite_pool.close().await;
+    let pg_pool = sqlx::PgPool::connect(&guard.url()).await.unwrap();
+    sqlx::query(old_rows).execute(&pg_pool).await.unwrap();
+    pg_pool.close().await;
+    for store in [&lite, &pg] {
+        let at = at(END_OF_MARCH);
+        let whole = report(&clocks, &calendar(), at, Duration::hours(24), &filters[0]);
+        let summed = summarize(store, 1, &calendar(), at, Duration::hours(24), &filters[0])
+            .await
+            .unwrap();
+        assert!(
+            summed == whole,
+            "rows before 0011 differ on {}",
+            store.name()
+        );
+    }
+    pg.close().await;
+}
+
+#[tokio::test]
+async fn a_page_of_clocks_from_the_store_equals_the_page_of_every_clock_listed_on_both_dialects() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jsonl = scenario_jsonl();
+    jsonl.extend(assist_simulate::to_jsonl(&assist_simulate::simulate(
+        300, 60, 12,
+    )));
+    let recorder = log_with(dir.path(), &jsonl).await;
+    let lite = sqlite_store(dir.path(), "views.db").await;
+    let (pg, _guard) = postgres_store().await;
+    project(&recorder, &lite, 500).await;
+    project(&recorder, &pg, 500).await;
+    let clocks = load_clocks(&lite, 1).await.unwrap();
+    let filters = [
+        SlaFilter::default(),
+        SlaFilter {
+            region: Some("350121".into()),
+            ..SlaFilter::default()
+        },
+        SlaFilter {
+            policy: Some("response-2473".into()),
+            step: Some("contact".into()),
+            ..SlaFilter::default()
+        },
+    ];
+    let statuses = [None].into_iter().chain(Status::ALL.into_iter().map(Some));
+    let risk = Duration::hours(24);
+    let mut nonempty = 0;
+    for at in [at("2026-02-10T00:00:00Z"), at(END_OF_MARCH)] {
+        for filter in &filters {
+            for status in statuses.clone() {
+                let all = list_clocks(&clocks, &calendar(), at, risk, filter, status);
+                nonempty += usize::from(!all.is_empty());
+                for (limit, offset) in [(7, 0), (7, 5), (1000, 0), (3, all.len().saturating_sub(2))]
+                {
+                    let want: Vec<_> = all.iter().skip(offset).take(limit).cloned().collect();
+                    for store in [&lite, &pg] {
+                        let (total, page) = clocks_page(
+                            store,
+                            1,
+                            &calendar(),
+                            at,
+                            risk,
+                            filter,
+                            status,
+                            (limit, offset),
+                        )
+                        .await
+                        .unwrap();
+                        assert_eq!(total, all.len(), "{filter:?} {status:?} at {at}");
+                        assert!(
+                            page == want,
+                            "{filter:?} {status:?} at {at}, {limit} from {offset}, on {}",
+                            store.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(nonempty > 20, "the pages compared hold too little");
     pg.close().await;
 }
 

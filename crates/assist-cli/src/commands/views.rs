@@ -12,8 +12,8 @@ use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
 use assist_projections::caseload::Stage;
 use assist_projections::outage::Backoff;
 use assist_projections::sla::report::{
-    explain, fold_clocks, list_clocks, load_clocks, parse_status, report, summarize, ClockLine,
-    SlaFilter, SlaReport,
+    clocks_page, explain, fold_clocks, parse_status, report, summarize, ClockLine, SlaFilter,
+    SlaReport,
 };
 use assist_projections::sla::{Rules, Status, SHIPPED_CALENDARS};
 use assist_projections::store::{parse_ts, ts};
@@ -611,22 +611,27 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
             policy: c.policy.clone(),
             step: c.step.clone(),
         };
-        let clocks = load_clocks(&views.store, gen).await?;
-        let all = list_clocks(&clocks, &views.rules.calendar, at, risk, &filter, c.status);
-        let page: Vec<&ClockLine> = all
-            .iter()
-            .skip(c.offset)
-            .take(if c.limit == 0 { usize::MAX } else { c.limit })
-            .collect();
+        let limit = if c.limit == 0 { usize::MAX } else { c.limit };
+        let (total, page): (usize, Vec<ClockLine>) = clocks_page(
+            &views.store,
+            gen,
+            &views.rules.calendar,
+            at,
+            risk,
+            &filter,
+            c.status,
+            (limit, c.offset),
+        )
+        .await?;
         if args.json {
             print_json(&serde_json::json!({
                 "at": ts(at),
-                "total": all.len(),
+                "total": total,
                 "offset": c.offset,
                 "clocks": page,
             }))?;
         } else {
-            outln!("{} clocks at {}", all.len(), show_time(&at))?;
+            outln!("{} clocks at {}", total, show_time(&at))?;
             for l in &page {
                 outln!(
                     "  {}  {:<9} {:<28} due {}  {}  {}",
@@ -643,10 +648,10 @@ pub async fn sla_cmd(dir: &Path, opts: &ViewOptions, args: SlaArgs) -> Result<Ex
                 )?;
             }
             let shown_to = c.offset + page.len();
-            if shown_to < all.len() {
+            if shown_to < total {
                 outln!(
                     "  ({} more; --offset {shown_to} for the next page, --limit 0 lists all)",
-                    all.len() - shown_to
+                    total - shown_to
                 )?;
             }
         }

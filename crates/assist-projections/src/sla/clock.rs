@@ -153,6 +153,20 @@ impl Clock {
         due
     }
 
+    /// When the clock was settled (met or cancelled) and its status from then on, for a
+    /// clock never paused: its status then needs no calendar, so the SLA figures compute
+    /// it in SQL (`clocks.settled_at`, `outcome`, `plain`). `None` when open or paused.
+    pub fn outcome(&self) -> Option<(DateTime<Utc>, Status)> {
+        if !self.pauses.is_empty() {
+            return None;
+        }
+        let settled = self.met_at.or(self.cancelled_at)?;
+        Some((
+            settled,
+            self.status(settled, Duration::zero(), &Calendar::default()),
+        ))
+    }
+
     /// The status at `at`, with `risk` the window before the deadline that counts as at
     /// risk; `calendar` measures the pauses counted in working time.
     pub fn status(&self, at: DateTime<Utc>, risk: Duration, calendar: &Calendar) -> Status {

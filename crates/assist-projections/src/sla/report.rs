@@ -82,9 +82,9 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, s: Status) {
-        self.total += 1;
-        *self.by_status.entry(s.name()).or_default() += 1;
+    fn add(&mut self, s: Status, n: usize) {
+        self.total += n;
+        *self.by_status.entry(s.name()).or_default() += n;
     }
 
     fn finish(mut self) -> Self {
@@ -185,10 +185,8 @@ pub fn report(
     summary.finish()
 }
 
-/// The SLA summary of generation `gen` read from the store one clock at a time, so a
-/// province's figures need memory only for its groups and its breached and at-risk
-/// clocks; the filter's region and caseworker are part of the query. Equal to
-/// [`report`] over [`load_clocks`].
+/// The SLA summary of generation `gen`, counted by the store: equal to [`report`] over
+/// [`load_clocks`]. See [`summarize_listing`].
 pub async fn summarize(
     store: &Store,
     gen: i64,
@@ -197,31 +195,215 @@ pub async fn summarize(
     risk: Duration,
     filter: &SlaFilter,
 ) -> Result<SlaReport, StoreError> {
+    summarize_listing(store, gen, calendar, at, risk, filter, None).await
+}
+
+/// The SLA summary of generation `gen` with at most `list` breached and at-risk clocks
+/// listed (the first by deadline; all when `None`). A clock never paused has its status
+/// in SQL (`plain`: settled ones by their `outcome`, open ones by their deadline), so
+/// the store counts those by group; only paused clocks (and rows from before migration
+/// 0011) are read one by one and counted here. The filter is part of every query.
+pub async fn summarize_listing(
+    store: &Store,
+    gen: i64,
+    calendar: &Calendar,
+    at: DateTime<Utc>,
+    risk: Duration,
+    filter: &SlaFilter,
+    list: Option<usize>,
+) -> Result<SlaReport, StoreError> {
     use futures::TryStreamExt;
-    let mut sql = String::from("SELECT * FROM clocks WHERE gen = $1");
-    let region: Option<String> = filter.region.as_deref().map(like_escape);
-    let mut n = 1;
-    if region.is_some() {
-        n += 1;
-        sql.push_str(&format!(" AND region LIKE ${n}"));
-    }
-    if filter.caseworker.is_some() {
-        n += 1;
-        sql.push_str(&format!(" AND caseworker = ${n}"));
-    }
-    let mut q = sqlx::query(&sql).bind(gen);
-    if let Some(r) = &region {
-        q = q.bind(format!("{r}%"));
-    }
-    if let Some(w) = &filter.caseworker {
-        q = q.bind(w.clone());
-    }
+    let err = |e| store.err(e);
+    let scope = Scope::new(gen, filter, at, risk);
     let mut summary = Summary::new(calendar, at, risk, filter);
-    let mut rows = q.fetch(&store.pool);
-    while let Some(row) = rows.try_next().await.map_err(|e| store.err(e))? {
-        summary.add(&clock_from(&row).map_err(|e| store.err(e))?);
+    // Clocks never paused: counted by the store.
+    let sql = format!(
+        "SELECT policy, step, region, caseworker, {status} AS status, COUNT(*) AS n FROM clocks WHERE {plain} GROUP BY 1, 2, 3, 4, 5",
+        status = Scope::STATUS,
+        plain = scope.plain(),
+    );
+    for row in scope
+        .bind(sqlx::query(&sql))
+        .fetch_all(&store.pool)
+        .await
+        .map_err(err)?
+    {
+        let status: String = row.try_get("status").map_err(err)?;
+        let status = parse_status(&status).ok_or_else(|| StoreError::Rows {
+            store: store.name().to_string(),
+            reason: format!("a clock's outcome is not a status: {status}"),
+        })?;
+        let n: i64 = row.try_get("n").map_err(err)?;
+        summary.count(
+            &row.try_get::<String, _>("policy").map_err(err)?,
+            &row.try_get::<String, _>("step").map_err(err)?,
+            &row.try_get::<String, _>("region").map_err(err)?,
+            &row.try_get::<String, _>("caseworker").map_err(err)?,
+            status,
+            n as usize,
+        );
     }
-    Ok(summary.finish())
+    // Their breached and at-risk lists, by deadline.
+    if list != Some(0) {
+        for wanted in [Status::Breached, Status::AtRisk] {
+            let mut sql = format!(
+                "SELECT * FROM clocks WHERE {} AND {} = '{}' ORDER BY due_at, clock_id",
+                scope.plain(),
+                Scope::STATUS,
+                wanted.name()
+            );
+            if let Some(n) = list {
+                sql.push_str(&format!(" LIMIT {n}"));
+            }
+            for row in scope
+                .bind(sqlx::query(&sql))
+                .fetch_all(&store.pool)
+                .await
+                .map_err(err)?
+            {
+                let c = clock_from(&row).map_err(err)?;
+                summary.list(&c, wanted);
+            }
+        }
+    }
+    // The others, one by one.
+    let sql = format!("SELECT * FROM clocks WHERE {}", scope.other());
+    let mut rows = scope.bind(sqlx::query(&sql)).fetch(&store.pool);
+    while let Some(row) = rows.try_next().await.map_err(err)? {
+        summary.add(&clock_from(&row).map_err(err)?);
+    }
+    let mut report = summary.finish();
+    if let Some(n) = list {
+        report.breached.truncate(n);
+        report.at_risk.truncate(n);
+    }
+    Ok(report)
+}
+
+/// The clocks a filter selects with status `status` at `at` (any when `None`), by
+/// deadline then id, a page of them (`limit` from `offset`) and how many there are in all:
+/// [`list_clocks`] with the store doing the work for clocks never paused.
+#[allow(clippy::too_many_arguments)]
+pub async fn clocks_page(
+    store: &Store,
+    gen: i64,
+    calendar: &Calendar,
+    at: DateTime<Utc>,
+    risk: Duration,
+    filter: &SlaFilter,
+    status: Option<Status>,
+    (limit, offset): (usize, usize),
+) -> Result<(usize, Vec<ClockLine>), StoreError> {
+    let err = |e| store.err(e);
+    let scope = Scope::new(gen, filter, at, risk);
+    let wanted = status
+        .map(|s| format!(" AND {} = '{}'", Scope::STATUS, s.name()))
+        .unwrap_or_default();
+    let count = format!(
+        "SELECT COUNT(*) AS n FROM clocks WHERE {}{wanted}",
+        scope.plain()
+    );
+    let row = scope
+        .bind(sqlx::query(&count))
+        .fetch_one(&store.pool)
+        .await
+        .map_err(err)?;
+    let mut total = row.try_get::<i64, _>("n").map_err(err)? as usize;
+    // The first `offset + limit` of them: the page lies within those and the others.
+    let sql = format!(
+        "SELECT * FROM clocks WHERE {}{wanted} ORDER BY due_at, clock_id LIMIT {}",
+        scope.plain(),
+        offset.saturating_add(limit).min(i64::MAX as usize)
+    );
+    let mut lines: Vec<ClockLine> = Vec::new();
+    for row in scope
+        .bind(sqlx::query(&sql))
+        .fetch_all(&store.pool)
+        .await
+        .map_err(err)?
+    {
+        let c = clock_from(&row).map_err(err)?;
+        let s = c.status(at, risk, calendar);
+        lines.push(ClockLine::of(&c, at, s, calendar));
+    }
+    let sql = format!("SELECT * FROM clocks WHERE {}", scope.other());
+    let others: Vec<Clock> = scope
+        .bind(sqlx::query(&sql))
+        .fetch_all(&store.pool)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| clock_from(r))
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    let others = list_clocks(&others, calendar, at, risk, filter, status);
+    total += others.len();
+    lines.extend(others);
+    lines.sort_by(|a, b| (&a.due_at, &a.clock_id).cmp(&(&b.due_at, &b.clock_id)));
+    Ok((total, lines.into_iter().skip(offset).take(limit).collect()))
+}
+
+/// A filter as SQL over the clocks of a generation, with its values bound in order: `$1`
+/// the generation, `$2` the time, `$3` the edge of the risk window, then the filter's.
+struct Scope {
+    conditions: String,
+    values: Vec<String>,
+    gen: i64,
+}
+
+impl Scope {
+    /// The status at `$2` of a clock never paused. Settled by then: its outcome. Open then:
+    /// breached past its deadline, at risk within the window, else on track (as
+    /// [`Clock::status`] without pauses).
+    const STATUS: &'static str = "(CASE WHEN settled_at IS NOT NULL AND settled_at <= $2 THEN outcome WHEN due_at < $2 THEN 'breached' WHEN due_at <= $3 THEN 'at_risk' ELSE 'on_track' END)";
+
+    fn new(gen: i64, filter: &SlaFilter, at: DateTime<Utc>, risk: Duration) -> Scope {
+        // A clock not started by `at` is in no figure.
+        let mut conditions = String::from("gen = $1 AND started_at <= $2");
+        let mut values = vec![ts(at), ts(at + risk)];
+        let mut add = |column: &str, op: &str, value: String| {
+            values.push(value);
+            conditions.push_str(&format!(" AND {column} {op} ${}", values.len() + 1));
+        };
+        if let Some(r) = &filter.region {
+            add("region", "LIKE", format!("{}%", like_escape(r)));
+        }
+        if let Some(w) = &filter.caseworker {
+            add("caseworker", "=", w.clone());
+        }
+        if let Some(p) = &filter.policy {
+            add("policy", "=", p.clone());
+        }
+        if let Some(s) = &filter.step {
+            add("step", "=", s.clone());
+        }
+        Scope {
+            conditions,
+            values,
+            gen,
+        }
+    }
+
+    /// The selected clocks whose status the SQL gives.
+    fn plain(&self) -> String {
+        format!("{} AND plain = 1", self.conditions)
+    }
+
+    /// The selected clocks counted one by one: paused, or written before migration 0011.
+    fn other(&self) -> String {
+        format!("{} AND plain = 0", self.conditions)
+    }
+
+    fn bind<'q>(
+        &'q self,
+        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        let mut q = q.bind(self.gen);
+        for v in &self.values {
+            q = q.bind(v.as_str());
+        }
+        q
+    }
 }
 
 /// The summary under construction: clocks are added one at a time, counted into their
@@ -260,34 +442,61 @@ impl<'a> Summary<'a> {
         }
     }
 
+    /// Counts clock `c` and lists it when breached or at risk.
     fn add(&mut self, c: &Clock) {
         let at = self.at;
         if !self.filter.selects(c, at) {
             return;
         }
         let s = c.status(at, self.risk, self.calendar);
-        self.total.add(s);
+        self.count(&c.policy, &c.step, &c.region, &c.caseworker, s, 1);
+        self.list(c, s);
+    }
+
+    /// Counts `n` clocks of one policy step, region and caseworker with status `s`.
+    fn count(
+        &mut self,
+        policy: &str,
+        step: &str,
+        region: &str,
+        caseworker: &str,
+        s: Status,
+        n: usize,
+    ) {
+        self.total.add(s, n);
         // Looked up before inserting: most clocks fall into a group already there.
-        let step = format!("{}/{}", c.policy, c.step);
-        self.steps.entry(step).or_default().add(s);
+        let step = format!("{policy}/{step}");
+        self.steps.entry(step).or_default().add(s, n);
         for len in [2, 4, 6] {
-            if c.region.len() >= len {
-                let key = (len, c.region[..len].to_string());
-                self.regions.entry(key).or_default().add(s);
+            if region.len() >= len {
+                let key = (len, region[..len].to_string());
+                self.regions.entry(key).or_default().add(s, n);
             }
         }
-        let worker = if c.caseworker.is_empty() {
+        let worker = if caseworker.is_empty() {
             "(unassigned)"
         } else {
-            c.caseworker.as_str()
+            caseworker
         };
         match self.workers.get_mut(worker) {
-            Some(counts) => counts.add(s),
-            None => self.workers.entry(worker.to_string()).or_default().add(s),
+            Some(counts) => counts.add(s, n),
+            None => self
+                .workers
+                .entry(worker.to_string())
+                .or_default()
+                .add(s, n),
         }
+    }
+
+    /// Lists clock `c` (counted already) when its status `s` is breached or at risk.
+    fn list(&mut self, c: &Clock, s: Status) {
         match s {
-            Status::Breached => self.breached.push(ClockLine::of(c, at, s, self.calendar)),
-            Status::AtRisk => self.at_risk.push(ClockLine::of(c, at, s, self.calendar)),
+            Status::Breached => self
+                .breached
+                .push(ClockLine::of(c, self.at, s, self.calendar)),
+            Status::AtRisk => self
+                .at_risk
+                .push(ClockLine::of(c, self.at, s, self.calendar)),
             _ => {}
         }
     }

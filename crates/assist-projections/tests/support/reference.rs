@@ -248,6 +248,15 @@ pub fn project(parts: &[Vec<Record>], rules: &Rules) -> String {
             ]);
         }
         for c in subject_clocks {
+            // A clock never paused and settled: when, and how (its deadline never moved).
+            let settled = c.met_at.or(c.cancelled_at).filter(|_| c.pauses.is_empty());
+            let outcome = match (c.met_at, c.cancelled_at) {
+                _ if settled.is_none() => "NULL",
+                (Some(m), _) if m <= c.due_at => "met",
+                (Some(_), _) => "met_late",
+                (None, Some(x)) if x > c.due_at => "breached",
+                _ => "cancelled",
+            };
             clocks.insert(
                 c.clock_id.clone(),
                 vec![
@@ -271,6 +280,9 @@ pub fn project(parts: &[Vec<Record>], rules: &Rules) -> String {
                     ),
                     ("pauses", serde_json::to_string(&c.pauses).unwrap()),
                     ("is_open", u8::from(c.is_open()).to_string()),
+                    ("settled_at", opt_ts(settled)),
+                    ("outcome", outcome.to_string()),
+                    ("plain", u8::from(c.pauses.is_empty()).to_string()),
                 ],
             );
         }
