@@ -1025,8 +1025,10 @@ async fn sqlite_and_postgres_hold_identical_views_for_the_same_log() {
     pg.close().await;
 }
 
-#[tokio::test]
-async fn the_summary_counted_by_the_store_equals_the_report_of_every_clock_on_both_dialects() {
+/// The scenario and a 300-person simulation projected into a SQLite store (in the
+/// returned dir) and a fresh PostgreSQL database (dropped with the returned guard).
+async fn scenario_and_simulation_on_both_dialects() -> (tempfile::TempDir, Store, Store, PgDatabase)
+{
     let dir = tempfile::tempdir().unwrap();
     let mut jsonl = scenario_jsonl();
     jsonl.extend(assist_simulate::to_jsonl(&assist_simulate::simulate(
@@ -1037,6 +1039,12 @@ async fn the_summary_counted_by_the_store_equals_the_report_of_every_clock_on_bo
     let (pg, guard) = postgres_store().await;
     project(&recorder, &lite, 500).await;
     project(&recorder, &pg, 500).await;
+    (dir, lite, pg, guard)
+}
+
+#[tokio::test]
+async fn the_summary_counted_by_the_store_equals_the_report_of_every_clock_on_both_dialects() {
+    let (dir, lite, pg, guard) = scenario_and_simulation_on_both_dialects().await;
     let clocks = load_clocks(&lite, 1).await.unwrap();
     let worker = clocks
         .iter()
@@ -1124,16 +1132,7 @@ async fn the_summary_counted_by_the_store_equals_the_report_of_every_clock_on_bo
 
 #[tokio::test]
 async fn a_page_of_clocks_from_the_store_equals_the_page_of_every_clock_listed_on_both_dialects() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut jsonl = scenario_jsonl();
-    jsonl.extend(assist_simulate::to_jsonl(&assist_simulate::simulate(
-        300, 60, 12,
-    )));
-    let recorder = log_with(dir.path(), &jsonl).await;
-    let lite = sqlite_store(dir.path(), "views.db").await;
-    let (pg, _guard) = postgres_store().await;
-    project(&recorder, &lite, 500).await;
-    project(&recorder, &pg, 500).await;
+    let (_dir, lite, pg, _guard) = scenario_and_simulation_on_both_dialects().await;
     let clocks = load_clocks(&lite, 1).await.unwrap();
     let filters = [
         SlaFilter::default(),
