@@ -866,22 +866,28 @@ async fn the_views_catch_up_by_themselves_with_events_another_writer_appended() 
         },
     )
     .await;
-    let lines: String = case(1, "350102", "cw-1")
+    // Another writer (as `assist ingest` on the same data dir) appends to the log.
+    another_writer_appends(&s, 1).await;
+    // The lag, which no read brings down: only the periodic projector can.
+    wait_for_no_lag(&s).await;
+    let sup = s.token(Role::Supervisor, "35", "sup-1");
+    let (_, load, _) = s.get(&sup, "/v1/caseload").await;
+    assert_eq!(load["total"], 1, "{load}");
+}
+
+/// Person `n`'s case appended to the server's log by another writer (as `assist ingest` on
+/// the same data dir would): the server hears of it from no write of its own.
+async fn another_writer_appends(s: &Server, n: u32) {
+    let lines: String = case(n, "350102", "cw-1")
         .iter()
         .map(|e| format!("{e}\n"))
         .collect();
-    // Another writer (as `assist ingest` on the same data dir) appends to the log.
     s.app
         .views
         .recorder
         .ingest(lines.as_bytes(), assist_ingest::IngestOptions::default())
         .await
         .unwrap();
-    // The lag, which no read brings down: only the periodic projector can.
-    wait_for_no_lag(&s).await;
-    let sup = s.token(Role::Supervisor, "35", "sup-1");
-    let (_, load, _) = s.get(&sup, "/v1/caseload").await;
-    assert_eq!(load["total"], 1, "{load}");
 }
 
 /// Waits (10 s at most) until `/readyz` reports that the views lag by nothing.
@@ -940,17 +946,8 @@ async fn a_read_sees_what_the_log_held_when_it_came_though_no_projector_ran() {
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let lines: String = case(1, "350102", "cw-1")
-        .iter()
-        .map(|e| format!("{e}\n"))
-        .collect();
     // Appended behind the server's back: no write of its own wakes its projector.
-    s.app
-        .views
-        .recorder
-        .ingest(lines.as_bytes(), assist_ingest::IngestOptions::default())
-        .await
-        .unwrap();
+    another_writer_appends(&s, 1).await;
     assert_eq!(s.app.views.lag().await.unwrap().behind(), 4);
     let sup = s.token(Role::Supervisor, "35", "sup-1");
     let (status, load, _) = s.get(&sup, "/v1/caseload").await;
@@ -1301,17 +1298,8 @@ async fn readyz_is_a_503_problem_while_the_views_lag_more_than_the_threshold() {
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let lines: String = case(1, "350102", "cw-1")
-        .iter()
-        .map(|e| format!("{e}\n"))
-        .collect();
     // Appended behind the server's back: nothing projects it for an hour.
-    s.app
-        .views
-        .recorder
-        .ingest(lines.as_bytes(), assist_ingest::IngestOptions::default())
-        .await
-        .unwrap();
+    another_writer_appends(&s, 1).await;
     let r = s
         .client
         .get(format!("{}/readyz", s.base))
@@ -1624,16 +1612,7 @@ async fn metrics_report_the_lag_of_each_partition_and_the_dead_letters() {
     }
     assert!(text.contains("assist_dead_letters 0"), "{text}");
     // Another writer appends; until the views catch up, the lag shows it.
-    let lines: String = case(3, "350102", "cw-1")
-        .iter()
-        .map(|e| format!("{e}\n"))
-        .collect();
-    s.app
-        .views
-        .recorder
-        .ingest(lines.as_bytes(), assist_ingest::IngestOptions::default())
-        .await
-        .unwrap();
+    another_writer_appends(&s, 3).await;
     let text = scrape(&s).await;
     let lag: f64 = (0..partitions)
         .map(|p| {

@@ -1619,6 +1619,7 @@ fn chain_row(gen: i64, stream: &StreamId, st: &SubjectState) -> Vec<Val> {
 }
 
 fn clock_row(gen: i64, c: &Clock) -> Vec<Val> {
+    let outcome = c.outcome();
     vec![
         Val::Int(gen),
         Val::Text(c.clock_id.clone()),
@@ -1638,8 +1639,8 @@ fn clock_row(gen: i64, c: &Clock) -> Vec<Val> {
         Val::OptText(c.end_event.map(|e| e.to_string())),
         Val::Text(serde_json::to_string(&c.pauses).unwrap_or_else(|_| "[]".into())),
         Val::Int(i64::from(c.is_open())),
-        Val::OptText(c.outcome().map(|(at, _)| ts(at))),
-        Val::OptText(c.outcome().map(|(_, s)| s.name().to_string())),
+        Val::OptText(outcome.map(|(at, _)| ts(at))),
+        Val::OptText(outcome.map(|(_, s)| s.name().to_string())),
         Val::Int(i64::from(c.pauses.is_empty())),
     ]
 }

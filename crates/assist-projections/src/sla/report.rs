@@ -255,13 +255,7 @@ pub async fn summarize_listing(
             if let Some(n) = list {
                 sql.push_str(&format!(" LIMIT {n}"));
             }
-            for row in scope
-                .bind(sqlx::query(&sql))
-                .fetch_all(&store.pool)
-                .await
-                .map_err(err)?
-            {
-                let c = clock_from(&row).map_err(err)?;
+            for c in scope.clocks(store, &sql).await? {
                 summary.list(&c, wanted);
             }
         }
@@ -315,27 +309,14 @@ pub async fn clocks_page(
         scope.plain(),
         offset.saturating_add(limit).min(i64::MAX as usize)
     );
-    let mut lines: Vec<ClockLine> = Vec::new();
-    for row in scope
-        .bind(sqlx::query(&sql))
-        .fetch_all(&store.pool)
-        .await
-        .map_err(err)?
-    {
-        let c = clock_from(&row).map_err(err)?;
-        let s = c.status(at, risk, calendar);
-        lines.push(ClockLine::of(&c, at, s, calendar));
-    }
-    let sql = format!("SELECT * FROM clocks WHERE {}", scope.other());
-    let others: Vec<Clock> = scope
-        .bind(sqlx::query(&sql))
-        .fetch_all(&store.pool)
-        .await
-        .map_err(err)?
+    let mut lines: Vec<ClockLine> = scope
+        .clocks(store, &sql)
+        .await?
         .iter()
-        .map(|r| clock_from(r))
-        .collect::<Result<_, _>>()
-        .map_err(err)?;
+        .map(|c| ClockLine::of(c, at, c.status(at, risk, calendar), calendar))
+        .collect();
+    let sql = format!("SELECT * FROM clocks WHERE {}", scope.other());
+    let others = scope.clocks(store, &sql).await?;
     let others = list_clocks(&others, calendar, at, risk, filter, status);
     total += others.len();
     lines.extend(others);
@@ -392,6 +373,19 @@ impl Scope {
     /// The selected clocks counted one by one: paused, or written before migration 0011.
     fn other(&self) -> String {
         format!("{} AND plain = 0", self.conditions)
+    }
+
+    /// The clocks `sql` (with this scope's values bound) reads.
+    async fn clocks(&self, store: &Store, sql: &str) -> Result<Vec<Clock>, StoreError> {
+        let err = |e| store.err(e);
+        self.bind(sqlx::query(sql))
+            .fetch_all(&store.pool)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| clock_from(r))
+            .collect::<Result<_, _>>()
+            .map_err(err)
     }
 
     fn bind<'q>(
