@@ -478,6 +478,7 @@ impl Runner<'_> {
         // Built in one pass now rather than entry by entry while the batches went in (a
         // careful batch builds any it needs itself).
         self.store.ensure_indexes(gen).await?;
+        self.store.ensure_sla_base(gen).await?;
         if stats.records > 0 {
             self.store
                 .batch

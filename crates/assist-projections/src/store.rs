@@ -40,6 +40,11 @@ pub(crate) const GEN_TABLES: &[&str] = &[
 pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str)] = &[
     // The runner's careful batches: the open clocks of a batch's subjects.
     ("clocks_by_subject", "clocks", "gen, subject, is_open"),
+    // The SLA figures: the clocks started, due or settled between two times, whose status
+    // may differ between them (see `sla_base`), and the clock lists by deadline.
+    ("clocks_by_start", "clocks", "gen, started_at"),
+    ("clocks_by_due", "clocks", "gen, due_at"),
+    ("clocks_by_settled", "clocks", "gen, settled_at"),
 ];
 
 /// The prefix of a retired per-generation index, dropped when a store is opened.
@@ -457,6 +462,61 @@ impl Store {
         Ok(())
     }
 
+    /// Makes generation `gen`'s SLA counts (migration 0012) in one pass where it has none,
+    /// and again at a later base once its latest clock started more than a day after the
+    /// base: a summary reads the counts and corrects them by the clocks started, due or
+    /// settled between the base and its time, so the base follows the data. Nothing for a
+    /// generation without clocks, or no longer active or being built.
+    pub(crate) async fn ensure_sla_base(&self, gen: i64) -> Result<(), StoreError> {
+        let err = |e| self.err(e);
+        let latest: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT MAX(started_at) FROM clocks WHERE gen = {gen}"
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err)?;
+        let Some(latest) = latest else {
+            return Ok(());
+        };
+        let base = self.sla_base(gen).await?;
+        let stale = |base: &str| {
+            let day_after = chrono::DateTime::parse_from_rfc3339(base)
+                .map(|b| ts((b + chrono::Duration::days(1)).to_utc()))
+                .unwrap_or_default();
+            latest > day_after
+        };
+        if base.as_deref().is_some_and(|b| !stale(b)) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let mut tx = self.batch.begin_ddl().await.map_err(err)?;
+        let made = match tx.make_sla_base(gen, &latest).await {
+            Ok(made) => made,
+            Err(e) => {
+                tx.rollback().await.ok();
+                return Err(err(e));
+            }
+        };
+        tx.commit().await.map_err(err)?;
+        if made {
+            tracing::info!(
+                gen,
+                seconds = started.elapsed().as_secs_f64(),
+                "counted a generation's SLA figures at a new base"
+            );
+        }
+        Ok(())
+    }
+
+    /// The time generation `gen`'s SLA counts stand at (migration 0012), if it has them.
+    pub async fn sla_base(&self, gen: i64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT base_at FROM sla_base WHERE gen = $1")
+            .bind(gen)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
     /// Drops generation `gen`'s secondary indexes (before its rows go: fewer to update).
     async fn drop_indexes(&self, gen: i64) -> Result<(), StoreError> {
         for (name, _, _) in SECONDARY_INDEXES {
@@ -501,7 +561,12 @@ impl Store {
     async fn delete_gen(&self, gen: i64) -> Result<(), StoreError> {
         self.drop_indexes(gen).await?;
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        for t in GEN_TABLES.iter().chain(&["generation_rules"]) {
+        // The base first: its clocks then go uncounted, one by one no longer.
+        for t in ["sla_base", "sla_counts"]
+            .iter()
+            .chain(GEN_TABLES)
+            .chain(&["generation_rules"])
+        {
             sqlx::query(&format!("DELETE FROM {t} WHERE gen = $1"))
                 .bind(gen)
                 .execute(&mut *tx)
@@ -942,7 +1007,17 @@ mod tests {
                 n.rsplit_once("_g")
                     .is_some_and(|(_, g)| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()))
             })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
-        assert_eq!(ours, ["clocks_by_subject_g1"]);
+        assert_eq!(
+            ours,
+            [
+                "clocks_by_due_g1",
+                "clocks_by_settled_g1",
+                "clocks_by_start_g1",
+                "clocks_by_subject_g1"
+            ]
+        );
     }
 }

@@ -1130,6 +1130,101 @@ async fn the_summary_counted_by_the_store_equals_the_report_of_every_clock_on_bo
     pg.close().await;
 }
 
+/// Asserts that the summary the store counts equals the report of every clock, on both
+/// stores, at times before and after their counts' base, in the whole and in a county.
+async fn assert_counted_summaries_equal_the_report(stores: [&Store; 2], ats: &[DateTime<Utc>]) {
+    let clocks = load_clocks(stores[0], 1).await.unwrap();
+    let county = SlaFilter {
+        region: Some("350121".into()),
+        ..SlaFilter::default()
+    };
+    for at in ats {
+        for filter in [&SlaFilter::default(), &county] {
+            let whole = report(&clocks, &calendar(), *at, Duration::hours(24), filter);
+            for store in stores {
+                let counted = summarize(store, 1, &calendar(), *at, Duration::hours(24), filter)
+                    .await
+                    .unwrap();
+                assert!(
+                    counted == whole,
+                    "{filter:?} at {at} differs on {}",
+                    store.name()
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_counted_summary_follows_facts_arriving_after_its_base_and_a_new_base_on_both_dialects()
+{
+    let events = assist_simulate::simulate(300, 60, 12);
+    // Facts in three parts by when they occurred: before the cut, within the next 20 hours
+    // (clocks starting less than a day after the base: counted by the triggers), the rest
+    // (more than a day later: a new base).
+    let cut = at("2026-02-10T00:00:00Z");
+    let part = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        let chosen: Vec<_> = events
+            .iter()
+            .filter(|e| e.meta.occurred_at >= from && e.meta.occurred_at < to)
+            .cloned()
+            .collect();
+        assist_simulate::to_jsonl(&chosen)
+    };
+    let early = at("2000-01-01T00:00:00Z");
+    let late = at("2100-01-01T00:00:00Z");
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &part(early, cut)).await;
+    let lite = sqlite_store(dir.path(), "views.db").await;
+    let (pg, _guard) = postgres_store().await;
+    let ats = [
+        at("2026-01-20T00:00:00Z"),
+        cut,
+        cut + Duration::hours(10),
+        at("2026-03-01T00:00:00Z"),
+        at(END_OF_MARCH),
+    ];
+    for store in [&lite, &pg] {
+        project(&recorder, store, 200).await;
+    }
+    let first = lite
+        .sla_base(1)
+        .await
+        .unwrap()
+        .expect("a base once caught up");
+    assert!(first.as_str() < "2026-02-10", "{first}");
+    assert_eq!(pg.sla_base(1).await.unwrap().as_ref(), Some(&first));
+    assert_counted_summaries_equal_the_report([&lite, &pg], &ats).await;
+
+    recorder
+        .ingest(
+            &part(cut, cut + Duration::hours(20))[..],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    for store in [&lite, &pg] {
+        project(&recorder, store, 50).await;
+        assert_eq!(store.sla_base(1).await.unwrap().as_ref(), Some(&first));
+    }
+    assert_counted_summaries_equal_the_report([&lite, &pg], &ats).await;
+
+    recorder
+        .ingest(
+            &part(cut + Duration::hours(20), late)[..],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    for store in [&lite, &pg] {
+        project(&recorder, store, 500).await;
+        let base = store.sla_base(1).await.unwrap().unwrap();
+        assert!(base.as_str() > "2026-02-20", "{base} on {}", store.name());
+    }
+    assert_counted_summaries_equal_the_report([&lite, &pg], &ats).await;
+    pg.close().await;
+}
+
 #[tokio::test]
 async fn a_page_of_clocks_from_the_store_equals_the_page_of_every_clock_listed_on_both_dialects() {
     let (_dir, lite, pg, _guard) = scenario_and_simulation_on_both_dialects().await;
@@ -1483,7 +1578,23 @@ async fn indexes_after_each_batch(
     during
 }
 
-const GEN_1_INDEXES: [&str; 1] = ["clocks_by_subject_g1"];
+/// The per-generation indexes of generations `gens`, sorted by name.
+fn indexes_of(gens: &[i64]) -> Vec<String> {
+    let mut names: Vec<String> = gens
+        .iter()
+        .flat_map(|g| {
+            [
+                "clocks_by_subject",
+                "clocks_by_start",
+                "clocks_by_due",
+                "clocks_by_settled",
+            ]
+            .map(|name| format!("{name}_g{g}"))
+        })
+        .collect();
+    names.sort();
+    names
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generation_projected_from_offset_zero_is_indexed_once_caught_up_not_row_by_row() {
@@ -1493,7 +1604,7 @@ async fn a_generation_projected_from_offset_zero_is_indexed_once_caught_up_not_r
     let during = indexes_after_each_batch(recorder.log().as_ref(), &store, 5).await;
     assert!(during.len() > 3, "{} batches", during.len());
     assert!(during.iter().all(Vec::is_empty), "{during:?}");
-    assert_eq!(store.generation_indexes().await.unwrap(), GEN_1_INDEXES);
+    assert_eq!(store.generation_indexes().await.unwrap(), indexes_of(&[1]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1514,7 +1625,7 @@ async fn a_careful_batch_builds_the_generations_indexes_before_it_looks_rows_up(
         sqlx::SqlitePool::connect(&format!("sqlite:{}", dir.path().join("views.db").display()))
             .await
             .unwrap();
-    for index in GEN_1_INDEXES {
+    for index in indexes_of(&[1]) {
         sqlx::query(&format!("DROP INDEX {index}"))
             .execute(&pool)
             .await
@@ -1523,26 +1634,23 @@ async fn a_careful_batch_builds_the_generations_indexes_before_it_looks_rows_up(
     // The rest of the log continues from a checkpoint: every batch is careful.
     let during = indexes_after_each_batch(&Served::one(records), &store, 10).await;
     assert!(during.len() > 1, "{} batches", during.len());
-    assert!(during.iter().all(|i| i == &GEN_1_INDEXES), "{during:?}");
+    assert!(during.iter().all(|i| i == &indexes_of(&[1])), "{during:?}");
 }
 
 /// Projects the scenario into `store`, rebuilds it, and checks which generations have
 /// their indexes at each step.
 async fn a_rebuild_moves_the_indexes(recorder: &assist_ingest::Recorder, store: &Store) {
     project(recorder, store, 50).await;
-    assert_eq!(store.generation_indexes().await.unwrap(), GEN_1_INDEXES);
+    assert_eq!(store.generation_indexes().await.unwrap(), indexes_of(&[1]));
     let gen = store.begin_rebuild().await.unwrap();
     catch_up(recorder.log().as_ref(), store, gen, 50).await;
     assert_eq!(
         store.generation_indexes().await.unwrap(),
-        ["clocks_by_subject_g1", "clocks_by_subject_g2"],
+        indexes_of(&[1, 2]),
         "the old generation keeps its indexes until the swap"
     );
     store.finish_rebuild(gen).await.unwrap();
-    assert_eq!(
-        store.generation_indexes().await.unwrap(),
-        ["clocks_by_subject_g2"]
-    );
+    assert_eq!(store.generation_indexes().await.unwrap(), indexes_of(&[2]));
 }
 
 #[tokio::test]
@@ -1681,10 +1789,7 @@ async fn a_second_rebuild_of_the_same_generation_does_not_break_the_first_ones_c
     let clean = sqlite_store(dir.path(), "clean.db").await;
     catch_up(&log, &clean, 1, 10).await;
     assert_eq!(store.dump(gen).await.unwrap(), clean.dump(1).await.unwrap());
-    assert_eq!(
-        store.generation_indexes().await.unwrap(),
-        ["clocks_by_subject_g2"]
-    );
+    assert_eq!(store.generation_indexes().await.unwrap(), indexes_of(&[2]));
 }
 
 #[tokio::test]
@@ -1711,10 +1816,7 @@ async fn a_runner_left_behind_by_a_swap_does_not_index_the_dropped_generation_ag
         }),
     };
     catch_up(&reader, &store, 1, 10).await;
-    assert_eq!(
-        store.generation_indexes().await.unwrap(),
-        ["clocks_by_subject_g2"]
-    );
+    assert_eq!(store.generation_indexes().await.unwrap(), indexes_of(&[2]));
 }
 
 async fn each_generation_records_the_rules_it_was_built_with(store: Store) {

@@ -433,6 +433,52 @@ impl BatchTx {
         Ok(built)
     }
 
+    /// Counts generation `gen`'s clocks never paused at `base` into `sla_counts` (see
+    /// migration 0012), replacing any older base; false when `gen` is no longer active or
+    /// being built. No batch writes clocks meanwhile: this holds SQLite's write lock, and
+    /// on PostgreSQL the `view_state` row for update, which every batch share-locks, so
+    /// the triggers of a batch never count at a base this replaces.
+    pub(crate) async fn make_sla_base(
+        &mut self,
+        gen: i64,
+        base: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let (active, building) = match self {
+            BatchTx::Sqlite(_) => self.view_state().await?,
+            BatchTx::Postgres(c) => {
+                sqlx::query_as(
+                    "SELECT active_gen, building_gen FROM view_state WHERE id = 1 FOR UPDATE",
+                )
+                .fetch_one(&mut **c)
+                .await?
+            }
+        };
+        if gen != active && Some(gen) != building {
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM sla_base WHERE gen = $1",
+            "DELETE FROM sla_counts WHERE gen = $1",
+        ] {
+            on_tx!(self, c => {
+                sqlx::query(sql).bind(gen).execute(&mut **c).await?;
+            });
+        }
+        let statements = [
+            "INSERT INTO sla_base (gen, base_at) VALUES ($1, $2)",
+            "INSERT INTO sla_counts (gen, policy, step, region, caseworker, status, n) \
+             SELECT gen, policy, step, region, caseworker, \
+             CASE WHEN settled_at IS NOT NULL AND settled_at <= $2 THEN outcome WHEN due_at < $2 THEN 'breached' ELSE 'pending' END, COUNT(*) \
+             FROM clocks WHERE gen = $1 AND plain = 1 AND started_at <= $2 GROUP BY 1, 2, 3, 4, 5, 6",
+        ];
+        for sql in statements {
+            on_tx!(self, c => {
+                sqlx::query(sql).bind(gen).bind(base).execute(&mut **c).await?;
+            });
+        }
+        Ok(true)
+    }
+
     /// Generation `gen`'s secondary indexes that do not exist, as (name, table, columns).
     async fn missing_indexes(
         &mut self,

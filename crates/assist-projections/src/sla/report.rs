@@ -217,31 +217,8 @@ pub async fn summarize_listing(
     let scope = Scope::new(gen, filter, at, risk);
     let mut summary = Summary::new(calendar, at, risk, filter);
     // Clocks never paused: counted by the store.
-    let sql = format!(
-        "SELECT policy, step, region, caseworker, {status} AS status, COUNT(*) AS n FROM clocks WHERE {plain} GROUP BY 1, 2, 3, 4, 5",
-        status = Scope::STATUS,
-        plain = scope.plain(),
-    );
-    for row in scope
-        .bind(sqlx::query(&sql))
-        .fetch_all(&store.pool)
-        .await
-        .map_err(err)?
-    {
-        let status: String = row.try_get("status").map_err(err)?;
-        let status = parse_status(&status).ok_or_else(|| StoreError::Rows {
-            store: store.name().to_string(),
-            reason: format!("a clock's outcome is not a status: {status}"),
-        })?;
-        let n: i64 = row.try_get("n").map_err(err)?;
-        summary.count(
-            &row.try_get::<String, _>("policy").map_err(err)?,
-            &row.try_get::<String, _>("step").map_err(err)?,
-            &row.try_get::<String, _>("region").map_err(err)?,
-            &row.try_get::<String, _>("caseworker").map_err(err)?,
-            status,
-            n as usize,
-        );
+    for ((policy, step, region, caseworker), status, n) in scope.counted(store).await? {
+        summary.count(&policy, &step, &region, &caseworker, status, n);
     }
     // Their breached and at-risk lists, by deadline.
     if list != Some(0) {
@@ -288,21 +265,17 @@ pub async fn clocks_page(
     status: Option<Status>,
     (limit, offset): (usize, usize),
 ) -> Result<(usize, Vec<ClockLine>), StoreError> {
-    let err = |e| store.err(e);
     let scope = Scope::new(gen, filter, at, risk);
     let wanted = status
         .map(|s| format!(" AND {} = '{}'", Scope::STATUS, s.name()))
         .unwrap_or_default();
-    let count = format!(
-        "SELECT COUNT(*) AS n FROM clocks WHERE {}{wanted}",
-        scope.plain()
-    );
-    let row = scope
-        .bind(sqlx::query(&count))
-        .fetch_one(&store.pool)
-        .await
-        .map_err(err)?;
-    let mut total = row.try_get::<i64, _>("n").map_err(err)? as usize;
+    let mut total: usize = scope
+        .counted(store)
+        .await?
+        .into_iter()
+        .filter(|(_, s, _)| status.is_none_or(|wanted| wanted == *s))
+        .map(|(_, _, n)| n)
+        .sum();
     // The first `offset + limit` of them: the page lies within those and the others.
     let sql = format!(
         "SELECT * FROM clocks WHERE {}{wanted} ORDER BY due_at, clock_id LIMIT {}",
@@ -324,55 +297,224 @@ pub async fn clocks_page(
     Ok((total, lines.into_iter().skip(offset).take(limit).collect()))
 }
 
-/// A filter as SQL over the clocks of a generation, with its values bound in order: `$1`
-/// the generation, `$2` the time, `$3` the edge of the risk window, then the filter's.
+/// A filter as SQL over the clocks of a generation (named literally, so that the planner
+/// can use the generation's partial indexes), with its values bound in order: `$1` the
+/// time, `$2` the edge of the risk window, then the filter's.
+#[derive(Clone)]
 struct Scope {
-    conditions: String,
-    values: Vec<String>,
     gen: i64,
+    /// The filter's conditions, on columns both `clocks` and `sla_counts` have.
+    filter: String,
+    values: Vec<String>,
 }
 
+/// A group of clocks counted together: policy, step, region, caseworker.
+type Group = (String, String, String, String);
+
+/// Clocks counted per group and status.
+type Counted = Vec<(Group, Status, usize)>;
+
+/// Signed counts per group and status name, while corrections are added up.
+type Sums = BTreeMap<(Group, String), i64>;
+
 impl Scope {
-    /// The status at `$2` of a clock never paused. Settled by then: its outcome. Open then:
+    /// The status at `$1` of a clock never paused. Settled by then: its outcome. Open then:
     /// breached past its deadline, at risk within the window, else on track (as
     /// [`Clock::status`] without pauses).
-    const STATUS: &'static str = "(CASE WHEN settled_at IS NOT NULL AND settled_at <= $2 THEN outcome WHEN due_at < $2 THEN 'breached' WHEN due_at <= $3 THEN 'at_risk' ELSE 'on_track' END)";
+    const STATUS: &'static str = "(CASE WHEN settled_at IS NOT NULL AND settled_at <= $1 THEN outcome WHEN due_at < $1 THEN 'breached' WHEN due_at <= $2 THEN 'at_risk' ELSE 'on_track' END)";
 
     fn new(gen: i64, filter: &SlaFilter, at: DateTime<Utc>, risk: Duration) -> Scope {
-        // A clock not started by `at` is in no figure.
-        let mut conditions = String::from("gen = $1 AND started_at <= $2");
-        let mut values = vec![ts(at), ts(at + risk)];
-        let mut add = |column: &str, op: &str, value: String| {
-            values.push(value);
-            conditions.push_str(&format!(" AND {column} {op} ${}", values.len() + 1));
+        let mut scope = Scope {
+            gen,
+            filter: String::new(),
+            values: vec![ts(at), ts(at + risk)],
         };
         if let Some(r) = &filter.region {
-            add("region", "LIKE", format!("{}%", like_escape(r)));
+            scope.add("region", "LIKE", format!("{}%", like_escape(r)));
         }
         if let Some(w) = &filter.caseworker {
-            add("caseworker", "=", w.clone());
+            scope.add("caseworker", "=", w.clone());
         }
         if let Some(p) = &filter.policy {
-            add("policy", "=", p.clone());
+            scope.add("policy", "=", p.clone());
         }
         if let Some(s) = &filter.step {
-            add("step", "=", s.clone());
+            scope.add("step", "=", s.clone());
         }
-        Scope {
-            conditions,
-            values,
-            gen,
-        }
+        scope
+    }
+
+    fn add(&mut self, column: &str, op: &str, value: String) {
+        let placeholder = self.value(value);
+        self.filter
+            .push_str(&format!(" AND {column} {op} {placeholder}"));
+    }
+
+    /// Binds one more value; returns its placeholder.
+    fn value(&mut self, value: String) -> String {
+        self.values.push(value);
+        format!("${}", self.values.len())
+    }
+
+    /// The selected clocks: of the generation, started by `$1`, in the filter.
+    fn conditions(&self) -> String {
+        format!("gen = {} AND started_at <= $1{}", self.gen, self.filter)
     }
 
     /// The selected clocks whose status the SQL gives.
     fn plain(&self) -> String {
-        format!("{} AND plain = 1", self.conditions)
+        format!("{} AND plain = 1", self.conditions())
     }
 
     /// The selected clocks counted one by one: paused, or written before migration 0011.
     fn other(&self) -> String {
-        format!("{} AND plain = 0", self.conditions)
+        format!("{} AND plain = 0", self.conditions())
+    }
+
+    /// The selected clocks never paused, counted by group and status at `$1`, in one
+    /// snapshot of the store. With the generation's counts (migration 0012, as they stood
+    /// at their base time W): those counts, corrected by the clocks started, due or
+    /// settled between W and `$1` (the only ones whose status can differ), and the pending
+    /// ones split into at risk and on track by their deadline. Without: one GROUP BY.
+    async fn counted(&self, store: &Store) -> Result<Counted, StoreError> {
+        let mut this = self.clone();
+        let err = |e| store.err(e);
+        let mut tx = store.pool.begin().await.map_err(err)?;
+        if store.dialect() == Dialect::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        let base: Option<String> =
+            sqlx::query_scalar("SELECT base_at FROM sla_base WHERE gen = $1")
+                .bind(this.gen)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+        let mut sums = Sums::new();
+        let mut add = |row: &sqlx::any::AnyRow, status: &str, n: i64| -> Result<(), StoreError> {
+            let group = (
+                row.try_get::<String, _>("policy").map_err(err)?,
+                row.try_get::<String, _>("step").map_err(err)?,
+                row.try_get::<String, _>("region").map_err(err)?,
+                row.try_get::<String, _>("caseworker").map_err(err)?,
+            );
+            *sums.entry((group, status.to_string())).or_default() += n;
+            Ok(())
+        };
+        let Some(base) = base else {
+            let sql = format!(
+                "SELECT policy, step, region, caseworker, {} AS status, COUNT(*) AS n FROM clocks WHERE {} GROUP BY 1, 2, 3, 4, 5",
+                Scope::STATUS,
+                this.plain(),
+            );
+            for row in this
+                .bind(sqlx::query(&sql))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?
+            {
+                let status: String = row.try_get("status").map_err(err)?;
+                add(&row, &status, row.try_get("n").map_err(err)?)?;
+            }
+            tx.commit().await.map_err(err)?;
+            return this.statuses(store, sums);
+        };
+        let at = this.values[0].clone();
+        let (lo, hi) = if base <= at {
+            (base.clone(), at)
+        } else {
+            (at, base.clone())
+        };
+        let (base, lo, hi) = (this.value(base), this.value(lo), this.value(hi));
+        let gen = this.gen;
+        let at_w = |t: &str| {
+            format!("(CASE WHEN started_at > {t} THEN NULL WHEN settled_at IS NOT NULL AND settled_at <= {t} THEN outcome WHEN due_at < {t} THEN 'breached' ELSE 'pending' END)")
+        };
+        // The counts as they stood at W.
+        let sql = format!(
+            "SELECT policy, step, region, caseworker, status, n FROM sla_counts WHERE gen = {gen} AND n <> 0{}",
+            this.filter
+        );
+        for row in this
+            .bind(sqlx::query(&sql))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err)?
+        {
+            let status: String = row.try_get("status").map_err(err)?;
+            add(&row, &status, row.try_get("n").map_err(err)?)?;
+        }
+        // The clocks whose status may have changed between W and `$1`.
+        let sql = format!(
+            "SELECT policy, step, region, caseworker, {was} AS was, {now} AS now, COUNT(*) AS n FROM clocks WHERE gen = {gen} AND plain = 1{filter} AND clock_id IN (\
+             SELECT clock_id FROM clocks WHERE gen = {gen} AND started_at >= {lo} AND started_at <= {hi} \
+             UNION SELECT clock_id FROM clocks WHERE gen = {gen} AND due_at >= {lo} AND due_at <= {hi} \
+             UNION SELECT clock_id FROM clocks WHERE gen = {gen} AND settled_at >= {lo} AND settled_at <= {hi}) \
+             GROUP BY 1, 2, 3, 4, 5, 6",
+            was = at_w(&base),
+            now = at_w("$1"),
+            filter = this.filter,
+        );
+        for row in this
+            .bind(sqlx::query(&sql))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err)?
+        {
+            let n: i64 = row.try_get("n").map_err(err)?;
+            if let Some(was) = row.try_get::<Option<String>, _>("was").map_err(err)? {
+                add(&row, &was, -n)?;
+            }
+            if let Some(now) = row.try_get::<Option<String>, _>("now").map_err(err)? {
+                add(&row, &now, n)?;
+            }
+        }
+        // The pending ones due within the window are at risk; the others on track.
+        let sql = format!(
+            "SELECT policy, step, region, caseworker, COUNT(*) AS n FROM clocks WHERE gen = {gen} AND plain = 1{} AND due_at >= $1 AND due_at <= $2 AND started_at <= $1 AND (settled_at IS NULL OR settled_at > $1) GROUP BY 1, 2, 3, 4",
+            this.filter
+        );
+        for row in this
+            .bind(sqlx::query(&sql))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err)?
+        {
+            let n: i64 = row.try_get("n").map_err(err)?;
+            add(&row, "pending", -n)?;
+            add(&row, Status::AtRisk.name(), n)?;
+        }
+        tx.commit().await.map_err(err)?;
+        this.statuses(store, sums)
+    }
+
+    /// Counted groups by status (`pending` left over is on track); a negative count means
+    /// the stored counts went wrong.
+    fn statuses(&self, store: &Store, sums: Sums) -> Result<Counted, StoreError> {
+        let mut out = Vec::new();
+        for ((group, status), n) in sums {
+            if n == 0 {
+                continue;
+            }
+            let name = if status == "pending" {
+                Status::OnTrack.name()
+            } else {
+                status.as_str()
+            };
+            let (Some(status), Ok(n)) = (parse_status(name), usize::try_from(n)) else {
+                return Err(StoreError::Rows {
+                    store: store.name().to_string(),
+                    reason: format!(
+                        "generation {}'s SLA counts do not add up ({n} clocks {status}); run `assist rebuild`",
+                        self.gen
+                    ),
+                });
+            };
+            out.push((group, status, n));
+        }
+        Ok(out)
     }
 
     /// The clocks `sql` (with this scope's values bound) reads.
@@ -392,7 +534,7 @@ impl Scope {
         &'q self,
         q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-        let mut q = q.bind(self.gen);
+        let mut q = q;
         for v in &self.values {
             q = q.bind(v.as_str());
         }
