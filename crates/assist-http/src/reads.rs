@@ -11,7 +11,7 @@ use assist_catalog::{RegionPrefix, StreamId};
 use assist_ingest::history::Entry;
 use assist_log::Record;
 use assist_projections::audit::chain::{check_records, Integrity};
-use assist_projections::caseload::query::{caseload as query_caseload, caseload_as_of, CaseFilter};
+use assist_projections::caseload::query::{caseload_as_of, caseload_page, CaseFilter};
 use assist_projections::caseload::Stage;
 use assist_projections::sla::report::{clocks_page, parse_status, summarize_listing, SlaFilter};
 use assist_projections::store::{ts, Access};
@@ -234,50 +234,48 @@ pub async fn caseload(
         .as_deref()
         .map(|s| when(Some(s), "as_of"))
         .transpose()?;
-    let mut load = match as_of {
+    let load = match as_of {
         Some(at) => {
             let log: &dyn assist_log::PartitionReader = app.views.recorder.log().as_ref();
             let events = assist_projections::runner::read_facts(log)
                 .await
                 .map_err(|e| Problem::internal(&e))?;
-            caseload_as_of(&app.views.rules, events.iter(), &filter, at)
+            let mut load = caseload_as_of(&app.views.rules, events.iter(), &filter, at);
+            // Next step due first (overdue ones have the earliest deadlines), then by subject.
+            load.cases.sort_by(|a, b| {
+                let due = |c: &assist_projections::caseload::query::CaseView| {
+                    c.next_step
+                        .as_ref()
+                        .map_or("~".to_string(), |n| n.due_at.clone())
+                };
+                (due(a), &a.case.subject).cmp(&(due(b), &b.case.subject))
+            });
+            load.cases = load.cases.into_iter().skip(offset).take(limit).collect();
+            load
         }
         None => {
             let gen = active_gen(&app).await?;
-            query_caseload(
+            caseload_page(
                 &app.views.store,
                 &app.views.rules.calendar,
                 gen,
                 &filter,
                 Utc::now(),
+                (limit, offset),
             )
             .await
             .map_err(|e| Problem::internal(&e))?
         }
     };
-    // Next step due first (overdue ones have the earliest deadlines), then by subject.
-    load.cases.sort_by(|a, b| {
-        let due = |c: &assist_projections::caseload::query::CaseView| {
-            c.next_step.as_ref().map(|n| n.due_at.clone())
-        };
-        match (due(a), due(b)) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        }
-        .then_with(|| a.case.subject.cmp(&b.case.subject))
-    });
     let mut doc = json!({
         "at": load.at,
         "total": load.total,
         "by_stage": load.by_stage,
     });
     if caller.role != Role::Observer {
-        let cases: Vec<_> = load.cases.iter().skip(offset).take(limit).collect();
         doc["limit"] = json!(limit);
         doc["offset"] = json!(offset);
-        doc["cases"] = json!(cases);
+        doc["cases"] = json!(load.cases);
     }
     Ok(respond(&app, doc))
 }

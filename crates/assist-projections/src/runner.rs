@@ -4,8 +4,8 @@
 
 use crate::audit::{chain_hash, finding, next_digest};
 use crate::batch::{BatchTx, Checkpoint, Conflict, Table, WriteError, CHECKPOINT_SQL};
-use crate::caseload::{self, Case, Stage};
-use crate::sla::{Clock, Rules};
+use crate::caseload::{self, next_deadline, Case, NextDeadline, Stage};
+use crate::sla::{Calendar, Clock, Rules};
 use crate::store::{parse_ts, ts, Cols, Store, StoreError, Val};
 use crate::subject::{fold_key, fold_key_text, parse_fold_key, FoldKey};
 use assist_catalog::{decode, decode_wire_event, Event, EventData, Form, StreamId, WireEvent};
@@ -355,14 +355,17 @@ impl Runner<'_> {
                                 continue;
                             }
                             // Made and written while the next partition is folded.
+                            let calendar = self.rules.calendar.clone();
                             let made = async move {
-                                tokio::task::spawn_blocking(move || flush(gen, p, &mut mem))
-                                    .await
-                                    .map_err(|e| {
-                                        BatchError::Failed(ProjectionError::Stopped(format!(
-                                            "fold stopped: {e}"
-                                        )))
-                                    })
+                                tokio::task::spawn_blocking(move || {
+                                    flush(gen, p, &calendar, &mut mem)
+                                })
+                                .await
+                                .map_err(|e| {
+                                    BatchError::Failed(ProjectionError::Stopped(format!(
+                                        "fold stopped: {e}"
+                                    )))
+                                })
                             };
                             pending.spawn(self.store, gen, p, 0, made);
                         }
@@ -936,7 +939,7 @@ fn fold_decoded(
             } else {
                 &mut cases_new
             };
-            to.push(case_row(gen, c));
+            to.push(case_row(gen, c, &st.clocks, &rules.calendar));
         }
         // A subject folded again had its clock rows deleted: every clock is new.
         let was_clocks: &[Clock] = if refolded.contains(*s) {
@@ -972,7 +975,14 @@ fn fold_decoded(
     let forget = mem.subjects.len() > limits.subjects || mem.seen.len() > limits.ids;
     if forget && mem.deferring {
         // What the memory holds goes into rows before it is forgotten.
-        subject_rows(gen, mem, &mut cases_new, &mut clocks_new, &mut chains_new);
+        subject_rows(
+            gen,
+            &rules.calendar,
+            mem,
+            &mut cases_new,
+            &mut clocks_new,
+            &mut chains_new,
+        );
         mem.deferring = false;
     }
     sort_by_clock_id(&mut clocks_new);
@@ -1086,6 +1096,7 @@ fn late_subjects(decoded: &[(&Record, Result<Event, String>)], mem: &Memory) -> 
 /// subjects' rows were deferred writes once.
 fn subject_rows(
     gen: i64,
+    calendar: &Calendar,
     mem: &Memory,
     cases: &mut Vec<Vec<Val>>,
     clocks: &mut Vec<Vec<Val>>,
@@ -1094,7 +1105,11 @@ fn subject_rows(
     let mut all: Vec<(&StreamId, &SubjectState)> = mem.subjects.iter().collect();
     all.sort_unstable_by_key(|(s, _)| name_order(s));
     for (s, st) in all {
-        cases.extend(st.case.iter().map(|c| case_row(gen, c)));
+        cases.extend(
+            st.case
+                .iter()
+                .map(|c| case_row(gen, c, &st.clocks, calendar)),
+        );
         clocks.extend(st.clocks.iter().map(|c| clock_row(gen, c)));
         if st.chain.0 > 0 {
             chains.push(chain_row(gen, s, st));
@@ -1104,9 +1119,9 @@ fn subject_rows(
 
 /// A partition caught up with its subjects' rows deferred: those rows, and its checkpoint
 /// saying they are there.
-fn flush(gen: i64, partition: u32, mem: &mut Memory) -> Folded {
+fn flush(gen: i64, partition: u32, calendar: &Calendar, mem: &mut Memory) -> Folded {
     let (mut cases, mut clocks, mut chains) = (Vec::new(), Vec::new(), Vec::new());
-    subject_rows(gen, mem, &mut cases, &mut clocks, &mut chains);
+    subject_rows(gen, calendar, mem, &mut cases, &mut clocks, &mut chains);
     sort_by_clock_id(&mut clocks);
     mem.deferring = false;
     Folded {
@@ -1536,6 +1551,9 @@ const CASES: Table = Table {
         "opened_at",
         "closed_at",
         "last_activity_at",
+        "next_step",
+        "next_due",
+        "next_moves",
     ],
     conflict: Conflict::Update("gen, subject"),
 };
@@ -1593,7 +1611,13 @@ struct Rows {
     digests: Vec<Vec<Val>>,
 }
 
-fn case_row(gen: i64, c: &Case) -> Vec<Val> {
+/// A case's row, with its next deadline among `clocks` (the subject's).
+fn case_row(gen: i64, c: &Case, clocks: &[Clock], calendar: &Calendar) -> Vec<Val> {
+    let (next_step, next_due, moves) = match next_deadline(clocks, calendar) {
+        NextDeadline::None => (None, None, 0),
+        NextDeadline::Fixed(k, due) => (Some(format!("{}/{}", k.policy, k.step)), Some(ts(due)), 0),
+        NextDeadline::Moving => (None, None, 1),
+    };
     vec![
         Val::Int(gen),
         Val::Text(c.subject.clone()),
@@ -1606,6 +1630,9 @@ fn case_row(gen: i64, c: &Case) -> Vec<Val> {
         Val::Text(ts(c.opened_at)),
         Val::OptText(c.closed_at.map(ts)),
         Val::Text(ts(c.last_activity_at)),
+        Val::OptText(next_step),
+        Val::OptText(next_due),
+        Val::Int(moves),
     ]
 }
 

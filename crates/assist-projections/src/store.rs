@@ -45,6 +45,18 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str)] = &[
     ("clocks_by_start", "clocks", "gen, started_at"),
     ("clocks_by_due", "clocks", "gen, due_at"),
     ("clocks_by_settled", "clocks", "gen, settled_at"),
+    // Caseload pages: in next-deadline order (see `caseload::query::caseload_page`), with
+    // the filtered columns in the index; and counted by region.
+    (
+        "cases_by_next",
+        "cases",
+        "gen, next_moves, (COALESCE(next_due, '~')), subject, region, caseworker, is_open, stage",
+    ),
+    (
+        "cases_by_region",
+        "cases",
+        "gen, region, caseworker, is_open, stage",
+    ),
 ];
 
 /// The prefix of a retired per-generation index, dropped when a store is opened.

@@ -1226,6 +1226,119 @@ async fn the_counted_summary_follows_facts_arriving_after_its_base_and_a_new_bas
 }
 
 #[tokio::test]
+async fn a_caseload_page_from_the_store_equals_the_page_of_every_case_by_deadline_on_both_dialects()
+{
+    use assist_projections::caseload::query::caseload_page;
+    use assist_projections::caseload::Stage;
+    let (dir, lite, pg, _guard) = scenario_and_simulation_on_both_dialects().await;
+    let now = at("2026-12-01T00:00:00Z");
+    // Four cases with a running clock get a pause that stays open: their deadlines move.
+    let before = caseload(&lite, &calendar(), 1, &CaseFilter::default(), now)
+        .await
+        .unwrap();
+    let pauses: Vec<u8> = before
+        .cases
+        .iter()
+        .filter(|c| c.next_step.is_some())
+        .take(4)
+        .enumerate()
+        .flat_map(|(n, c)| {
+            let paused_at = at(c.case.last_activity_at.as_deref().unwrap()) + Duration::minutes(1);
+            let mut line = serde_json::json!({
+                "event_id": format!("01935000-0000-7000-8000-00000d{n:06}"),
+                "stream": c.case.subject,
+                "type": "clock_paused",
+                "schema_version": 1,
+                "occurred_at": paused_at.to_rfc3339(),
+                "recorded_at": paused_at.to_rfc3339(),
+                "actor": {"id": "cw-test-pauses", "role": "caseworker", "region": c.case.region},
+                "data": {"reason": "person_unreachable", "policy": null},
+            })
+            .to_string()
+            .into_bytes();
+            line.push(b'\n');
+            line
+        })
+        .collect();
+    let recorder = log_with(dir.path(), &pauses).await;
+    project(&recorder, &lite, 500).await;
+    project(&recorder, &pg, 500).await;
+    // Cases whose deadline moves (a clock paused) are there, and cases whose does not.
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite:{}", dir.path().join("views.db").display()))
+            .await
+            .unwrap();
+    let (moving, fixed): (i64, i64) = sqlx::query_as(
+        "SELECT SUM(next_moves = 1), SUM(next_moves = 0 AND next_due IS NOT NULL) FROM cases WHERE gen = 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(moving > 0 && fixed > 100, "{moving} moving, {fixed} fixed");
+    let whole = caseload(&lite, &calendar(), 1, &CaseFilter::default(), now)
+        .await
+        .unwrap();
+    let worker = whole.cases[0].case.caseworker.clone();
+    let group = whole
+        .cases
+        .iter()
+        .find_map(|c| c.case.groups.first().cloned())
+        .expect("a case in a key group");
+    let filters = [
+        CaseFilter::default(),
+        CaseFilter {
+            region: Some("350121".into()),
+            ..CaseFilter::default()
+        },
+        CaseFilter {
+            caseworker: Some(worker),
+            ..CaseFilter::default()
+        },
+        CaseFilter {
+            stage: Some(Stage::Contacted),
+            ..CaseFilter::default()
+        },
+        CaseFilter {
+            group: Some(group),
+            include_closed: true,
+            ..CaseFilter::default()
+        },
+    ];
+    for filter in &filters {
+        let mut all = caseload(&lite, &calendar(), 1, filter, now).await.unwrap();
+        all.cases.sort_by(|a, b| {
+            let due = |c: &assist_projections::caseload::query::CaseView| {
+                c.next_step
+                    .as_ref()
+                    .map_or("~".to_string(), |n| n.due_at.clone())
+            };
+            (due(a), &a.case.subject).cmp(&(due(b), &b.case.subject))
+        });
+        assert!(all.total > 0, "{filter:?} selects nothing");
+        for (limit, offset) in [(7, 0), (7, 5), (5000, 0), (3, all.total.saturating_sub(2))] {
+            let want: Vec<_> = all.cases.iter().skip(offset).take(limit).cloned().collect();
+            for store in [&lite, &pg] {
+                let page = caseload_page(store, &calendar(), 1, filter, now, (limit, offset))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (page.total, &page.by_stage),
+                    (all.total, &all.by_stage),
+                    "{filter:?} on {}",
+                    store.name()
+                );
+                assert!(
+                    page.cases == want,
+                    "{filter:?}, {limit} from {offset}, on {}",
+                    store.name()
+                );
+            }
+        }
+    }
+    pg.close().await;
+}
+
+#[tokio::test]
 async fn a_page_of_clocks_from_the_store_equals_the_page_of_every_clock_listed_on_both_dialects() {
     let (_dir, lite, pg, _guard) = scenario_and_simulation_on_both_dialects().await;
     let clocks = load_clocks(&lite, 1).await.unwrap();

@@ -229,3 +229,32 @@ pub fn apply(case: &mut Option<Case>, event: &Event) {
 }
 
 pub mod query;
+
+/// A case's next deadline as the views keep it (`cases.next_step`, `next_due`,
+/// `next_moves`): the earliest deadline among its open clocks, ties by clock id, so that a
+/// caseload is paged in deadline order by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextDeadline<'a> {
+    /// No clock runs.
+    None,
+    /// This clock is due first, at this deadline (pauses included).
+    Fixed(&'a crate::sla::Clock, DateTime<Utc>),
+    /// A clock is paused, so its deadline moves with the time: computed when read.
+    Moving,
+}
+
+/// The next deadline of a case with `clocks` (any of them; the open ones count), for facts
+/// that have all occurred: a resumed pause has moved a deadline for good.
+pub fn next_deadline<'a>(
+    clocks: &'a [crate::sla::Clock],
+    calendar: &crate::sla::Calendar,
+) -> NextDeadline<'a> {
+    let open = || clocks.iter().filter(|c| c.is_open());
+    if open().any(|c| c.pauses.iter().any(|p| p.resumed_at.is_none())) {
+        return NextDeadline::Moving;
+    }
+    open()
+        .map(|c| (c.effective_due(DateTime::<Utc>::MAX_UTC, calendar), c))
+        .min_by(|(a, x), (b, y)| (a, &x.clock_id).cmp(&(b, &y.clock_id)))
+        .map_or(NextDeadline::None, |(due, c)| NextDeadline::Fixed(c, due))
+}

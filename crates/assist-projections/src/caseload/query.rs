@@ -4,10 +4,11 @@
 use super::{Case, Stage};
 use crate::runner::{case_from, clock_from};
 use crate::sla::{Calendar, Clock, Rules};
-use crate::store::{ts, Store, StoreError};
+use crate::store::{like_escape, ts, Store, StoreError};
 use assist_catalog::Event;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 
 /// Which cases to show.
@@ -122,6 +123,148 @@ pub async fn caseload(
         .map_err(err)?;
     let clocks = clocks_running_at(store, gen, at, &region, filter.caseworker.as_deref()).await?;
     Ok(assemble(lines, &clocks, calendar, filter, at))
+}
+
+/// The current caseload of generation `gen` as a page: `total` and `by_stage` count every
+/// case the filter selects, `cases` holds `limit` of them from `offset`, next deadline
+/// first (overdue ones have the earliest), cases with none last, ties by subject. The
+/// store pages the cases by their kept next deadline (`cases.next_due`); only those with
+/// a paused clock (whose deadline moves with `at`) are read with their clocks and placed
+/// here. For `at` after every fact (now): a clock met or cancelled later than `at` counts
+/// as closed.
+pub async fn caseload_page(
+    store: &Store,
+    calendar: &Calendar,
+    gen: i64,
+    filter: &CaseFilter,
+    at: DateTime<Utc>,
+    (limit, offset): (usize, usize),
+) -> Result<Caseload, StoreError> {
+    let err = |e| store.err(e);
+    let prefix = like_escape(filter.region.as_deref().unwrap_or_default());
+    // The filter as SQL: the region as a range (for the indexes) and a prefix.
+    let mut values = vec![prefix.clone(), format!("{prefix}~"), format!("{prefix}%")];
+    let mut scope = format!("gen = {gen} AND region >= $1 AND region < $2 AND region LIKE $3");
+    let mut add = |condition: &str, value: String| {
+        values.push(value);
+        scope.push_str(&condition.replace("$?", &format!("${}", values.len())));
+    };
+    if let Some(w) = &filter.caseworker {
+        add(" AND caseworker = $?", w.clone());
+    }
+    if let Some(stage) = filter.stage {
+        add(" AND stage = $?", stage.name().to_string());
+    }
+    if let Some(g) = &filter.group {
+        let escaped: String = g
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        add(
+            " AND (',' || key_groups || ',') LIKE $? ESCAPE '\\'",
+            format!("%,{escaped},%"),
+        );
+    }
+    if !filter.include_closed {
+        scope.push_str(" AND is_open = 1");
+    }
+    fn bind<'q>(
+        sql: &'q str,
+        values: &[String],
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        let mut q = sqlx::query(sql);
+        for v in values {
+            q = q.bind(v.clone());
+        }
+        q
+    }
+    let sql = format!("SELECT stage, COUNT(*) AS n FROM cases WHERE {scope} GROUP BY stage");
+    let mut by_stage = BTreeMap::new();
+    let mut total = 0;
+    for row in bind(&sql, &values)
+        .fetch_all(&store.pool)
+        .await
+        .map_err(err)?
+    {
+        let stage: String = row.try_get("stage").map_err(err)?;
+        let n = usize::try_from(row.try_get::<i64, _>("n").map_err(err)?).unwrap_or_default();
+        total += n;
+        *by_stage
+            .entry(Stage::parse(&stage).unwrap_or(Stage::Alerted))
+            .or_default() += n;
+    }
+    // The first `offset + limit` by their kept deadline: the page lies within those and
+    // the cases whose deadline moves.
+    let sql = format!(
+        "SELECT * FROM cases WHERE {scope} AND next_moves = 0 ORDER BY COALESCE(next_due, '~'), subject LIMIT {}",
+        offset.saturating_add(limit).min(i64::MAX as usize)
+    );
+    let mut cases = Vec::new();
+    for row in bind(&sql, &values)
+        .fetch_all(&store.pool)
+        .await
+        .map_err(err)?
+    {
+        let case = case_from(&row).map_err(err)?;
+        let next_step = match (
+            row.try_get::<Option<String>, _>("next_step"),
+            row.try_get::<Option<String>, _>("next_due"),
+        ) {
+            (Ok(Some(step)), Ok(Some(due_at))) => Some(NextStep { step, due_at }),
+            _ => None,
+        };
+        cases.push(CaseView {
+            case: line(&case, true),
+            next_step,
+        });
+    }
+    let sql = format!("SELECT * FROM cases WHERE {scope} AND next_moves = 1");
+    let moving: Vec<CaseLine> = bind(&sql, &values)
+        .fetch_all(&store.pool)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| case_from(r).map(|c| line(&c, true)))
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    if !moving.is_empty() {
+        let subjects = format!("SELECT subject FROM cases WHERE {scope} AND next_moves = 1");
+        let at_value = values.len() + 1;
+        let sql = format!(
+            "SELECT * FROM clocks WHERE gen = {gen} AND started_at <= ${at_value}
+               AND (met_at IS NULL OR met_at > ${at_value}) AND (cancelled_at IS NULL OR cancelled_at > ${at_value})
+               AND subject IN ({subjects})"
+        );
+        let rows = bind(&sql, &values)
+            .bind(ts(at))
+            .fetch_all(&store.pool)
+            .await
+            .map_err(err)?;
+        let mut clocks: HashMap<String, Vec<Clock>> = HashMap::new();
+        for r in &rows {
+            let c = clock_from(r).map_err(err)?;
+            clocks.entry(c.subject.clone()).or_default().push(c);
+        }
+        cases.extend(assemble(moving, &clocks, calendar, filter, at).cases);
+    }
+    cases.sort_by(|a, b| {
+        let due = |c: &CaseView| {
+            c.next_step
+                .as_ref()
+                .map_or("~", |n| n.due_at.as_str())
+                .to_string()
+        };
+        (due(a), &a.case.subject).cmp(&(due(b), &b.case.subject))
+    });
+    Ok(Caseload {
+        at: ts(at),
+        total,
+        by_stage,
+        cases: cases.into_iter().skip(offset).take(limit).collect(),
+    })
 }
 
 /// The caseload as it stood at `at` by business time: the folds run again over the events

@@ -246,6 +246,36 @@ pub fn project(parts: &[Vec<Record>], rules: &Rules) -> String {
                 ("closed_at", opt_ts(c.closed_at)),
                 ("last_activity_at", ts(c.last_activity_at)),
             ]);
+            // The next deadline: the open clock due first (ties: its id), unless one is
+            // paused (then computed when read).
+            let open: Vec<&Clock> = subject_clocks
+                .iter()
+                .filter(|k| k.met_at.is_none() && k.cancelled_at.is_none())
+                .collect();
+            let paused = open
+                .iter()
+                .any(|k| k.pauses.iter().any(|p| p.resumed_at.is_none()));
+            let first = open
+                .iter()
+                .map(|k| {
+                    (
+                        ts(k.effective_due(DateTime::<Utc>::MAX_UTC, &rules.calendar)),
+                        k,
+                    )
+                })
+                .min_by(|(a, x), (b, y)| (a, &x.clock_id).cmp(&(b, &y.clock_id)));
+            let row = cases.last_mut().expect("pushed above");
+            match first.filter(|_| !paused) {
+                Some((due, k)) => {
+                    row.push(("next_step", format!("{}/{}", k.policy, k.step)));
+                    row.push(("next_due", due));
+                }
+                None => {
+                    row.push(("next_step", "NULL".into()));
+                    row.push(("next_due", "NULL".into()));
+                }
+            }
+            row.push(("next_moves", u8::from(paused).to_string()));
         }
         for c in subject_clocks {
             // A clock never paused and settled: when, and how (its deadline never moved).
