@@ -52,6 +52,7 @@ BEGIN
     WHERE c.plain = 1 AND c.started_at <= b.base_at
   ) changed
   GROUP BY 1, 2, 3, 4, 5, 6
+  HAVING SUM(n) <> 0
   ON CONFLICT (gen, policy, step, region, caseworker, status) DO UPDATE SET n = sla_counts.n + EXCLUDED.n;
   RETURN NULL;
 END $$;

@@ -42,25 +42,40 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str)] = &[
     ("clocks_by_subject", "clocks", "gen, subject, is_open"),
     // The SLA figures: the clocks started, due or settled between two times, whose status
     // may differ between them (see `sla_base`), and the clock lists by deadline.
-    ("clocks_by_start", "clocks", "gen, started_at"),
-    ("clocks_by_due", "clocks", "gen, due_at"),
-    ("clocks_by_settled", "clocks", "gen, settled_at"),
+    ("clocks_by_start", "clocks", "gen, started_at, clock_id"),
+    ("clocks_by_due", "clocks", "gen, due_at, clock_id"),
+    ("clocks_by_settled", "clocks", "gen, settled_at, clock_id"),
+    // The clocks counted one by one (paused, or from before migration 0011).
+    ("clocks_by_plain", "clocks", "gen, plain, started_at"),
     // Caseload pages: in next-deadline order (see `caseload::query::caseload_page`), with
-    // the filtered columns in the index; and counted by region.
+    // the filtered columns in the index; a caseworker's cases counted (a region's are
+    // counted in `case_counts`).
     (
         "cases_by_next",
         "cases",
         "gen, next_moves, (COALESCE(next_due, '~')), subject, region, caseworker, is_open, stage",
     ),
     (
-        "cases_by_region",
+        "cases_by_caseworker",
         "cases",
-        "gen, region, caseworker, is_open, stage",
+        "gen, caseworker, region, is_open, stage",
     ),
 ];
 
 /// The prefix of a retired per-generation index, dropped when a store is opened.
 const RETIRED_INDEX: &str = "audit_by_stream_g";
+
+/// `table` for a query of generation `gen` that must walk generation index `index`: on
+/// SQLite `table INDEXED BY index_gN` once `named` (see [`Store::names_indexes`]; without
+/// statistics its planner prefers any range, however wide, to an index that gives the
+/// order asked), otherwise `table`.
+pub(crate) fn through(table: &str, index: &str, gen: i64, named: bool) -> String {
+    if named {
+        format!("{table} INDEXED BY {}", generation_index(index, gen))
+    } else {
+        table.to_string()
+    }
+}
 
 /// The name of generation `gen`'s copy of the secondary index `name`.
 pub(crate) fn generation_index(name: &str, gen: i64) -> String {
@@ -477,8 +492,9 @@ impl Store {
     /// Makes generation `gen`'s SLA counts (migration 0012) in one pass where it has none,
     /// and again at a later base once its latest clock started more than a day after the
     /// base: a summary reads the counts and corrects them by the clocks started, due or
-    /// settled between the base and its time, so the base follows the data. Nothing for a
-    /// generation without clocks, or no longer active or being built.
+    /// settled between the base and its time, so the base follows the data. The same pass
+    /// counts its cases (`case_counts`). Nothing for a generation no longer active or being
+    /// built.
     pub(crate) async fn ensure_sla_base(&self, gen: i64) -> Result<(), StoreError> {
         let err = |e| self.err(e);
         let latest: Option<String> = sqlx::query_scalar(&format!(
@@ -487,10 +503,9 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .map_err(err)?;
-        let Some(latest) = latest else {
-            return Ok(());
-        };
         let base = self.sla_base(gen).await?;
+        // Without clocks yet, a base before any: the cases are counted all the same.
+        let latest = latest.unwrap_or_default();
         let stale = |base: &str| {
             let day_after = chrono::DateTime::parse_from_rfc3339(base)
                 .map(|b| ts((b + chrono::Duration::days(1)).to_utc()))
@@ -563,6 +578,14 @@ impl Store {
     }
 
     /// Every index in the store's schema, by name.
+    /// Whether a query of generation `gen` should name its secondary indexes ([`through`]):
+    /// on SQLite once they all exist (a generation projected from offset 0 gets them when
+    /// caught up, and a query naming a missing index fails); never on PostgreSQL.
+    pub(crate) async fn names_indexes(&self, gen: i64) -> Result<bool, StoreError> {
+        Ok(self.dialect == Dialect::Sqlite
+            && missing_indexes(&self.index_names().await?, gen).is_empty())
+    }
+
     pub(crate) async fn index_names(&self) -> Result<Vec<String>, StoreError> {
         sqlx::query_scalar(self.dialect.index_names_sql())
             .fetch_all(&self.pool)
@@ -574,7 +597,7 @@ impl Store {
         self.drop_indexes(gen).await?;
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         // The base first: its clocks then go uncounted, one by one no longer.
-        for t in ["sla_base", "sla_counts"]
+        for t in ["sla_base", "sla_counts", "case_counts"]
             .iter()
             .chain(GEN_TABLES)
             .chain(&["generation_rules"])
@@ -1025,7 +1048,10 @@ mod tests {
         assert_eq!(
             ours,
             [
+                "cases_by_caseworker_g1",
+                "cases_by_next_g1",
                 "clocks_by_due_g1",
+                "clocks_by_plain_g1",
                 "clocks_by_settled_g1",
                 "clocks_by_start_g1",
                 "clocks_by_subject_g1"

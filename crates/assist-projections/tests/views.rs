@@ -1131,8 +1131,34 @@ async fn the_summary_counted_by_the_store_equals_the_report_of_every_clock_on_bo
 }
 
 /// Asserts that the summary the store counts equals the report of every clock, on both
-/// stores, at times before and after their counts' base, in the whole and in a county.
+/// stores, at times before and after their counts' base, in the whole and in a county; and
+/// that the caseload's counted cases equal the cases listed.
 async fn assert_counted_summaries_equal_the_report(stores: [&Store; 2], ats: &[DateTime<Utc>]) {
+    use assist_projections::caseload::query::caseload_page;
+    for region in [None, Some("350121".to_string())] {
+        for include_closed in [false, true] {
+            let filter = CaseFilter {
+                region: region.clone(),
+                include_closed,
+                ..CaseFilter::default()
+            };
+            let now = at("2026-12-01T00:00:00Z");
+            let all = caseload(stores[0], &calendar(), 1, &filter, now)
+                .await
+                .unwrap();
+            for store in stores {
+                let page = caseload_page(store, &calendar(), 1, &filter, now, (0, 0))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (page.total, &page.by_stage),
+                    (all.total, &all.by_stage),
+                    "{filter:?} on {}",
+                    store.name()
+                );
+            }
+        }
+    }
     let clocks = load_clocks(stores[0], 1).await.unwrap();
     let county = SlaFilter {
         region: Some("350121".into()),
@@ -1701,6 +1727,9 @@ fn indexes_of(gens: &[i64]) -> Vec<String> {
                 "clocks_by_start",
                 "clocks_by_due",
                 "clocks_by_settled",
+                "clocks_by_plain",
+                "cases_by_next",
+                "cases_by_caseworker",
             ]
             .map(|name| format!("{name}_g{g}"))
         })
@@ -1718,6 +1747,54 @@ async fn a_generation_projected_from_offset_zero_is_indexed_once_caught_up_not_r
     assert!(during.len() > 3, "{} batches", during.len());
     assert!(during.iter().all(Vec::is_empty), "{during:?}");
     assert_eq!(store.generation_indexes().await.unwrap(), indexes_of(&[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_still_projected_from_offset_zero_answers_summaries_and_pages_without_its_indexes(
+) {
+    use assist_projections::caseload::query::caseload_page;
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let rules = Rules::shipped().unwrap();
+    let now = at("2026-12-01T00:00:00Z");
+    let mut answers = Vec::new();
+    assist_projections::Runner {
+        log: recorder.log().as_ref(),
+        store: &store,
+        rules: &rules,
+        batch: 5,
+        memory: Default::default(),
+    }
+    .catch_up(1, |_| {
+        answers.push(tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let indexes = store.generation_indexes().await.unwrap();
+                let summary = summarize(
+                    &store,
+                    1,
+                    &calendar(),
+                    now,
+                    Duration::hours(24),
+                    &SlaFilter::default(),
+                )
+                .await
+                .map(|_| ());
+                let page =
+                    caseload_page(&store, &calendar(), 1, &CaseFilter::default(), now, (10, 0))
+                        .await
+                        .map(|_| ());
+                (indexes, summary.and(page).map_err(|e| e.to_string()))
+            })
+        }))
+    })
+    .await
+    .unwrap();
+    assert!(answers.len() > 3, "{} batches", answers.len());
+    for (indexes, answer) in &answers {
+        assert!(indexes.is_empty(), "{indexes:?}");
+        assert_eq!(answer, &Ok(()));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

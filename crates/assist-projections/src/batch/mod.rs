@@ -434,7 +434,8 @@ impl BatchTx {
     }
 
     /// Counts generation `gen`'s clocks never paused at `base` into `sla_counts` (see
-    /// migration 0012), replacing any older base; false when `gen` is no longer active or
+    /// migration 0012) and its cases into `case_counts` (0014), replacing any older base
+    /// (the base row turns the triggers on); false when `gen` is no longer active or
     /// being built. No batch writes clocks meanwhile: this holds SQLite's write lock, and
     /// on PostgreSQL the `view_state` row for update, which every batch share-locks, so
     /// the triggers of a batch never count at a base this replaces.
@@ -459,6 +460,9 @@ impl BatchTx {
         for sql in [
             "DELETE FROM sla_base WHERE gen = $1",
             "DELETE FROM sla_counts WHERE gen = $1",
+            "DELETE FROM case_counts WHERE gen = $1",
+            "INSERT INTO case_counts (gen, region, stage, is_open, key_groups, n) \
+             SELECT gen, region, stage, is_open, key_groups, COUNT(*) FROM cases WHERE gen = $1 GROUP BY 1, 2, 3, 4, 5",
         ] {
             on_tx!(self, c => {
                 sqlx::query(sql).bind(gen).execute(&mut **c).await?;

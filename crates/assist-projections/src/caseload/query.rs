@@ -4,7 +4,7 @@
 use super::{Case, Stage};
 use crate::runner::{case_from, clock_from};
 use crate::sla::{Calendar, Clock, Rules};
-use crate::store::{like_escape, ts, Store, StoreError};
+use crate::store::{like_escape, through, ts, Store, StoreError};
 use assist_catalog::Event;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -141,6 +141,7 @@ pub async fn caseload_page(
     (limit, offset): (usize, usize),
 ) -> Result<Caseload, StoreError> {
     let err = |e| store.err(e);
+    let named = store.names_indexes(gen).await?;
     let prefix = like_escape(filter.region.as_deref().unwrap_or_default());
     // The filter as SQL: the region as a range (for the indexes) and a prefix.
     let mut values = vec![prefix.clone(), format!("{prefix}~"), format!("{prefix}%")];
@@ -181,7 +182,18 @@ pub async fn caseload_page(
         }
         q
     }
-    let sql = format!("SELECT stage, COUNT(*) AS n FROM cases WHERE {scope} GROUP BY stage");
+    // Counted: a region's cases in `case_counts` (once the generation has its counts), a
+    // caseworker's from the cases.
+    let sql = if filter.caseworker.is_some() {
+        format!(
+            "SELECT stage, COUNT(*) AS n FROM {} WHERE {scope} GROUP BY stage",
+            through("cases", "cases_by_caseworker", gen, named)
+        )
+    } else if store.sla_base(gen).await?.is_some() {
+        format!("SELECT stage, CAST(SUM(n) AS BIGINT) AS n FROM case_counts WHERE {scope} GROUP BY stage HAVING SUM(n) <> 0")
+    } else {
+        format!("SELECT stage, COUNT(*) AS n FROM cases WHERE {scope} GROUP BY stage")
+    };
     let mut by_stage = BTreeMap::new();
     let mut total = 0;
     for row in bind(&sql, &values)
@@ -199,7 +211,8 @@ pub async fn caseload_page(
     // The first `offset + limit` by their kept deadline: the page lies within those and
     // the cases whose deadline moves.
     let sql = format!(
-        "SELECT * FROM cases WHERE {scope} AND next_moves = 0 ORDER BY COALESCE(next_due, '~'), subject LIMIT {}",
+        "SELECT * FROM {} WHERE {scope} AND next_moves = 0 ORDER BY COALESCE(next_due, '~'), subject LIMIT {}",
+        through("cases", "cases_by_next", gen, named),
         offset.saturating_add(limit).min(i64::MAX as usize)
     );
     let mut cases = Vec::new();

@@ -4,7 +4,7 @@
 
 use super::{Calendar, Clock, Rules, Status};
 use crate::runner::clock_from;
-use crate::store::{like_escape, ts, Dialect, Store, StoreError};
+use crate::store::{like_escape, through, ts, Dialect, Store, StoreError};
 use assist_catalog::Event;
 use assist_log::StreamReader;
 use chrono::{DateTime, Duration, Utc};
@@ -214,7 +214,7 @@ pub async fn summarize_listing(
 ) -> Result<SlaReport, StoreError> {
     use futures::TryStreamExt;
     let err = |e| store.err(e);
-    let scope = Scope::new(gen, filter, at, risk);
+    let scope = Scope::new(store, gen, filter, at, risk).await?;
     let mut summary = Summary::new(calendar, at, risk, filter);
     // Clocks never paused: counted by the store.
     for ((policy, step, region, caseworker), status, n) in scope.counted(store).await? {
@@ -224,10 +224,12 @@ pub async fn summarize_listing(
     if list != Some(0) {
         for wanted in [Status::Breached, Status::AtRisk] {
             let mut sql = format!(
-                "SELECT * FROM clocks WHERE {} AND {} = '{}' ORDER BY due_at, clock_id",
+                "SELECT * FROM {} WHERE {} AND {} = '{}'{} ORDER BY due_at, clock_id",
+                scope.through("clocks_by_due"),
                 scope.plain(),
                 Scope::STATUS,
-                wanted.name()
+                wanted.name(),
+                Scope::due_range(Some(wanted)),
             );
             if let Some(n) = list {
                 sql.push_str(&format!(" LIMIT {n}"));
@@ -238,7 +240,11 @@ pub async fn summarize_listing(
         }
     }
     // The others, one by one.
-    let sql = format!("SELECT * FROM clocks WHERE {}", scope.other());
+    let sql = format!(
+        "SELECT * FROM {} WHERE {}",
+        scope.through("clocks_by_plain"),
+        scope.other()
+    );
     let mut rows = scope.bind(sqlx::query(&sql)).fetch(&store.pool);
     while let Some(row) = rows.try_next().await.map_err(err)? {
         summary.add(&clock_from(&row).map_err(err)?);
@@ -265,7 +271,7 @@ pub async fn clocks_page(
     status: Option<Status>,
     (limit, offset): (usize, usize),
 ) -> Result<(usize, Vec<ClockLine>), StoreError> {
-    let scope = Scope::new(gen, filter, at, risk);
+    let scope = Scope::new(store, gen, filter, at, risk).await?;
     let wanted = status
         .map(|s| format!(" AND {} = '{}'", Scope::STATUS, s.name()))
         .unwrap_or_default();
@@ -278,8 +284,10 @@ pub async fn clocks_page(
         .sum();
     // The first `offset + limit` of them: the page lies within those and the others.
     let sql = format!(
-        "SELECT * FROM clocks WHERE {}{wanted} ORDER BY due_at, clock_id LIMIT {}",
+        "SELECT * FROM {} WHERE {}{wanted}{} ORDER BY due_at, clock_id LIMIT {}",
+        scope.through("clocks_by_due"),
         scope.plain(),
+        Scope::due_range(status),
         offset.saturating_add(limit).min(i64::MAX as usize)
     );
     let mut lines: Vec<ClockLine> = scope
@@ -288,7 +296,11 @@ pub async fn clocks_page(
         .iter()
         .map(|c| ClockLine::of(c, at, c.status(at, risk, calendar), calendar))
         .collect();
-    let sql = format!("SELECT * FROM clocks WHERE {}", scope.other());
+    let sql = format!(
+        "SELECT * FROM {} WHERE {}",
+        scope.through("clocks_by_plain"),
+        scope.other()
+    );
     let others = scope.clocks(store, &sql).await?;
     let others = list_clocks(&others, calendar, at, risk, filter, status);
     total += others.len();
@@ -303,6 +315,8 @@ pub async fn clocks_page(
 #[derive(Clone)]
 struct Scope {
     gen: i64,
+    /// Whether the SQL names the generation's indexes ([`Store::names_indexes`]).
+    named: bool,
     /// The filter's conditions, on columns both `clocks` and `sla_counts` have.
     filter: String,
     values: Vec<String>,
@@ -323,9 +337,16 @@ impl Scope {
     /// [`Clock::status`] without pauses).
     const STATUS: &'static str = "(CASE WHEN settled_at IS NOT NULL AND settled_at <= $1 THEN outcome WHEN due_at < $1 THEN 'breached' WHEN due_at <= $2 THEN 'at_risk' ELSE 'on_track' END)";
 
-    fn new(gen: i64, filter: &SlaFilter, at: DateTime<Utc>, risk: Duration) -> Scope {
+    async fn new(
+        store: &Store,
+        gen: i64,
+        filter: &SlaFilter,
+        at: DateTime<Utc>,
+        risk: Duration,
+    ) -> Result<Scope, StoreError> {
         let mut scope = Scope {
             gen,
+            named: store.names_indexes(gen).await?,
             filter: String::new(),
             values: vec![ts(at), ts(at + risk)],
         };
@@ -341,7 +362,7 @@ impl Scope {
         if let Some(s) = &filter.step {
             scope.add("step", "=", s.clone());
         }
-        scope
+        Ok(scope)
     }
 
     fn add(&mut self, column: &str, op: &str, value: String) {
@@ -359,6 +380,22 @@ impl Scope {
     /// The selected clocks: of the generation, started by `$1`, in the filter.
     fn conditions(&self) -> String {
         format!("gen = {} AND started_at <= $1{}", self.gen, self.filter)
+    }
+
+    /// The clocks table read through generation index `index` (see [`through`]).
+    fn through(&self, index: &str) -> String {
+        through("clocks", index, self.gen, self.named)
+    }
+
+    /// The deadlines a clock never paused with status `status` at `$1` has (none for a
+    /// settled status): so that a list by deadline walks only those.
+    fn due_range(status: Option<Status>) -> &'static str {
+        match status {
+            Some(Status::Breached) => " AND due_at < $1",
+            Some(Status::AtRisk) => " AND due_at >= $1 AND due_at <= $2",
+            Some(Status::OnTrack) => " AND due_at > $2",
+            _ => "",
+        }
     }
 
     /// The selected clocks whose status the SQL gives.
@@ -446,16 +483,21 @@ impl Scope {
             let status: String = row.try_get("status").map_err(err)?;
             add(&row, &status, row.try_get("n").map_err(err)?)?;
         }
-        // The clocks whose status may have changed between W and `$1`.
+        // The clocks whose status may have changed between W and `$1`, each looked up by
+        // its key (`CROSS JOIN`: SQLite keeps that order).
         let sql = format!(
-            "SELECT policy, step, region, caseworker, {was} AS was, {now} AS now, COUNT(*) AS n FROM clocks WHERE gen = {gen} AND plain = 1{filter} AND clock_id IN (\
-             SELECT clock_id FROM clocks WHERE gen = {gen} AND started_at >= {lo} AND started_at <= {hi} \
-             UNION SELECT clock_id FROM clocks WHERE gen = {gen} AND due_at >= {lo} AND due_at <= {hi} \
-             UNION SELECT clock_id FROM clocks WHERE gen = {gen} AND settled_at >= {lo} AND settled_at <= {hi}) \
+            "SELECT policy, step, region, caseworker, {was} AS was, {now} AS now, COUNT(*) AS n FROM (\
+             SELECT clock_id FROM {by_start} WHERE gen = {gen} AND started_at >= {lo} AND started_at <= {hi} \
+             UNION SELECT clock_id FROM {by_due} WHERE gen = {gen} AND due_at >= {lo} AND due_at <= {hi} \
+             UNION SELECT clock_id FROM {by_settled} WHERE gen = {gen} AND settled_at >= {lo} AND settled_at <= {hi}) AS changed \
+             CROSS JOIN clocks WHERE clocks.gen = {gen} AND clocks.clock_id = changed.clock_id AND plain = 1{filter} \
              GROUP BY 1, 2, 3, 4, 5, 6",
             was = at_w(&base),
             now = at_w("$1"),
             filter = this.filter,
+            by_start = this.through("clocks_by_start"),
+            by_due = this.through("clocks_by_due"),
+            by_settled = this.through("clocks_by_settled"),
         );
         for row in this
             .bind(sqlx::query(&sql))
@@ -473,7 +515,8 @@ impl Scope {
         }
         // The pending ones due within the window are at risk; the others on track.
         let sql = format!(
-            "SELECT policy, step, region, caseworker, COUNT(*) AS n FROM clocks WHERE gen = {gen} AND plain = 1{} AND due_at >= $1 AND due_at <= $2 AND started_at <= $1 AND (settled_at IS NULL OR settled_at > $1) GROUP BY 1, 2, 3, 4",
+            "SELECT policy, step, region, caseworker, COUNT(*) AS n FROM {} WHERE gen = {gen} AND plain = 1{} AND due_at >= $1 AND due_at <= $2 AND started_at <= $1 AND (settled_at IS NULL OR settled_at > $1) GROUP BY 1, 2, 3, 4",
+            this.through("clocks_by_due"),
             this.filter
         );
         for row in this
