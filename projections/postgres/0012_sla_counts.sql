@@ -6,11 +6,18 @@
 -- replaced and deleted; a generation without a base row (one being rebuilt) counts nothing
 -- until its base is made in one pass. A summary at any time T reads the counts and
 -- corrects them by the clocks started, due or settled between W and T (see `sla::report`).
+-- A statement that changes counts first takes one transaction-scoped advisory lock (key
+-- 4242012, shared with `case_counts`): batches of different partitions, committed by
+-- different processes, would otherwise lock the shared count rows in different orders and
+-- deadlock; with it they take their turns.
 CREATE TABLE sla_base (gen BIGINT PRIMARY KEY, base_at TEXT COLLATE "C" NOT NULL);
 CREATE TABLE sla_counts (gen BIGINT NOT NULL, policy TEXT COLLATE "C" NOT NULL, step TEXT COLLATE "C" NOT NULL, region TEXT COLLATE "C" NOT NULL, caseworker TEXT COLLATE "C" NOT NULL, status TEXT COLLATE "C" NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (gen, policy, step, region, caseworker, status));
 
 CREATE FUNCTION clocks_counted_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+  IF EXISTS (SELECT 1 FROM new_rows c JOIN sla_base b ON b.gen = c.gen) THEN
+    PERFORM pg_advisory_xact_lock(4242012);
+  END IF;
   INSERT INTO sla_counts (gen, policy, step, region, caseworker, status, n)
   SELECT c.gen, c.policy, c.step, c.region, c.caseworker,
          CASE WHEN c.settled_at IS NOT NULL AND c.settled_at <= b.base_at THEN c.outcome
@@ -24,6 +31,9 @@ END $$;
 
 CREATE FUNCTION clocks_uncounted_on_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+  IF EXISTS (SELECT 1 FROM old_rows c JOIN sla_base b ON b.gen = c.gen) THEN
+    PERFORM pg_advisory_xact_lock(4242012);
+  END IF;
   INSERT INTO sla_counts (gen, policy, step, region, caseworker, status, n)
   SELECT c.gen, c.policy, c.step, c.region, c.caseworker,
          CASE WHEN c.settled_at IS NOT NULL AND c.settled_at <= b.base_at THEN c.outcome
@@ -37,6 +47,9 @@ END $$;
 
 CREATE FUNCTION clocks_recounted_on_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+  IF EXISTS (SELECT 1 FROM old_rows c JOIN sla_base b ON b.gen = c.gen) OR EXISTS (SELECT 1 FROM new_rows c JOIN sla_base b ON b.gen = c.gen) THEN
+    PERFORM pg_advisory_xact_lock(4242012);
+  END IF;
   INSERT INTO sla_counts (gen, policy, step, region, caseworker, status, n)
   SELECT gen, policy, step, region, caseworker, status, SUM(n) FROM (
     SELECT c.gen, c.policy, c.step, c.region, c.caseworker,

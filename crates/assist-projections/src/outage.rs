@@ -23,6 +23,21 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the store undid the work to break a deadlock or a serialization conflict
+    /// with another writer: nothing of it was kept, and doing it again may succeed.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Sql { source, .. } if conflict(source))
+    }
+}
+
+/// PostgreSQL's deadlock (40P01) and serialization failure (40001).
+pub(crate) fn conflict(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| matches!(code.as_ref(), "40P01" | "40001"))
+}
+
 fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)

@@ -1397,6 +1397,12 @@ async fn commit_batch(
 
 async fn write_rows(tx: &mut BatchTx, store: &Store, folded: Folded) -> Result<(), BatchError> {
     let werr = |e: WriteError| {
+        if let WriteError::Sql(source) = &e {
+            if crate::outage::conflict(source) {
+                // Undone by the store for another writer's sake: redone from the rows.
+                return BatchError::Wrong("the store undid the batch to break a deadlock");
+            }
+        }
         BatchError::Failed(
             match e {
                 // Kept typed, so a lost connection is known as one (and retried).

@@ -1252,6 +1252,174 @@ async fn the_counted_summary_follows_facts_arriving_after_its_base_and_a_new_bas
 }
 
 #[tokio::test]
+async fn the_counted_figures_follow_late_facts_shuffled_across_streams_on_both_dialects() {
+    use rand::{seq::SliceRandom, SeedableRng};
+    let mut events = assist_simulate::simulate(200, 60, 21);
+    events.shuffle(&mut rand::rngs::StdRng::seed_from_u64(21));
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &assist_simulate::to_jsonl(&events)).await;
+    let whole = Served::by_stream(all_records(&recorder).await, 3);
+    let half = Served::placed(
+        whole
+            .parts
+            .iter()
+            .map(|p| p[..p.len() / 2].to_vec())
+            .collect(),
+    );
+    let lite = sqlite_store(dir.path(), "views.db").await;
+    let (pg, _guard) = postgres_store().await;
+    for store in [&lite, &pg] {
+        catch_up(&half, store, 1, 40).await;
+    }
+    let base = lite
+        .sla_base(1)
+        .await
+        .unwrap()
+        .expect("a base once caught up");
+    let w = DateTime::parse_from_rfc3339(&base)
+        .unwrap()
+        .with_timezone(&Utc);
+    let clocks_before = load_clocks(&lite, 1).await.unwrap().len();
+    for store in [&lite, &pg] {
+        catch_up(&whole, store, 1, 40).await;
+        // The same base: the second half was counted by the triggers.
+        assert_eq!(store.sla_base(1).await.unwrap().as_ref(), Some(&base));
+    }
+    assert!(load_clocks(&lite, 1).await.unwrap().len() > clocks_before);
+    let ats = [
+        w - Duration::days(20),
+        w - Duration::milliseconds(1),
+        w,
+        w + Duration::milliseconds(1),
+        w + Duration::hours(12),
+        at(END_OF_MARCH),
+    ];
+    assert_counted_summaries_equal_the_report([&lite, &pg], &ats).await;
+    pg.close().await;
+}
+
+/// A case row of generation 1 in `region`, of key group `group`, as SQL.
+fn case_insert(subject: &str, region: &str, group: &str) -> String {
+    format!(
+        "INSERT INTO cases (gen, subject, kind, is_open, stage, key_groups, caseworker, region, opened_at, last_activity_at) \
+         VALUES (1, '{subject}', 'person', 1, 'alerted', '{group}', 'w', '{region}', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')"
+    )
+}
+
+/// Waits until a session of the database at `url` waits for a lock.
+async fn until_one_waits_for_a_lock(url: &str) {
+    use sqlx::Connection;
+    let mut watch = sqlx::PgConnection::connect(url).await.unwrap();
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no session came to wait for a lock");
+}
+
+#[tokio::test]
+async fn two_writers_changing_counts_in_opposite_orders_take_turns_on_postgres() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &scenario_jsonl()).await;
+    let (pg, guard) = postgres_store().await;
+    project(&recorder, &pg, 500).await;
+    assert!(pg.sla_base(1).await.unwrap().is_some(), "counted");
+    let url = guard.url();
+    let mut a = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut a).await.unwrap();
+    sqlx::query(&case_insert("a-1", "350121", "turns"))
+        .execute(&mut a)
+        .await
+        .unwrap();
+    // B counts in the other order: region 350122 first, then 350121 (which A holds).
+    let b = tokio::spawn({
+        let url = url.clone();
+        async move {
+            let mut b = sqlx::PgConnection::connect(&url).await?;
+            let mut tx = b.begin().await?;
+            for (subject, region) in [("b-1", "350122"), ("b-2", "350121")] {
+                sqlx::query(&case_insert(subject, region, "turns"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        }
+    });
+    until_one_waits_for_a_lock(&url).await;
+    sqlx::query(&case_insert("a-2", "350122", "turns"))
+        .execute(&mut a)
+        .await
+        .expect("A's second count is not deadlocked");
+    sqlx::query("COMMIT").execute(&mut a).await.unwrap();
+    b.await.unwrap().expect("B's counts are not deadlocked");
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT region, n FROM case_counts WHERE gen = 1 AND key_groups = 'turns' ORDER BY region",
+    )
+    .fetch_all(&mut a)
+    .await
+    .unwrap();
+    assert_eq!(counts, [("350121".into(), 2), ("350122".into(), 2)]);
+    pg.close().await;
+}
+
+#[tokio::test]
+async fn a_deadlock_on_postgres_is_known_as_a_conflict_worth_another_try() {
+    use assist_projections::store::StoreError;
+    use sqlx::Connection;
+    let (pg, guard) = postgres_store().await;
+    let url = guard.url();
+    let mut a = sqlx::PgConnection::connect(&url).await.unwrap();
+    for sql in [
+        "CREATE TABLE probe (k BIGINT PRIMARY KEY, v BIGINT NOT NULL)",
+        "INSERT INTO probe VALUES (1, 0), (2, 0)",
+        "BEGIN",
+        "UPDATE probe SET v = 1 WHERE k = 1",
+    ] {
+        sqlx::query(sql).execute(&mut a).await.unwrap();
+    }
+    let b = tokio::spawn({
+        let url = url.clone();
+        async move {
+            let mut b = sqlx::PgConnection::connect(&url).await?;
+            let mut tx = b.begin().await?;
+            for k in [2, 1] {
+                sqlx::query(&format!("UPDATE probe SET v = 2 WHERE k = {k}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        }
+    });
+    until_one_waits_for_a_lock(&url).await;
+    let on_a = sqlx::query("UPDATE probe SET v = 1 WHERE k = 2")
+        .execute(&mut a)
+        .await
+        .map(|_| ());
+    sqlx::query("ROLLBACK").execute(&mut a).await.unwrap();
+    let on_b = b.await.unwrap();
+    let undone = match (on_a, on_b) {
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => e,
+        other => panic!("one of the two is undone: {other:?}"),
+    };
+    let undone = StoreError::Sql {
+        store: pg.name().to_string(),
+        source: undone,
+    };
+    assert!(undone.is_conflict(), "{undone}");
+    assert!(!undone.is_connection_lost());
+    pg.close().await;
+}
+
+#[tokio::test]
 async fn a_caseload_page_from_the_store_equals_the_page_of_every_case_by_deadline_on_both_dialects()
 {
     use assist_projections::caseload::query::caseload_page;
@@ -1325,11 +1493,43 @@ async fn a_caseload_page_from_the_store_equals_the_page_of_every_case_by_deadlin
             ..CaseFilter::default()
         },
         CaseFilter {
-            group: Some(group),
+            group: Some(group.clone()),
             include_closed: true,
             ..CaseFilter::default()
         },
     ];
+    // A group is named exactly: not in another case, not by a part, not two at once.
+    let pair = whole
+        .cases
+        .iter()
+        .find(|c| c.case.groups.len() > 1)
+        .map(|c| c.case.groups[..2].join(","))
+        .expect("a case in two key groups");
+    for near in [group.to_uppercase(), group[1..].to_string(), pair] {
+        let filter = CaseFilter {
+            group: Some(near),
+            include_closed: true,
+            ..CaseFilter::default()
+        };
+        assert_eq!(
+            caseload(&lite, &calendar(), 1, &filter, now)
+                .await
+                .unwrap()
+                .total,
+            0
+        );
+        for store in [&lite, &pg] {
+            let page = caseload_page(store, &calendar(), 1, &filter, now, (10, 0))
+                .await
+                .unwrap();
+            assert_eq!(
+                (page.total, page.cases.len()),
+                (0, 0),
+                "{filter:?} on {}",
+                store.name()
+            );
+        }
+    }
     for filter in &filters {
         let mut all = caseload(&lite, &calendar(), 1, filter, now).await.unwrap();
         all.cases.sort_by(|a, b| {

@@ -4,7 +4,7 @@
 use super::{Case, Stage};
 use crate::runner::{case_from, clock_from};
 use crate::sla::{Calendar, Clock, Rules};
-use crate::store::{like_escape, through, ts, Store, StoreError};
+use crate::store::{like_escape, through, ts, Dialect, Store, StoreError};
 use assist_catalog::Event;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -157,20 +157,22 @@ pub async fn caseload_page(
         add(" AND stage = $?", stage.name().to_string());
     }
     if let Some(g) = &filter.group {
-        let escaped: String = g
-            .chars()
-            .flat_map(|c| match c {
-                '%' | '_' | '\\' => vec!['\\', c],
-                c => vec![c],
-            })
-            .collect();
+        // Exactly one of the comma-separated groups (`LIKE` would ignore case on SQLite).
+        let find = match store.dialect() {
+            Dialect::Sqlite => "instr",
+            Dialect::Postgres => "strpos",
+        };
         add(
-            " AND (',' || key_groups || ',') LIKE $? ESCAPE '\\'",
-            format!("%,{escaped},%"),
+            &format!(" AND {find}(',' || key_groups || ',', $?) > 0"),
+            format!(",{g},"),
         );
     }
     if !filter.include_closed {
         scope.push_str(" AND is_open = 1");
+    }
+    if filter.group.as_ref().is_some_and(|g| g.contains(',')) {
+        // No group's name holds a comma.
+        scope.push_str(" AND 1 = 0");
     }
     fn bind<'q>(
         sql: &'q str,
@@ -202,7 +204,14 @@ pub async fn caseload_page(
         .map_err(err)?
     {
         let stage: String = row.try_get("stage").map_err(err)?;
-        let n = usize::try_from(row.try_get::<i64, _>("n").map_err(err)?).unwrap_or_default();
+        let n = usize::try_from(row.try_get::<i64, _>("n").map_err(err)?).map_err(|_| {
+            StoreError::Rows {
+                store: store.name().to_string(),
+                reason: format!(
+                    "the case counts of generation {gen} went below zero: run assist rebuild"
+                ),
+            }
+        })?;
         total += n;
         *by_stage
             .entry(Stage::parse(&stage).unwrap_or(Stage::Alerted))
