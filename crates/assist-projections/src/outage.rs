@@ -21,9 +21,7 @@ impl StoreError {
             _ => false,
         }
     }
-}
 
-impl StoreError {
     /// Whether the store undid the work to break a deadlock or a serialization conflict
     /// with another writer: nothing of it was kept, and doing it again may succeed.
     pub fn is_conflict(&self) -> bool {
