@@ -929,7 +929,7 @@ fn fold_decoded(
     for (s, st) in &touched {
         if mem.deferring {
             let closed = st.clocks.iter().filter(|c| !c.is_open());
-            clocks_new.extend(closed.map(|c| clock_row(gen, c)));
+            clocks_new.extend(closed.map(|c| clock_row(gen, c, &rules.calendar)));
             continue;
         }
         let Some(was) = before.get(*s) else { continue };
@@ -954,7 +954,7 @@ fn fold_decoded(
             } else {
                 &mut clocks_new
             };
-            to.push(clock_row(gen, c));
+            to.push(clock_row(gen, c, &rules.calendar));
         }
         let to = if was.chain {
             &mut chains_changed
@@ -1110,7 +1110,7 @@ fn subject_rows(
                 .iter()
                 .map(|c| case_row(gen, c, &st.clocks, calendar)),
         );
-        clocks.extend(st.clocks.iter().map(|c| clock_row(gen, c)));
+        clocks.extend(st.clocks.iter().map(|c| clock_row(gen, c, calendar)));
         if st.chain.0 > 0 {
             chains.push(chain_row(gen, s, st));
         }
@@ -1587,6 +1587,9 @@ const CLOCKS: Table = Table {
         "settled_at",
         "outcome",
         "plain",
+        "pauses_end",
+        "moved_due",
+        "waiting",
     ],
     conflict: Conflict::Update("gen, clock_id"),
 };
@@ -1652,8 +1655,9 @@ fn chain_row(gen: i64, stream: &StreamId, st: &SubjectState) -> Vec<Val> {
     ]
 }
 
-fn clock_row(gen: i64, c: &Clock) -> Vec<Val> {
-    let outcome = c.outcome();
+fn clock_row(gen: i64, c: &Clock, calendar: &Calendar) -> Vec<Val> {
+    let outcome = c.outcome(calendar);
+    let after = c.after_pauses(calendar);
     vec![
         Val::Int(gen),
         Val::Text(c.clock_id.clone()),
@@ -1676,6 +1680,9 @@ fn clock_row(gen: i64, c: &Clock) -> Vec<Val> {
         Val::OptText(outcome.map(|(at, _)| ts(at))),
         Val::OptText(outcome.map(|(_, s)| s.name().to_string())),
         Val::Int(i64::from(c.pauses.is_empty())),
+        Val::OptText(after.map(|a| ts(a.since))),
+        Val::OptText(after.map(|a| ts(a.due))),
+        Val::Int(i64::from(after.is_some_and(|a| a.waiting))),
     ]
 }
 

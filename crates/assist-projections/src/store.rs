@@ -45,8 +45,13 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str)] = &[
     ("clocks_by_start", "clocks", "gen, started_at, clock_id"),
     ("clocks_by_due", "clocks", "gen, due_at, clock_id"),
     ("clocks_by_settled", "clocks", "gen, settled_at, clock_id"),
-    // The clocks counted one by one (paused, or from before migration 0011).
-    ("clocks_by_plain", "clocks", "gen, plain, started_at"),
+    // Paused clocks (`plain = 0`): those whose status at a time the SQL gives counted from
+    // the index alone (see `sla::report`), the others read one by one.
+    (
+        "clocks_paused",
+        "clocks",
+        "gen, plain, pauses_end, settled_at, outcome, waiting, moved_due, started_at, policy, step, region, caseworker",
+    ),
     // Caseload pages: in next-deadline order (see `caseload::query::caseload_page`), with
     // the filtered columns in the index; a caseworker's cases counted (a region's are
     // counted in `case_counts`).
@@ -62,8 +67,8 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The prefix of a retired per-generation index, dropped when a store is opened.
-const RETIRED_INDEX: &str = "audit_by_stream_g";
+/// The prefixes of retired per-generation indexes, dropped when a store is opened.
+const RETIRED_INDEXES: &[&str] = &["audit_by_stream_g", "clocks_by_plain_g"];
 
 /// `table` for a query of generation `gen` that must walk generation index `index`: on
 /// SQLite `table INDEXED BY index_gN` once `named` (see [`Store::names_indexes`]; without
@@ -301,9 +306,10 @@ impl Store {
     /// (`sla explain` now finds a subject's events through the log's stream index).
     async fn drop_retired_indexes(&self) -> Result<(), StoreError> {
         for name in self.index_names().await? {
-            let retired = name
-                .strip_prefix(RETIRED_INDEX)
-                .is_some_and(|gen| gen.parse::<i64>().is_ok());
+            let retired = RETIRED_INDEXES.iter().any(|prefix| {
+                name.strip_prefix(prefix)
+                    .is_some_and(|gen| gen.parse::<i64>().is_ok())
+            });
             if retired {
                 sqlx::query(&format!("DROP INDEX IF EXISTS {name}"))
                     .execute(&self.pool)
@@ -1051,10 +1057,10 @@ mod tests {
                 "cases_by_caseworker_g1",
                 "cases_by_next_g1",
                 "clocks_by_due_g1",
-                "clocks_by_plain_g1",
                 "clocks_by_settled_g1",
                 "clocks_by_start_g1",
-                "clocks_by_subject_g1"
+                "clocks_by_subject_g1",
+                "clocks_paused_g1"
             ]
         );
     }

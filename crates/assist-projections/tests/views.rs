@@ -13,11 +13,12 @@ use assist_projections::sla::report::{
     clocks_page, explain, list_clocks, load_clocks, report, summarize, summarize_listing, SlaFilter,
 };
 use assist_projections::sla::Rules;
-use assist_projections::sla::Status;
+use assist_projections::sla::{Clock, Status};
 use assist_projections::{Runner, Store};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use support::*;
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -1034,6 +1035,7 @@ async fn scenario_and_simulation_on_both_dialects() -> (tempfile::TempDir, Store
     jsonl.extend(assist_simulate::to_jsonl(&assist_simulate::simulate(
         300, 60, 12,
     )));
+    jsonl.extend(waiting_jsonl());
     let recorder = log_with(dir.path(), &jsonl).await;
     let lite = sqlite_store(dir.path(), "views.db").await;
     let (pg, guard) = postgres_store().await;
@@ -1102,32 +1104,97 @@ async fn the_summary_counted_by_the_store_equals_the_report_of_every_clock_on_bo
             }
         }
     }
-    // Both kinds of clock rows are there: never paused (counted by the store) and paused
-    // (counted one by one).
+    // Every kind of clock row is there at the times compared: never paused (counted by
+    // the store), and paused ones settled, past their last pause fact (waiting or with a
+    // deadline standing still), or neither (counted one by one).
     assert!(clocks.iter().any(|c| c.pauses.is_empty()));
-    assert!(clocks.iter().any(|c| !c.pauses.is_empty()));
-    // Rows from before migration 0011 are all counted one by one, with the same figures.
-    let old_rows = "UPDATE clocks SET plain = 0, outcome = NULL, settled_at = NULL";
+    let kinds: BTreeSet<&str> = [at("2026-02-10T00:00:00Z"), at(END_OF_MARCH)]
+        .into_iter()
+        .flat_map(|t| clocks.iter().filter_map(move |c| paused_kind(c, t)))
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "before its last pause fact",
+            "settled",
+            "standing still",
+            "waiting"
+        ])
+    );
+    // Rows from before migration 0015 (paused ones without an outcome nor what follows
+    // their pauses), then from before 0011, are counted one by one, with the same figures.
     let lite_url = format!("sqlite:{}", dir.path().join("views.db").display());
-    let lite_pool = sqlx::SqlitePool::connect(&lite_url).await.unwrap();
-    sqlx::query(old_rows).execute(&lite_pool).await.unwrap();
-    lite_pool.close().await;
-    let pg_pool = sqlx::PgPool::connect(&guard.url()).await.unwrap();
-    sqlx::query(old_rows).execute(&pg_pool).await.unwrap();
-    pg_pool.close().await;
-    for store in [&lite, &pg] {
-        let at = at(END_OF_MARCH);
-        let whole = report(&clocks, &calendar(), at, Duration::hours(24), &filters[0]);
-        let summed = summarize(store, 1, &calendar(), at, Duration::hours(24), &filters[0])
-            .await
-            .unwrap();
-        assert!(
-            summed == whole,
-            "rows before 0011 differ on {}",
-            store.name()
-        );
+    for (before, old_rows) in [
+        ("0015", "UPDATE clocks SET outcome = NULL, settled_at = NULL, pauses_end = NULL, moved_due = NULL, waiting = 0 WHERE plain = 0"),
+        ("0011", "UPDATE clocks SET plain = 0, outcome = NULL, settled_at = NULL"),
+    ] {
+        let lite_pool = sqlx::SqlitePool::connect(&lite_url).await.unwrap();
+        sqlx::query(old_rows).execute(&lite_pool).await.unwrap();
+        lite_pool.close().await;
+        let pg_pool = sqlx::PgPool::connect(&guard.url()).await.unwrap();
+        sqlx::query(old_rows).execute(&pg_pool).await.unwrap();
+        pg_pool.close().await;
+        for store in [&lite, &pg] {
+            let at = at(END_OF_MARCH);
+            let whole = report(&clocks, &calendar(), at, Duration::hours(24), &filters[0]);
+            let summed = summarize(store, 1, &calendar(), at, Duration::hours(24), &filters[0])
+                .await
+                .unwrap();
+            assert!(
+                summed == whole,
+                "rows before {before} differ on {}",
+                store.name()
+            );
+        }
     }
     pg.close().await;
+}
+
+/// A person alerted on 20 March whose clocks pause an hour later and never resume: they
+/// wait on the person at the end of March.
+fn waiting_jsonl() -> Vec<u8> {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/examples");
+    let mut out = Vec::new();
+    for (file, id, hour) in [
+        (
+            "alert_raised.v1.json",
+            "01934a5e-2001-7001-8000-000000000001",
+            "09",
+        ),
+        (
+            "clock_paused.v1.json",
+            "01934a5e-2002-7002-8000-000000000002",
+            "10",
+        ),
+    ] {
+        let mut e: Value =
+            serde_json::from_str(&std::fs::read_to_string(examples.join(file)).unwrap()).unwrap();
+        e["event_id"] = id.into();
+        e["stream"] = "person-0192f0c1-8a3b-7cde-9f00-00000000a1a1".into();
+        e["occurred_at"] = format!("2026-03-20T{hour}:00:00+08:00").into();
+        e["recorded_at"] = format!("2026-03-20T{hour}:30:00+08:00").into();
+        if let Some(alert) = e["data"].get_mut("alert_id") {
+            *alert = "01934a5e-0000-7000-8000-00000000a1a1".into();
+        }
+        out.extend(serde_json::to_vec(&e).unwrap());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// What a paused clock is at `at` for the SLA figures (`None` if never paused): settled,
+/// past its last pause fact (waiting, or its deadline standing still), or neither.
+fn paused_kind(c: &Clock, at: DateTime<Utc>) -> Option<&'static str> {
+    let after = c.after_pauses(&calendar())?;
+    Some(if c.met_at.or(c.cancelled_at).is_some_and(|s| s <= at) {
+        "settled"
+    } else if after.since >= at {
+        "before its last pause fact"
+    } else if after.waiting {
+        "waiting"
+    } else {
+        "standing still"
+    })
 }
 
 /// Asserts that the summary the store counts equals the report of every clock, on both
@@ -1927,7 +1994,7 @@ fn indexes_of(gens: &[i64]) -> Vec<String> {
                 "clocks_by_start",
                 "clocks_by_due",
                 "clocks_by_settled",
-                "clocks_by_plain",
+                "clocks_paused",
                 "cases_by_next",
                 "cases_by_caseworker",
             ]

@@ -31,6 +31,17 @@ pub struct Pause {
     pub in_working_time: bool,
 }
 
+/// A paused clock after its last pause fact: see [`Clock::after_pauses`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterPauses {
+    /// Its last pause fact: when a pause started or ended.
+    pub since: DateTime<Utc>,
+    /// The deadline from then on (unless waiting).
+    pub due: DateTime<Utc>,
+    /// Whether a pause that moved the deadline is still open then.
+    pub waiting: bool,
+}
+
 /// One clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Clock {
@@ -131,7 +142,14 @@ impl Clock {
     /// after a breach does not undo it. While a pause is open, the deadline is not before
     /// `at`: a clock does not breach while it waits on the person.
     pub fn effective_due(&self, at: DateTime<Utc>, calendar: &Calendar) -> DateTime<Utc> {
+        self.deadline(at, calendar).0
+    }
+
+    /// [`Clock::effective_due`], and whether a pause still open at `at` moved it (then it
+    /// moves on with `at`).
+    fn deadline(&self, at: DateTime<Utc>, calendar: &Calendar) -> (DateTime<Utc>, bool) {
         let mut due = self.due_at;
+        let mut moving = false;
         let mut pauses: Vec<&Pause> = self.pauses.iter().filter(|p| p.paused_at <= at).collect();
         pauses.sort_by_key(|p| p.paused_at);
         for p in pauses {
@@ -140,6 +158,7 @@ impl Clock {
                 break;
             }
             let resumed = p.resumed_at.filter(|r| *r <= at);
+            moving |= resumed.is_none();
             let end = resumed.unwrap_or(at).max(start);
             if p.in_working_time {
                 due = calendar.add_working_time(due, calendar.working_time(start, end));
@@ -150,21 +169,35 @@ impl Clock {
                 due += end - start;
             }
         }
-        due
+        (due, moving)
     }
 
-    /// When the clock was settled (met or cancelled) and its status from then on, for a
-    /// clock never paused: its status then needs no calendar, so the SLA figures compute
-    /// it in SQL (`clocks.settled_at`, `outcome`, `plain`). `None` when open or paused.
-    pub fn outcome(&self) -> Option<(DateTime<Utc>, Status)> {
-        if !self.pauses.is_empty() {
-            return None;
-        }
+    /// A paused clock after its last pause fact (`None` if never paused): at any time
+    /// after [`AfterPauses::since`] it is paused until settled when
+    /// [`AfterPauses::waiting`], else its deadline is [`AfterPauses::due`], so that its
+    /// status needs no calendar then (the SLA figures compute it in SQL).
+    pub fn after_pauses(&self, calendar: &Calendar) -> Option<AfterPauses> {
+        let since = self
+            .pauses
+            .iter()
+            .map(|p| p.resumed_at.map_or(p.paused_at, |r| r.max(p.paused_at)))
+            .max()?;
+        let (due, waiting) = self.deadline(since, calendar);
+        Some(AfterPauses {
+            since,
+            due,
+            waiting,
+        })
+    }
+
+    /// When the clock was settled (met or cancelled) and its status from then on (which no
+    /// later time changes), so that the SLA figures count settled clocks in SQL
+    /// (`clocks.settled_at`, `outcome`). A paused clock's outcome depends on `calendar`
+    /// (its working-time pauses): the views compute it with their generation's. `None`
+    /// while open.
+    pub fn outcome(&self, calendar: &Calendar) -> Option<(DateTime<Utc>, Status)> {
         let settled = self.met_at.or(self.cancelled_at)?;
-        Some((
-            settled,
-            self.status(settled, Duration::zero(), &Calendar::default()),
-        ))
+        Some((settled, self.status(settled, Duration::zero(), calendar)))
     }
 
     /// The status at `at`, with `risk` the window before the deadline that counts as at
@@ -361,5 +394,56 @@ mod tests {
             Status::Breached,
             "cancelled only after it breached"
         );
+    }
+
+    proptest::proptest! {
+        /// The SQL's reading of a paused clock after its last pause fact (paused while
+        /// waiting, else the status of its moved deadline) agrees with [`Clock::status`],
+        /// on random pauses counted in calendar or working time, open or closed, some
+        /// after the deadline.
+        #[test]
+        fn after_its_last_pause_fact_a_clock_is_paused_while_waiting_else_has_the_status_of_its_moved_deadline(
+            working: bool,
+            pauses in proptest::collection::vec((0i64..400, 0i64..200, proptest::bool::weighted(0.8)), 1..4),
+            later in proptest::collection::vec(1i64..2000, 1..6),
+            risk_h in 0i64..48,
+        ) {
+            let calendar = crate::sla::Rules::shipped().unwrap().calendar;
+            let mut c = clock(t(2, 10), t(4, 10));
+            let mut from = t(2, 10) - Duration::hours(30);
+            for (gap, length, closed) in pauses {
+                let paused_at = from + Duration::hours(gap);
+                let resumed_at = closed.then(|| paused_at + Duration::hours(length));
+                c.pauses.push(Pause {
+                    paused_at,
+                    resumed_at,
+                    pause_event: Uuid::nil(),
+                    resume_event: None,
+                    in_working_time: working,
+                });
+                match resumed_at {
+                    Some(r) => from = r,
+                    None => break,
+                }
+            }
+            let after = c.after_pauses(&calendar).unwrap();
+            let risk = Duration::hours(risk_h);
+            for hours in later {
+                let at = after.since + Duration::minutes(hours * 7);
+                let expected = if after.waiting {
+                    Status::Paused
+                } else if after.due < at {
+                    Status::Breached
+                } else if after.due <= at + risk {
+                    Status::AtRisk
+                } else {
+                    Status::OnTrack
+                };
+                proptest::prop_assert_eq!(c.status(at, risk, &calendar), expected);
+                if !after.waiting {
+                    proptest::prop_assert_eq!(c.effective_due(at, &calendar), after.due);
+                }
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@ pub mod clock;
 pub mod policy;
 
 pub use calendar::Calendar;
-pub use clock::{Clock, Pause, Status};
+pub use clock::{AfterPauses, Clock, Pause, Status};
 pub use policy::{DayKind, Policy};
 
 use assist_catalog::{Event, EventData};

@@ -200,9 +200,11 @@ pub async fn summarize(
 
 /// The SLA summary of generation `gen` with at most `list` breached and at-risk clocks
 /// listed (the first by deadline; all when `None`). A clock never paused has its status
-/// in SQL (`plain`: settled ones by their `outcome`, open ones by their deadline), so
-/// the store counts those by group; only paused clocks (and rows from before migration
-/// 0011) are read one by one and counted here. The filter is part of every query.
+/// in SQL (`plain`: settled ones by their `outcome`, open ones by their deadline), and so
+/// has a paused clock settled by `at` or past its last pause fact then
+/// ([`Clock::after_pauses`]): the store counts those by step, region and caseworker. Only
+/// the other paused clocks (and rows from before migrations 0011 and 0015) are read one by
+/// one and counted here. The filter is part of every query.
 pub async fn summarize_listing(
     store: &Store,
     gen: i64,
@@ -212,15 +214,19 @@ pub async fn summarize_listing(
     filter: &SlaFilter,
     list: Option<usize>,
 ) -> Result<SlaReport, StoreError> {
-    use futures::TryStreamExt;
-    let err = |e| store.err(e);
     let scope = Scope::new(store, gen, filter, at, risk).await?;
     let mut summary = Summary::new(calendar, at, risk, filter);
-    // Clocks never paused: counted by the store.
-    for ((policy, step, region, caseworker), status, n) in scope.counted(store).await? {
-        summary.count(&policy, &step, &region, &caseworker, status, n);
+    // Clocks never paused, and paused ones settled by `at`: counted by the store.
+    for (by, counted) in By::ALL
+        .into_iter()
+        .zip(scope.counted(store, &By::ALL).await?)
+    {
+        for (key, status, n) in counted {
+            summary.count_by(by, &key, status, n);
+        }
     }
-    // Their breached and at-risk lists, by deadline.
+    // Their breached and at-risk lists, by deadline (a paused clock's deadline moved: all
+    // of those breached are read, a few).
     if list != Some(0) {
         for wanted in [Status::Breached, Status::AtRisk] {
             let mut sql = format!(
@@ -238,16 +244,18 @@ pub async fn summarize_listing(
                 summary.list(&c, wanted);
             }
         }
+        for wanted in [Status::Breached, Status::AtRisk] {
+            for c in scope
+                .known_clocks(store, Some(wanted), list.unwrap_or(usize::MAX))
+                .await?
+            {
+                summary.list(&c, wanted);
+            }
+        }
     }
     // The others, one by one.
-    let sql = format!(
-        "SELECT * FROM {} WHERE {}",
-        scope.through("clocks_by_plain"),
-        scope.other()
-    );
-    let mut rows = scope.bind(sqlx::query(&sql)).fetch(&store.pool);
-    while let Some(row) = rows.try_next().await.map_err(err)? {
-        summary.add(&clock_from(&row).map_err(err)?);
+    for c in scope.open_paused_clocks(store).await? {
+        summary.add(&c);
     }
     let mut report = summary.finish();
     if let Some(n) = list {
@@ -259,7 +267,8 @@ pub async fn summarize_listing(
 
 /// The clocks a filter selects with status `status` at `at` (any when `None`), by
 /// deadline then id, a page of them (`limit` from `offset`) and how many there are in all:
-/// [`list_clocks`] with the store doing the work for clocks never paused.
+/// [`list_clocks`] with the store doing the work for the clocks whose status the SQL
+/// gives (see [`summarize_listing`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn clocks_page(
     store: &Store,
@@ -275,9 +284,8 @@ pub async fn clocks_page(
     let wanted = status
         .map(|s| format!(" AND {} = '{}'", Scope::STATUS, s.name()))
         .unwrap_or_default();
-    let mut total: usize = scope
-        .counted(store)
-        .await?
+    let [by_step, ..] = scope.counted(store, &[By::Step]).await?;
+    let mut total: usize = by_step
         .into_iter()
         .filter(|(_, s, _)| status.is_none_or(|wanted| wanted == *s))
         .map(|(_, _, n)| n)
@@ -296,12 +304,13 @@ pub async fn clocks_page(
         .iter()
         .map(|c| ClockLine::of(c, at, c.status(at, risk, calendar), calendar))
         .collect();
-    let sql = format!(
-        "SELECT * FROM {} WHERE {}",
-        scope.through("clocks_by_plain"),
-        scope.other()
-    );
-    let others = scope.clocks(store, &sql).await?;
+    // Paused clocks whose status the SQL gives (counted above), then the others, counted
+    // here.
+    let known = scope
+        .known_clocks(store, status, offset.saturating_add(limit))
+        .await?;
+    lines.extend(list_clocks(&known, calendar, at, risk, filter, status));
+    let others = scope.open_paused_clocks(store).await?;
     let others = list_clocks(&others, calendar, at, risk, filter, status);
     total += others.len();
     lines.extend(others);
@@ -322,14 +331,74 @@ struct Scope {
     values: Vec<String>,
 }
 
-/// A group of clocks counted together: policy, step, region, caseworker.
-type Group = (String, String, String, String);
+/// A way of grouping clocks: the summary has a line per step, per region and per
+/// caseworker, so the store counts by each of them (not by all three at once, which
+/// gives a row per step, region and caseworker: tens of thousands for a province).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum By {
+    Step,
+    Region,
+    Worker,
+}
 
-/// Clocks counted per group and status.
-type Counted = Vec<(Group, Status, usize)>;
+impl By {
+    const ALL: [By; 3] = [By::Step, By::Region, By::Worker];
 
-/// Signed counts per group and status name, while corrections are added up.
-type Sums = BTreeMap<(Group, String), i64>;
+    /// The group's key in SQL, on columns both `clocks` and `sla_counts` have.
+    fn key(self) -> &'static str {
+        match self {
+            By::Step => "policy || '/' || step",
+            By::Region => "region",
+            By::Worker => "caseworker",
+        }
+    }
+
+    /// The keys of groupings `by` as columns `k0`, `k1`, `k2` (numbered in [`By::ALL`]
+    /// order), then `GROUP BY` with `more` columns after them.
+    fn keys(by: &[By], more: usize) -> (String, String) {
+        let columns = by
+            .iter()
+            .map(|b| format!("{} AS k{}", b.key(), *b as usize))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let group = (1..=by.len() + more)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        (columns, format!("GROUP BY {group}"))
+    }
+}
+
+/// Clocks counted per key and status, for each grouping (in [`By::ALL`] order).
+type Counted = [Vec<(String, Status, usize)>; 3];
+
+/// Signed counts per grouping, key and status name, while corrections are added up.
+#[derive(Default)]
+struct Sums([BTreeMap<(String, String), i64>; 3]);
+
+impl Sums {
+    fn add(&mut self, by: By, key: String, status: &str, n: i64) {
+        *self.0[by as usize]
+            .entry((key, status.to_string()))
+            .or_default() += n;
+    }
+
+    /// Adds `n` clocks of status `status` from a row with the keys of groupings `by`
+    /// ([`By::keys`]).
+    fn add_keyed(
+        &mut self,
+        row: &sqlx::any::AnyRow,
+        by: &[By],
+        status: &str,
+        n: i64,
+    ) -> Result<(), sqlx::Error> {
+        for b in by {
+            let key = row.try_get(format!("k{}", *b as usize).as_str())?;
+            self.add(*b, key, status, n);
+        }
+        Ok(())
+    }
+}
 
 impl Scope {
     /// The status at `$1` of a clock never paused. Settled by then: its outcome. Open then:
@@ -403,17 +472,86 @@ impl Scope {
         format!("{} AND plain = 1", self.conditions())
     }
 
-    /// The selected clocks counted one by one: paused, or written before migration 0011.
-    fn other(&self) -> String {
-        format!("{} AND plain = 0", self.conditions())
+    /// The status at `$1` of a paused clock that [`Scope::known`] selects. Settled by
+    /// then: its outcome. Past its last pause fact: paused while waiting, else breached,
+    /// at risk or on track by its moved deadline (see [`Clock::after_pauses`]).
+    const PAUSED_STATUS: &'static str = "(CASE WHEN settled_at IS NOT NULL AND settled_at <= $1 THEN outcome WHEN waiting = 1 THEN 'paused' WHEN moved_due < $1 THEN 'breached' WHEN moved_due <= $2 THEN 'at_risk' ELSE 'on_track' END)";
+
+    /// The selected paused clocks whose status at `$1` the SQL gives
+    /// ([`Scope::PAUSED_STATUS`]): settled by then, or past their last pause fact.
+    fn known(&self) -> String {
+        format!(
+            "{} AND plain = 0 AND ((outcome IS NOT NULL AND settled_at <= $1) OR pauses_end < $1)",
+            self.conditions()
+        )
     }
 
-    /// The selected clocks never paused, counted by group and status at `$1`, in one
-    /// snapshot of the store. With the generation's counts (migration 0012, as they stood
-    /// at their base time W): those counts, corrected by the clocks started, due or
+    /// The selected clocks counted one by one: paused, neither settled by `$1` nor past
+    /// their last pause fact then, or written without those columns (before migrations
+    /// 0011 and 0015).
+    fn other(&self) -> String {
+        format!(
+            "{} AND plain = 0 AND (outcome IS NULL OR settled_at > $1) AND (pauses_end IS NULL OR pauses_end >= $1)",
+            self.conditions()
+        )
+    }
+
+    /// The paused clocks [`Scope::known`] selects with status `status` at `$1` (any when
+    /// `None`): the first `n` by deadline of those whose deadline stands still then, and
+    /// all the others (waiting, their deadline moves with `$1`; or settled before a later
+    /// pause fact: a few).
+    async fn known_clocks(
+        &self,
+        store: &Store,
+        status: Option<Status>,
+        n: usize,
+    ) -> Result<Vec<Clock>, StoreError> {
+        let wanted = status
+            .map(|s| format!(" AND {} = '{}'", Scope::PAUSED_STATUS, s.name()))
+            .unwrap_or_default();
+        let from = self.through("clocks_paused");
+        let still = "waiting = 0 AND pauses_end < $1";
+        let mut clocks = self
+            .clocks(
+                store,
+                &format!(
+                    "SELECT * FROM {from} WHERE {}{wanted} AND {still} ORDER BY moved_due, clock_id LIMIT {}",
+                    self.known(),
+                    n.min(i64::MAX as usize)
+                ),
+            )
+            .await?;
+        clocks.extend(
+            self.clocks(
+                store,
+                &format!(
+                    "SELECT * FROM {from} WHERE {}{wanted} AND (waiting = 1 OR pauses_end IS NULL OR pauses_end >= $1)",
+                    self.known()
+                ),
+            )
+            .await?,
+        );
+        Ok(clocks)
+    }
+
+    /// The selected clocks whose status only the calendar gives: see [`Scope::other`].
+    async fn open_paused_clocks(&self, store: &Store) -> Result<Vec<Clock>, StoreError> {
+        let sql = format!(
+            "SELECT * FROM {} WHERE {}",
+            self.through("clocks_paused"),
+            self.other()
+        );
+        self.clocks(store, &sql).await
+    }
+
+    /// The selected clocks whose status at `$1` the SQL gives, counted by group and status,
+    /// in one snapshot of the store: the paused ones [`Scope::known`] selects, and those
+    /// never paused as follows. With the generation's counts (migration 0012, as they
+    /// stood at their base time W): those counts, corrected by the clocks started, due or
     /// settled between W and `$1` (the only ones whose status can differ), and the pending
     /// ones split into at risk and on track by their deadline. Without: one GROUP BY.
-    async fn counted(&self, store: &Store) -> Result<Counted, StoreError> {
+    /// Only groupings `by` are counted (the others come back empty).
+    async fn counted(&self, store: &Store, by: &[By]) -> Result<Counted, StoreError> {
         let mut this = self.clone();
         let err = |e| store.err(e);
         let mut tx = store.pool.begin().await.map_err(err)?;
@@ -423,26 +561,33 @@ impl Scope {
                 .await
                 .map_err(err)?;
         }
+        let mut sums = Sums::default();
+        let (keys, group) = By::keys(by, 1);
+        let sql = format!(
+            "SELECT {keys}, {} AS status, COUNT(*) AS n FROM {} WHERE {} {group}",
+            Scope::PAUSED_STATUS,
+            this.through("clocks_paused"),
+            this.known(),
+        );
+        for row in this
+            .bind(sqlx::query(&sql))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err)?
+        {
+            let status: String = row.try_get("status").map_err(err)?;
+            sums.add_keyed(&row, by, &status, row.try_get("n").map_err(err)?)
+                .map_err(err)?;
+        }
         let base: Option<String> =
             sqlx::query_scalar("SELECT base_at FROM sla_base WHERE gen = $1")
                 .bind(this.gen)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(err)?;
-        let mut sums = Sums::new();
-        let mut add = |row: &sqlx::any::AnyRow, status: &str, n: i64| -> Result<(), StoreError> {
-            let group = (
-                row.try_get::<String, _>("policy").map_err(err)?,
-                row.try_get::<String, _>("step").map_err(err)?,
-                row.try_get::<String, _>("region").map_err(err)?,
-                row.try_get::<String, _>("caseworker").map_err(err)?,
-            );
-            *sums.entry((group, status.to_string())).or_default() += n;
-            Ok(())
-        };
         let Some(base) = base else {
             let sql = format!(
-                "SELECT policy, step, region, caseworker, {} AS status, COUNT(*) AS n FROM clocks WHERE {} GROUP BY 1, 2, 3, 4, 5",
+                "SELECT {keys}, {} AS status, COUNT(*) AS n FROM clocks WHERE {} {group}",
                 Scope::STATUS,
                 this.plain(),
             );
@@ -453,7 +598,8 @@ impl Scope {
                 .map_err(err)?
             {
                 let status: String = row.try_get("status").map_err(err)?;
-                add(&row, &status, row.try_get("n").map_err(err)?)?;
+                sums.add_keyed(&row, by, &status, row.try_get("n").map_err(err)?)
+                    .map_err(err)?;
             }
             tx.commit().await.map_err(err)?;
             return this.statuses(store, sums);
@@ -469,29 +615,34 @@ impl Scope {
         let at_w = |t: &str| {
             format!("(CASE WHEN started_at > {t} THEN NULL WHEN settled_at IS NOT NULL AND settled_at <= {t} THEN outcome WHEN due_at < {t} THEN 'breached' ELSE 'pending' END)")
         };
-        // The counts as they stood at W.
-        let sql = format!(
-            "SELECT policy, step, region, caseworker, status, n FROM sla_counts WHERE gen = {gen} AND n <> 0{}",
-            this.filter
-        );
-        for row in this
-            .bind(sqlx::query(&sql))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(err)?
-        {
-            let status: String = row.try_get("status").map_err(err)?;
-            add(&row, &status, row.try_get("n").map_err(err)?)?;
+        // The counts as they stood at W, by each grouping.
+        for b in by {
+            let sql = format!(
+                "SELECT {} AS k, status, CAST(SUM(n) AS BIGINT) AS n FROM sla_counts WHERE gen = {gen} AND n <> 0{} GROUP BY 1, 2",
+                b.key(),
+                this.filter
+            );
+            for row in this
+                .bind(sqlx::query(&sql))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?
+            {
+                let status: String = row.try_get("status").map_err(err)?;
+                let key: String = row.try_get("k").map_err(err)?;
+                sums.add(*b, key, &status, row.try_get("n").map_err(err)?);
+            }
         }
         // The clocks whose status may have changed between W and `$1`, each looked up by
         // its key (`CROSS JOIN`: SQLite keeps that order).
         let sql = format!(
-            "SELECT policy, step, region, caseworker, {was} AS was, {now} AS now, COUNT(*) AS n FROM (\
+            "SELECT {keys}, {was} AS was, {now} AS now, COUNT(*) AS n FROM (\
              SELECT clock_id FROM {by_start} WHERE gen = {gen} AND started_at >= {lo} AND started_at <= {hi} \
              UNION SELECT clock_id FROM {by_due} WHERE gen = {gen} AND due_at >= {lo} AND due_at <= {hi} \
              UNION SELECT clock_id FROM {by_settled} WHERE gen = {gen} AND settled_at >= {lo} AND settled_at <= {hi}) AS changed \
              CROSS JOIN clocks WHERE clocks.gen = {gen} AND clocks.clock_id = changed.clock_id AND plain = 1{filter} \
-             GROUP BY 1, 2, 3, 4, 5, 6",
+             {group}",
+            group = By::keys(by, 2).1,
             was = at_w(&base),
             now = at_w("$1"),
             filter = this.filter,
@@ -507,17 +658,18 @@ impl Scope {
         {
             let n: i64 = row.try_get("n").map_err(err)?;
             if let Some(was) = row.try_get::<Option<String>, _>("was").map_err(err)? {
-                add(&row, &was, -n)?;
+                sums.add_keyed(&row, by, &was, -n).map_err(err)?;
             }
             if let Some(now) = row.try_get::<Option<String>, _>("now").map_err(err)? {
-                add(&row, &now, n)?;
+                sums.add_keyed(&row, by, &now, n).map_err(err)?;
             }
         }
         // The pending ones due within the window are at risk; the others on track.
         let sql = format!(
-            "SELECT policy, step, region, caseworker, COUNT(*) AS n FROM {} WHERE gen = {gen} AND plain = 1{} AND due_at >= $1 AND due_at <= $2 AND started_at <= $1 AND (settled_at IS NULL OR settled_at > $1) GROUP BY 1, 2, 3, 4",
+            "SELECT {keys}, COUNT(*) AS n FROM {} WHERE gen = {gen} AND plain = 1{} AND due_at >= $1 AND due_at <= $2 AND started_at <= $1 AND (settled_at IS NULL OR settled_at > $1) {}",
             this.through("clocks_by_due"),
-            this.filter
+            this.filter,
+            By::keys(by, 0).1,
         );
         for row in this
             .bind(sqlx::query(&sql))
@@ -526,36 +678,39 @@ impl Scope {
             .map_err(err)?
         {
             let n: i64 = row.try_get("n").map_err(err)?;
-            add(&row, "pending", -n)?;
-            add(&row, Status::AtRisk.name(), n)?;
+            sums.add_keyed(&row, by, "pending", -n).map_err(err)?;
+            sums.add_keyed(&row, by, Status::AtRisk.name(), n)
+                .map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
         this.statuses(store, sums)
     }
 
-    /// Counted groups by status (`pending` left over is on track); a negative count means
+    /// Counted keys by status (`pending` left over is on track); a negative count means
     /// the stored counts went wrong.
     fn statuses(&self, store: &Store, sums: Sums) -> Result<Counted, StoreError> {
-        let mut out = Vec::new();
-        for ((group, status), n) in sums {
-            if n == 0 {
-                continue;
+        let mut out: Counted = Default::default();
+        for (counted, sums) in out.iter_mut().zip(sums.0) {
+            for ((key, status), n) in sums {
+                if n == 0 {
+                    continue;
+                }
+                let name = if status == "pending" {
+                    Status::OnTrack.name()
+                } else {
+                    status.as_str()
+                };
+                let (Some(status), Ok(n)) = (parse_status(name), usize::try_from(n)) else {
+                    return Err(StoreError::Rows {
+                        store: store.name().to_string(),
+                        reason: format!(
+                            "generation {}'s SLA counts do not add up ({n} clocks {status}); run `assist rebuild`",
+                            self.gen
+                        ),
+                    });
+                };
+                counted.push((key, status, n));
             }
-            let name = if status == "pending" {
-                Status::OnTrack.name()
-            } else {
-                status.as_str()
-            };
-            let (Some(status), Ok(n)) = (parse_status(name), usize::try_from(n)) else {
-                return Err(StoreError::Rows {
-                    store: store.name().to_string(),
-                    reason: format!(
-                        "generation {}'s SLA counts do not add up ({n} clocks {status}); run `assist rebuild`",
-                        self.gen
-                    ),
-                });
-            };
-            out.push((group, status, n));
         }
         Ok(out)
     }
@@ -628,42 +783,35 @@ impl<'a> Summary<'a> {
             return;
         }
         let s = c.status(at, self.risk, self.calendar);
-        self.count(&c.policy, &c.step, &c.region, &c.caseworker, s, 1);
+        self.count_by(By::Step, &format!("{}/{}", c.policy, c.step), s, 1);
+        self.count_by(By::Region, &c.region, s, 1);
+        self.count_by(By::Worker, &c.caseworker, s, 1);
         self.list(c, s);
     }
 
-    /// Counts `n` clocks of one policy step, region and caseworker with status `s`.
-    fn count(
-        &mut self,
-        policy: &str,
-        step: &str,
-        region: &str,
-        caseworker: &str,
-        s: Status,
-        n: usize,
-    ) {
-        self.total.add(s, n);
-        // Looked up before inserting: most clocks fall into a group already there.
-        let step = format!("{policy}/{step}");
-        self.steps.entry(step).or_default().add(s, n);
-        for len in [2, 4, 6] {
-            if region.len() >= len {
-                let key = (len, region[..len].to_string());
-                self.regions.entry(key).or_default().add(s, n);
+    /// Counts `n` clocks with status `s` into their group `key` of grouping `by` (each
+    /// clock is counted once by each grouping; the total goes with the steps).
+    fn count_by(&mut self, by: By, key: &str, s: Status, n: usize) {
+        match by {
+            By::Step => {
+                self.total.add(s, n);
+                self.steps.entry(key.to_string()).or_default().add(s, n);
             }
-        }
-        let worker = if caseworker.is_empty() {
-            "(unassigned)"
-        } else {
-            caseworker
-        };
-        match self.workers.get_mut(worker) {
-            Some(counts) => counts.add(s, n),
-            None => self
-                .workers
-                .entry(worker.to_string())
-                .or_default()
-                .add(s, n),
+            By::Region => {
+                for len in [2, 4, 6] {
+                    if let Some(prefix) = key.get(..len) {
+                        let group = (len, prefix.to_string());
+                        self.regions.entry(group).or_default().add(s, n);
+                    }
+                }
+            }
+            By::Worker => {
+                let worker = if key.is_empty() { "(unassigned)" } else { key };
+                self.workers
+                    .entry(worker.to_string())
+                    .or_default()
+                    .add(s, n);
+            }
         }
     }
 

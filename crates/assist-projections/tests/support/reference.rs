@@ -278,15 +278,27 @@ pub fn project(parts: &[Vec<Record>], rules: &Rules) -> String {
             row.push(("next_moves", u8::from(paused).to_string()));
         }
         for c in subject_clocks {
-            // A clock never paused and settled: when, and how (its deadline never moved).
-            let settled = c.met_at.or(c.cancelled_at).filter(|_| c.pauses.is_empty());
+            // A settled clock: when, and how, against its deadline as it stood then (moved
+            // by the pauses before it, measured on the rules' calendar).
+            let settled = c.met_at.or(c.cancelled_at);
+            let due = |t| c.effective_due(t, &rules.calendar);
             let outcome = match (c.met_at, c.cancelled_at) {
                 _ if settled.is_none() => "NULL",
-                (Some(m), _) if m <= c.due_at => "met",
+                (Some(m), _) if m <= due(m) => "met",
                 (Some(_), _) => "met_late",
-                (None, Some(x)) if x > c.due_at => "breached",
+                (None, Some(x)) if x > due(x) => "breached",
                 _ => "cancelled",
             };
+            // After its last pause fact: the deadline then, and whether a pause that moved
+            // it is still open (the deadline a month later is later still).
+            let pauses_end = c
+                .pauses
+                .iter()
+                .flat_map(|p| [Some(p.paused_at), p.resumed_at])
+                .flatten()
+                .max();
+            let moved_due = pauses_end.map(|e| due(e));
+            let waiting = pauses_end.is_some_and(|e| due(e + chrono::Duration::days(30)) > due(e));
             clocks.insert(
                 c.clock_id.clone(),
                 vec![
@@ -313,6 +325,9 @@ pub fn project(parts: &[Vec<Record>], rules: &Rules) -> String {
                     ("settled_at", opt_ts(settled)),
                     ("outcome", outcome.to_string()),
                     ("plain", u8::from(c.pauses.is_empty()).to_string()),
+                    ("pauses_end", opt_ts(pauses_end)),
+                    ("moved_due", opt_ts(moved_due)),
+                    ("waiting", u8::from(waiting).to_string()),
                 ],
             );
         }
