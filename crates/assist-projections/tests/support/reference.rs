@@ -297,7 +297,7 @@ pub fn project(parts: &[Vec<Record>], rules: &Rules) -> String {
                 .flat_map(|p| [Some(p.paused_at), p.resumed_at])
                 .flatten()
                 .max();
-            let moved_due = pauses_end.map(|e| due(e));
+            let moved_due = pauses_end.map(&due);
             let waiting = pauses_end.is_some_and(|e| due(e + chrono::Duration::days(30)) > due(e));
             clocks.insert(
                 c.clock_id.clone(),
