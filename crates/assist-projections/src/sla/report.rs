@@ -254,7 +254,7 @@ pub async fn summarize_listing(
         }
     }
     // The others, one by one.
-    for c in scope.open_paused_clocks(store).await? {
+    for c in scope.other_clocks(store).await? {
         summary.add(&c);
     }
     let mut report = summary.finish();
@@ -310,7 +310,7 @@ pub async fn clocks_page(
         .known_clocks(store, status, offset.saturating_add(limit))
         .await?;
     lines.extend(list_clocks(&known, calendar, at, risk, filter, status));
-    let others = scope.open_paused_clocks(store).await?;
+    let others = scope.other_clocks(store).await?;
     let others = list_clocks(&others, calendar, at, risk, filter, status);
     total += others.len();
     lines.extend(others);
@@ -381,6 +381,16 @@ impl Sums {
         *self.0[by as usize]
             .entry((key, status.to_string()))
             .or_default() += n;
+    }
+
+    /// Adds rows with the keys of groupings `by` ([`By::keys`]), a `status` and a count
+    /// `n`.
+    fn add_rows(&mut self, rows: &[sqlx::any::AnyRow], by: &[By]) -> Result<(), sqlx::Error> {
+        for row in rows {
+            let status: String = row.try_get("status")?;
+            self.add_keyed(row, by, &status, row.try_get("n")?)?;
+        }
+        Ok(())
     }
 
     /// Adds `n` clocks of status `status` from a row with the keys of groupings `by`
@@ -535,7 +545,7 @@ impl Scope {
     }
 
     /// The selected clocks whose status only the calendar gives: see [`Scope::other`].
-    async fn open_paused_clocks(&self, store: &Store) -> Result<Vec<Clock>, StoreError> {
+    async fn other_clocks(&self, store: &Store) -> Result<Vec<Clock>, StoreError> {
         let sql = format!(
             "SELECT * FROM {} WHERE {}",
             self.through("clocks_paused"),
@@ -569,16 +579,8 @@ impl Scope {
             this.through("clocks_paused"),
             this.known(),
         );
-        for row in this
-            .bind(sqlx::query(&sql))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(err)?
-        {
-            let status: String = row.try_get("status").map_err(err)?;
-            sums.add_keyed(&row, by, &status, row.try_get("n").map_err(err)?)
-                .map_err(err)?;
-        }
+        sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, by)
+            .map_err(err)?;
         let base: Option<String> =
             sqlx::query_scalar("SELECT base_at FROM sla_base WHERE gen = $1")
                 .bind(this.gen)
@@ -591,16 +593,8 @@ impl Scope {
                 Scope::STATUS,
                 this.plain(),
             );
-            for row in this
-                .bind(sqlx::query(&sql))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(err)?
-            {
-                let status: String = row.try_get("status").map_err(err)?;
-                sums.add_keyed(&row, by, &status, row.try_get("n").map_err(err)?)
-                    .map_err(err)?;
-            }
+            sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, by)
+                .map_err(err)?;
             tx.commit().await.map_err(err)?;
             return this.statuses(store, sums);
         };
@@ -617,21 +611,13 @@ impl Scope {
         };
         // The counts as they stood at W, by each grouping.
         for b in by {
+            let (key, group) = By::keys(&[*b], 1);
             let sql = format!(
-                "SELECT {} AS k, status, CAST(SUM(n) AS BIGINT) AS n FROM sla_counts WHERE gen = {gen} AND n <> 0{} GROUP BY 1, 2",
-                b.key(),
+                "SELECT {key}, status, CAST(SUM(n) AS BIGINT) AS n FROM sla_counts WHERE gen = {gen} AND n <> 0{} {group}",
                 this.filter
             );
-            for row in this
-                .bind(sqlx::query(&sql))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(err)?
-            {
-                let status: String = row.try_get("status").map_err(err)?;
-                let key: String = row.try_get("k").map_err(err)?;
-                sums.add(*b, key, &status, row.try_get("n").map_err(err)?);
-            }
+            sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, &[*b])
+                .map_err(err)?;
         }
         // The clocks whose status may have changed between W and `$1`, each looked up by
         // its key (`CROSS JOIN`: SQLite keeps that order).
@@ -650,12 +636,7 @@ impl Scope {
             by_due = this.through("clocks_by_due"),
             by_settled = this.through("clocks_by_settled"),
         );
-        for row in this
-            .bind(sqlx::query(&sql))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(err)?
-        {
+        for row in this.rows(&mut tx, &sql).await.map_err(err)? {
             let n: i64 = row.try_get("n").map_err(err)?;
             if let Some(was) = row.try_get::<Option<String>, _>("was").map_err(err)? {
                 sums.add_keyed(&row, by, &was, -n).map_err(err)?;
@@ -671,12 +652,7 @@ impl Scope {
             this.filter,
             By::keys(by, 0).1,
         );
-        for row in this
-            .bind(sqlx::query(&sql))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(err)?
-        {
+        for row in this.rows(&mut tx, &sql).await.map_err(err)? {
             let n: i64 = row.try_get("n").map_err(err)?;
             sums.add_keyed(&row, by, "pending", -n).map_err(err)?;
             sums.add_keyed(&row, by, Status::AtRisk.name(), n)
@@ -713,6 +689,15 @@ impl Scope {
             }
         }
         Ok(out)
+    }
+
+    /// The rows `sql` (with this scope's values bound) reads in transaction `tx`.
+    async fn rows(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        sql: &str,
+    ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+        self.bind(sqlx::query(sql)).fetch_all(&mut **tx).await
     }
 
     /// The clocks `sql` (with this scope's values bound) reads.
