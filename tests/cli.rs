@@ -1,6 +1,7 @@
 //! End-to-end tests of the `assist` binary on the embedded default.
 
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -549,6 +550,45 @@ fn caseload_filters_roll_up_by_region_prefix() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains(
         "a region prefix must be 2, 4 or 6 digits (province, city, county); got 3 digits"
     ));
+}
+
+#[test]
+fn caseload_lists_cases_by_next_step_due_overdue_first_as_the_service_pages_them() {
+    let dir = county();
+    let v: Value =
+        serde_json::from_slice(&assist(dir.path(), &["caseload", "--json"]).stdout).unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(
+        cases.len() as u64,
+        v["total"].as_u64().unwrap(),
+        "JSON lists all"
+    );
+    // By deadline (a case without a next step last), ties by subject.
+    let key = |c: &Value| {
+        (
+            c["next_step"]["due_at"].as_str().unwrap_or("~").to_string(),
+            c["subject"].as_str().unwrap().to_string(),
+        )
+    };
+    let keys: Vec<_> = cases.iter().map(key).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    let dues: BTreeSet<&str> = keys.iter().map(|(d, _)| d.as_str()).collect();
+    assert!(dues.len() > 2 && dues.contains("~"), "{dues:?}");
+    // The text shows the first ones and says how many more there are.
+    let text = stdout(&assist(dir.path(), &["caseload", "--limit", "3"]));
+    let listed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.contains('-') && !w.ends_with(':'))
+        .collect();
+    let first: Vec<&str> = keys[..3].iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(listed, first, "{text}");
+    assert!(
+        text.contains(&format!("({} more; --limit 0 lists all)", cases.len() - 3)),
+        "{text}"
+    );
 }
 
 #[test]

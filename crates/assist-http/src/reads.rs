@@ -11,7 +11,9 @@ use assist_catalog::{RegionPrefix, StreamId};
 use assist_ingest::history::Entry;
 use assist_log::Record;
 use assist_projections::audit::chain::{check_records, Integrity};
-use assist_projections::caseload::query::{caseload_as_of, caseload_page, CaseFilter};
+use assist_projections::caseload::query::{
+    caseload_as_of, caseload_page, sort_by_deadline, CaseFilter,
+};
 use assist_projections::caseload::Stage;
 use assist_projections::sla::report::{clocks_page, parse_status, summarize_listing, SlaFilter};
 use assist_projections::store::{ts, Access};
@@ -241,15 +243,7 @@ pub async fn caseload(
                 .await
                 .map_err(|e| Problem::internal(&e))?;
             let mut load = caseload_as_of(&app.views.rules, events.iter(), &filter, at);
-            // Next step due first (overdue ones have the earliest deadlines), then by subject.
-            load.cases.sort_by(|a, b| {
-                let due = |c: &assist_projections::caseload::query::CaseView| {
-                    c.next_step
-                        .as_ref()
-                        .map_or("~".to_string(), |n| n.due_at.clone())
-                };
-                (due(a), &a.case.subject).cmp(&(due(b), &b.case.subject))
-            });
+            sort_by_deadline(&mut load.cases);
             load.cases = load.cases.into_iter().skip(offset).take(limit).collect();
             load
         }

@@ -8,7 +8,9 @@ use assist_catalog::RegionPrefix;
 use assist_ingest::Recorder;
 use assist_log::{PartitionReader, ProjectionLog};
 use assist_projections::audit::{findings::findings, verify::verify};
-use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
+use assist_projections::caseload::query::{
+    caseload_as_of, caseload_page, sort_by_deadline, CaseFilter,
+};
 use assist_projections::caseload::Stage;
 use assist_projections::outage::Backoff;
 use assist_projections::sla::report::{
@@ -344,7 +346,7 @@ pub async fn project(dir: &Path, opts: &ViewOptions, _args: ProjectArgs) -> Resu
 
 // ---------------------------------------------------------------- caseload
 
-/// Caseworkers' and supervisors' caseload: counts per stage and the cases with their next step due.
+/// Caseworkers' and supervisors' caseload: counts per stage and the cases by their next step due (overdue first).
 #[derive(clap::Args)]
 pub struct CaseloadArgs {
     /// Only this caseworker's cases.
@@ -391,11 +393,29 @@ pub async fn caseload_cmd(dir: &Path, opts: &ViewOptions, args: CaseloadArgs) ->
         stage,
         include_closed: args.all || stage == Some(Stage::Closed),
     };
+    // The text lists the first `--limit` cases; JSON all of them.
+    let limit = if args.limit == 0 || args.json {
+        usize::MAX
+    } else {
+        args.limit
+    };
     let load = if args.as_of.is_some() {
         let events = read_all_events(views.log()).await?;
-        caseload_as_of(&views.rules, events.iter(), &filter, at)
+        let mut load = caseload_as_of(&views.rules, events.iter(), &filter, at);
+        sort_by_deadline(&mut load.cases);
+        load.cases.truncate(limit);
+        load
     } else {
-        caseload(&views.store, &views.rules.calendar, gen, &filter, at).await?
+        // The service's query: the store pages cases by their next deadline.
+        caseload_page(
+            &views.store,
+            &views.rules.calendar,
+            gen,
+            &filter,
+            at,
+            (limit, 0),
+        )
+        .await?
     };
     if args.json {
         print_json(&load)?;
@@ -408,12 +428,7 @@ pub async fn caseload_cmd(dir: &Path, opts: &ViewOptions, args: CaseloadArgs) ->
         .map(|(s, n)| format!("{} {n}", s.name()))
         .collect();
     outln!("by stage: {}", stages.join(", "))?;
-    let shown = if args.limit == 0 {
-        load.cases.len()
-    } else {
-        args.limit.min(load.cases.len())
-    };
-    for c in &load.cases[..shown] {
+    for c in &load.cases {
         let next = c
             .next_step
             .as_ref()
@@ -428,8 +443,11 @@ pub async fn caseload_cmd(dir: &Path, opts: &ViewOptions, args: CaseloadArgs) ->
             c.case.groups.join(",")
         )?;
     }
-    if shown < load.cases.len() {
-        outln!("({} more; --limit 0 lists all)", load.cases.len() - shown)?;
+    if load.cases.len() < load.total {
+        outln!(
+            "({} more; --limit 0 lists all)",
+            load.total - load.cases.len()
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -73,11 +73,12 @@ pub struct CaseLine {
 pub struct Caseload {
     /// The time it describes.
     pub at: String,
-    /// Number of cases shown.
+    /// Number of cases the filter selects.
     pub total: usize,
     /// Cases per stage.
     pub by_stage: BTreeMap<Stage, usize>,
-    /// The cases, by subject.
+    /// The cases: all by subject, or a page by deadline ([`caseload_page`],
+    /// [`sort_by_deadline`]).
     pub cases: Vec<CaseView>,
 }
 
@@ -93,6 +94,15 @@ fn line(c: &Case, last_activity: bool) -> CaseLine {
         opened_at: ts(c.opened_at),
         last_activity_at: last_activity.then(|| ts(c.last_activity_at)),
     }
+}
+
+/// Sorts cases as the caseload pages list them: next step due first (overdue ones have
+/// the earliest deadlines, a case without one comes last), then by subject.
+pub fn sort_by_deadline(cases: &mut [CaseView]) {
+    fn due(c: &CaseView) -> &str {
+        c.next_step.as_ref().map_or("~", |n| n.due_at.as_str())
+    }
+    cases.sort_by(|a, b| (due(a), &a.case.subject).cmp(&(due(b), &b.case.subject)));
 }
 
 /// The current caseload of generation `gen`, with next steps as of `at` (`calendar`
