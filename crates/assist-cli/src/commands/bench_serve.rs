@@ -1,19 +1,19 @@
 //! `assist bench serve`: the service over loopback against the command line on the same
 //! events: HTTP ingest (JSON Lines, concurrent clients) against `Recorder::ingest` of the
 //! same lines, then the latency of the reads people make (history, caseload page, clock
-//! list page, a city's and the province's SLA summary).
+//! list page, a city's and the province's SLA summary). The service runs as `assist serve`
+//! in a child process, so that the memory it reports is the server's alone.
 
 use crate::outln;
 use anyhow::{Context, Result};
 use assist_catalog::RegionPrefix;
-use assist_http::auth::{load_or_create_secret, Claims, Role, Signer, Verifier};
-use assist_http::{App, Config};
+use assist_http::auth::{load_or_create_secret, Claims, Role, Signer};
 use assist_ingest::{IngestOptions, Recorder};
-use assist_projections::sla::Rules;
-use assist_projections::Store;
-use std::process::ExitCode;
+use std::path::Path;
+use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,16 +36,24 @@ pub struct Args {
 
 pub async fn run(args: Args) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
-    let events = assist_simulate::simulate(args.persons, args.days, 3);
-    let jsonl = assist_simulate::to_jsonl(&events);
-    let lines: Vec<&[u8]> = jsonl
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
+    // The events as JSON Lines, held once: each POST's body is a slice of them.
+    let (person, jsonl) = {
+        let events = assist_simulate::simulate(args.persons, args.days, 3);
+        let person = events
+            .iter()
+            .map(|e| e.meta.stream.name())
+            .find(|s| s.starts_with("person-"))
+            .context("a person")?;
+        (
+            person,
+            bytes::Bytes::from(assist_simulate::to_jsonl(&events)),
+        )
+    };
     let batch = args.batch.max(1);
+    let bodies = batches(&jsonl, batch);
+    let events = jsonl.iter().filter(|b| **b == b'\n').count();
     outln!(
-        "log: {} events of {} simulated people; POSTs of {batch} events from {} clients",
-        lines.len(),
+        "log: {events} events of {} simulated people; POSTs of {batch} events from {} clients",
         args.persons,
         args.clients.max(1)
     )?;
@@ -55,7 +63,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let t = Instant::now();
     let report = cli
         .ingest(
-            jsonl.as_slice(),
+            &jsonl[..],
             IngestOptions {
                 atomic: false,
                 batch_lines: batch,
@@ -63,30 +71,16 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         )
         .await?;
     let cli_secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(report.accepted.len() == lines.len(), "ingest refused lines");
+    anyhow::ensure!(report.accepted.len() == events, "ingest refused lines");
     drop(cli);
 
-    // The service, on its own data dir, over loopback.
+    // The service as it is deployed: `assist serve` in its own process, on its own data
+    // dir, over loopback, so that its memory is its own.
     let data = dir.path().join("serve");
-    let recorder = Recorder::open_embedded(&data).await?;
-    let store = Store::open(&format!("sqlite:{}", data.join("views.db").display())).await?;
+    std::fs::create_dir_all(&data)?;
     let secret = load_or_create_secret(&data)?;
-    let app = Arc::new(App {
-        views: assist_http::Views::new(recorder, store, Rules::shipped()?, 200_000),
-        verifier: Verifier::shared_secret(&secret),
-        config: Config {
-            body_limit: 64 << 20,
-            request_timeout: Duration::from_secs(600),
-            ..Config::default()
-        },
-        metrics: Default::default(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(assist_http::serve(listener, app.clone(), async {
-        let _ = stopped.await;
-    }));
+    let mut server = Server::start(&data, args.batch).await?;
+    let base = server.base.clone();
     let signer = Signer::shared_secret(&secret);
     let token = |role: Role, region: &str| -> Result<String> {
         let region = RegionPrefix::new(region).context("region")?;
@@ -99,7 +93,6 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     };
     let client = reqwest::Client::new();
 
-    let bodies: Vec<Vec<u8>> = lines.chunks(batch).map(|c| c.join(&b'\n')).collect();
     let service = token(Role::Service, "35")?;
     let t = Instant::now();
     let mut tasks = Vec::new();
@@ -130,13 +123,30 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         t.await??;
     }
     let http_secs = t.elapsed().as_secs_f64();
-    let stored = app.views.recorder.log().record_count().await?;
+    // The reads below measure the server's memory, not the events posted.
+    drop((bodies, jsonl));
+    // The views caught up before the reads are measured.
+    let caught = Instant::now();
+    let stored = loop {
+        let ready: serde_json::Value = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if ready["lag"].as_u64() == Some(0) {
+            break ready["records"]
+                .as_u64()
+                .context("/readyz gives the log's records")?;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let caught = caught.elapsed().as_secs_f64();
     anyhow::ensure!(
-        stored == lines.len() as u64,
-        "the service stored {stored} of {} events",
-        lines.len()
+        stored == events as u64,
+        "the service stored {stored} of {events} events"
     );
-    let n = lines.len() as f64;
+    let n = events as f64;
     outln!(
         "command line ingest     {:>9.0} events/s ({cli_secs:.2} s)  [baseline]",
         n / cli_secs
@@ -147,19 +157,9 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     )?;
     outln!("ratio (HTTP / command line) {:.2}", cli_secs / http_secs)?;
 
-    // The views caught up before the reads are measured.
-    let t = Instant::now();
-    app.views.catch_up().await?;
-    outln!(
-        "views caught up {:.2} s after the last POST",
-        t.elapsed().as_secs_f64()
-    )?;
+    outln!("views caught up {caught:.2} s after the last POST")?;
+    let ingesting = Memory::of(server.pid);
 
-    let person = events
-        .iter()
-        .map(|e| e.meta.stream.name())
-        .find(|s| s.starts_with("person-"))
-        .context("a person")?;
     let at = "2026-04-04T00:00:00%2B08:00";
     let city = token(Role::Supervisor, "3501")?;
     let province = token(Role::Supervisor, "35")?;
@@ -197,6 +197,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             few,
         ),
     ];
+    let before = Memory::reset_peak(server.pid);
     outln!("read                         p50 ms    p99 ms  requests")?;
     for (name, path, bearer, count) in reads {
         let mut took = Vec::with_capacity(count);
@@ -216,7 +217,114 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         let at = |q: f64| took[((took.len() as f64 * q).ceil() as usize).clamp(1, took.len()) - 1];
         outln!("{name:<26} {:>8.1}  {:>8.1}  {count:>8}", at(0.5), at(0.99))?;
     }
-    let _ = stop.send(());
-    server.await??;
+    if let (Some(ingesting), Some(before), Some(after)) =
+        (ingesting, before, Memory::of(server.pid))
+    {
+        outln!(
+            "server process memory: {} MB at most while it ingested and projected; {} MB resident at the start of the reads, {} MB at most during them",
+            ingesting.peak_kb / 1024,
+            before.resident_kb / 1024,
+            after.peak_kb / 1024
+        )?;
+    }
+    server.stop().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `POST` bodies: `jsonl` cut after every `batch` lines, each a slice of it (no copy).
+fn batches(jsonl: &bytes::Bytes, batch: usize) -> Vec<bytes::Bytes> {
+    let mut bodies = Vec::new();
+    let (mut start, mut lines) = (0, 0);
+    for (i, b) in jsonl.iter().enumerate() {
+        if *b == b'\n' {
+            lines += 1;
+            if lines == batch {
+                bodies.push(jsonl.slice(start..i));
+                (start, lines) = (i + 1, 0);
+            }
+        }
+    }
+    if start < jsonl.len() {
+        bodies.push(jsonl.slice(start..));
+    }
+    bodies
+}
+
+/// `assist serve --listen 127.0.0.1:0` on a data dir, as a child process (killed when
+/// dropped).
+struct Server {
+    child: tokio::process::Child,
+    pid: u32,
+    /// `http://` and the address it bound.
+    base: String,
+}
+
+impl Server {
+    async fn start(data: &Path, batch: usize) -> Result<Server> {
+        let exe = std::env::current_exe().context("the assist binary")?;
+        let mut child = tokio::process::Command::new(exe)
+            .env("ASSIST_DATA_DIR", data)
+            .env("ASSIST_LOG", "warn")
+            .args(["serve", "--listen", "127.0.0.1:0", "--body-limit"])
+            .arg(batch.saturating_mul(4096).max(8 << 20).to_string())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start assist serve")?;
+        let pid = child.id().context("the server's pid")?;
+        // It prints the bound address once it listens.
+        let stdout = child.stdout.take().context("the server's output")?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .await?;
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .context("assist serve did not say where it listens")?
+            .to_string();
+        Ok(Server { child, pid, base })
+    }
+
+    /// SIGTERM, then waits for it to finish what is in flight.
+    async fn stop(&mut self) -> Result<()> {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "cannot signal the server");
+        self.child.wait().await?;
+        Ok(())
+    }
+}
+
+/// A process's memory as Linux reports it (`/proc/PID/status`), so that the server's
+/// memory is measured in the same run; `None` elsewhere.
+struct Memory {
+    resident_kb: u64,
+    peak_kb: u64,
+}
+
+impl Memory {
+    fn of(pid: u32) -> Option<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| -> Option<u64> {
+            let line = status.lines().find(|l| l.starts_with(name))?;
+            line[name.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()
+        };
+        Some(Memory {
+            resident_kb: field("VmRSS:")?,
+            peak_kb: field("VmHWM:")?,
+        })
+    }
+
+    /// Resets the peak to the current resident size (`clear_refs` 5), then reads both.
+    fn reset_peak(pid: u32) -> Option<Memory> {
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5").ok()?;
+        Memory::of(pid)
+    }
 }
