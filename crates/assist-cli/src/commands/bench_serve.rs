@@ -264,7 +264,8 @@ impl Server {
         let exe = std::env::current_exe().context("the assist binary")?;
         let mut child = tokio::process::Command::new(exe)
             .env("ASSIST_DATA_DIR", data)
-            .env("ASSIST_LOG", "warn")
+            // Warnings, but not a line per 503 of `/readyz` while the views catch up.
+            .env("ASSIST_LOG", "warn,tower_http=off")
             .args(["serve", "--listen", "127.0.0.1:0", "--body-limit"])
             .arg(batch.saturating_mul(4096).max(8 << 20).to_string())
             .stdout(Stdio::piped())
