@@ -1961,6 +1961,7 @@ fn bench_serve_posts_every_event_and_measures_each_read() {
         "clock list page (city)",
         "SLA summary (city)",
         "SLA summary (province)",
+        "server process memory:",
     ] {
         assert!(text.contains(line), "{line}: {text}");
     }
