@@ -602,11 +602,18 @@ impl Store {
     async fn delete_gen(&self, gen: i64) -> Result<(), StoreError> {
         self.drop_indexes(gen).await?;
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        // The base first: its clocks then go uncounted, one by one no longer.
-        for t in ["sla_base", "sla_counts", "case_counts"]
-            .iter()
-            .chain(GEN_TABLES)
-            .chain(&["generation_rules"])
+        // The base first: its clocks then go uncounted, one by one no longer. The counts
+        // before their roll-ups, which their triggers take down to zero.
+        for t in [
+            "sla_base",
+            "sla_counts",
+            "sla_step_counts",
+            "sla_worker_counts",
+            "case_counts",
+        ]
+        .iter()
+        .chain(GEN_TABLES)
+        .chain(&["generation_rules"])
         {
             sqlx::query(&format!("DELETE FROM {t} WHERE gen = $1"))
                 .bind(gen)

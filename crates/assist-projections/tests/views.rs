@@ -1231,8 +1231,18 @@ async fn assert_counted_summaries_equal_the_report(stores: [&Store; 2], ats: &[D
         region: Some("350121".into()),
         ..SlaFilter::default()
     };
+    // A caseworker's steps and a step's caseworkers: counts the roll-ups do not hold.
+    let worker = SlaFilter {
+        caseworker: clocks.iter().map(|c| c.caseworker.clone()).max(),
+        ..SlaFilter::default()
+    };
+    let step = SlaFilter {
+        policy: clocks.first().map(|c| c.policy.clone()),
+        step: clocks.first().map(|c| c.step.clone()),
+        ..SlaFilter::default()
+    };
     for at in ats {
-        for filter in [&SlaFilter::default(), &county] {
+        for filter in [&SlaFilter::default(), &county, &worker, &step] {
             let whole = report(&clocks, &calendar(), *at, Duration::hours(24), filter);
             for store in stores {
                 let counted = summarize(store, 1, &calendar(), *at, Duration::hours(24), filter)
@@ -1334,7 +1344,7 @@ async fn the_counted_figures_follow_late_facts_shuffled_across_streams_on_both_d
             .collect(),
     );
     let lite = sqlite_store(dir.path(), "views.db").await;
-    let (pg, _guard) = postgres_store().await;
+    let (pg, guard) = postgres_store().await;
     for store in [&lite, &pg] {
         catch_up(&half, store, 1, 40).await;
     }
@@ -1362,7 +1372,41 @@ async fn the_counted_figures_follow_late_facts_shuffled_across_streams_on_both_d
         at(END_OF_MARCH),
     ];
     assert_counted_summaries_equal_the_report([&lite, &pg], &ats).await;
+    let lite_url = format!("sqlite:{}", dir.path().join("views.db").display());
+    assert_roll_ups_sum_the_counts(&lite_url).await;
+    assert_roll_ups_sum_the_counts(&guard.url()).await;
     pg.close().await;
+}
+
+/// Asserts that the SLA counts' roll-ups (migration 0016) hold the sums of the counts by
+/// their keys, and that paused clocks settled by the base are among the counts.
+async fn assert_roll_ups_sum_the_counts(url: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let rows = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let rows: Vec<(String, i64)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            rows
+        }
+    };
+    let summed = rows("SELECT policy || '/' || step || '/' || region || '/' || status, CAST(SUM(n) AS BIGINT) FROM sla_counts WHERE gen = 1 GROUP BY 1 HAVING SUM(n) <> 0 ORDER BY 1").await;
+    let rolled = rows("SELECT policy || '/' || step || '/' || region || '/' || status, n FROM sla_step_counts WHERE gen = 1 AND n <> 0 ORDER BY 1").await;
+    assert!(!summed.is_empty());
+    assert_eq!(summed, rolled, "by step and region on {url}");
+    let summed = rows("SELECT region || '/' || caseworker || '/' || status, CAST(SUM(n) AS BIGINT) FROM sla_counts WHERE gen = 1 GROUP BY 1 HAVING SUM(n) <> 0 ORDER BY 1").await;
+    let rolled = rows("SELECT region || '/' || caseworker || '/' || status, n FROM sla_worker_counts WHERE gen = 1 AND n <> 0 ORDER BY 1").await;
+    assert_eq!(summed, rolled, "by caseworker on {url}");
+    // Counted: every clock started by the base never paused, or paused and settled by it.
+    let counted = rows("SELECT 'n', CAST(SUM(n) AS BIGINT) FROM sla_counts WHERE gen = 1").await;
+    let expected = rows("SELECT 'n', COUNT(*) FROM clocks c JOIN sla_base b ON b.gen = c.gen WHERE c.gen = 1 AND c.started_at <= b.base_at AND (c.plain = 1 OR c.settled_at <= b.base_at)").await;
+    let paused = rows("SELECT 'n', COUNT(*) FROM clocks c JOIN sla_base b ON b.gen = c.gen WHERE c.gen = 1 AND c.plain = 0 AND c.settled_at <= b.base_at").await;
+    assert!(
+        paused[0].1 > 0,
+        "no paused clock settled by the base on {url}"
+    );
+    assert_eq!(counted, expected, "clocks counted on {url}");
+    pool.close().await;
 }
 
 /// A case row of generation 1 in `region`, of key group `group`, as SQL.

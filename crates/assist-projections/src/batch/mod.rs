@@ -433,9 +433,10 @@ impl BatchTx {
         Ok(built)
     }
 
-    /// Counts generation `gen`'s clocks never paused at `base` into `sla_counts` (see
-    /// migration 0012) and its cases into `case_counts` (0014), replacing any older base
-    /// (the base row turns the triggers on); false when `gen` is no longer active or
+    /// Counts generation `gen`'s clocks at `base` into `sla_counts` (migration 0012: never
+    /// paused, or settled by `base`, 0016; its triggers roll them up) and its cases into
+    /// `case_counts` (0014), replacing any older base (the base row turns the triggers
+    /// on); false when `gen` is no longer active or
     /// being built. No batch writes clocks meanwhile: this holds SQLite's write lock, and
     /// on PostgreSQL the `view_state` row for update, which every batch share-locks, so
     /// the triggers of a batch never count at a base this replaces.
@@ -460,6 +461,9 @@ impl BatchTx {
         for sql in [
             "DELETE FROM sla_base WHERE gen = $1",
             "DELETE FROM sla_counts WHERE gen = $1",
+            // Taken down to zero by the counts' triggers: only the empty rows are left.
+            "DELETE FROM sla_step_counts WHERE gen = $1",
+            "DELETE FROM sla_worker_counts WHERE gen = $1",
             "DELETE FROM case_counts WHERE gen = $1",
             "INSERT INTO case_counts (gen, region, stage, is_open, key_groups, n) \
              SELECT gen, region, stage, is_open, key_groups, COUNT(*) FROM cases WHERE gen = $1 GROUP BY 1, 2, 3, 4, 5",
@@ -473,7 +477,7 @@ impl BatchTx {
             "INSERT INTO sla_counts (gen, policy, step, region, caseworker, status, n) \
              SELECT gen, policy, step, region, caseworker, \
              CASE WHEN settled_at IS NOT NULL AND settled_at <= $2 THEN outcome WHEN due_at < $2 THEN 'breached' ELSE 'pending' END, COUNT(*) \
-             FROM clocks WHERE gen = $1 AND plain = 1 AND started_at <= $2 GROUP BY 1, 2, 3, 4, 5, 6",
+             FROM clocks WHERE gen = $1 AND started_at <= $2 AND (plain = 1 OR (outcome IS NOT NULL AND settled_at <= $2)) GROUP BY 1, 2, 3, 4, 5, 6",
         ];
         for sql in statements {
             on_tx!(self, c => {

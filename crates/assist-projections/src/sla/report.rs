@@ -328,6 +328,10 @@ struct Scope {
     named: bool,
     /// The filter's conditions, on columns both `clocks` and `sla_counts` have.
     filter: String,
+    /// Whether the filter names a caseworker (not a column of `sla_step_counts`).
+    by_worker: bool,
+    /// Whether the filter names a policy or step (not columns of `sla_worker_counts`).
+    by_step: bool,
     values: Vec<String>,
 }
 
@@ -427,6 +431,8 @@ impl Scope {
             gen,
             named: store.names_indexes(gen).await?,
             filter: String::new(),
+            by_worker: filter.caseworker.is_some(),
+            by_step: filter.policy.is_some() || filter.step.is_some(),
             values: vec![ts(at), ts(at + risk)],
         };
         if let Some(r) = &filter.region {
@@ -556,11 +562,12 @@ impl Scope {
 
     /// The selected clocks whose status at `$1` the SQL gives, counted by group and status,
     /// in one snapshot of the store: the paused ones [`Scope::known`] selects, and those
-    /// never paused as follows. With the generation's counts (migration 0012, as they
-    /// stood at their base time W): those counts, corrected by the clocks started, due or
-    /// settled between W and `$1` (the only ones whose status can differ), and the pending
-    /// ones split into at risk and on track by their deadline. Without: one GROUP BY.
-    /// Only groupings `by` are counted (the others come back empty).
+    /// never paused as follows. With the generation's counts (migrations 0012 and 0016, as
+    /// they stood at their base time W; paused clocks settled by W in them too): those
+    /// counts, corrected by the clocks started, due or settled between W and `$1` (the
+    /// only ones whose status can differ), the pending ones split into at risk and on
+    /// track by their deadline, and the paused ones the counts do not hold. Without: one
+    /// GROUP BY. Only groupings `by` are counted (the others come back empty).
     async fn counted(&self, store: &Store, by: &[By]) -> Result<Counted, StoreError> {
         let mut this = self.clone();
         let err = |e| store.err(e);
@@ -573,14 +580,6 @@ impl Scope {
         }
         let mut sums = Sums::default();
         let (keys, group) = By::keys(by, 1);
-        let sql = format!(
-            "SELECT {keys}, {} AS status, COUNT(*) AS n FROM {} WHERE {} {group}",
-            Scope::PAUSED_STATUS,
-            this.through("clocks_paused"),
-            this.known(),
-        );
-        sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, by)
-            .map_err(err)?;
         let base: Option<String> =
             sqlx::query_scalar("SELECT base_at FROM sla_base WHERE gen = $1")
                 .bind(this.gen)
@@ -588,6 +587,14 @@ impl Scope {
                 .await
                 .map_err(err)?;
         let Some(base) = base else {
+            let sql = format!(
+                "SELECT {keys}, {} AS status, COUNT(*) AS n FROM {} WHERE {} {group}",
+                Scope::PAUSED_STATUS,
+                this.through("clocks_paused"),
+                this.known(),
+            );
+            sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, by)
+                .map_err(err)?;
             let sql = format!(
                 "SELECT {keys}, {} AS status, COUNT(*) AS n FROM clocks WHERE {} {group}",
                 Scope::STATUS,
@@ -606,14 +613,33 @@ impl Scope {
         };
         let (base, lo, hi) = (this.value(base), this.value(lo), this.value(hi));
         let gen = this.gen;
+        // A paused clock counted at W (settled by then) whose status at `$1` is the same:
+        // settled by `$1` too. The others whose status the SQL gives are counted here.
+        let sql = format!(
+            "SELECT {keys}, {} AS status, COUNT(*) AS n FROM {} WHERE {} \
+             AND NOT (outcome IS NOT NULL AND started_at <= {base} AND settled_at <= {base} AND settled_at <= $1) {group}",
+            Scope::PAUSED_STATUS,
+            this.through("clocks_paused"),
+            this.known(),
+        );
+        sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, by)
+            .map_err(err)?;
+        // A clock's count at W (`t` = W) and what it adds at `$1` to the counts at W (the
+        // same, for a paused one, only while it is settled by both).
         let at_w = |t: &str| {
-            format!("(CASE WHEN started_at > {t} THEN NULL WHEN settled_at IS NOT NULL AND settled_at <= {t} THEN outcome WHEN due_at < {t} THEN 'breached' ELSE 'pending' END)")
+            format!("(CASE WHEN started_at > {t} THEN NULL WHEN settled_at IS NOT NULL AND settled_at <= {t} AND (plain = 1 OR (started_at <= {base} AND settled_at <= {base})) THEN outcome WHEN plain = 0 THEN NULL WHEN due_at < {t} THEN 'breached' ELSE 'pending' END)")
         };
-        // The counts as they stood at W, by each grouping.
+        // The counts as they stood at W, by each grouping, from the smallest table that
+        // has the grouping's key and the filter's columns.
         for b in by {
             let (key, group) = By::keys(&[*b], 1);
+            let table = match b {
+                By::Step | By::Region if !this.by_worker => "sla_step_counts",
+                By::Worker if !this.by_step => "sla_worker_counts",
+                _ => "sla_counts",
+            };
             let sql = format!(
-                "SELECT {key}, status, CAST(SUM(n) AS BIGINT) AS n FROM sla_counts WHERE gen = {gen} AND n <> 0{} {group}",
+                "SELECT {key}, status, CAST(SUM(n) AS BIGINT) AS n FROM {table} WHERE gen = {gen} AND n <> 0{} {group}",
                 this.filter
             );
             sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, &[*b])
@@ -626,7 +652,7 @@ impl Scope {
              SELECT clock_id FROM {by_start} WHERE gen = {gen} AND started_at >= {lo} AND started_at <= {hi} \
              UNION SELECT clock_id FROM {by_due} WHERE gen = {gen} AND due_at >= {lo} AND due_at <= {hi} \
              UNION SELECT clock_id FROM {by_settled} WHERE gen = {gen} AND settled_at >= {lo} AND settled_at <= {hi}) AS changed \
-             CROSS JOIN clocks WHERE clocks.gen = {gen} AND clocks.clock_id = changed.clock_id AND plain = 1{filter} \
+             CROSS JOIN clocks WHERE clocks.gen = {gen} AND clocks.clock_id = changed.clock_id{filter} \
              {group}",
             group = By::keys(by, 2).1,
             was = at_w(&base),
