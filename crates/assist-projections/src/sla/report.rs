@@ -586,15 +586,22 @@ impl Scope {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(err)?;
-        let Some(base) = base else {
-            let sql = format!(
-                "SELECT {keys}, {} AS status, COUNT(*) AS n FROM {} WHERE {} {group}",
-                Scope::PAUSED_STATUS,
-                this.through("clocks_paused"),
-                this.known(),
-            );
-            sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, by)
-                .map_err(err)?;
+        // The paused clocks whose status the SQL gives, but for those the counts hold with
+        // the same status at `$1` (counted at W, settled by then, and settled by `$1` too).
+        let w = base.clone().map(|b| this.value(b));
+        let counted_at_w = w
+            .as_ref()
+            .map(|w| format!(" AND NOT (outcome IS NOT NULL AND started_at <= {w} AND settled_at <= {w} AND settled_at <= $1)"))
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT {keys}, {} AS status, COUNT(*) AS n FROM {} WHERE {}{counted_at_w} {group}",
+            Scope::PAUSED_STATUS,
+            this.through("clocks_paused"),
+            this.known(),
+        );
+        sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, by)
+            .map_err(err)?;
+        let (Some(base), Some(w)) = (base, w) else {
             let sql = format!(
                 "SELECT {keys}, {} AS status, COUNT(*) AS n FROM clocks WHERE {} {group}",
                 Scope::STATUS,
@@ -611,19 +618,8 @@ impl Scope {
         } else {
             (at, base.clone())
         };
-        let (base, lo, hi) = (this.value(base), this.value(lo), this.value(hi));
+        let (base, lo, hi) = (w, this.value(lo), this.value(hi));
         let gen = this.gen;
-        // A paused clock counted at W (settled by then) whose status at `$1` is the same:
-        // settled by `$1` too. The others whose status the SQL gives are counted here.
-        let sql = format!(
-            "SELECT {keys}, {} AS status, COUNT(*) AS n FROM {} WHERE {} \
-             AND NOT (outcome IS NOT NULL AND started_at <= {base} AND settled_at <= {base} AND settled_at <= $1) {group}",
-            Scope::PAUSED_STATUS,
-            this.through("clocks_paused"),
-            this.known(),
-        );
-        sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, by)
-            .map_err(err)?;
         // A clock's count at W (`t` = W) and what it adds at `$1` to the counts at W (the
         // same, for a paused one, only while it is settled by both).
         let at_w = |t: &str| {
