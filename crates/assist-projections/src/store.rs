@@ -46,11 +46,12 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str)] = &[
     ("clocks_by_due", "clocks", "gen, due_at, clock_id"),
     ("clocks_by_settled", "clocks", "gen, settled_at, clock_id"),
     // Paused clocks (`plain = 0`): those whose status at a time the SQL gives counted from
-    // the index alone (see `sla::report`), the others read one by one.
+    // the index alone (see `sla::report`), the others read one by one; by `settled_at`
+    // first, so that a summary skips those its base counted.
     (
-        "clocks_paused",
+        "clocks_paused_settled",
         "clocks",
-        "gen, plain, pauses_end, settled_at, outcome, waiting, moved_due, started_at, policy, step, region, caseworker",
+        "gen, plain, settled_at, pauses_end, outcome, waiting, moved_due, started_at, policy, step, region, caseworker, clock_id",
     ),
     // Caseload pages: in next-deadline order (see `caseload::query::caseload_page`), with
     // the filtered columns in the index; a caseworker's cases counted (a region's are
@@ -68,7 +69,7 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str)] = &[
 ];
 
 /// The prefixes of retired per-generation indexes, dropped when a store is opened.
-const RETIRED_INDEXES: &[&str] = &["audit_by_stream_g", "clocks_by_plain_g"];
+const RETIRED_INDEXES: &[&str] = &["audit_by_stream_g", "clocks_by_plain_g", "clocks_paused_g"];
 
 /// `table` for a query of generation `gen` that must walk generation index `index`: on
 /// SQLite `table INDEXED BY index_gN` once `named` (see [`Store::names_indexes`]; without
@@ -496,11 +497,12 @@ impl Store {
     }
 
     /// Makes generation `gen`'s SLA counts (migration 0012) in one pass where it has none,
-    /// and again at a later base once its latest clock started more than a day after the
-    /// base: a summary reads the counts and corrects them by the clocks started, due or
-    /// settled between the base and its time, so the base follows the data. The same pass
-    /// counts its cases (`case_counts`). Nothing for a generation no longer active or being
-    /// built.
+    /// and moves their base forward to its latest clock's start once that is more than an
+    /// hour after the base, counting again only the clocks started, due or settled in
+    /// between: a summary reads the counts and corrects them by the clocks started, due or
+    /// settled between the base and its time, so the base follows the data and a summary
+    /// of the present corrects little. The first pass counts its cases too
+    /// (`case_counts`). Nothing for a generation no longer active or being built.
     pub(crate) async fn ensure_sla_base(&self, gen: i64) -> Result<(), StoreError> {
         let err = |e| self.err(e);
         let latest: Option<String> = sqlx::query_scalar(&format!(
@@ -513,17 +515,21 @@ impl Store {
         // Without clocks yet, a base before any: the cases are counted all the same.
         let latest = latest.unwrap_or_default();
         let stale = |base: &str| {
-            let day_after = chrono::DateTime::parse_from_rfc3339(base)
-                .map(|b| ts((b + chrono::Duration::days(1)).to_utc()))
+            let hour_after = chrono::DateTime::parse_from_rfc3339(base)
+                .map(|b| ts((b + chrono::Duration::hours(1)).to_utc()))
                 .unwrap_or_default();
-            latest > day_after
+            latest > hour_after
         };
         if base.as_deref().is_some_and(|b| !stale(b)) {
             return Ok(());
         }
         let started = std::time::Instant::now();
         let mut tx = self.batch.begin_ddl().await.map_err(err)?;
-        let made = match tx.make_sla_base(gen, &latest).await {
+        let made = match &base {
+            Some(_) => tx.advance_sla_base(gen, &latest).await,
+            None => tx.make_sla_base(gen, &latest).await,
+        };
+        let made = match made {
             Ok(made) => made,
             Err(e) => {
                 tx.rollback().await.ok();
@@ -534,6 +540,7 @@ impl Store {
         if made {
             tracing::info!(
                 gen,
+                advanced = base.is_some(),
                 seconds = started.elapsed().as_secs_f64(),
                 "counted a generation's SLA figures at a new base"
             );
@@ -1067,7 +1074,7 @@ mod tests {
                 "clocks_by_settled_g1",
                 "clocks_by_start_g1",
                 "clocks_by_subject_g1",
-                "clocks_paused_g1"
+                "clocks_paused_settled_g1"
             ]
         );
     }

@@ -487,6 +487,84 @@ impl BatchTx {
         Ok(true)
     }
 
+    /// Moves generation `gen`'s SLA base forward to `to` without counting every clock again:
+    /// only the clocks started, due or settled between the base and `to` can count
+    /// otherwise at `to` (as [`BatchTx::make_sla_base`] would count them), so their counts
+    /// at the old base are taken off and their counts at `to` added (the roll-ups follow
+    /// through their triggers). False when `gen` is no longer active or being built, or
+    /// has no base at or before `to`. Holds the same locks as a new base.
+    pub(crate) async fn advance_sla_base(
+        &mut self,
+        gen: i64,
+        to: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let (active, building) = match self {
+            BatchTx::Sqlite(_) => self.view_state().await?,
+            BatchTx::Postgres(c) => {
+                sqlx::query_as(
+                    "SELECT active_gen, building_gen FROM view_state WHERE id = 1 FOR UPDATE",
+                )
+                .fetch_one(&mut **c)
+                .await?
+            }
+        };
+        if gen != active && Some(gen) != building {
+            return Ok(false);
+        }
+        let from: Option<String> = on_tx!(self, c => {
+            sqlx::query_scalar("SELECT base_at FROM sla_base WHERE gen = $1")
+                .bind(gen)
+                .fetch_optional(&mut **c)
+                .await?
+        });
+        let Some(from) = from.filter(|from| from.as_str() <= to) else {
+            return Ok(false);
+        };
+        if let BatchTx::Postgres(c) = self {
+            // The lock every statement that changes counts takes first (migration 0012).
+            sqlx::query("SELECT pg_advisory_xact_lock(4242012)")
+                .execute(&mut **c)
+                .await?;
+        }
+        // A clock's count at base `t`: none before it started, its outcome once settled,
+        // none while paused and unsettled, else breached past its deadline or pending.
+        let at = |t: &str| {
+            format!("(CASE WHEN started_at > {t} THEN NULL WHEN settled_at IS NOT NULL AND settled_at <= {t} THEN outcome WHEN plain = 0 THEN NULL WHEN due_at < {t} THEN 'breached' ELSE 'pending' END)")
+        };
+        // The generation's indexes by start, deadline and settling, named on SQLite once it
+        // has them all (see `store::through`), with the generation written into the SQL.
+        let named =
+            matches!(self, BatchTx::Sqlite(_)) && self.missing_indexes(gen).await?.is_empty();
+        let by = |index: &str| crate::store::through("clocks", index, gen, named);
+        let sql = format!(
+            "WITH changed AS (SELECT clocks.policy, clocks.step, clocks.region, clocks.caseworker, {was} AS was, {now} AS now FROM (\
+             SELECT clock_id FROM {by_start} WHERE gen = {gen} AND started_at >= $2 AND started_at <= $3 \
+             UNION SELECT clock_id FROM {by_due} WHERE gen = {gen} AND due_at >= $2 AND due_at <= $3 \
+             UNION SELECT clock_id FROM {by_settled} WHERE gen = {gen} AND settled_at >= $2 AND settled_at <= $3) AS ids \
+             CROSS JOIN clocks WHERE clocks.gen = {gen} AND clocks.clock_id = ids.clock_id) \
+             INSERT INTO sla_counts (gen, policy, step, region, caseworker, status, n) \
+             SELECT $1, policy, step, region, caseworker, status, SUM(n) FROM (\
+             SELECT policy, step, region, caseworker, was AS status, -1 AS n FROM changed WHERE was IS NOT NULL \
+             UNION ALL SELECT policy, step, region, caseworker, now AS status, 1 AS n FROM changed WHERE now IS NOT NULL) AS moved \
+             GROUP BY policy, step, region, caseworker, status HAVING SUM(n) <> 0 \
+             ON CONFLICT (gen, policy, step, region, caseworker, status) DO UPDATE SET n = sla_counts.n + excluded.n",
+            was = at("$2"),
+            now = at("$3"),
+            by_start = by("clocks_by_start"),
+            by_due = by("clocks_by_due"),
+            by_settled = by("clocks_by_settled"),
+        );
+        on_tx!(self, c => {
+            sqlx::query(&sql).bind(gen).bind(&from).bind(to).execute(&mut **c).await?;
+            sqlx::query("UPDATE sla_base SET base_at = $2 WHERE gen = $1")
+                .bind(gen)
+                .bind(to)
+                .execute(&mut **c)
+                .await?;
+        });
+        Ok(true)
+    }
+
     /// Generation `gen`'s secondary indexes that do not exist, as (name, table, columns).
     async fn missing_indexes(
         &mut self,

@@ -219,7 +219,7 @@ pub async fn summarize_listing(
     // Clocks never paused, and paused ones settled by `at`: counted by the store.
     for (by, counted) in By::ALL
         .into_iter()
-        .zip(scope.counted(store, &By::ALL).await?)
+        .zip(scope.counted(store, &By::ALL, None).await?)
     {
         for (key, status, n) in counted {
             summary.count_by(by, &key, status, n);
@@ -284,7 +284,7 @@ pub async fn clocks_page(
     let wanted = status
         .map(|s| format!(" AND {} = '{}'", Scope::STATUS, s.name()))
         .unwrap_or_default();
-    let [by_step, ..] = scope.counted(store, &[By::Step]).await?;
+    let [by_step, ..] = scope.counted(store, &[By::Step], status).await?;
     let mut total: usize = by_step
         .into_iter()
         .filter(|(_, s, _)| status.is_none_or(|wanted| wanted == *s))
@@ -333,6 +333,7 @@ struct Scope {
     /// Whether the filter names a policy or step (not columns of `sla_worker_counts`).
     by_step: bool,
     values: Vec<String>,
+    dialect: Dialect,
 }
 
 /// A way of grouping clocks: the summary has a line per step, per region and per
@@ -387,30 +388,54 @@ impl Sums {
             .or_default() += n;
     }
 
-    /// Adds rows with the keys of groupings `by` ([`By::keys`]), a `status` and a count
-    /// `n`.
-    fn add_rows(&mut self, rows: &[sqlx::any::AnyRow], by: &[By]) -> Result<(), sqlx::Error> {
+    /// Adds grouped rows, each with its `status` and count.
+    fn add_rows(&mut self, rows: &[Grouped], by: &[By]) {
         for row in rows {
-            let status: String = row.try_get("status")?;
-            self.add_keyed(row, by, &status, row.try_get("n")?)?;
+            if let Some(status) = &row.status {
+                self.add_keyed(row, by, status, row.n);
+            }
         }
-        Ok(())
     }
 
-    /// Adds `n` clocks of status `status` from a row with the keys of groupings `by`
-    /// ([`By::keys`]).
-    fn add_keyed(
-        &mut self,
-        row: &sqlx::any::AnyRow,
-        by: &[By],
-        status: &str,
-        n: i64,
-    ) -> Result<(), sqlx::Error> {
+    /// Adds `n` clocks of status `status` from a grouped row to each of groupings `by`.
+    fn add_keyed(&mut self, row: &Grouped, by: &[By], status: &str, n: i64) {
         for b in by {
-            let key = row.try_get(format!("k{}", *b as usize).as_str())?;
+            let key = row.keys[*b as usize].clone().unwrap_or_default();
             self.add(*b, key, status, n);
         }
-        Ok(())
+    }
+}
+
+/// One row of a grouped count: the keys of the groupings counted (by [`By`] number),
+/// one or two statuses (a clock's count at the base and at the time asked, for the
+/// corrections) and how many clocks.
+#[derive(Debug, serde::Deserialize)]
+#[serde(from = "GroupedArray")]
+struct Grouped {
+    keys: [Option<String>; 3],
+    status: Option<String>,
+    now: Option<String>,
+    n: i64,
+}
+
+/// [`Grouped`] as the store sends it: one JSON array per row.
+type GroupedArray = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+impl From<GroupedArray> for Grouped {
+    fn from((k0, k1, k2, status, now, n): GroupedArray) -> Self {
+        Grouped {
+            keys: [k0, k1, k2],
+            status,
+            now,
+            n,
+        }
     }
 }
 
@@ -434,6 +459,7 @@ impl Scope {
             by_worker: filter.caseworker.is_some(),
             by_step: filter.policy.is_some() || filter.step.is_some(),
             values: vec![ts(at), ts(at + risk)],
+            dialect: store.dialect(),
         };
         if let Some(r) = &filter.region {
             scope.add("region", "LIKE", format!("{}%", like_escape(r)));
@@ -504,10 +530,11 @@ impl Scope {
 
     /// The selected clocks counted one by one: paused, neither settled by `$1` nor past
     /// their last pause fact then, or written without those columns (before migrations
-    /// 0011 and 0015).
+    /// 0011 and 0015). Read through [`Scope::by_settled`], whose ranges say "not settled
+    /// by `$1`" in a way the index can walk.
     fn other(&self) -> String {
         format!(
-            "{} AND plain = 0 AND (outcome IS NULL OR settled_at > $1) AND (pauses_end IS NULL OR pauses_end >= $1)",
+            "{} AND plain = 0 AND (pauses_end IS NULL OR pauses_end >= $1)",
             self.conditions()
         )
     }
@@ -525,39 +552,81 @@ impl Scope {
         let wanted = status
             .map(|s| format!(" AND {} = '{}'", Scope::PAUSED_STATUS, s.name()))
             .unwrap_or_default();
-        let from = self.through("clocks_paused");
+        let from = self.through("clocks_paused_settled");
         let still = "waiting = 0 AND pauses_end < $1";
+        // The first `n` by deadline, chosen from the index alone (it holds `clock_id`), then
+        // read: not every clock of that status read before the sort.
+        let first = Scope::by_settled(
+            &format!(
+                "SELECT clock_id, moved_due FROM {from} WHERE {}{wanted} AND {still}",
+                self.known()
+            ),
+            status,
+        );
         let mut clocks = self
             .clocks(
                 store,
                 &format!(
-                    "SELECT * FROM {from} WHERE {}{wanted} AND {still} ORDER BY moved_due, clock_id LIMIT {}",
-                    self.known(),
+                    "SELECT * FROM clocks WHERE gen = {} AND clock_id IN (SELECT clock_id FROM ({first}) AS first ORDER BY moved_due, clock_id LIMIT {})",
+                    self.gen,
                     n.min(i64::MAX as usize)
                 ),
             )
             .await?;
-        clocks.extend(
-            self.clocks(
-                store,
-                &format!(
-                    "SELECT * FROM {from} WHERE {}{wanted} AND (waiting = 1 OR pauses_end IS NULL OR pauses_end >= $1)",
-                    self.known()
-                ),
-            )
-            .await?,
+        // The others are settled by `$1` (their outcome) or waiting ('paused').
+        let moving = "(waiting = 1 OR pauses_end IS NULL OR pauses_end >= $1)";
+        let select = format!(
+            "SELECT * FROM {from} WHERE {}{wanted} AND {moving}",
+            self.known()
         );
+        let ranges: &[&str] = match status {
+            None => &[""],
+            Some(Status::OnTrack | Status::AtRisk) => &[],
+            Some(Status::Paused) => &[" AND settled_at IS NULL", " AND settled_at > $1"],
+            Some(Status::Met | Status::MetLate | Status::Cancelled | Status::Breached) => {
+                &[" AND settled_at <= $1"]
+            }
+        };
+        if !ranges.is_empty() {
+            clocks.extend(self.clocks(store, &Scope::union(&select, ranges)).await?);
+        }
         Ok(clocks)
     }
 
     /// The selected clocks whose status only the calendar gives: see [`Scope::other`].
     async fn other_clocks(&self, store: &Store) -> Result<Vec<Clock>, StoreError> {
-        let sql = format!(
+        let select = format!(
             "SELECT * FROM {} WHERE {}",
-            self.through("clocks_paused"),
+            self.through("clocks_paused_settled"),
             self.other()
         );
-        self.clocks(store, &sql).await
+        self.clocks(store, &Scope::by_settled(&select, Some(Status::OnTrack)))
+            .await
+    }
+
+    /// `select` (a read of the paused clocks' index, ending in its conditions) once per
+    /// range of `settled_at` that a clock with status `status` at `$1` lies in, joined by
+    /// `UNION ALL`: the index leads with `settled_at`, so a range skips the clocks settled
+    /// outside it (a row has `settled_at` exactly when it has `outcome`). Open statuses:
+    /// not settled by `$1`; met, met late and cancelled: settled by then; breached: either.
+    fn by_settled(select: &str, status: Option<Status>) -> String {
+        let ranges: &[&str] = match status {
+            None | Some(Status::Breached) => &[""],
+            Some(Status::Met | Status::MetLate | Status::Cancelled) => &[" AND settled_at <= $1"],
+            Some(Status::OnTrack | Status::AtRisk | Status::Paused) => {
+                &[" AND settled_at IS NULL", " AND settled_at > $1"]
+            }
+        };
+        Scope::union(select, ranges)
+    }
+
+    /// `select` once per condition of `ranges` (appended to it), joined by `UNION ALL`.
+    fn union(select: &str, ranges: &[&str]) -> String {
+        ranges
+            .iter()
+            .map(|range| format!("{select}{range}"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
     }
 
     /// The selected clocks whose status at `$1` the SQL gives, counted by group and status,
@@ -567,8 +636,15 @@ impl Scope {
     /// counts, corrected by the clocks started, due or settled between W and `$1` (the
     /// only ones whose status can differ), the pending ones split into at risk and on
     /// track by their deadline, and the paused ones the counts do not hold. Without: one
-    /// GROUP BY. Only groupings `by` are counted (the others come back empty).
-    async fn counted(&self, store: &Store, by: &[By]) -> Result<Counted, StoreError> {
+    /// GROUP BY. Only groupings `by` are counted (the others come back empty), and only
+    /// status `wanted` is sure to be right (every status when `None`: the pending ones
+    /// are split only when on track or at risk is wanted).
+    async fn counted(
+        &self,
+        store: &Store,
+        by: &[By],
+        wanted: Option<Status>,
+    ) -> Result<Counted, StoreError> {
         let mut this = self.clone();
         let err = |e| store.err(e);
         let mut tx = store.pool.begin().await.map_err(err)?;
@@ -587,28 +663,44 @@ impl Scope {
                 .await
                 .map_err(err)?;
         // The paused clocks whose status the SQL gives, but for those the counts hold with
-        // the same status at `$1` (counted at W, settled by then, and settled by `$1` too).
+        // the same status at `$1`: settled by W and by `$1` (and so started by both; a row
+        // has `settled_at` exactly when it has `outcome`). Those not settled and those
+        // settled later are two ranges of the index, so the settled ones are never read.
         let w = base.clone().map(|b| this.value(b));
-        let counted_at_w = w
+        let settled_by = base
             .as_ref()
-            .map(|w| format!(" AND NOT (outcome IS NOT NULL AND started_at <= {w} AND settled_at <= {w} AND settled_at <= $1)"))
-            .unwrap_or_default();
+            .map(|b| this.value(b.min(&this.values[0]).clone()));
+        let from = this.through("clocks_paused_settled");
+        let paused = |settled: &str| {
+            format!(
+                "SELECT policy, step, region, caseworker, started_at, settled_at, outcome, waiting, pauses_end, moved_due FROM {from} WHERE {}{settled}",
+                this.known()
+            )
+        };
+        let paused = match &settled_by {
+            Some(settled_by) => {
+                format!(
+                    "{} UNION ALL {}",
+                    paused(" AND settled_at IS NULL"),
+                    paused(&format!(" AND settled_at > {settled_by}"))
+                )
+            }
+            None => paused(""),
+        };
         let sql = format!(
-            "SELECT {keys}, {} AS status, COUNT(*) AS n FROM {} WHERE {}{counted_at_w} {group}",
+            "SELECT {keys}, {} AS status, COUNT(*) AS n FROM ({paused}) AS paused {group}",
             Scope::PAUSED_STATUS,
-            this.through("clocks_paused"),
-            this.known(),
         );
-        sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, by)
-            .map_err(err)?;
+        let rows = this.grouped(&mut tx, &sql, by, [Some("status"), None]);
+        sums.add_rows(&rows.await.map_err(err)?, by);
         let (Some(base), Some(w)) = (base, w) else {
             let sql = format!(
                 "SELECT {keys}, {} AS status, COUNT(*) AS n FROM clocks WHERE {} {group}",
                 Scope::STATUS,
                 this.plain(),
             );
-            sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, by)
-                .map_err(err)?;
+            let rows = this.grouped(&mut tx, &sql, by, [Some("status"), None]);
+            sums.add_rows(&rows.await.map_err(err)?, by);
             tx.commit().await.map_err(err)?;
             return this.statuses(store, sums);
         };
@@ -638,8 +730,9 @@ impl Scope {
                 "SELECT {key}, status, CAST(SUM(n) AS BIGINT) AS n FROM {table} WHERE gen = {gen} AND n <> 0{} {group}",
                 this.filter
             );
-            sums.add_rows(&this.rows(&mut tx, &sql).await.map_err(err)?, &[*b])
-                .map_err(err)?;
+            let one = [*b];
+            let rows = this.grouped(&mut tx, &sql, &one, [Some("status"), None]);
+            sums.add_rows(&rows.await.map_err(err)?, &one);
         }
         // The clocks whose status may have changed between W and `$1`, each looked up by
         // its key (`CROSS JOIN`: SQLite keeps that order).
@@ -658,27 +751,33 @@ impl Scope {
             by_due = this.through("clocks_by_due"),
             by_settled = this.through("clocks_by_settled"),
         );
-        for row in this.rows(&mut tx, &sql).await.map_err(err)? {
-            let n: i64 = row.try_get("n").map_err(err)?;
-            if let Some(was) = row.try_get::<Option<String>, _>("was").map_err(err)? {
-                sums.add_keyed(&row, by, &was, -n).map_err(err)?;
+        let rows = this.grouped(&mut tx, &sql, by, [Some("was"), Some("now")]);
+        for row in rows.await.map_err(err)? {
+            if let Some(was) = &row.status {
+                sums.add_keyed(&row, by, was, -row.n);
             }
-            if let Some(now) = row.try_get::<Option<String>, _>("now").map_err(err)? {
-                sums.add_keyed(&row, by, &now, n).map_err(err)?;
+            if let Some(now) = &row.now {
+                sums.add_keyed(&row, by, now, row.n);
             }
         }
         // The pending ones due within the window are at risk; the others on track.
+        if !matches!(wanted, None | Some(Status::AtRisk | Status::OnTrack)) {
+            tx.commit().await.map_err(err)?;
+            return this.statuses(store, sums);
+        }
         let sql = format!(
             "SELECT {keys}, COUNT(*) AS n FROM {} WHERE gen = {gen} AND plain = 1{} AND due_at >= $1 AND due_at <= $2 AND started_at <= $1 AND (settled_at IS NULL OR settled_at > $1) {}",
             this.through("clocks_by_due"),
             this.filter,
             By::keys(by, 0).1,
         );
-        for row in this.rows(&mut tx, &sql).await.map_err(err)? {
-            let n: i64 = row.try_get("n").map_err(err)?;
-            sums.add_keyed(&row, by, "pending", -n).map_err(err)?;
-            sums.add_keyed(&row, by, Status::AtRisk.name(), n)
-                .map_err(err)?;
+        for row in this
+            .grouped(&mut tx, &sql, by, [None, None])
+            .await
+            .map_err(err)?
+        {
+            sums.add_keyed(&row, by, "pending", -row.n);
+            sums.add_keyed(&row, by, Status::AtRisk.name(), row.n);
         }
         tx.commit().await.map_err(err)?;
         this.statuses(store, sums)
@@ -713,13 +812,40 @@ impl Scope {
         Ok(out)
     }
 
-    /// The rows `sql` (with this scope's values bound) reads in transaction `tx`.
-    async fn rows(
+    /// The rows of grouped count `sql` (with this scope's values bound) in transaction
+    /// `tx`: its keys `k0`..`k2` of groupings `by`, the status columns `statuses` names
+    /// (a [`Grouped`]'s `status` and `now`), and `n`. They come back as one JSON array in
+    /// one row: sqlx hands rows over one at a time, which costs more than the query itself
+    /// at tens of thousands of rows (BENCHMARKS.md).
+    async fn grouped(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         sql: &str,
-    ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
-        self.bind(sqlx::query(sql)).fetch_all(&mut **tx).await
+        by: &[By],
+        statuses: [Option<&str>; 2],
+    ) -> Result<Vec<Grouped>, sqlx::Error> {
+        const NONE: &str = "CAST(NULL AS TEXT)";
+        let keys = By::ALL.map(|b| {
+            if by.contains(&b) {
+                format!("k{}", b as usize)
+            } else {
+                NONE.to_string()
+            }
+        });
+        let [status, now] = statuses.map(|c| c.unwrap_or(NONE));
+        let columns = format!("{}, {status}, {now}, n", keys.join(", "));
+        let sql = match self.dialect {
+            Dialect::Sqlite => format!("SELECT json_group_array(json_array({columns})) FROM ({sql})"),
+            Dialect::Postgres => format!(
+                "SELECT COALESCE(json_agg(json_build_array({columns})), '[]')::text FROM ({sql}) AS grouped"
+            ),
+        };
+        let json: String = self
+            .bind(sqlx::query(&sql))
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
+        serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))
     }
 
     /// The clocks `sql` (with this scope's values bound) reads.
