@@ -59,7 +59,7 @@ pub enum ViewsError {
 pub struct Lag {
     /// Records in the log.
     pub records: u64,
-    /// Records the active views have taken.
+    /// Records the active views have taken, in catch-ups that have finished.
     pub projected: u64,
 }
 
@@ -167,11 +167,17 @@ impl Views {
         })
     }
 
-    /// The projection's lag behind the log.
+    /// The projection's lag behind the log: records count as projected once a catch-up of
+    /// this server's has finished with them, the SLA counts' base included (a batch's
+    /// checkpoint alone comes before that base, which a summary reads).
     pub async fn lag(&self) -> Result<Lag, ViewsError> {
         let records = self.recorder.log().record_count().await?;
         let gen = self.store.active_gen().await?;
         let projected = self.store.projected_records(gen).await?;
-        Ok(Lag { records, projected })
+        let finished = self.caught_up_to.load(Ordering::SeqCst);
+        Ok(Lag {
+            records,
+            projected: projected.min(finished),
+        })
     }
 }

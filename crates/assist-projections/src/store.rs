@@ -499,7 +499,7 @@ impl Store {
     /// Makes generation `gen`'s SLA counts (migration 0012) in one pass where it has none,
     /// and moves their base forward to its latest clock's start once that is more than an
     /// hour after the base, counting again only the clocks started, due or settled in
-    /// between: a summary reads the counts and corrects them by the clocks started, due or
+    /// between (in one pass again when it is more than a day after): a summary reads the counts and corrects them by the clocks started, due or
     /// settled between the base and its time, so the base follows the data and a summary
     /// of the present corrects little. The first pass counts its cases too
     /// (`case_counts`). Nothing for a generation no longer active or being built.
@@ -514,20 +514,25 @@ impl Store {
         let base = self.sla_base(gen).await?;
         // Without clocks yet, a base before any: the cases are counted all the same.
         let latest = latest.unwrap_or_default();
-        let stale = |base: &str| {
-            let hour_after = chrono::DateTime::parse_from_rfc3339(base)
-                .map(|b| ts((b + chrono::Duration::hours(1)).to_utc()))
+        let after = |base: &str, by: chrono::Duration| {
+            let later = chrono::DateTime::parse_from_rfc3339(base)
+                .map(|b| ts((b + by).to_utc()))
                 .unwrap_or_default();
-            latest > hour_after
+            latest > later
         };
-        if base.as_deref().is_some_and(|b| !stale(b)) {
-            return Ok(());
-        }
+        // Moved forward by up to a day's clocks; from further behind (a catch-up of a long
+        // stretch) counting every clock again costs less than looking each changed one up.
+        let advance = match base.as_deref() {
+            Some(b) if !after(b, chrono::Duration::hours(1)) => return Ok(()),
+            Some(b) => !after(b, chrono::Duration::days(1)),
+            None => false,
+        };
         let started = std::time::Instant::now();
         let mut tx = self.batch.begin_ddl().await.map_err(err)?;
-        let made = match &base {
-            Some(_) => tx.advance_sla_base(gen, &latest).await,
-            None => tx.make_sla_base(gen, &latest).await,
+        let made = if advance {
+            tx.advance_sla_base(gen, &latest).await
+        } else {
+            tx.make_sla_base(gen, &latest).await
         };
         let made = match made {
             Ok(made) => made,
@@ -540,7 +545,7 @@ impl Store {
         if made {
             tracing::info!(
                 gen,
-                advanced = base.is_some(),
+                advanced = advance,
                 seconds = started.elapsed().as_secs_f64(),
                 "counted a generation's SLA figures at a new base"
             );
