@@ -890,6 +890,28 @@ async fn another_writer_appends(s: &Server, n: u32) {
         .unwrap();
 }
 
+/// A server whose periodic projector waits an hour, and one case (4 events) appended
+/// behind its back: no write of its own wakes its projector.
+async fn appended_behind_an_idle_projector() -> Server {
+    let s = with_an_idle_projector().await;
+    another_writer_appends(&s, 1).await;
+    s
+}
+
+/// A server whose periodic projector waits an hour: only its own writes wake it.
+async fn with_an_idle_projector() -> Server {
+    let s = start_with(
+        None,
+        Config {
+            project_every: std::time::Duration::from_secs(3600),
+            ..Config::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    s
+}
+
 /// Waits (10 s at most) until `/readyz` reports that the views lag by nothing.
 async fn wait_for_no_lag(s: &Server) {
     let start = std::time::Instant::now();
@@ -915,15 +937,7 @@ async fn wait_for_no_lag(s: &Server) {
 #[tokio::test]
 async fn a_write_wakes_the_projector_without_any_read() {
     // No periodic catch-up: only the write's nudge can bring the lag down.
-    let s = start_with(
-        None,
-        Config {
-            project_every: std::time::Duration::from_secs(3600),
-            ..Config::default()
-        },
-    )
-    .await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let s = with_an_idle_projector().await;
     let (status, body, _) = s
         .post(
             &s.service(),
@@ -937,17 +951,7 @@ async fn a_write_wakes_the_projector_without_any_read() {
 
 #[tokio::test]
 async fn a_read_sees_what_the_log_held_when_it_came_though_no_projector_ran() {
-    let s = start_with(
-        None,
-        Config {
-            project_every: std::time::Duration::from_secs(3600),
-            ..Config::default()
-        },
-    )
-    .await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    // Appended behind the server's back: no write of its own wakes its projector.
-    another_writer_appends(&s, 1).await;
+    let s = appended_behind_an_idle_projector().await;
     assert_eq!(s.app.views.lag().await.unwrap().behind(), 4);
     let sup = s.token(Role::Supervisor, "35", "sup-1");
     let (status, load, _) = s.get(&sup, "/v1/caseload").await;
@@ -957,16 +961,7 @@ async fn a_read_sees_what_the_log_held_when_it_came_though_no_projector_ran() {
 
 #[tokio::test]
 async fn the_lag_counts_records_only_once_a_catch_up_of_the_server_has_finished_with_them() {
-    let s = start_with(
-        None,
-        Config {
-            project_every: std::time::Duration::from_secs(3600),
-            ..Config::default()
-        },
-    )
-    .await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    another_writer_appends(&s, 1).await;
+    let s = appended_behind_an_idle_projector().await;
     // Another process projects them (as `assist ingest` does): the checkpoints hold them,
     // but no catch-up of this server's has finished with them, and lag 0 promises that
     // (a catch-up's end, the SLA counts' base included, which a summary reads).

@@ -433,6 +433,23 @@ impl BatchTx {
         Ok(built)
     }
 
+    /// Whether generation `gen` is active or being built, taking what a new base needs: no
+    /// batch writes clocks meanwhile (this transaction holds SQLite's write lock; on
+    /// PostgreSQL it locks the `view_state` row for update, which every batch share-locks).
+    async fn holds_for_a_base(&mut self, gen: i64) -> Result<bool, sqlx::Error> {
+        let (active, building) = match self {
+            BatchTx::Sqlite(_) => self.view_state().await?,
+            BatchTx::Postgres(c) => {
+                sqlx::query_as(
+                    "SELECT active_gen, building_gen FROM view_state WHERE id = 1 FOR UPDATE",
+                )
+                .fetch_one(&mut **c)
+                .await?
+            }
+        };
+        Ok(gen == active || Some(gen) == building)
+    }
+
     /// Counts generation `gen`'s clocks at `base` into `sla_counts` (migration 0012: never
     /// paused, or settled by `base`, 0016; its triggers roll them up) and its cases into
     /// `case_counts` (0014), replacing any older base (the base row turns the triggers
@@ -445,17 +462,7 @@ impl BatchTx {
         gen: i64,
         base: &str,
     ) -> Result<bool, sqlx::Error> {
-        let (active, building) = match self {
-            BatchTx::Sqlite(_) => self.view_state().await?,
-            BatchTx::Postgres(c) => {
-                sqlx::query_as(
-                    "SELECT active_gen, building_gen FROM view_state WHERE id = 1 FOR UPDATE",
-                )
-                .fetch_one(&mut **c)
-                .await?
-            }
-        };
-        if gen != active && Some(gen) != building {
+        if !self.holds_for_a_base(gen).await? {
             return Ok(false);
         }
         for sql in [
@@ -498,17 +505,7 @@ impl BatchTx {
         gen: i64,
         to: &str,
     ) -> Result<bool, sqlx::Error> {
-        let (active, building) = match self {
-            BatchTx::Sqlite(_) => self.view_state().await?,
-            BatchTx::Postgres(c) => {
-                sqlx::query_as(
-                    "SELECT active_gen, building_gen FROM view_state WHERE id = 1 FOR UPDATE",
-                )
-                .fetch_one(&mut **c)
-                .await?
-            }
-        };
-        if gen != active && Some(gen) != building {
+        if !self.holds_for_a_base(gen).await? {
             return Ok(false);
         }
         let from: Option<String> = on_tx!(self, c => {
