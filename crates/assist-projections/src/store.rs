@@ -499,10 +499,11 @@ impl Store {
     /// Makes generation `gen`'s SLA counts (migration 0012) in one pass where it has none,
     /// and moves their base forward to its latest clock's start once that is more than an
     /// hour after the base, counting again only the clocks started, due or settled in
-    /// between (in one pass again when it is more than a day after): a summary reads the counts and corrects them by the clocks started, due or
-    /// settled between the base and its time, so the base follows the data and a summary
-    /// of the present corrects little. The first pass counts its cases too
-    /// (`case_counts`). Nothing for a generation no longer active or being built.
+    /// between (in one pass again when it is more than a day after): a summary reads the
+    /// counts and corrects them by the clocks started, due or settled between the base and
+    /// its time, so the base follows the data and a summary of the present corrects
+    /// little. The first pass counts its cases too (`case_counts`). Nothing for a
+    /// generation no longer active or being built.
     pub(crate) async fn ensure_sla_base(&self, gen: i64) -> Result<(), StoreError> {
         let err = |e| self.err(e);
         let latest: Option<String> = sqlx::query_scalar(&format!(

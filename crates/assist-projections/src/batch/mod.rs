@@ -523,11 +523,8 @@ impl BatchTx {
                 .execute(&mut **c)
                 .await?;
         }
-        // A clock's count at base `t`: none before it started, its outcome once settled,
-        // none while paused and unsettled, else breached past its deadline or pending.
-        let at = |t: &str| {
-            format!("(CASE WHEN started_at > {t} THEN NULL WHEN settled_at IS NOT NULL AND settled_at <= {t} THEN outcome WHEN plain = 0 THEN NULL WHEN due_at < {t} THEN 'breached' ELSE 'pending' END)")
-        };
+        // A clock's count in a base at `t`.
+        let at = |t: &str| crate::sla::report::counted_at(t, t);
         // The generation's indexes by start, deadline and settling, named on SQLite once it
         // has them all (see `store::through`), with the generation written into the SQL.
         let named =

@@ -318,6 +318,15 @@ pub async fn clocks_page(
     Ok((total, lines.into_iter().skip(offset).take(limit).collect()))
 }
 
+/// What a clock adds, in SQL, to counts standing at base `base`, at time `t`: nothing
+/// before it started, its outcome once settled (a paused one only while settled by the
+/// base too), nothing while paused and unsettled, else breached past its deadline or
+/// `pending`. With `t` = `base`, its count in the base itself (the store moves a base
+/// forward by it).
+pub(crate) fn counted_at(t: &str, base: &str) -> String {
+    format!("(CASE WHEN started_at > {t} THEN NULL WHEN settled_at IS NOT NULL AND settled_at <= {t} AND (plain = 1 OR (started_at <= {base} AND settled_at <= {base})) THEN outcome WHEN plain = 0 THEN NULL WHEN due_at < {t} THEN 'breached' ELSE 'pending' END)")
+}
+
 /// A filter as SQL over the clocks of a generation (named literally, so that the planner
 /// can use the generation's partial indexes), with its values bound in order: `$1` the
 /// time, `$2` the edge of the risk window, then the filter's.
@@ -673,7 +682,7 @@ impl Scope {
         let from = this.through("clocks_paused_settled");
         let paused = |settled: &str| {
             format!(
-                "SELECT policy, step, region, caseworker, started_at, settled_at, outcome, waiting, pauses_end, moved_due FROM {from} WHERE {}{settled}",
+                "SELECT policy, step, region, caseworker, settled_at, outcome, waiting, pauses_end, moved_due FROM {from} WHERE {}{settled}",
                 this.known()
             )
         };
@@ -714,9 +723,7 @@ impl Scope {
         let gen = this.gen;
         // A clock's count at W (`t` = W) and what it adds at `$1` to the counts at W (the
         // same, for a paused one, only while it is settled by both).
-        let at_w = |t: &str| {
-            format!("(CASE WHEN started_at > {t} THEN NULL WHEN settled_at IS NOT NULL AND settled_at <= {t} AND (plain = 1 OR (started_at <= {base} AND settled_at <= {base})) THEN outcome WHEN plain = 0 THEN NULL WHEN due_at < {t} THEN 'breached' ELSE 'pending' END)")
-        };
+        let at_w = |t: &str| counted_at(t, &base);
         // The counts as they stood at W, by each grouping, from the smallest table that
         // has the grouping's key and the filter's columns.
         for b in by {
