@@ -196,7 +196,8 @@ pub struct CaseloadDoc {
     pub cases: Option<Vec<Value>>,
 }
 
-/// The SLA figures: totals, by step, by region (province → city → county), by caseworker.
+/// The SLA figures: totals, by step, by region (province → city → county), and a page of
+/// them by caseworker.
 #[derive(Serialize, ToSchema)]
 pub struct SlaDoc {
     /// The time the figures are for.
@@ -212,9 +213,15 @@ pub struct SlaDoc {
     /// Figures by region, rolled up.
     #[schema(value_type = Vec<Object>)]
     pub by_region: Vec<Value>,
-    /// Figures by caseworker.
+    /// A page of the figures by caseworker: the most breached clocks first, then by id.
     #[schema(value_type = Vec<Object>)]
     pub by_caseworker: Vec<Value>,
+    /// Caseworker lines in all (the page is `limit` of them from `offset`).
+    pub caseworkers: u64,
+    /// The page size of the caseworker lines.
+    pub limit: u64,
+    /// The page start of the caseworker lines.
+    pub offset: u64,
     /// Present when the views were built with other SLA policies than those in force:
     /// the figures follow the old ones until a rebuild.
     pub policies_differ: Option<PoliciesDiffer>,

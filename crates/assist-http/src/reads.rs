@@ -15,7 +15,9 @@ use assist_projections::caseload::query::{
     caseload_as_of, caseload_page, sort_by_deadline, CaseFilter,
 };
 use assist_projections::caseload::Stage;
-use assist_projections::sla::report::{clocks_page, parse_status, summarize_listing, SlaFilter};
+use assist_projections::sla::report::{
+    clocks_page, parse_status, summarize_listing, Line, SlaFilter,
+};
 use assist_projections::store::{ts, Access};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -292,10 +294,17 @@ pub struct SlaParams {
     region: Option<String>,
     /// Only this caseworker's (a caseworker may give only its own id).
     caseworker: Option<String>,
+    /// Caseworker lines per page, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// Caseworker lines to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
+    offset: Option<usize>,
 }
 
-/// The SLA figures in the caller's scope: totals, by step, by region (rolled up) and by
-/// caseworker. The breached and at-risk clocks are listed by `/v1/sla/clocks?status=…`.
+/// The SLA figures in the caller's scope: totals, by step, by region (rolled up) and a
+/// page of the caseworker lines, most breached clocks first (a province has thousands of
+/// caseworkers). The breached and at-risk clocks are listed by `/v1/sla/clocks?status=…`.
 #[utoipa::path(
     get,
     path = "/v1/sla",
@@ -319,6 +328,7 @@ pub async fn sla(
         "SLA figures",
     )?;
     let p = params(p)?;
+    let (limit, offset) = page(p.limit, p.offset)?;
     let at = when(p.at.as_deref(), "at")?;
     let risk = risk(p.risk_hours)?;
     let region = region_scope(&caller, p.region.as_deref())?;
@@ -343,18 +353,30 @@ pub async fn sla(
     )
     .await
     .map_err(|e| Problem::internal(&e))?;
+    let workers = r.by_caseworker.len();
     let mut doc = json!({
         "at": r.at,
         "risk_hours": risk.num_hours(),
         "total": r.total,
         "by_step": r.by_step,
         "by_region": r.by_region,
-        "by_caseworker": r.by_caseworker,
+        "by_caseworker": worst_first(r.by_caseworker, limit, offset),
+        "caseworkers": workers,
+        "limit": limit,
+        "offset": offset,
     });
     if let Some(differ) = policies_differ(&app, gen).await? {
         doc["policies_differ"] = differ;
     }
     Ok(respond(&app, doc))
+}
+
+/// A page of caseworker lines: the most breached clocks first, then by staff id (a
+/// stable order that puts first whom a supervisor looks at first).
+fn worst_first(mut lines: Vec<Line>, limit: usize, offset: usize) -> Vec<Line> {
+    let breached = |l: &Line| l.counts.by_status.get("breached").copied().unwrap_or(0);
+    lines.sort_by(|a, b| breached(b).cmp(&breached(a)).then_with(|| a.key.cmp(&b.key)));
+    lines.into_iter().skip(offset).take(limit).collect()
 }
 
 /// `GET /v1/sla/clocks` parameters.
