@@ -375,7 +375,11 @@ pub async fn sla(
 /// stable order that puts first whom a supervisor looks at first).
 fn worst_first(mut lines: Vec<Line>, limit: usize, offset: usize) -> Vec<Line> {
     let breached = |l: &Line| l.counts.by_status.get("breached").copied().unwrap_or(0);
-    lines.sort_by(|a, b| breached(b).cmp(&breached(a)).then_with(|| a.key.cmp(&b.key)));
+    lines.sort_by(|a, b| {
+        breached(b)
+            .cmp(&breached(a))
+            .then_with(|| a.key.cmp(&b.key))
+    });
     lines.into_iter().skip(offset).take(limit).collect()
 }
 

@@ -726,7 +726,14 @@ async fn the_sla_summary_pages_its_caseworker_lines_most_breached_first() {
     let s = seeded().await;
     // Person 1's contact is made in time: their caseworker (first by id) has one breached
     // clock fewer than person 2's.
-    let contact = envelope(1, 5, "contact_made", "350102", 4, json!({"channel": "phone"}));
+    let contact = envelope(
+        1,
+        5,
+        "contact_made",
+        "350102",
+        4,
+        json!({"channel": "phone"}),
+    );
     let (status, body, _) = s.post(&s.service(), "/v1/events", &json!([contact])).await;
     assert_eq!(body["counts"]["accepted"], 1, "{status} {body}");
     wait_for_no_lag(&s).await;
@@ -735,25 +742,37 @@ async fn the_sla_summary_pages_its_caseworker_lines_most_breached_first() {
     let (_, all, _) = s.get(&sup, at).await;
     let lines = all["by_caseworker"].as_array().unwrap().clone();
     assert_eq!(all["caseworkers"], 2, "{all}");
-    let line = |l: &Value| (l["key"].clone(), l["counts"]["by_status"]["breached"].clone());
+    let line = |l: &Value| {
+        (
+            l["key"].clone(),
+            l["counts"]["by_status"]["breached"].clone(),
+        )
+    };
     // Hand-checked: all three steps breached for person 2, visit and offers for person 1.
     assert_eq!(
         lines.iter().map(line).collect::<Vec<_>>(),
-        [(json!("cw-350203-001"), json!(3)), (json!("cw-350102-001"), json!(2))],
+        [
+            (json!("cw-350203-001"), json!(3)),
+            (json!("cw-350102-001"), json!(2))
+        ],
         "{all}"
     );
     let mut paged = Vec::new();
     for offset in 0..3 {
-        let (status, page, _) = s
-            .get(&sup, &format!("{at}&limit=1&offset={offset}"))
-            .await;
+        let (status, page, _) = s.get(&sup, &format!("{at}&limit=1&offset={offset}")).await;
         assert_eq!(status, StatusCode::OK, "{page}");
-        assert_eq!((page["limit"].as_u64(), page["offset"].as_u64()), (Some(1), Some(offset)));
+        assert_eq!(
+            (page["limit"].as_u64(), page["offset"].as_u64()),
+            (Some(1), Some(offset))
+        );
         assert_eq!(page["caseworkers"], 2, "{page}");
         assert_eq!(page["total"], all["total"], "the figures are not paged");
         paged.extend(page["by_caseworker"].as_array().unwrap().clone());
     }
-    assert_eq!(paged, lines, "the pages, one line each, are the whole list in order");
+    assert_eq!(
+        paged, lines,
+        "the pages, one line each, are the whole list in order"
+    );
     let bad = s.get(&sup, &format!("{at}&limit=0")).await;
     assert_problem(&bad, 400, "bad-parameter");
 }

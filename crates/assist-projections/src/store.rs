@@ -31,20 +31,21 @@ pub(crate) const GEN_TABLES: &[&str] = &[
     "findings",
 ];
 
-/// The secondary indexes of one view generation, as (name, table, columns). Generation N's
-/// copy is `{name}_gN`, partial on `gen = N`: it is built in one pass once N is caught up
+/// The secondary indexes of one view generation, as (name, table, columns, and a condition
+/// on the rows the index holds besides its generation). Generation N's copy is `{name}_gN`,
+/// partial on `gen = N`: it is built in one pass once N is caught up
 /// (or before a runner first looks N's rows up), not entry by entry while N is projected
 /// from offset 0, and it goes with N. A query that needs one says `gen = N` literally, so
 /// that the planner (SQLite's above all) can match it; `gen` leads the columns all the same,
 /// or SQLite, without statistics, prefers the primary key's `gen` prefix to an `IN` list.
-pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str)] = &[
+pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str, &str)] = &[
     // The runner's careful batches: the open clocks of a batch's subjects.
-    ("clocks_by_subject", "clocks", "gen, subject, is_open"),
+    ("clocks_by_subject", "clocks", "gen, subject, is_open", ""),
     // The SLA figures: the clocks started, due or settled between two times, whose status
     // may differ between them (see `sla_base`), and the clock lists by deadline.
-    ("clocks_by_start", "clocks", "gen, started_at, clock_id"),
-    ("clocks_by_due", "clocks", "gen, due_at, clock_id"),
-    ("clocks_by_settled", "clocks", "gen, settled_at, clock_id"),
+    ("clocks_by_start", "clocks", "gen, started_at, clock_id", ""),
+    ("clocks_by_due", "clocks", "gen, due_at, clock_id", ""),
+    ("clocks_by_settled", "clocks", "gen, settled_at, clock_id", ""),
     // Paused clocks (`plain = 0`): those whose status at a time the SQL gives counted from
     // the index alone (see `sla::report`), the others read one by one; by `settled_at`
     // first, so that a summary skips those its base counted.
@@ -52,6 +53,21 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str)] = &[
         "clocks_paused_settled",
         "clocks",
         "gen, plain, settled_at, pauses_end, outcome, waiting, moved_due, started_at, policy, step, region, caseworker, clock_id",
+        "",
+    ),
+    // A page of paused clocks: those whose deadline stands still, in deadline order; those
+    // settled with the outcome asked for. Of paused clocks only (a few percent of them).
+    (
+        "clocks_paused_by_due",
+        "clocks",
+        "gen, moved_due, clock_id, settled_at, outcome, waiting, pauses_end, started_at, policy, step, region, caseworker",
+        "plain = 0",
+    ),
+    (
+        "clocks_paused_by_outcome",
+        "clocks",
+        "gen, outcome, settled_at, waiting, pauses_end, started_at, policy, step, region, caseworker, clock_id",
+        "plain = 0",
     ),
     // Caseload pages: in next-deadline order (see `caseload::query::caseload_page`), with
     // the filtered columns in the index; a caseworker's cases counted (a region's are
@@ -60,11 +76,13 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str)] = &[
         "cases_by_next",
         "cases",
         "gen, next_moves, (COALESCE(next_due, '~')), subject, region, caseworker, is_open, stage",
+        "",
     ),
     (
         "cases_by_caseworker",
         "cases",
         "gen, caseworker, region, is_open, stage",
+        "",
     ),
 ];
 
@@ -100,15 +118,22 @@ impl Dialect {
     }
 }
 
-/// Generation `gen`'s secondary indexes not among `existing`, as (name, table, columns).
+/// Generation `gen`'s secondary indexes not among `existing`, as (name, table, columns,
+/// the condition on the rows it holds: `gen = N` and any of its own).
 pub(crate) fn missing_indexes(
     existing: &[String],
     gen: i64,
-) -> Vec<(String, &'static str, &'static str)> {
+) -> Vec<(String, &'static str, &'static str, String)> {
     SECONDARY_INDEXES
         .iter()
-        .map(|(name, table, columns)| (generation_index(name, gen), *table, *columns))
-        .filter(|(index, _, _)| !existing.contains(index))
+        .map(|(name, table, columns, rows)| {
+            let rows = match *rows {
+                "" => format!("gen = {gen}"),
+                rows => format!("gen = {gen} AND {rows}"),
+            };
+            (generation_index(name, gen), *table, *columns, rows)
+        })
+        .filter(|(index, ..)| !existing.contains(index))
         .collect()
 }
 
@@ -565,7 +590,7 @@ impl Store {
 
     /// Drops generation `gen`'s secondary indexes (before its rows go: fewer to update).
     async fn drop_indexes(&self, gen: i64) -> Result<(), StoreError> {
-        for (name, _, _) in SECONDARY_INDEXES {
+        for (name, ..) in SECONDARY_INDEXES {
             sqlx::query(&format!(
                 "DROP INDEX IF EXISTS {}",
                 generation_index(name, gen)
@@ -585,7 +610,7 @@ impl Store {
             .await?
             .into_iter()
             .filter(|n| {
-                SECONDARY_INDEXES.iter().any(|(base, _, _)| {
+                SECONDARY_INDEXES.iter().any(|(base, ..)| {
                     n.strip_prefix(base)
                         .and_then(|rest| rest.strip_prefix("_g"))
                         .is_some_and(|g| g.parse::<i64>().is_ok())
@@ -1080,6 +1105,8 @@ mod tests {
                 "clocks_by_settled_g1",
                 "clocks_by_start_g1",
                 "clocks_by_subject_g1",
+                "clocks_paused_by_due_g1",
+                "clocks_paused_by_outcome_g1",
                 "clocks_paused_settled_g1"
             ]
         );

@@ -1721,8 +1721,16 @@ async fn a_page_of_clocks_from_the_store_equals_the_page_of_every_clock_listed_o
             for status in statuses.clone() {
                 let all = list_clocks(&clocks, &calendar(), at, risk, filter, status);
                 nonempty += usize::from(!all.is_empty());
-                for (limit, offset) in [(7, 0), (7, 5), (1000, 0), (3, all.len().saturating_sub(2))]
-                {
+                // Small pages too: each of the store's reads picks its first clocks before
+                // they are merged.
+                for (limit, offset) in [
+                    (1, 0),
+                    (2, 3),
+                    (7, 0),
+                    (7, 5),
+                    (1000, 0),
+                    (3, all.len().saturating_sub(2)),
+                ] {
                     let want: Vec<_> = all.iter().skip(offset).take(limit).cloned().collect();
                     for store in [&lite, &pg] {
                         let (total, page) = clocks_page(
@@ -2061,6 +2069,8 @@ fn indexes_of(gens: &[i64]) -> Vec<String> {
                 "clocks_by_due",
                 "clocks_by_settled",
                 "clocks_paused_settled",
+                "clocks_paused_by_due",
+                "clocks_paused_by_outcome",
                 "cases_by_next",
                 "cases_by_caseworker",
             ]

@@ -423,8 +423,8 @@ impl BatchTx {
             return Ok(Vec::new());
         }
         let mut built = Vec::new();
-        for (index, table, columns) in self.missing_indexes(gen).await? {
-            let sql = format!("CREATE INDEX {index} ON {table} ({columns}) WHERE gen = {gen}");
+        for (index, table, columns, rows) in self.missing_indexes(gen).await? {
+            let sql = format!("CREATE INDEX {index} ON {table} ({columns}) WHERE {rows}");
             on_tx!(self, c => {
                 sqlx::query(&sql).execute(&mut **c).await?;
             });
@@ -563,7 +563,7 @@ impl BatchTx {
     async fn missing_indexes(
         &mut self,
         gen: i64,
-    ) -> Result<Vec<(String, &'static str, &'static str)>, sqlx::Error> {
+    ) -> Result<Vec<(String, &'static str, &'static str, String)>, sqlx::Error> {
         let sql = self.dialect().index_names_sql();
         let existing: Vec<String> =
             on_tx!(self, c => sqlx::query_scalar(sql).fetch_all(&mut **c).await?);

@@ -10,7 +10,7 @@ use assist_log::StreamReader;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use sqlx::Row;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Which clocks to count.
 #[derive(Debug, Clone, Default)]
@@ -368,14 +368,14 @@ impl By {
     }
 
     /// The keys of groupings `by` as columns `k0`, `k1`, `k2` (numbered in [`By::ALL`]
-    /// order), then `GROUP BY` with `more` columns after them.
-    fn keys(by: &[By], more: usize) -> (String, String) {
+    /// order), then `GROUP BY` them and the status column after them.
+    fn keys(by: &[By]) -> (String, String) {
         let columns = by
             .iter()
             .map(|b| format!("{} AS k{}", b.key(), *b as usize))
             .collect::<Vec<_>>()
             .join(", ");
-        let group = (1..=by.len() + more)
+        let group = (1..=by.len() + 1)
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
             .join(", ");
@@ -386,17 +386,18 @@ impl By {
 /// Clocks counted per key and status, for each grouping (in [`By::ALL`] order).
 type Counted = [Vec<(String, Status, usize)>; 3];
 
-/// Signed counts per grouping, key and status name, while corrections are added up.
+/// Signed counts per grouping and key, one per status in [`Status::ALL`] order, while
+/// corrections are added up (`pending`, the base's on track or at risk before the window
+/// splits them, adds to on track). Each key is allocated once: a province has tens of
+/// thousands of rows to add.
 #[derive(Default)]
-struct Sums([BTreeMap<(String, String), i64>; 3]);
+struct Sums {
+    by: [HashMap<String, [i64; 7]>; 3],
+    /// A status the store named that is none of these (the counts went wrong).
+    unknown: Option<String>,
+}
 
 impl Sums {
-    fn add(&mut self, by: By, key: String, status: &str, n: i64) {
-        *self.0[by as usize]
-            .entry((key, status.to_string()))
-            .or_default() += n;
-    }
-
     /// Adds grouped rows, each with its `status` and count.
     fn add_rows(&mut self, rows: &[Grouped], by: &[By]) {
         for row in rows {
@@ -408,9 +409,26 @@ impl Sums {
 
     /// Adds `n` clocks of status `status` from a grouped row to each of groupings `by`.
     fn add_keyed(&mut self, row: &Grouped, by: &[By], status: &str, n: i64) {
+        let name = if status == "pending" {
+            Status::OnTrack.name()
+        } else {
+            status
+        };
+        let Some(slot) = Status::ALL.iter().position(|s| s.name() == name) else {
+            self.unknown.get_or_insert_with(|| status.to_string());
+            return;
+        };
         for b in by {
-            let key = row.keys[*b as usize].clone().unwrap_or_default();
-            self.add(*b, key, status, n);
+            let key = row.keys[*b as usize].as_deref().unwrap_or_default();
+            let sums = &mut self.by[*b as usize];
+            match sums.get_mut(key) {
+                Some(counts) => counts[slot] += n,
+                None => {
+                    let mut counts = [0; 7];
+                    counts[slot] = n;
+                    sums.insert(key.to_string(), counts);
+                }
+            }
         }
     }
 }
@@ -561,43 +579,55 @@ impl Scope {
         let wanted = status
             .map(|s| format!(" AND {} = '{}'", Scope::PAUSED_STATUS, s.name()))
             .unwrap_or_default();
-        let from = self.through("clocks_paused_settled");
+        // The first `n` by deadline, walked in that order in the paused clocks' own index
+        // (an open status also bounds the deadline), then read.
         let still = "waiting = 0 AND pauses_end < $1";
-        // The first `n` by deadline, chosen from the index alone (it holds `clock_id`), then
-        // read: not every clock of that status read before the sort.
-        let first = Scope::by_settled(
-            &format!(
-                "SELECT clock_id, moved_due FROM {from} WHERE {}{wanted} AND {still}",
-                self.known()
-            ),
-            status,
+        let due = match status {
+            Some(Status::OnTrack) => " AND moved_due > $2",
+            Some(Status::AtRisk) => " AND moved_due >= $1 AND moved_due <= $2",
+            _ => "",
+        };
+        let first = format!(
+            "SELECT clock_id FROM {} WHERE {}{wanted} AND {still}{due} ORDER BY moved_due, clock_id LIMIT {}",
+            self.through("clocks_paused_by_due"),
+            self.known(),
+            n.min(i64::MAX as usize)
         );
         let mut clocks = self
             .clocks(
                 store,
                 &format!(
-                    "SELECT * FROM clocks WHERE gen = {} AND clock_id IN (SELECT clock_id FROM ({first}) AS first ORDER BY moved_due, clock_id LIMIT {})",
-                    self.gen,
-                    n.min(i64::MAX as usize)
+                    "SELECT * FROM clocks WHERE gen = {} AND clock_id IN ({first})",
+                    self.gen
                 ),
             )
             .await?;
-        // The others are settled by `$1` (their outcome) or waiting ('paused').
+        // The others: settled by `$1` (their outcome), or waiting ('paused').
         let moving = "(waiting = 1 OR pauses_end IS NULL OR pauses_end >= $1)";
-        let select = format!(
-            "SELECT * FROM {from} WHERE {}{wanted} AND {moving}",
-            self.known()
-        );
-        let ranges: &[&str] = match status {
-            None => &[""],
-            Some(Status::OnTrack | Status::AtRisk) => &[],
-            Some(Status::Paused) => &[" AND settled_at IS NULL", " AND settled_at > $1"],
-            Some(Status::Met | Status::MetLate | Status::Cancelled | Status::Breached) => {
-                &[" AND settled_at <= $1"]
+        let select = |index: &str| {
+            format!(
+                "SELECT * FROM {} WHERE {}{wanted} AND {moving}",
+                self.through(index),
+                self.known()
+            )
+        };
+        let others = match status {
+            None => Some(select("clocks_paused_settled")),
+            Some(Status::OnTrack | Status::AtRisk) => None,
+            Some(Status::Paused) => Some(Scope::union(
+                &select("clocks_paused_settled"),
+                &[" AND settled_at IS NULL", " AND settled_at > $1"],
+            )),
+            Some(s @ (Status::Met | Status::MetLate | Status::Cancelled | Status::Breached)) => {
+                Some(format!(
+                    "{} AND outcome = '{}' AND settled_at <= $1",
+                    select("clocks_paused_by_outcome"),
+                    s.name()
+                ))
             }
         };
-        if !ranges.is_empty() {
-            clocks.extend(self.clocks(store, &Scope::union(&select, ranges)).await?);
+        if let Some(sql) = others {
+            clocks.extend(self.clocks(store, &sql).await?);
         }
         Ok(clocks)
     }
@@ -664,13 +694,21 @@ impl Scope {
                 .map_err(err)?;
         }
         let mut sums = Sums::default();
-        let (keys, group) = By::keys(by, 1);
         let base: Option<String> =
             sqlx::query_scalar("SELECT base_at FROM sla_base WHERE gen = $1")
                 .bind(this.gen)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(err)?;
+        // With a base, the rows read (paused clocks not settled by it, clocks changed since
+        // it, the counts' own rows) come back one by one and are summed here: they are
+        // nearly one group each, and SQLite's GROUP BY over tens of thousands of groups
+        // costs more than the rows (BENCHMARKS.md). Without one, the store groups.
+        let (keys, group) = By::keys(by);
+        let (count, group) = match base {
+            Some(_) => ("1", String::new()),
+            None => ("COUNT(*)", group),
+        };
         // The paused clocks whose status the SQL gives, but for those the counts hold with
         // the same status at `$1`: settled by W and by `$1` (and so started by both; a row
         // has `settled_at` exactly when it has `outcome`). Those not settled and those
@@ -697,7 +735,7 @@ impl Scope {
             None => paused(""),
         };
         let sql = format!(
-            "SELECT {keys}, {} AS status, COUNT(*) AS n FROM ({paused}) AS paused {group}",
+            "SELECT {keys}, {} AS status, {count} AS n FROM ({paused}) AS paused {group}",
             Scope::PAUSED_STATUS,
         );
         let rows = this.grouped(&mut tx, &sql, by, [Some("status"), None]);
@@ -727,14 +765,14 @@ impl Scope {
         // The counts as they stood at W, by each grouping, from the smallest table that
         // has the grouping's key and the filter's columns.
         for b in by {
-            let (key, group) = By::keys(&[*b], 1);
+            let (key, _) = By::keys(&[*b]);
             let table = match b {
                 By::Step | By::Region if !this.by_worker => "sla_step_counts",
                 By::Worker if !this.by_step => "sla_worker_counts",
                 _ => "sla_counts",
             };
             let sql = format!(
-                "SELECT {key}, status, CAST(SUM(n) AS BIGINT) AS n FROM {table} WHERE gen = {gen} AND n <> 0{} {group}",
+                "SELECT {key}, status, n FROM {table} WHERE gen = {gen} AND n <> 0{}",
                 this.filter
             );
             let one = [*b];
@@ -744,13 +782,11 @@ impl Scope {
         // The clocks whose status may have changed between W and `$1`, each looked up by
         // its key (`CROSS JOIN`: SQLite keeps that order).
         let sql = format!(
-            "SELECT {keys}, {was} AS was, {now} AS now, COUNT(*) AS n FROM (\
+            "SELECT {keys}, {was} AS was, {now} AS now, 1 AS n FROM (\
              SELECT clock_id FROM {by_start} WHERE gen = {gen} AND started_at >= {lo} AND started_at <= {hi} \
              UNION SELECT clock_id FROM {by_due} WHERE gen = {gen} AND due_at >= {lo} AND due_at <= {hi} \
              UNION SELECT clock_id FROM {by_settled} WHERE gen = {gen} AND settled_at >= {lo} AND settled_at <= {hi}) AS changed \
-             CROSS JOIN clocks WHERE clocks.gen = {gen} AND clocks.clock_id = changed.clock_id{filter} \
-             {group}",
-            group = By::keys(by, 2).1,
+             CROSS JOIN clocks WHERE clocks.gen = {gen} AND clocks.clock_id = changed.clock_id{filter}",
             was = at_w(&base),
             now = at_w("$1"),
             filter = this.filter,
@@ -773,10 +809,9 @@ impl Scope {
             return this.statuses(store, sums);
         }
         let sql = format!(
-            "SELECT {keys}, COUNT(*) AS n FROM {} WHERE gen = {gen} AND plain = 1{} AND due_at >= $1 AND due_at <= $2 AND started_at <= $1 AND (settled_at IS NULL OR settled_at > $1) {}",
+            "SELECT {keys}, 1 AS n FROM {} WHERE gen = {gen} AND plain = 1{} AND due_at >= $1 AND due_at <= $2 AND started_at <= $1 AND (settled_at IS NULL OR settled_at > $1)",
             this.through("clocks_by_due"),
             this.filter,
-            By::keys(by, 0).1,
         );
         for row in this
             .grouped(&mut tx, &sql, by, [None, None])
@@ -793,27 +828,27 @@ impl Scope {
     /// Counted keys by status (`pending` left over is on track); a negative count means
     /// the stored counts went wrong.
     fn statuses(&self, store: &Store, sums: Sums) -> Result<Counted, StoreError> {
+        let wrong = |what: String| StoreError::Rows {
+            store: store.name().to_string(),
+            reason: format!(
+                "generation {}'s SLA counts do not add up ({what}); run `assist rebuild`",
+                self.gen
+            ),
+        };
+        if let Some(status) = sums.unknown {
+            return Err(wrong(format!("a status {status:?}")));
+        }
         let mut out: Counted = Default::default();
-        for (counted, sums) in out.iter_mut().zip(sums.0) {
-            for ((key, status), n) in sums {
-                if n == 0 {
-                    continue;
+        for (counted, sums) in out.iter_mut().zip(sums.by) {
+            for (key, counts) in sums {
+                for (status, n) in Status::ALL.into_iter().zip(counts) {
+                    if n == 0 {
+                        continue;
+                    }
+                    let n = usize::try_from(n)
+                        .map_err(|_| wrong(format!("{n} clocks {}", status.name())))?;
+                    counted.push((key.clone(), status, n));
                 }
-                let name = if status == "pending" {
-                    Status::OnTrack.name()
-                } else {
-                    status.as_str()
-                };
-                let (Some(status), Ok(n)) = (parse_status(name), usize::try_from(n)) else {
-                    return Err(StoreError::Rows {
-                        store: store.name().to_string(),
-                        reason: format!(
-                            "generation {}'s SLA counts do not add up ({n} clocks {status}); run `assist rebuild`",
-                            self.gen
-                        ),
-                    });
-                };
-                counted.push((key, status, n));
             }
         }
         Ok(out)
@@ -889,7 +924,8 @@ struct Summary<'a> {
     filter: &'a SlaFilter,
     total: Counts,
     steps: BTreeMap<String, Counts>,
-    regions: BTreeMap<(usize, String), Counts>,
+    /// By region prefix (2, 4 or 6 digits: province, city, county).
+    regions: BTreeMap<String, Counts>,
     workers: BTreeMap<String, Counts>,
     breached: Vec<ClockLine>,
     at_risk: Vec<ClockLine>,
@@ -935,22 +971,18 @@ impl<'a> Summary<'a> {
         match by {
             By::Step => {
                 self.total.add(s, n);
-                self.steps.entry(key.to_string()).or_default().add(s, n);
+                counts_of(&mut self.steps, key).add(s, n);
             }
             By::Region => {
                 for len in [2, 4, 6] {
                     if let Some(prefix) = key.get(..len) {
-                        let group = (len, prefix.to_string());
-                        self.regions.entry(group).or_default().add(s, n);
+                        counts_of(&mut self.regions, prefix).add(s, n);
                     }
                 }
             }
             By::Worker => {
                 let worker = if key.is_empty() { "(unassigned)" } else { key };
-                self.workers
-                    .entry(worker.to_string())
-                    .or_default()
-                    .add(s, n);
+                counts_of(&mut self.workers, worker).add(s, n);
             }
         }
     }
@@ -990,9 +1022,13 @@ impl<'a> Summary<'a> {
         }
         let mut by_region: Vec<Line> = regions
             .into_iter()
-            .map(|((len, key), counts)| Line {
-                level: level(len),
-                only: filter.region.as_ref().filter(|r| r.len() > len).cloned(),
+            .map(|(key, counts)| Line {
+                level: level(key.len()),
+                only: filter
+                    .region
+                    .as_ref()
+                    .filter(|r| r.len() > key.len())
+                    .cloned(),
                 key,
                 counts: counts.finish(),
             })
@@ -1024,6 +1060,15 @@ impl<'a> Summary<'a> {
             at_risk,
         }
     }
+}
+
+/// The counts of `key` in `map`, added when new: the key is allocated only then (a
+/// province's summary adds tens of thousands of counted rows).
+fn counts_of<'m>(map: &'m mut BTreeMap<String, Counts>, key: &str) -> &'m mut Counts {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), Counts::default());
+    }
+    map.get_mut(key).expect("the key was inserted above")
 }
 
 /// Every clock of generation `gen`.
