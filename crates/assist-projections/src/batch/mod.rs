@@ -529,24 +529,17 @@ impl BatchTx {
         // has them all (see `store::through`), with the generation written into the SQL.
         let named =
             matches!(self, BatchTx::Sqlite(_)) && self.missing_indexes(gen).await?.is_empty();
-        let by = |index: &str| crate::store::through("clocks", index, gen, named);
         let sql = format!(
-            "WITH changed AS (SELECT clocks.policy, clocks.step, clocks.region, clocks.caseworker, {was} AS was, {now} AS now FROM (\
-             SELECT clock_id FROM {by_start} WHERE gen = {gen} AND started_at >= $2 AND started_at <= $3 \
-             UNION SELECT clock_id FROM {by_due} WHERE gen = {gen} AND due_at >= $2 AND due_at <= $3 \
-             UNION SELECT clock_id FROM {by_settled} WHERE gen = {gen} AND settled_at >= $2 AND settled_at <= $3) AS ids \
-             CROSS JOIN clocks WHERE clocks.gen = {gen} AND clocks.clock_id = ids.clock_id) \
+            "WITH moving AS (SELECT clocks.policy, clocks.step, clocks.region, clocks.caseworker, {was} AS was, {now} AS now FROM {changed}) \
              INSERT INTO sla_counts (gen, policy, step, region, caseworker, status, n) \
              SELECT $1, policy, step, region, caseworker, status, SUM(n) FROM (\
-             SELECT policy, step, region, caseworker, was AS status, -1 AS n FROM changed WHERE was IS NOT NULL \
-             UNION ALL SELECT policy, step, region, caseworker, now AS status, 1 AS n FROM changed WHERE now IS NOT NULL) AS moved \
+             SELECT policy, step, region, caseworker, was AS status, -1 AS n FROM moving WHERE was IS NOT NULL \
+             UNION ALL SELECT policy, step, region, caseworker, now AS status, 1 AS n FROM moving WHERE now IS NOT NULL) AS moved \
              GROUP BY policy, step, region, caseworker, status HAVING SUM(n) <> 0 \
              ON CONFLICT (gen, policy, step, region, caseworker, status) DO UPDATE SET n = sla_counts.n + excluded.n",
             was = at("$2"),
             now = at("$3"),
-            by_start = by("clocks_by_start"),
-            by_due = by("clocks_by_due"),
-            by_settled = by("clocks_by_settled"),
+            changed = crate::sla::report::changed_clocks(self.dialect(), gen, named, "$2", "$3"),
         );
         on_tx!(self, c => {
             sqlx::query(&sql).bind(gen).bind(&from).bind(to).execute(&mut **c).await?;
