@@ -1961,6 +1961,8 @@ fn bench_serve_posts_every_event_and_measures_each_read() {
         "clock list page (city)",
         "SLA summary (city)",
         "SLA summary (province)",
+        "clock page, present (city)",
+        "SLA summary, present (prov.)",
         "server process memory:",
     ] {
         assert!(text.contains(line), "{line}: {text}");

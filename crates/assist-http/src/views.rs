@@ -6,17 +6,9 @@
 use assist_ingest::Recorder;
 use assist_log::ProjectionLog;
 use assist_projections::sla::Rules;
-use assist_projections::{MemoryLimits, RunStats, Runner, Store};
+use assist_projections::{RunStats, Runner, Store};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-/// How much a catch-up of the server remembers before it forgets and reads rows (about
-/// 200 MB): the server's memory stays the same however long the log grows, where the
-/// command line's default remembers up to two million subjects for speed.
-const SERVER_MEMORY: MemoryLimits = MemoryLimits {
-    subjects: 200_000,
-    ids: 2_000_000,
-};
 
 /// The log (with its key table), the view store and the SLA rules.
 pub struct Views {
@@ -132,7 +124,7 @@ impl Views {
             store: &self.store,
             rules: &self.rules,
             batch: self.batch,
-            memory: SERVER_MEMORY,
+            memory: Default::default(),
         };
         let stats = runner.catch_up(gen, |_| {}).await?;
         self.caught_up_to.fetch_max(records, Ordering::SeqCst);
@@ -151,7 +143,7 @@ impl Views {
             store: &self.store,
             rules: &self.rules,
             batch: self.batch,
-            memory: SERVER_MEMORY,
+            memory: Default::default(),
         };
         // Twice: events appended during the first pass are taken before the swap.
         let mut stats = runner.catch_up(gen, |_| {}).await?;

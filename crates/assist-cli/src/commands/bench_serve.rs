@@ -37,15 +37,22 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     // The events as JSON Lines, held once: each POST's body is a slice of them.
-    let (person, jsonl) = {
+    let (person, present, jsonl) = {
         let events = assist_simulate::simulate(args.persons, args.days, 3);
         let person = events
             .iter()
             .map(|e| e.meta.stream.name())
             .find(|s| s.starts_with("person-"))
             .context("a person")?;
+        // The data's present: its latest fact, as a supervisor of a live system reads.
+        let present = events
+            .iter()
+            .map(|e| e.meta.occurred_at)
+            .max()
+            .context("an event")?;
         (
             person,
+            present,
             bytes::Bytes::from(assist_simulate::to_jsonl(&events)),
         )
     };
@@ -160,12 +167,17 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     outln!("views caught up {caught:.2} s after the last POST")?;
     let ingesting = Memory::of(server.pid);
 
+    // A fixed day (a day before the 90 simulated days end), and the data's present.
     let at = "2026-04-04T00:00:00%2B08:00";
+    let now = present
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).context("+08:00")?)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        .replace('+', "%2B");
     let city = token(Role::Supervisor, "3501")?;
     let province = token(Role::Supervisor, "35")?;
     let auditor = token(Role::Auditor, "35")?;
     let few = (args.requests / 10).max(3);
-    let reads: [(&str, String, &str, usize); 5] = [
+    let reads: [(&str, String, &str, usize); 7] = [
         (
             "history (auditor)",
             format!("/v1/streams/{person}/history"),
@@ -196,9 +208,27 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             province.as_str(),
             few,
         ),
+        (
+            "clock page, present (city)",
+            format!("/v1/sla/clocks?status=breached&limit=50&at={now}"),
+            city.as_str(),
+            args.requests,
+        ),
+        (
+            "SLA summary, present (prov.)",
+            format!("/v1/sla?at={now}"),
+            province.as_str(),
+            args.requests,
+        ),
     ];
     let before = Memory::reset_peak(server.pid);
-    outln!("read                         p50 ms    p99 ms  requests")?;
+    outln!(
+        "{:<30} {:>8}  {:>8}  {:>8}",
+        "read",
+        "p50 ms",
+        "p99 ms",
+        "requests"
+    )?;
     for (name, path, bearer, count) in reads {
         let mut took = Vec::with_capacity(count);
         for _ in 0..count {
@@ -215,7 +245,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         }
         took.sort_by(f64::total_cmp);
         let at = |q: f64| took[((took.len() as f64 * q).ceil() as usize).clamp(1, took.len()) - 1];
-        outln!("{name:<26} {:>8.1}  {:>8.1}  {count:>8}", at(0.5), at(0.99))?;
+        outln!("{name:<30} {:>8.1}  {:>8.1}  {count:>8}", at(0.5), at(0.99))?;
     }
     if let (Some(ingesting), Some(before), Some(after)) =
         (ingesting, before, Memory::of(server.pid))
