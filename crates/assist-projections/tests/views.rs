@@ -1760,6 +1760,98 @@ async fn a_page_of_clocks_from_the_store_equals_the_page_of_every_clock_listed_o
     pg.close().await;
 }
 
+/// People alerted, their clocks paused and resumed, each after a different pause: every
+/// clock's deadline stands still, moved by its pause, in an order unlike the alerts'.
+fn paused_and_resumed_jsonl(people: u32) -> Vec<u8> {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/examples");
+    let mut out = Vec::new();
+    for n in 0..people {
+        let stream = format!("person-0192f0c1-8a3b-7cde-9f00-{:012x}", 0xb000 + n);
+        let day = 2 + n;
+        let facts = [
+            (
+                "alert_raised.v1.json",
+                format!("2026-03-{day:02}T09:00:00+08:00"),
+            ),
+            (
+                "clock_paused.v1.json",
+                format!("2026-03-{day:02}T10:00:00+08:00"),
+            ),
+            (
+                "clock_resumed.v1.json",
+                format!("2026-03-{:02}T11:00:00+08:00", day + 2 * (people - n)),
+            ),
+        ];
+        for (k, (file, at)) in facts.into_iter().enumerate() {
+            let mut e: Value =
+                serde_json::from_str(&std::fs::read_to_string(examples.join(file)).unwrap())
+                    .unwrap();
+            e["event_id"] = format!("01934a5e-3{n:03x}-7{k:03x}-8000-{:012}", k + 1).into();
+            e["stream"] = stream.clone().into();
+            e["occurred_at"] = at.clone().into();
+            e["recorded_at"] = at.into();
+            if let Some(alert) = e["data"].get_mut("alert_id") {
+                *alert = format!("01934a5e-0000-7000-8000-{:012x}", 0xb000 + n).into();
+            }
+            out.extend(serde_json::to_vec(&e).unwrap());
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_page_of_paused_clocks_takes_the_earliest_moved_deadlines_first_on_both_dialects() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = log_with(dir.path(), &paused_and_resumed_jsonl(5)).await;
+    let lite = sqlite_store(dir.path(), "views.db").await;
+    let (pg, _guard) = postgres_store().await;
+    project(&recorder, &lite, 500).await;
+    project(&recorder, &pg, 500).await;
+    let clocks = load_clocks(&lite, 1).await.unwrap();
+    let at = at(END_OF_MARCH);
+    let risk = Duration::hours(24);
+    let still = clocks
+        .iter()
+        .filter(|c| paused_kind(c, at) == Some("standing still"))
+        .count();
+    assert!(
+        still >= 10 && still == clocks.len(),
+        "{still} of {} clocks paused with their deadline standing still",
+        clocks.len()
+    );
+    let filter = SlaFilter::default();
+    for status in [None, Some(Status::Breached)] {
+        let all = list_clocks(&clocks, &calendar(), at, risk, &filter, status);
+        assert!(all.len() >= 10, "{status:?}: {}", all.len());
+        for (limit, offset) in [(1, 0), (2, 1), (3, 4), (1000, 0)] {
+            let want: Vec<_> = all.iter().skip(offset).take(limit).cloned().collect();
+            for store in [&lite, &pg] {
+                let (total, page) = clocks_page(
+                    store,
+                    1,
+                    &calendar(),
+                    at,
+                    risk,
+                    &filter,
+                    status,
+                    (limit, offset),
+                )
+                .await
+                .unwrap();
+                assert_eq!(total, all.len(), "{status:?} on {}", store.name());
+                assert_eq!(
+                    page,
+                    want,
+                    "{status:?}, {limit} from {offset}, on {}",
+                    store.name()
+                );
+            }
+        }
+    }
+    pg.close().await;
+}
+
 #[tokio::test]
 async fn an_event_id_reused_by_another_stream_is_skipped_like_a_duplicate() {
     // Partition 3 is projected last: its wrong batch is found when its write is waited for
