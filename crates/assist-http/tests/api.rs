@@ -914,14 +914,7 @@ async fn a_method_a_route_does_not_take_is_a_405_problem() {
 
 #[tokio::test]
 async fn the_views_catch_up_by_themselves_with_events_another_writer_appended() {
-    let s = start_with(
-        None,
-        Config {
-            project_every: std::time::Duration::from_millis(100),
-            ..Config::default()
-        },
-    )
-    .await;
+    let s = projecting_every(std::time::Duration::from_millis(100)).await;
     // Another writer (as `assist ingest` on the same data dir) appends to the log.
     another_writer_appends(&s, 1).await;
     // The lag, which no read brings down: only the periodic projector can.
@@ -956,16 +949,21 @@ async fn appended_behind_an_idle_projector() -> Server {
 
 /// A server whose periodic projector waits an hour: only its own writes wake it.
 async fn with_an_idle_projector() -> Server {
-    let s = start_with(
+    let s = projecting_every(std::time::Duration::from_secs(3600)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    s
+}
+
+/// A server whose periodic projector catches up every `every`.
+async fn projecting_every(every: std::time::Duration) -> Server {
+    start_with(
         None,
         Config {
-            project_every: std::time::Duration::from_secs(3600),
+            project_every: every,
             ..Config::default()
         },
     )
-    .await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    s
+    .await
 }
 
 /// Waits (10 s at most) until `/readyz` reports that the views lag by nothing.

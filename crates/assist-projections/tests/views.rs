@@ -10,7 +10,8 @@ use assist_log::{
 use assist_projections::audit::{findings::findings, verify::verify};
 use assist_projections::caseload::query::{caseload, caseload_as_of, CaseFilter};
 use assist_projections::sla::report::{
-    clocks_page, explain, list_clocks, load_clocks, report, summarize, summarize_listing, SlaFilter,
+    clocks_page, explain, list_clocks, load_clocks, report, summarize, summarize_listing,
+    ClockLine, SlaFilter,
 };
 use assist_projections::sla::Rules;
 use assist_projections::sla::{Clock, Status};
@@ -1723,41 +1724,56 @@ async fn a_page_of_clocks_from_the_store_equals_the_page_of_every_clock_listed_o
                 nonempty += usize::from(!all.is_empty());
                 // Small pages too: each of the store's reads picks its first clocks before
                 // they are merged.
-                for (limit, offset) in [
+                let pages = [
                     (1, 0),
                     (2, 3),
                     (7, 0),
                     (7, 5),
                     (1000, 0),
                     (3, all.len().saturating_sub(2)),
-                ] {
-                    let want: Vec<_> = all.iter().skip(offset).take(limit).cloned().collect();
-                    for store in [&lite, &pg] {
-                        let (total, page) = clocks_page(
-                            store,
-                            1,
-                            &calendar(),
-                            at,
-                            risk,
-                            filter,
-                            status,
-                            (limit, offset),
-                        )
-                        .await
-                        .unwrap();
-                        assert_eq!(total, all.len(), "{filter:?} {status:?} at {at}");
-                        assert!(
-                            page == want,
-                            "{filter:?} {status:?} at {at}, {limit} from {offset}, on {}",
-                            store.name()
-                        );
-                    }
-                }
+                ];
+                assert_pages_equal([&lite, &pg], &all, (at, risk), filter, status, &pages).await;
             }
         }
     }
     assert!(nonempty > 20, "the pages compared hold too little");
     pg.close().await;
+}
+
+/// Asserts that each store's page of generation 1's clocks (`limit` from `offset`, for each
+/// of `pages`) and their total equal those cut from `all`, the clocks [`list_clocks`] gives
+/// at the same time and risk window for the same filter and status.
+async fn assert_pages_equal(
+    stores: [&Store; 2],
+    all: &[ClockLine],
+    (at, risk): (DateTime<Utc>, Duration),
+    filter: &SlaFilter,
+    status: Option<Status>,
+    pages: &[(usize, usize)],
+) {
+    for &(limit, offset) in pages {
+        let want: Vec<_> = all.iter().skip(offset).take(limit).cloned().collect();
+        for store in stores {
+            let (total, page) = clocks_page(
+                store,
+                1,
+                &calendar(),
+                at,
+                risk,
+                filter,
+                status,
+                (limit, offset),
+            )
+            .await
+            .unwrap();
+            let what = format!(
+                "{filter:?} {status:?} at {at}, {limit} from {offset}, on {}",
+                store.name()
+            );
+            assert_eq!(total, all.len(), "{what}");
+            assert!(page == want, "{what}");
+        }
+    }
 }
 
 /// People alerted, their clocks paused and resumed, each after a different pause: every
@@ -1824,30 +1840,8 @@ async fn a_page_of_paused_clocks_takes_the_earliest_moved_deadlines_first_on_bot
     for status in [None, Some(Status::Breached)] {
         let all = list_clocks(&clocks, &calendar(), at, risk, &filter, status);
         assert!(all.len() >= 10, "{status:?}: {}", all.len());
-        for (limit, offset) in [(1, 0), (2, 1), (3, 4), (1000, 0)] {
-            let want: Vec<_> = all.iter().skip(offset).take(limit).cloned().collect();
-            for store in [&lite, &pg] {
-                let (total, page) = clocks_page(
-                    store,
-                    1,
-                    &calendar(),
-                    at,
-                    risk,
-                    &filter,
-                    status,
-                    (limit, offset),
-                )
-                .await
-                .unwrap();
-                assert_eq!(total, all.len(), "{status:?} on {}", store.name());
-                assert_eq!(
-                    page,
-                    want,
-                    "{status:?}, {limit} from {offset}, on {}",
-                    store.name()
-                );
-            }
-        }
+        let pages = [(1, 0), (2, 1), (3, 4), (1000, 0)];
+        assert_pages_equal([&lite, &pg], &all, (at, risk), &filter, status, &pages).await;
     }
     pg.close().await;
 }
