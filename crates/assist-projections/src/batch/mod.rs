@@ -479,12 +479,18 @@ impl BatchTx {
                 sqlx::query(sql).bind(gen).execute(&mut **c).await?;
             });
         }
+        // Each clock by its count in a base at `$2`, the one definition a summary's
+        // corrections and moving the base forward use too.
+        let count = format!(
+            "INSERT INTO sla_counts (gen, policy, step, region, caseworker, status, n) \
+             SELECT gen, policy, step, region, caseworker, status, COUNT(*) FROM (\
+             SELECT gen, policy, step, region, caseworker, {} AS status FROM clocks WHERE gen = $1 AND started_at <= $2) AS counted \
+             WHERE status IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6",
+            crate::sla::report::counted_at("$2", "$2")
+        );
         let statements = [
             "INSERT INTO sla_base (gen, base_at) VALUES ($1, $2)",
-            "INSERT INTO sla_counts (gen, policy, step, region, caseworker, status, n) \
-             SELECT gen, policy, step, region, caseworker, \
-             CASE WHEN settled_at IS NOT NULL AND settled_at <= $2 THEN outcome WHEN due_at < $2 THEN 'breached' ELSE 'pending' END, COUNT(*) \
-             FROM clocks WHERE gen = $1 AND started_at <= $2 AND (plain = 1 OR (outcome IS NOT NULL AND settled_at <= $2)) GROUP BY 1, 2, 3, 4, 5, 6",
+            &count,
         ];
         for sql in statements {
             on_tx!(self, c => {
