@@ -169,8 +169,14 @@ fn serve_with_jwt_public_key_takes_the_providers_tokens_and_refuses_local_ones()
 
 /// Starts `assist serve` on a free port of `dir`; its address.
 fn spawn_serve(dir: &Path) -> (std::process::Child, String) {
+    spawn_serve_with(dir, &[])
+}
+
+/// Starts `assist serve` on a free port of `dir` with more arguments; its address.
+fn spawn_serve_with(dir: &Path, more: &[&str]) -> (std::process::Child, String) {
     let mut server = assist(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(more)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -256,6 +262,31 @@ fn cli_ingest_and_erase_run_beside_serve_on_one_data_dir() {
     assert!(history.starts_with("HTTP/1.1 200"), "{history}");
     assert!(history.contains("[erased]"), "{history}");
     assert!(!history.contains("Lin Xiaomei"), "{history}");
+}
+
+/// The value of an unlabelled figure in a Prometheus text exposition.
+fn figure(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| {
+        let (n, v) = l.split_once(' ')?;
+        (n == name).then(|| v.trim().parse().ok())?
+    })
+}
+
+#[test]
+fn serve_bounds_sqlite_memory_by_its_flag_and_reports_it_in_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = spawn_serve_with(dir.path(), &["--sqlite-memory-mib", "8"]);
+    let answer = request(&addr, "GET", "/metrics", None);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(
+        figure(&answer, "assist_sqlite_memory_limit_bytes"),
+        Some(8.0 * 1024.0 * 1024.0),
+        "{answer}"
+    );
+    let used = figure(&answer, "assist_sqlite_memory_bytes").expect("SQLite's heap reported");
+    assert!(used > 0.0 && used <= 8.0 * 1024.0 * 1024.0, "{used}");
 }
 
 #[test]

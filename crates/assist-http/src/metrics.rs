@@ -1,11 +1,11 @@
 //! `/metrics` for Prometheus: requests and their latency by route template (never the raw
 //! path, which holds ids) and status, ingest outcomes, projection lag per partition and
-//! dead letters. Each server has its own recorder (no global one), so servers in one
+//! dead letters, SQLite's heap. Each server has its own recorder (no global one), so servers in one
 //! process keep their figures apart.
 
 use crate::problem::Problem;
 use crate::App;
-use assist_log::PartitionReader;
+use assist_log::{sqlite_memory, PartitionReader};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -25,6 +25,10 @@ pub const INGESTED: &str = "assist_ingest_events_total";
 pub const LAG: &str = "assist_projection_lag_records";
 /// Log records the projections could not read.
 pub const DEAD_LETTERS: &str = "assist_dead_letters";
+/// Bytes SQLite holds on the heap in this process (page caches of log, views and keys).
+pub const SQLITE_MEMORY: &str = "assist_sqlite_memory_bytes";
+/// The bound on that heap (`assist serve --sqlite-memory-mib`; 0: none).
+pub const SQLITE_MEMORY_LIMIT: &str = "assist_sqlite_memory_limit_bytes";
 
 /// Latency buckets, in seconds: 1 ms to 30 s (the request timeout).
 const BUCKETS: [f64; 12] = [
@@ -146,6 +150,13 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, Problem> {
         .await
         .map_err(|e| Problem::internal(&e))?;
     app.metrics.gauge(DEAD_LETTERS, &[], dead.len() as f64);
+    app.metrics
+        .gauge(SQLITE_MEMORY, &[], sqlite_memory::memory_used() as f64);
+    app.metrics.gauge(
+        SQLITE_MEMORY_LIMIT,
+        &[],
+        sqlite_memory::memory_limit() as f64,
+    );
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),

@@ -12,6 +12,7 @@ mod embedded;
 mod open_lock;
 mod partition;
 mod scan;
+pub mod sqlite_memory;
 
 pub use embedded::{stream_key, EmbeddedLog};
 pub use open_lock::OpenLock;

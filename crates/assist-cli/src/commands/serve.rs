@@ -37,6 +37,10 @@ pub struct Args {
     notify: bool,
     #[command(flatten)]
     delivery: super::notify::Delivery,
+    /// SQLite's memory in this process, in MiB (0: no bound): the page caches of every
+    /// SQLite file the server opens (log, views, keys) share it, whatever the files' size.
+    #[arg(long, env = "ASSIST_SQLITE_MEMORY_MIB", default_value_t = 512)]
+    sqlite_memory_mib: u32,
     /// Print the OpenAPI document (as checked in at crates/assist-http/openapi.json) and exit.
     #[arg(long)]
     print_openapi: bool,
@@ -47,6 +51,7 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         outln!("{}", assist_http::openapi::document_json().trim_end())?;
         return Ok(ExitCode::SUCCESS);
     }
+    assist_log::sqlite_memory::limit_memory(u64::from(args.sqlite_memory_mib) << 20);
     let views = Views::open(dir, opts).await?;
     let channels = if args.notify {
         args.delivery.channels(opts).await?
