@@ -1,7 +1,7 @@
 //! `/metrics` for Prometheus: requests and their latency by route template (never the raw
-//! path, which holds ids) and status, ingest outcomes, projection lag per partition and
-//! dead letters, SQLite's heap. Each server has its own recorder (no global one), so servers in one
-//! process keep their figures apart.
+//! path, which holds ids) and status, ingest outcomes, projection lag per partition, dead
+//! letters and SQLite's heap. Each server has its own recorder (no global one), so servers
+//! in one process keep their figures apart.
 
 use crate::problem::Problem;
 use crate::App;
