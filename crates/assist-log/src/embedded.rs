@@ -21,7 +21,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -170,8 +170,35 @@ impl EmbeddedLog {
     }
 
     /// Closes the connections, so the file can be reopened or copied.
+    ///
+    /// sqlx closes the pool's connections side by side, and SQLite's last connection folds
+    /// the WAL into the file only if no other is closing at that moment, so two closing at
+    /// once can each leave it to the other. One connection, opened after the pool is
+    /// closed, checkpoints and closes alone: the file is then whole without its WAL.
     pub async fn close(self) {
         self.pool.close().await;
+        if self.read_only {
+            return;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .busy_timeout(Duration::from_secs(30));
+        match SqliteConnection::connect_with(&options).await {
+            Ok(mut conn) => {
+                // Passive: another process may have the log open, and then neither waits
+                // for the other; the WAL is folded in by whoever closes last.
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&mut conn)
+                    .await
+                {
+                    tracing::debug!(error = %e, "the closing checkpoint did not run");
+                }
+                if let Err(e) = conn.close().await {
+                    tracing::debug!(error = %e, "the closing connection did not close cleanly");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "the closing connection did not open"),
+        }
     }
 
     fn check_partition(&self, partition: u32) -> Result<(), LogError> {
