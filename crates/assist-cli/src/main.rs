@@ -1,5 +1,6 @@
 //! `assist`: the command line of the event-sourced case-management core.
 
+mod allocator;
 mod commands;
 mod output;
 
@@ -7,11 +8,6 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// mimalloc instead of glibc's allocator: the projection allocates and frees many small
-/// strings per event, and glibc's free lists cost it about a fifth of its time.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Event-sourced case management for targeted employment assistance (就业帮扶).
 ///

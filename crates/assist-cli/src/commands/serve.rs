@@ -52,7 +52,7 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     assist_log::sqlite_memory::limit_memory(u64::from(args.sqlite_memory_mib) << 20);
-    fewer_malloc_arenas();
+    crate::allocator::fewer_malloc_arenas();
     let views = Views::open(dir, opts).await?;
     let channels = if args.notify {
         args.delivery.channels(opts).await?
@@ -89,6 +89,16 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
     if let Err(e) = app.views.catch_up().await {
         tracing::warn!(error = %e, "projecting the log at start failed; the periodic run retries");
     }
+    // What a catch-up freed goes back to the system, at start and as the log grows.
+    tokio::spawn(async {
+        let mut every = tokio::time::interval(crate::allocator::RETURN_FREED_EVERY);
+        loop {
+            every.tick().await;
+            let started = std::time::Instant::now();
+            let _ = tokio::task::spawn_blocking(crate::allocator::return_freed_memory).await;
+            tracing::debug!(ms = started.elapsed().as_millis(), "returned freed memory");
+        }
+    });
     if args.notify {
         let notifier = super::notify::Notifier::new(
             app.views.recorder.log().clone(),
@@ -114,18 +124,6 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         .context("the server stopped")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// SQLite allocates through the C library's malloc (Rust's allocations go to mimalloc).
-/// glibc gives each thread that allocates an arena of its own and keeps what is freed in
-/// it, so the server's twenty connection threads held far more than SQLite used; two
-/// arenas took a quarter to a third off the server's memory at 1.1M events (BENCHMARKS.md).
-fn fewer_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: sets a tuning parameter of glibc's allocator; takes no pointer.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
