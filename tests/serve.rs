@@ -790,3 +790,79 @@ fn on_tansu_and_postgresql_every_endpoint_answers_with_what_it_serves() {
         "{history}"
     );
 }
+
+#[test]
+fn serve_demo_fills_an_empty_data_dir_and_prints_sign_in_links_that_open_the_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = assist(dir.path())
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("demo data into "), "{first}");
+    assert!(first.contains("accepted 56165"), "{first}");
+    let addr = lines.next().unwrap().unwrap();
+    let addr = addr.trim_start_matches("listening on http://").to_string();
+    let links: Vec<(String, String)> = (0..5)
+        .map(|_| {
+            let line = lines.next().unwrap().unwrap();
+            let (who, url) = line.split_once(": ").unwrap();
+            (who.to_string(), url.to_string())
+        })
+        .collect();
+    let who: Vec<&str> = links.iter().map(|(w, _)| w.as_str()).collect();
+    assert_eq!(
+        who,
+        [
+            "sign in as a caseworker",
+            "sign in as a county supervisor",
+            "sign in as a city supervisor",
+            "sign in as an observer",
+            "sign in as an auditor"
+        ]
+    );
+    // The city supervisor's link sets the session and leads to the dashboard.
+    let path = links[2].1.trim_start_matches(&format!("http://{addr}"));
+    assert!(path.starts_with("/signin/demo/"), "{path}");
+    let answer = request(&addr, "GET", path, None);
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    let cookie = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap();
+    let session = cookie.split(';').next().unwrap();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET /dashboard HTTP/1.1\r\nHost: {addr}\r\nCookie: {session}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains("<title>督导看板 3501"),
+        "the city's dashboard"
+    );
+    // Running it again on the same data dir adds nothing: the log is no longer empty.
+    let _ = server.kill();
+    let _ = server.wait();
+    let again = assist(dir.path())
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut again = again;
+    let first = BufReader::new(again.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(first.starts_with("listening on "), "{first}");
+    let _ = again.kill();
+    let _ = again.wait();
+}

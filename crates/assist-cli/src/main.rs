@@ -85,7 +85,8 @@ enum Command {
     Notify(commands::notify::NotifyArgs),
     /// The reminders and escalations the SLA timer recorded, with their deliveries.
     Notices(commands::notify::NoticesArgs),
-    /// Serve the JSON API (events in, caseload, SLA, clocks, histories out) until SIGTERM.
+    /// Serve the JSON API (events in, caseload, SLA, clocks, histories out) and the pages
+    /// for people at / until SIGTERM.
     Serve(commands::serve::Args),
     /// Bearer tokens for `assist serve`, signed with the data dir's key.
     #[command(subcommand)]

@@ -78,9 +78,16 @@ pub struct App {
 /// The routes, with body limit, timeout, request tracing (method and path only: a query
 /// may carry a reason text) and panics turned into problems.
 pub fn router(app: Arc<App>) -> Router {
+    router_with(app, Router::new())
+}
+
+/// [`router`] with `pages` (the pages for people, `assist-pages`) among its routes, under
+/// the same limits, metrics and tracing.
+pub fn router_with(app: Arc<App>, pages: Router<Arc<App>>) -> Router {
     let limit = app.config.body_limit;
     let timeout = app.config.request_timeout;
     Router::new()
+        .merge(pages)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -135,6 +142,16 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, app, Router::new(), shutdown).await
+}
+
+/// [`serve`] with `pages` among the routes ([`router_with`]).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    pages: Router<Arc<App>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let projector = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -147,7 +164,7 @@ pub async fn serve(
             }
         })
     };
-    let result = axum::serve(listener, router(app))
+    let result = axum::serve(listener, router_with(app, pages))
         .with_graceful_shutdown(shutdown)
         .await;
     projector.abort();

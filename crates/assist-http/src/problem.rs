@@ -179,7 +179,15 @@ pub async fn bare_errors_as_problems(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
-    if is_problem || !(response.status().is_client_error() || response.status().is_server_error()) {
+    // A page's own error (HTML, from the pages for people) is already what its reader needs.
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_problem
+        || is_page
+        || !(response.status().is_client_error() || response.status().is_server_error())
+    {
         return response;
     }
     let kind = match response.status() {

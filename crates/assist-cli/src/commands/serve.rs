@@ -4,7 +4,8 @@
 use super::views::{ViewOptions, Views};
 use crate::outln;
 use anyhow::{Context, Result};
-use assist_http::auth::{load_or_create_secret, Verifier};
+use assist_catalog::RegionPrefix;
+use assist_http::auth::{load_or_create_secret, Claims, Role, Signer, Verifier};
 use assist_http::{App, Config};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::sync::Arc;
 /// /v1/notices, /openapi.json, /docs and /metrics; for auditors /v1/audit/findings, /v1/audit/verify,
 /// /v1/deadletters; for admins POST /v1/streams/{stream}/erase and /v1/rebuild. Callers need a
 /// bearer token (`assist token issue`, or an identity provider's with --jwt-public-key).
+/// The pages for people are at / (sign in at /signin; `--demo` prints sign-in links).
 #[derive(clap::Args)]
 pub struct Args {
     /// The address to listen on (port 0: any free port; the bound address is printed).
@@ -41,6 +43,15 @@ pub struct Args {
     /// SQLite file the server opens (log, views, keys) share it, whatever the files' size.
     #[arg(long, env = "ASSIST_SQLITE_MEMORY_MIB", default_value_t = 512)]
     sqlite_memory_mib: u32,
+    /// The dashboard's red / amber / green thresholds of the on-time rate (TOML with
+    /// `green` and `amber`; default policies/ratings.toml as shipped).
+    #[arg(long, env = "ASSIST_RATINGS")]
+    ratings: Option<PathBuf>,
+    /// Try the pages out: put the demo's simulated county into an empty data dir, and
+    /// print sign-in links for a caseworker, a county and a city supervisor, an observer
+    /// and an auditor (signed with the data dir's key).
+    #[arg(long, conflicts_with = "jwt_public_key")]
+    demo: bool,
     /// Print the OpenAPI document (as checked in at crates/assist-http/openapi.json) and exit.
     #[arg(long)]
     print_openapi: bool,
@@ -65,6 +76,31 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         Vec::new()
     };
     let notice_rules = super::notify::load_notice_rules(opts.policies.as_deref(), &views.rules)?;
+    if args.demo {
+        demo_data(dir, &views).await?;
+    }
+    let ratings = match &args.ratings {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            assist_pages::Ratings::parse(&text).with_context(|| format!("{}", path.display()))?
+        }
+        None => assist_pages::Ratings::shipped(),
+    };
+    let mut pages = assist_pages::Pages::new(ratings);
+    let mut demo_links = Vec::new();
+    if args.demo {
+        let signer = Signer::shared_secret(&load_or_create_secret(dir)?);
+        for (who, role, region, sub) in DEMO_PEOPLE {
+            let claims = Claims::new(
+                sub,
+                role,
+                &RegionPrefix::new(region)?,
+                chrono::Duration::hours(8),
+            );
+            demo_links.push((who, pages.add_demo_signin(signer.sign(&claims)?)));
+        }
+    }
     let verifier = match &args.jwt_public_key {
         Some(path) => {
             let pem =
@@ -118,12 +154,52 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let bound = listener.local_addr().context("the bound address")?;
     outln!("listening on http://{bound}")?;
+    for (who, path) in demo_links {
+        outln!("sign in as {who}: http://{bound}{path}")?;
+    }
     tracing::info!(%bound, "serving");
-    assist_http::serve(listener, app, shutdown_signal())
-        .await
-        .context("the server stopped")?;
+    assist_http::serve_with(
+        listener,
+        app,
+        assist_pages::routes(pages),
+        shutdown_signal(),
+    )
+    .await
+    .context("the server stopped")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The people `--demo` prints sign-in links for: who, role, region, staff id (ids and
+/// counties of the simulated city, Fuzhou 3501).
+const DEMO_PEOPLE: [(&str, Role, &str, &str); 5] = [
+    ("a caseworker", Role::Caseworker, "350102", "cw-350102-001"),
+    (
+        "a county supervisor",
+        Role::Supervisor,
+        "350102",
+        "sup-350102",
+    ),
+    ("a city supervisor", Role::Supervisor, "3501", "sup-3501"),
+    ("an observer", Role::Observer, "3501", "obs-3501"),
+    ("an auditor", Role::Auditor, "3501", "aud-3501"),
+];
+
+/// `--demo`: the demo's county into a data dir whose log is empty (as `assist demo`).
+async fn demo_data(dir: &Path, views: &Views) -> Result<()> {
+    if views.recorder.log().record_count().await? > 0 {
+        return Ok(());
+    }
+    let events = assist_simulate::simulate(5_000, 90, 1);
+    let report = views
+        .recorder
+        .ingest(
+            assist_simulate::to_jsonl(&events).as_slice(),
+            assist_ingest::IngestOptions::default(),
+        )
+        .await?;
+    outln!("demo data into {}: {}", dir.display(), report.summary())?;
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -1,0 +1,259 @@
+//! The supervisor dashboard: the region tree below the region looked at (province → city
+//! → county → caseworker) with each node's on-time rate and rating, the counts per status
+//! for each policy step, and the first breached and due-soon clocks. Every count links to
+//! the clocks behind it, at the same `at` as the figure, so the list adds up to it.
+
+use crate::answers::{json_of, params, query};
+use crate::render::page;
+use crate::session::Session;
+use crate::Pages;
+use assist_http::auth::Role;
+use assist_http::reads::{self, SlaParams};
+use assist_http::App;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::Uri;
+use axum::response::Response;
+use axum::Extension;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The statuses, in the order the pages show them.
+pub const STATUSES: [&str; 7] = [
+    "on_track",
+    "at_risk",
+    "paused",
+    "breached",
+    "met",
+    "met_late",
+    "cancelled",
+];
+
+/// How many breached and due-soon clocks the dashboard lists.
+const LISTED: usize = 10;
+
+/// The parts of the page's query the page itself reads (the API reads them all).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Looking {
+    pub region: Option<String>,
+    pub offset: Option<usize>,
+}
+
+impl Looking {
+    pub(crate) fn of(uri: &Uri) -> Looking {
+        Query::<Looking>::try_from_uri(uri)
+            .map(|Query(l)| l)
+            .unwrap_or_default()
+    }
+}
+
+/// A figure's line as the page shows it: counts per status with the link behind each,
+/// the on-time rate and its rating.
+fn row(
+    pages: &Pages,
+    line: &Value,
+    name: &str,
+    href: Option<String>,
+    clocks: &dyn Fn(&str) -> Option<String>,
+) -> Value {
+    let counts = &line["counts"];
+    let cells: Vec<Value> = STATUSES
+        .iter()
+        .map(|s| {
+            json!({
+                "status": s,
+                "n": counts["by_status"][s].as_u64().unwrap_or(0),
+                "href": clocks(s),
+            })
+        })
+        .collect();
+    json!({
+        "name": name,
+        "level": line["level"],
+        "only": line["only"],
+        "href": href,
+        "total": counts["total"],
+        "rate": counts["on_time_rate"],
+        "rating": pages.ratings.rate(counts["on_time_rate"].as_f64()),
+        "cells": cells,
+    })
+}
+
+/// `GET /dashboard`: takes the API's `/v1/sla` parameters.
+pub async fn dashboard(
+    session: Session,
+    State(app): State<Arc<App>>,
+    Extension(pages): Extension<Arc<Pages>>,
+    uri: Uri,
+    p: Result<Query<SlaParams>, QueryRejection>,
+) -> Response {
+    let looking = Looking::of(&uri);
+    let doc = match json_of(
+        &session,
+        reads::sla(session.caller.clone(), State(app.clone()), p).await,
+    )
+    .await
+    {
+        Ok(doc) => doc,
+        Err(page) => return page,
+    };
+    let mine = session.caller.region.as_str().to_string();
+    let current = looking
+        .region
+        .clone()
+        .filter(|r| r.starts_with(&mine))
+        .unwrap_or(mine.clone());
+    let at = doc["at"].as_str().unwrap_or_default().to_string();
+    // Lists of clocks are for those who may read them (not the observer).
+    let lists = session.caller.role != Role::Observer;
+    let at_str = at.as_str();
+    // The link from a count with status `status` to its clocks, filtered by `extra`.
+    let clocks_href = |extra: Vec<(&'static str, Option<String>)>| {
+        move |status: &str| -> Option<String> {
+            lists.then(|| {
+                let mut pairs = vec![("status", Some(status)), ("at", Some(at_str))];
+                pairs.extend(extra.iter().map(|(k, v)| (*k, v.as_deref())));
+                format!("/clocks?{}", query(&pairs))
+            })
+        }
+    };
+    let lines = doc["by_region"].as_array().cloned().unwrap_or_default();
+    let node = lines
+        .iter()
+        .find(|l| l["key"] == current.as_str())
+        .map(|l| {
+            row(
+                &pages,
+                l,
+                &current,
+                None,
+                &clocks_href(vec![("region", Some(current.to_string()))]),
+            )
+        });
+    let children: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| {
+            let key = l["key"].as_str()?;
+            (key.len() == current.len() + 2 && key.starts_with(&current)).then(|| {
+                row(
+                    &pages,
+                    l,
+                    key,
+                    Some(format!(
+                        "/dashboard?{}",
+                        query(&[("region", Some(key)), ("at", Some(at.as_str()))])
+                    )),
+                    &clocks_href(vec![("region", Some(key.to_string()))]),
+                )
+            })
+        })
+        .collect();
+    // The way up: each region from the caller's down to the one looked at.
+    let trail: Vec<Value> = (mine.len()..=current.len())
+        .step_by(2)
+        .map(|n| {
+            let key = &current[..n];
+            json!({"key": key, "href": format!("/dashboard?{}", query(&[("region", Some(key)), ("at", Some(at.as_str()))]))})
+        })
+        .collect();
+    let steps: Vec<Value> = doc["by_step"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let key = l["key"].as_str().unwrap_or_default();
+            let (policy, step) = key.split_once('/').unwrap_or((key, ""));
+            row(
+                &pages,
+                l,
+                key,
+                None,
+                &clocks_href(vec![
+                    ("region", Some(current.to_string())),
+                    ("policy", Some(policy.to_string())),
+                    ("step", Some(step.to_string())),
+                ]),
+            )
+        })
+        .collect();
+    let workers: Vec<Value> = doc["by_caseworker"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let key = l["key"].as_str().unwrap_or_default();
+            row(
+                &pages,
+                l,
+                key,
+                None,
+                &clocks_href(vec![
+                    ("region", Some(current.to_string())),
+                    ("caseworker", Some(key.to_string())),
+                ]),
+            )
+        })
+        .collect();
+    let offset = looking.offset.unwrap_or(0);
+    let more = doc["caseworkers"].as_u64().unwrap_or(0) as usize > offset + workers.len();
+    let worker_page = |offset: usize| {
+        format!(
+            "/dashboard?{}",
+            query(&[
+                ("region", Some(current.as_str())),
+                ("at", Some(at.as_str())),
+                ("offset", Some(&offset.to_string())),
+            ])
+        )
+    };
+    let mut listed = json!({});
+    if lists {
+        for status in ["breached", "at_risk"] {
+            let q = query(&[
+                ("status", Some(status)),
+                ("region", Some(current.as_str())),
+                ("at", Some(at.as_str())),
+                ("limit", Some(&LISTED.to_string())),
+            ]);
+            let answer =
+                reads::clocks(session.caller.clone(), State(app.clone()), params(&q)).await;
+            match json_of(&session, answer).await {
+                Ok(d) => listed[status] = d,
+                Err(page) => return page,
+            }
+            listed[format!("{status}_href")] = json!(format!(
+                "/clocks?{}",
+                query(&[
+                    ("status", Some(status)),
+                    ("region", Some(current.as_str())),
+                    ("at", Some(at.as_str())),
+                ])
+            ));
+        }
+    }
+    page(
+        "dashboard.html",
+        session.lang,
+        Some(&session),
+        json!({
+            "here": uri.to_string(),
+            "at": at,
+            "region": current,
+            "trail": trail,
+            "node": node,
+            "total": row(&pages, &json!({"level": "total", "counts": doc["total"]}), &current, None, &clocks_href(vec![("region", Some(current.to_string()))])),
+            "children": children,
+            "steps": steps,
+            "workers": workers,
+            "caseworkers": doc["caseworkers"],
+            "workers_from": offset + 1,
+            "workers_prev": (offset > 0).then(|| worker_page(offset.saturating_sub(50))),
+            "workers_next": more.then(|| worker_page(offset + 50)),
+            "lists": lists,
+            "listed": listed,
+            "statuses": STATUSES,
+            "policies_differ": doc["policies_differ"],
+        }),
+    )
+}

@@ -1,0 +1,360 @@
+//! The pages in a real headless Chromium (Debian's `chromium` and `chromium-driver`, which
+//! `./scripts/test` installs), driven through WebDriver against the real server over
+//! loopback: sign in through the form, click down from a figure to one event, download an
+//! export, switch the language. The numbers on every page are checked against the JSON
+//! API's answer for the same person. Screenshots of every page go to
+//! `target/screenshots/` (not committed).
+
+mod common;
+
+use assist_http::auth::Role;
+use common::{start, Server};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A chromedriver on a free local port and a headless Chromium session through it;
+/// both end when dropped.
+struct Browser {
+    client: Client,
+    driver: std::process::Child,
+    downloads: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn chromedriver() -> String {
+    std::env::var("ASSIST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_string())
+}
+
+async fn browser() -> Browser {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = std::process::Command::new(chromedriver())
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start chromedriver ({e}): run the tests through ./scripts/test, which \
+                 installs Debian's chromium and chromium-driver, or set ASSIST_CHROMEDRIVER"
+            )
+        });
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let downloads = tempfile::tempdir().unwrap();
+    let mut options = json!({
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000", "--lang=zh-CN"],
+        "prefs": {
+            "download.default_directory": downloads.path(),
+            "download.prompt_for_download": false,
+        },
+    });
+    if let Ok(binary) = std::env::var("ASSIST_CHROMIUM") {
+        options["binary"] = json!(binary);
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert("goog:chromeOptions".to_string(), options);
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a headless Chromium session");
+    Browser {
+        client,
+        driver,
+        downloads,
+    }
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Browser {
+    /// Signs in through the form, as a person pasting the token an SSO gave them.
+    async fn sign_in(&self, s: &Server, token: &str) {
+        self.client
+            .goto(&format!("{}/signin", s.base))
+            .await
+            .unwrap();
+        self.client
+            .find(Locator::Id("token"))
+            .await
+            .unwrap()
+            .send_keys(token)
+            .await
+            .unwrap();
+        self.click("main button[type=submit]").await;
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn attr(&self, css: &str, name: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .attr(name)
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    async fn all(&self, css: &str) -> usize {
+        self.client.find_all(Locator::Css(css)).await.unwrap().len()
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        url.path().to_string()
+    }
+}
+
+/// The API's counts of a line, per status.
+fn status_count(line: &Value, status: &str) -> String {
+    line["counts"]["by_status"][status]
+        .as_u64()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_city_supervisor_clicks_from_the_city_figure_down_to_one_event() {
+    let s = start().await;
+    let b = browser().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    b.sign_in(&s, &token).await;
+    assert_eq!(b.path().await, "/dashboard");
+    b.screenshot("dashboard-city").await;
+    // The city's figures are the API's at the same moment.
+    let at = b.attr("main time", "datetime").await;
+    let api = s
+        .api_get(&token, &format!("/v1/sla?at={}", at.replace('+', "%2B")))
+        .await;
+    let city = json!({"counts": api["total"]});
+    for status in ["on_track", "breached", "met", "met_late"] {
+        assert_eq!(
+            b.text(&format!("#regions tr.node [data-status={status}]"))
+                .await,
+            status_count(&city, status),
+            "{status}"
+        );
+    }
+    // Click 1: the county.
+    b.click("#regions tr[data-key='350121'] th a").await;
+    b.screenshot("dashboard-county").await;
+    let county = api["by_region"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["key"] == "350121")
+        .unwrap()
+        .clone();
+    let breached = b.text("#regions tr.node [data-status=breached]").await;
+    assert_eq!(breached, status_count(&county, "breached"));
+    // Click 2: its breached figure, to the clocks behind it.
+    b.click("#regions tr.node a[data-status=breached]").await;
+    assert_eq!(b.path().await, "/clocks");
+    b.screenshot("clocks-breached").await;
+    assert_eq!(b.attr("#count", "data-total").await, breached);
+    // Click 3: one clock and the facts that breached it.
+    b.click("#clocks tbody tr:first-child td:first-child a")
+        .await;
+    b.screenshot("clock").await;
+    assert_eq!(b.attr("#clock", "data-status").await, "breached");
+    assert!(b.all("#facts tbody tr").await >= 1);
+    // Click 4: the person's timeline, personal fields masked for a supervisor.
+    b.click("#timeline-link").await;
+    b.screenshot("timeline").await;
+    assert_eq!(b.attr("#personal", "data-personal").await, "masked");
+    assert!(b.all("#events tbody tr[data-event]").await >= 2);
+}
+
+#[tokio::test]
+async fn each_role_sees_what_it_may_and_a_url_outside_its_region_is_not_found() {
+    let s = start().await;
+    // The observer: figures, no link to a list of people, and a typed list URL refused.
+    let b = browser().await;
+    b.sign_in(&s, &s.token(Role::Observer, "3501", "obs-3501"))
+        .await;
+    assert_eq!(b.path().await, "/dashboard");
+    b.screenshot("dashboard-observer").await;
+    assert_eq!(b.all("a[href^='/clocks']").await, 0);
+    assert_eq!(b.all("#list-breached").await, 0);
+    b.client
+        .goto(&format!("{}/clocks?status=breached", s.base))
+        .await
+        .unwrap();
+    assert_eq!(b.attr("#problem", "data-status").await, "403");
+    drop(b);
+
+    // A county supervisor typing another county's URLs: not found.
+    let b = browser().await;
+    let city = s.token(Role::Supervisor, "3501", "sup-3501");
+    let other = s
+        .api_get(&city, "/v1/sla/clocks?region=350121&limit=1")
+        .await["clocks"][0]
+        .clone();
+    b.sign_in(&s, &s.token(Role::Supervisor, "350102", "sup-350102"))
+        .await;
+    for path in [
+        "/dashboard?region=350121".to_string(),
+        format!("/streams/{}", other["subject"].as_str().unwrap()),
+    ] {
+        b.client.goto(&format!("{}{path}", s.base)).await.unwrap();
+        assert_eq!(b.attr("#problem", "data-status").await, "404", "{path}");
+    }
+    b.screenshot("not-found").await;
+    drop(b);
+
+    // A caseworker: their worklist, each case linking to its timeline.
+    let worker = s.api_get(&city, "/v1/caseload?region=350102&limit=1").await["cases"][0]
+        ["caseworker"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = browser().await;
+    let token = s.token(Role::Caseworker, "350102", &worker);
+    b.sign_in(&s, &token).await;
+    assert_eq!(b.path().await, "/worklist");
+    b.screenshot("worklist").await;
+    let api = s.api_get(&token, "/v1/caseload?limit=1000").await;
+    assert_eq!(
+        b.all("tr[data-subject]").await,
+        api["cases"].as_array().unwrap().len()
+    );
+    drop(b);
+
+    // An auditor: a timeline, personal fields opened only with a reason.
+    let subject = other["subject"].as_str().unwrap();
+    let b = browser().await;
+    b.sign_in(&s, &s.token(Role::Auditor, "3501", "aud-3501"))
+        .await;
+    assert_eq!(b.path().await, "/streams");
+    b.client
+        .find(Locator::Id("stream"))
+        .await
+        .unwrap()
+        .send_keys(subject)
+        .await
+        .unwrap();
+    b.click("main form button").await;
+    assert_eq!(b.attr("#personal", "data-personal").await, "masked");
+    b.client
+        .find(Locator::Id("reason"))
+        .await
+        .unwrap()
+        .send_keys("案件复核")
+        .await
+        .unwrap();
+    b.click("main form button").await;
+    b.screenshot("timeline-auditor-opened").await;
+    assert_eq!(b.attr("#personal", "data-personal").await, "opened");
+}
+
+#[tokio::test]
+async fn an_xlsx_downloaded_from_a_list_holds_the_lists_rows() {
+    use calamine::Reader;
+    let s = start().await;
+    let b = browser().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    b.sign_in(&s, &token).await;
+    b.client
+        .goto(&format!(
+            "{}/clocks?status=breached&region=350121&limit=1000",
+            s.base
+        ))
+        .await
+        .unwrap();
+    let mut shown = Vec::new();
+    for row in b
+        .client
+        .find_all(Locator::Css("#clocks tbody tr"))
+        .await
+        .unwrap()
+    {
+        shown.push(row.attr("data-clock").await.unwrap().unwrap());
+    }
+    assert!(!shown.is_empty());
+    b.click("#export-xlsx").await;
+    let file = b.downloads.path().join("clocks.xlsx");
+    for _ in 0..100 {
+        if file.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(&file).expect("the download");
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let ids: Vec<String> = sheet.rows().skip(1).map(|r| r[0].to_string()).collect();
+    assert_eq!(ids, shown);
+}
+
+#[tokio::test]
+async fn the_english_switch_changes_the_labels_and_nothing_else() {
+    let s = start().await;
+    let b = browser().await;
+    b.sign_in(&s, &s.token(Role::Supervisor, "3501", "sup-3501"))
+        .await;
+    let figures = |b: &Browser| {
+        let client = b.client.clone();
+        async move {
+            let mut out = Vec::new();
+            for e in client
+                .find_all(Locator::Css("[data-status]"))
+                .await
+                .unwrap()
+            {
+                out.push(e.text().await.unwrap());
+            }
+            out
+        }
+    };
+    let zh = figures(&b).await;
+    assert!(b.text("h1").await.starts_with("督导看板"));
+    b.click("#switch-language").await;
+    assert_eq!(b.path().await, "/dashboard");
+    b.screenshot("dashboard-english").await;
+    assert!(b.text("h1").await.starts_with("Dashboard"));
+    assert_eq!(figures(&b).await, zh);
+}

@@ -1,0 +1,518 @@
+//! The pages on a real server over loopback: each test starts `assist_http::serve_with` with
+//! the pages on 127.0.0.1:0 over a fresh embedded data dir holding a simulated city, and
+//! reads the HTML the way a browser would get it (the session cookie set by hand, as
+//! `POST /signin` sets it). The numbers on each page are checked against the JSON API's
+//! answer for the same person.
+
+mod common;
+
+use assist_catalog::RegionPrefix;
+use assist_http::auth::{Claims, Role, Signer};
+use assist_pages::Ratings;
+use common::{start, Server, AT};
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+impl Server {
+    /// A page for the person of `token` (their session cookie), in `lang`.
+    async fn page_in(&self, token: &str, path: &str, lang: &str) -> (StatusCode, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header(
+                COOKIE,
+                format!("assist_session={token}; assist_lang={lang}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        (r.status(), unescape(&r.text().await.unwrap()))
+    }
+
+    async fn page(&self, token: &str, path: &str) -> (StatusCode, String) {
+        self.page_in(token, path, "zh").await
+    }
+}
+
+/// HTML with the entities the templates escape with turned back into characters, as a
+/// browser reads attribute values and text.
+fn unescape(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The text between `start` (after it) and the next `end`, for every occurrence.
+fn between<'h>(html: &'h str, start: &str, end: &str) -> Vec<&'h str> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find(start) {
+        rest = &rest[i + start.len()..];
+        let Some(j) = rest.find(end) else { break };
+        out.push(&rest[..j]);
+        rest = &rest[j..];
+    }
+    out
+}
+
+/// The table row of `table` (its id) whose `data-key` is `key`.
+fn row<'h>(html: &'h str, table: &str, key: &str) -> &'h str {
+    let table = &html[html.find(&format!("id=\"{table}\"")).expect(table)..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let start = table
+        .find(&format!("data-key=\"{key}\""))
+        .unwrap_or_else(|| panic!("no row {key} in {table}"));
+    let row = &table[start..];
+    &row[..row.find("</tr>").unwrap()]
+}
+
+/// The counts per status a row shows, by status.
+fn counts(row: &str) -> Vec<(String, u64)> {
+    between(row, "data-status=\"", "<")
+        .into_iter()
+        .map(|cell| {
+            let (status, n) = cell.split_once("\">").unwrap();
+            (status.to_string(), n.trim().parse().unwrap())
+        })
+        .collect()
+}
+
+fn api_counts(line: &Value) -> Vec<(String, u64)> {
+    [
+        "on_track",
+        "at_risk",
+        "paused",
+        "breached",
+        "met",
+        "met_late",
+        "cancelled",
+    ]
+    .into_iter()
+    .map(|s| {
+        (
+            s.to_string(),
+            line["counts"]["by_status"][s].as_u64().unwrap(),
+        )
+    })
+    .collect()
+}
+
+fn href_of(row: &str, status: &str) -> String {
+    let before = &row[..row.find(&format!("data-status=\"{status}\"")).unwrap()];
+    let href = &before[before.rfind("href=\"").unwrap() + 6..];
+    href[..href.find('"').unwrap()].replace("&amp;", "&")
+}
+
+fn enc(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+#[tokio::test]
+async fn signing_in_with_a_token_sets_an_httponly_samesite_strict_session_cookie() {
+    let s = start().await;
+    let form = s
+        .client
+        .get(format!("{}/signin", s.base))
+        .send()
+        .await
+        .unwrap();
+    let csrf_cookie = form.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    let html = form.text().await.unwrap();
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"")[0].to_string();
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let r = s
+        .post_form(
+            Some(csrf_cookie.split(';').next().unwrap()),
+            "/signin",
+            &format!("csrf={csrf}&token={token}"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.starts_with(&format!("assist_session={token};")),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    // And the session opens the supervisor's start page.
+    let (status, html) = s.page(&token, "/dashboard").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<title>督导看板 3501"), "{html}");
+}
+
+#[tokio::test]
+async fn signing_in_without_the_forms_csrf_token_is_refused() {
+    let s = start().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let r = s
+        .post_form(None, "/signin", &format!("csrf=guessed&token={token}"))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+}
+
+#[tokio::test]
+async fn a_page_without_a_session_or_with_a_forged_one_goes_to_sign_in() {
+    let s = start().await;
+    let r = s
+        .client
+        .get(format!("{}/dashboard", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[LOCATION], "/signin");
+    let forged = Signer::shared_secret(b"not the server's key, 32 bytes long!")
+        .sign(&Claims::new(
+            "x",
+            Role::Supervisor,
+            &RegionPrefix::new("35").unwrap(),
+            chrono::Duration::hours(1),
+        ))
+        .unwrap();
+    let (status, _) = s.page(&forged, "/dashboard").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_csrf_token_is_refused() {
+    let s = start().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let r = s
+        .post_form(
+            Some(&format!("assist_session={token}")),
+            "/language",
+            "csrf=0000&lang=en&back=/dashboard",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+}
+
+#[tokio::test]
+async fn every_page_has_a_content_security_policy_and_is_not_cached() {
+    let s = start().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let r = s
+        .client
+        .get(format!("{}/dashboard", s.base))
+        .header(COOKIE, format!("assist_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("form-action 'self'"));
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_apis_numbers_for_the_same_caller() {
+    let s = start().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let at = enc(AT);
+    let api = s.api_get(&token, &format!("/v1/sla?at={at}")).await;
+    let (status, html) = s.page(&token, &format!("/dashboard?at={at}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut checked = 0;
+    for line in api["by_region"].as_array().unwrap() {
+        let key = line["key"].as_str().unwrap();
+        if key.len() == 6 {
+            assert_eq!(
+                counts(row(&html, "regions", key)),
+                api_counts(line),
+                "{key}"
+            );
+            checked += 1;
+        }
+    }
+    // The simulated city has six counties.
+    assert_eq!(checked, 6);
+    for line in api["by_step"].as_array().unwrap() {
+        let key = line["key"].as_str().unwrap();
+        assert_eq!(counts(row(&html, "steps", key)), api_counts(line), "{key}");
+    }
+    let total = counts(row(&html, "regions", "3501"));
+    assert_eq!(
+        total,
+        api_counts(&serde_json::json!({"counts": api["total"]}))
+    );
+    assert!(total.iter().map(|(_, n)| n).sum::<u64>() > 100);
+}
+
+#[tokio::test]
+async fn each_node_is_rated_in_words_as_well_as_colour() {
+    let s = start().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let api = s.api_get(&token, &format!("/v1/sla?at={}", enc(AT))).await;
+    let (_, html) = s.page(&token, &format!("/dashboard?at={}", enc(AT))).await;
+    let ratings = Ratings::shipped();
+    for line in api["by_region"].as_array().unwrap() {
+        let key = line["key"].as_str().unwrap();
+        if key.len() != 6 {
+            continue;
+        }
+        let rating = ratings.rate(line["counts"]["on_time_rate"].as_f64());
+        let r = row(&html, "regions", key);
+        assert!(
+            r.contains(&format!("data-rating=\"{rating}\"")),
+            "{key}: {r}"
+        );
+        let word = match rating {
+            "green" => "绿：良好",
+            "amber" => "黄：需关注",
+            "red" => "红：需整改",
+            _ => "无数据",
+        };
+        assert!(r.contains(word), "{key}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn a_figure_leads_to_exactly_its_clocks_then_one_clock_then_the_timeline() {
+    let s = start().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let at = enc(AT);
+    let (_, html) = s.page(&token, &format!("/dashboard?at={at}")).await;
+    // Click: the city → a county.
+    let county = row(&html, "regions", "350121");
+    let county_href = between(county, "<a href=\"", "\"")[0].replace("&amp;", "&");
+    let (status, html) = s.page(&token, &county_href).await;
+    assert_eq!(status, StatusCode::OK);
+    // Click: the county's breached figure → the clocks behind it.
+    let node = row(&html, "regions", "350121");
+    let figure = counts(node)
+        .into_iter()
+        .find(|(st, _)| st == "breached")
+        .unwrap()
+        .1;
+    assert!(figure > 0, "the simulated county has breached clocks");
+    let (status, list) = s.page(&token, &href_of(node, "breached")).await;
+    assert_eq!(status, StatusCode::OK);
+    let total: u64 = between(&list, "id=\"count\" data-total=\"", "\"")[0]
+        .parse()
+        .unwrap();
+    assert_eq!(total, figure);
+    // Click: one clock → its facts.
+    let clock_href = between(&list, "<tr data-clock=\"", "</tr>")[0];
+    let clock_href = between(clock_href, "<a href=\"", "\"")[0].replace("&amp;", "&");
+    let (status, clock) = s.page(&token, &clock_href).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(clock.contains("data-status=\"breached\""), "{clock}");
+    assert!(clock.contains("开始计时"), "the fact that started it");
+    // Click: the subject's timeline, its personal fields masked for a supervisor.
+    let timeline = between(&clock, "id=\"timeline-link\"", "</a>");
+    assert_eq!(timeline.len(), 1);
+    let timeline_href = between(&clock, "<a href=\"/streams/", "\"")[0];
+    let (status, t) = s.page(&token, &format!("/streams/{timeline_href}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(t.contains("data-personal=\"masked\""));
+    assert!(between(&t, "<tr data-event=\"", "\"").len() > 1);
+}
+
+#[tokio::test]
+async fn an_out_of_region_url_typed_by_hand_is_not_found() {
+    let s = start().await;
+    let county = s.token(Role::Supervisor, "350102", "sup-350102");
+    let city = s.token(Role::Supervisor, "3501", "sup-3501");
+    // A subject of another county, found with the city's scope.
+    let other = s
+        .api_get(&city, "/v1/sla/clocks?region=350121&limit=1")
+        .await["clocks"][0]
+        .clone();
+    for path in [
+        format!("/streams/{}", other["subject"].as_str().unwrap()),
+        format!(
+            "/clocks/{}",
+            other["clock_id"].as_str().unwrap().replace('/', "%2F")
+        ),
+        "/dashboard?region=350121".to_string(),
+        "/clocks?region=350121".to_string(),
+    ] {
+        let (status, html) = s.page(&county, &path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(html.contains("未找到，或不在您的管辖范围内。"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_observer_sees_figures_without_any_list_of_people_or_export() {
+    let s = start().await;
+    let observer = s.token(Role::Observer, "3501", "obs-3501");
+    let (status, html) = s
+        .page(&observer, &format!("/dashboard?at={}", enc(AT)))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !html.contains("href=\"/clocks"),
+        "no link to a list of clocks"
+    );
+    assert!(!html.contains("id=\"list-breached\""));
+    assert!(!html.contains("person-"), "no person is named");
+    for path in [
+        "/clocks?status=breached",
+        "/export/clocks.xlsx?status=breached",
+    ] {
+        let (status, _) = s.page(&observer, path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_caseworkers_worklist_holds_their_cases_only_overdue_first() {
+    let s = start().await;
+    let city = s.token(Role::Supervisor, "3501", "sup-3501");
+    let cases = s.api_get(&city, "/v1/caseload?region=350102&limit=1").await;
+    let worker = cases["cases"][0]["caseworker"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = s.token(Role::Caseworker, "350102", &worker);
+    let api = s.api_get(&token, "/v1/caseload?limit=1000").await;
+    let (status, html) = s.page(&token, "/worklist").await;
+    assert_eq!(status, StatusCode::OK);
+    let shown = between(&html, "<tr data-subject=\"", "\"");
+    let mine: Vec<&str> = api["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown.len(), mine.len());
+    assert!(shown.iter().all(|s| mine.contains(s)));
+    // Today (2026-12) every simulated deadline is long past: all overdue, and first.
+    if !shown.is_empty() {
+        assert!(html.find("id=\"band-overdue\"").unwrap() < html.find("data-subject").unwrap());
+    }
+}
+
+#[tokio::test]
+async fn the_english_switch_changes_the_labels_and_nothing_else() {
+    let s = start().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let path = format!("/dashboard?at={}", enc(AT));
+    let (_, zh) = s.page_in(&token, &path, "zh").await;
+    let (_, en) = s.page_in(&token, &path, "en").await;
+    assert!(zh.contains("<html lang=\"zh-CN\">") && zh.contains("按时率"));
+    assert!(en.contains("<html lang=\"en\">") && en.contains("On time"));
+    assert!(!en.contains("按时率"));
+    // The same figures, ratings and links.
+    assert_eq!(
+        between(&zh, "data-status=\"", "<"),
+        between(&en, "data-status=\"", "<")
+    );
+    assert_eq!(
+        between(&zh, "data-rating=\"", "\""),
+        between(&en, "data-rating=\"", "\"")
+    );
+    assert_eq!(between(&zh, "href=\"", "\""), between(&en, "href=\"", "\""));
+}
+
+#[tokio::test]
+async fn the_language_form_sets_the_choice_for_this_browser() {
+    let s = start().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let (_, html) = s.page(&token, "/dashboard").await;
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"")[0].to_string();
+    let r = s
+        .post_form(
+            Some(&format!("assist_session={token}")),
+            "/language",
+            &format!("csrf={csrf}&lang=en&back=%2Fdashboard"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[LOCATION], "/dashboard");
+    assert!(r.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .starts_with("assist_lang=en;"));
+}
+
+#[tokio::test]
+async fn an_xlsx_export_holds_the_rows_of_the_list_and_is_in_the_access_log() {
+    use calamine::Reader;
+    let s = start().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let query = format!("status=breached&region=350121&at={}", enc(AT));
+    let api = s
+        .api_get(&token, &format!("/v1/sla/clocks?{query}&limit=1000"))
+        .await;
+    let r = s
+        .client
+        .get(format!("{}/export/clocks.xlsx?{query}", s.base))
+        .header(COOKIE, format!("assist_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let bytes = r.bytes().await.unwrap();
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows[0][0], "时钟编号");
+    assert_eq!(rows[0][7], "状态");
+    let ids: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+    let api_ids: Vec<&str> = api["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["clock_id"].as_str().unwrap())
+        .collect();
+    assert!(!api_ids.is_empty());
+    assert_eq!(ids, api_ids);
+    assert!(rows[1..].iter().all(|r| r[7] == "已超时"));
+    let (log, _) = s.app.views.store.access_log(100, 0).await.unwrap();
+    let export = log
+        .iter()
+        .find(|a| a.command.starts_with("GET export clocks.xlsx"))
+        .expect("the export is in the access log");
+    assert_eq!(export.actor, "sup-3501");
+    assert!(export.command.contains(&format!("rows={}", api_ids.len())));
+}
+
+#[tokio::test]
+async fn opening_personal_fields_takes_a_reason_that_goes_to_the_access_log() {
+    let s = start().await;
+    let city = s.token(Role::Supervisor, "3501", "sup-3501");
+    let subject = s.api_get(&city, "/v1/caseload?limit=1").await["cases"][0]["subject"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let auditor = s.token(Role::Auditor, "3501", "aud-3501");
+    let (_, html) = s.page(&auditor, &format!("/streams/{subject}")).await;
+    assert!(html.contains("data-personal=\"masked\""));
+    // A reason in the URL is refused: it goes in the form.
+    let (status, _) = s
+        .page(&auditor, &format!("/streams/{subject}?reason=x"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"")[0].to_string();
+    let r = s
+        .client
+        .post(format!("{}/streams/{subject}", s.base))
+        .header(COOKIE, format!("assist_session={auditor}"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf={csrf}&reason=%E6%A1%88%E4%BB%B6%E5%A4%8D%E6%A0%B8"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("data-personal=\"opened\""));
+    let (log, _) = s.app.views.store.access_log(100, 0).await.unwrap();
+    assert!(log
+        .iter()
+        .any(|a| a.stream == subject && a.reason.as_deref() == Some("案件复核")));
+}
