@@ -76,3 +76,13 @@ pub fn query(pairs: &[(&str, Option<&str>)]) -> String {
         .collect::<Vec<_>>()
         .join("&")
 }
+
+/// Query `query` without its empty values (`a=&b=1` is `b=1`): what a form's empty field
+/// sends means "not asked".
+pub fn without_empty(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.ends_with('='))
+        .collect::<Vec<_>>()
+        .join("&")
+}

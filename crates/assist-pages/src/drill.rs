@@ -37,7 +37,7 @@ fn with_offset(uri: &Uri, offset: usize) -> String {
 }
 
 /// Previous and next page links of a paged answer.
-fn pager(uri: &Uri, doc: &Value, shown: usize) -> Value {
+pub(crate) fn pager(uri: &Uri, doc: &Value, shown: usize) -> Value {
     let total = doc["total"].as_u64().unwrap_or(0) as usize;
     let limit = doc["limit"].as_u64().unwrap_or(50) as usize;
     let offset = doc["offset"].as_u64().unwrap_or(0) as usize;
@@ -175,14 +175,9 @@ pub async fn timeline(
     State(app): State<Arc<App>>,
     Path(stream): Path<String>,
     uri: Uri,
-    p: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Response {
-    if uri
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .any(|p| p.starts_with("reason="))
-    {
+    let query = crate::answers::without_empty(uri.query().unwrap_or_default());
+    if query.split('&').any(|p| p.starts_with("reason=")) {
         return crate::render::problem_page(
             session.lang,
             Some(&session),
@@ -191,6 +186,8 @@ pub async fn timeline(
             "reason",
         );
     }
+    // The date pickers send empty values when left empty: those ask for nothing.
+    let p: Result<Query<HistoryParams>, QueryRejection> = crate::answers::params(&query);
     let answer = reads::history(session.caller.clone(), State(app), Path(stream.clone()), p).await;
     timeline_page(&session, &uri, &stream, answer).await
 }
@@ -223,6 +220,17 @@ pub async fn timeline_opened(
     )
     .await;
     timeline_page(&session, &uri, &stream, answer).await
+}
+
+/// The date a picker of the page's query holds (`YYYY-MM-DD`), to show it again.
+fn picked(uri: &Uri, name: &str) -> String {
+    uri.query()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|p| p.strip_prefix(&format!("{name}=")))
+        .filter(|v| v.len() == 10 && v.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
+        .unwrap_or_default()
+        .to_string()
 }
 
 async fn timeline_page(
@@ -267,6 +275,8 @@ async fn timeline_page(
             "pager": pager(uri, &doc, shown),
             "may_open": session.caller.role == assist_http::auth::Role::Auditor,
             "backdated_hours": BACKDATED_AFTER_HOURS,
+            "as_of": picked(uri, "as_of"),
+            "known_on": picked(uri, "known_on"),
         }),
     )
 }

@@ -8,6 +8,7 @@
 //! the same person, and the numbers on a page are the API's numbers.
 
 pub mod answers;
+pub mod audit;
 pub mod catalog;
 pub mod dashboard;
 pub mod drill;
@@ -73,6 +74,9 @@ pub fn routes(pages: Pages) -> Router<Arc<App>> {
             get(drill::timeline).post(drill::timeline_opened),
         )
         .route("/worklist", get(worklist::worklist))
+        .route("/audit/findings", get(audit::findings))
+        .route("/audit/verify", get(audit::verify))
+        .route("/audit/access", get(audit::access))
         .route("/export/clocks.{format}", get(export::clocks))
         .layer(Extension(Arc::new(pages)))
 }

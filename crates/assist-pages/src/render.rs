@@ -24,6 +24,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("timeline.html", include_str!("../templates/timeline.html")),
     ("streams.html", include_str!("../templates/streams.html")),
     ("worklist.html", include_str!("../templates/worklist.html")),
+    ("findings.html", include_str!("../templates/findings.html")),
+    ("verify.html", include_str!("../templates/verify.html")),
+    ("access.html", include_str!("../templates/access.html")),
 ];
 
 /// The Content Security Policy of every page: this server's stylesheet and nothing else

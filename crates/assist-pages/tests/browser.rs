@@ -166,6 +166,16 @@ async fn a_city_supervisor_clicks_from_the_city_figure_down_to_one_event() {
     b.sign_in(&s, &token).await;
     assert_eq!(b.path().await, "/dashboard");
     b.screenshot("dashboard-city").await;
+    // The README's picture: the city in the middle of the simulated quarter.
+    b.client
+        .goto(&format!("{}/dashboard?at=2026-03-20", s.base))
+        .await
+        .unwrap();
+    b.screenshot("dashboard-city-2026-03-20").await;
+    b.client
+        .goto(&format!("{}/dashboard", s.base))
+        .await
+        .unwrap();
     // The city's figures are the API's at the same moment.
     let at = b.attr("main time", "datetime").await;
     let api = s
