@@ -436,7 +436,44 @@ pub async fn clocks(
 ) -> Result<Response, Problem> {
     allow(&caller, &[Role::Caseworker, Role::Supervisor], "clocks")?;
     let p = params(p)?;
-    let (limit, offset) = page(p.limit, p.offset)?;
+    let shown = page(p.limit, p.offset)?;
+    let list = clock_list(&caller, &app, p, shown).await?;
+    let mut doc = json!({
+        "at": list.at,
+        "total": list.total,
+        "limit": shown.0,
+        "offset": shown.1,
+        "clocks": list.clocks,
+    });
+    if let Some(differ) = policies_differ(&app, list.gen).await? {
+        doc["policies_differ"] = differ;
+    }
+    Ok(respond(&app, doc))
+}
+
+/// The clocks a [`ClockParams`] selects in the caller's scope: when (stored form), how
+/// many in all, and `limit` of them from `offset`.
+pub struct ClockList {
+    /// The generation read.
+    pub gen: i64,
+    /// The time the statuses are for (stored form).
+    pub at: String,
+    /// How many the filter selects in all.
+    pub total: usize,
+    /// The page asked for.
+    pub clocks: Vec<assist_projections::sla::report::ClockLine>,
+}
+
+/// What `GET /v1/sla/clocks` reads, for any page size: the API pages it (`limit` up to
+/// [`MAX_LIMIT`]); an export of the pages takes the whole list at once. `p`'s own
+/// `limit` and `offset` are not read.
+pub async fn clock_list(
+    caller: &Caller,
+    app: &App,
+    p: ClockParams,
+    (limit, offset): (usize, usize),
+) -> Result<ClockList, Problem> {
+    allow(caller, &[Role::Caseworker, Role::Supervisor], "clocks")?;
     let at = when(p.at.as_deref(), "at")?;
     let risk = risk(p.risk_hours)?;
     let status = match &p.status {
@@ -445,9 +482,9 @@ pub async fn clocks(
         })?),
         None => None,
     };
-    let region = region_scope(&caller, p.region.as_deref())?;
-    let caseworker = caseworker_scope(&caller, p.caseworker)?;
-    let gen = active_gen(&app).await?;
+    let region = region_scope(caller, p.region.as_deref())?;
+    let caseworker = caseworker_scope(caller, p.caseworker)?;
+    let gen = active_gen(app).await?;
     // The scope goes into the queries; the store pages the clocks never paused.
     let filter = SlaFilter {
         region: Some(region),
@@ -455,7 +492,7 @@ pub async fn clocks(
         policy: p.policy,
         step: p.step,
     };
-    let (total, shown) = clocks_page(
+    let (total, clocks) = clocks_page(
         &app.views.store,
         gen,
         &app.views.rules.calendar,
@@ -467,17 +504,12 @@ pub async fn clocks(
     )
     .await
     .map_err(|e| Problem::internal(&e))?;
-    let mut doc = json!({
-        "at": ts(at),
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "clocks": shown,
-    });
-    if let Some(differ) = policies_differ(&app, gen).await? {
-        doc["policies_differ"] = differ;
-    }
-    Ok(respond(&app, doc))
+    Ok(ClockList {
+        gen,
+        at: ts(at),
+        total,
+        clocks,
+    })
 }
 
 /// `GET /v1/sla/clocks/{clock}` parameters.

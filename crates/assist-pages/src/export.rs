@@ -8,20 +8,24 @@ use crate::catalog::Lang;
 use crate::render::problem_page;
 use crate::session::Session;
 use assist_http::reads;
+use assist_http::reads::ClockParams;
+use assist_http::zone::show_stored;
 use assist_http::App;
+use assist_projections::sla::report::ClockLine;
 use assist_projections::store::{ts, Access};
+use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
+use chrono::FixedOffset;
 use chrono::Utc;
 use rust_xlsxwriter::Workbook;
-use serde_json::Value;
 use std::sync::Arc;
 
 /// The rows an XLSX sheet holds, the header included.
 pub const SHEET_ROWS: u32 = 1_048_576;
 
-/// The columns of a clock list: the field of each line and its header's message key.
+/// The columns of a clock list, by their header's message key.
 const CLOCK_COLUMNS: [&str; 8] = [
     "clock_id",
     "subject",
@@ -33,17 +37,23 @@ const CLOCK_COLUMNS: [&str; 8] = [
     "status",
 ];
 
-/// The text of one cell: times as the pages write them, statuses by their name.
-fn cell(lang: Lang, column: &str, line: &Value) -> String {
-    let v = line[column].as_str().unwrap_or_default();
-    match column {
-        "started_at" | "due_at" => lang.when(v),
-        "status" => lang.messages()["status"][v]
+/// The cells of one clock, in [`CLOCK_COLUMNS`]' order: times as the pages write them,
+/// the status by its name.
+fn clock_cells(lang: Lang, c: &ClockLine, zone: FixedOffset) -> Vec<String> {
+    let time = |stored: &str| lang.when(&show_stored(stored, zone));
+    vec![
+        c.clock_id.clone(),
+        c.subject.clone(),
+        c.step.clone(),
+        c.region.clone(),
+        c.caseworker.clone(),
+        time(&c.started_at),
+        time(&c.due_at),
+        lang.messages()["status"][c.status]
             .as_str()
-            .unwrap_or(v)
+            .unwrap_or(c.status)
             .to_string(),
-        _ => v.to_string(),
-    }
+    ]
 }
 
 /// A CSV field, quoted when it must be.
@@ -56,7 +66,7 @@ fn csv_field(s: &str) -> String {
 }
 
 /// `GET /export/clocks.{csv,xlsx}`: the clock list the same query shows on `/clocks`, all
-/// of it.
+/// of it, read once (`reads::clock_list`, the API's own read, without its page).
 pub async fn clocks(
     session: Session,
     State(app): State<Arc<App>>,
@@ -67,7 +77,7 @@ pub async fn clocks(
     if format != "csv" && format != "xlsx" {
         return problem_page(lang, Some(&session), 404, "not-found", "");
     }
-    // The page's query without its page: the export pages through it all.
+    // The page's query without its page.
     let asked: Vec<&str> = uri
         .query()
         .unwrap_or_default()
@@ -75,37 +85,28 @@ pub async fn clocks(
         .filter(|p| !p.is_empty() && !p.starts_with("offset=") && !p.starts_with("limit="))
         .collect();
     let asked = asked.join("&");
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let mut offset = 0usize;
-    loop {
-        let q = format!(
-            "{asked}{}limit={}&offset={offset}",
-            if asked.is_empty() { "" } else { "&" },
-            reads::MAX_LIMIT
-        );
-        let answer = reads::clocks(session.caller.clone(), State(app.clone()), params(&q)).await;
-        let doc = match json_of(&session, answer).await {
-            Ok(doc) => doc,
-            Err(page) => return page,
-        };
-        let lines = doc["clocks"].as_array().cloned().unwrap_or_default();
-        offset += lines.len();
-        rows.extend(lines.iter().map(|l| {
-            CLOCK_COLUMNS
-                .iter()
-                .map(|c| cell(lang, c, l))
-                .collect::<Vec<_>>()
-        }));
-        if lines.is_empty() || offset >= doc["total"].as_u64().unwrap_or(0) as usize {
-            break;
+    let p = match params::<ClockParams>(&asked) {
+        Ok(Query(p)) => p,
+        Err(e) => return problem_page(lang, Some(&session), 400, "bad-parameter", &e.body_text()),
+    };
+    let list = match reads::clock_list(&session.caller, &app, p, (usize::MAX, 0)).await {
+        Ok(list) => list,
+        Err(problem) => {
+            return json_of(&session, Err(problem))
+                .await
+                .err()
+                .unwrap_or_default()
         }
-    }
+    };
     let access = Access {
         at: ts(Utc::now()),
         actor: session.caller.sub.clone(),
         role: session.caller.role.name().to_string(),
         stream: String::new(),
-        command: format!("GET export clocks.{format} rows={} {asked}", rows.len()),
+        command: format!(
+            "GET export clocks.{format} rows={} {asked}",
+            list.clocks.len()
+        ),
         reason: None,
     };
     if let Err(e) = app.views.store.record_access(&access).await {
@@ -121,10 +122,12 @@ pub async fn clocks(
                 .to_string()
         })
         .collect();
+    let zone = app.config.zone;
+    let rows = list.clocks.iter().map(|c| clock_cells(lang, c, zone));
     let (body, content_type) = if format == "csv" {
-        (csv(&headers, &rows).into_bytes(), "text/csv; charset=utf-8")
+        (csv(&headers, rows).into_bytes(), "text/csv; charset=utf-8")
     } else {
-        match xlsx(&headers, &rows, SHEET_ROWS) {
+        match xlsx(&headers, rows, SHEET_ROWS) {
             Ok(bytes) => (
                 bytes,
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -146,9 +149,9 @@ pub async fn clocks(
 }
 
 /// CSV with a byte order mark, which Excel needs to read UTF-8 (Chinese) text.
-pub fn csv(headers: &[String], rows: &[Vec<String>]) -> String {
+pub fn csv(headers: &[String], rows: impl Iterator<Item = Vec<String>>) -> String {
     let mut out = String::from("\u{feff}");
-    for line in std::iter::once(headers).chain(rows.iter().map(Vec::as_slice)) {
+    for line in std::iter::once(headers.to_vec()).chain(rows) {
         let fields: Vec<String> = line.iter().map(|f| csv_field(f)).collect();
         out.push_str(&fields.join(","));
         out.push_str("\r\n");
@@ -160,22 +163,22 @@ pub fn csv(headers: &[String], rows: &[Vec<String>]) -> String {
 /// header included; the next sheet repeats it), written row by row in constant memory.
 pub fn xlsx(
     headers: &[String],
-    rows: &[Vec<String>],
+    rows: impl Iterator<Item = Vec<String>>,
     per_sheet: u32,
 ) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
     let mut book = Workbook::new();
-    let per_sheet = per_sheet.max(2) as usize - 1;
-    let mut chunks = rows.chunks(per_sheet).peekable();
-    if chunks.peek().is_none() {
-        book.add_worksheet_with_constant_memory()?
-            .write_row(0, 0, headers)?;
-    }
-    for chunk in chunks {
-        let sheet = book.add_worksheet_with_constant_memory()?;
-        sheet.write_row(0, 0, headers)?;
-        for (i, row) in chunk.iter().enumerate() {
-            sheet.write_row(i as u32 + 1, 0, row)?;
+    let per_sheet = per_sheet.max(2);
+    let mut sheet = book.add_worksheet_with_constant_memory()?;
+    sheet.write_row(0, 0, headers)?;
+    let mut row = 1;
+    for cells in rows {
+        if row == per_sheet {
+            sheet = book.add_worksheet_with_constant_memory()?;
+            sheet.write_row(0, 0, headers)?;
+            row = 1;
         }
+        sheet.write_row(row, 0, cells)?;
+        row += 1;
     }
     book.save_to_buffer()
 }
@@ -188,8 +191,42 @@ mod tests {
     fn csv_starts_with_a_byte_order_mark_and_quotes_what_needs_it() {
         let out = csv(
             &["编号".to_string(), "b".to_string()],
-            &[vec!["x,y".to_string(), "say \"hi\"".to_string()]],
+            [vec!["x,y".to_string(), "say \"hi\"".to_string()]].into_iter(),
         );
         assert_eq!(out, "\u{feff}编号,b\r\n\"x,y\",\"say \"\"hi\"\"\"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod sheets {
+    use super::*;
+    use calamine::Reader;
+
+    #[test]
+    fn a_list_longer_than_a_sheet_continues_on_the_next_sheet_under_the_same_headers() {
+        let headers = vec!["编号".to_string(), "状态".to_string()];
+        let rows = (0..7).map(|i| vec![format!("c{i}"), "已超时".to_string()]);
+        // Three rows a sheet: the header and two clocks.
+        let bytes = xlsx(&headers, rows, 3).unwrap();
+        let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+        let sheets: Vec<Vec<Vec<String>>> = book
+            .worksheets()
+            .into_iter()
+            .map(|(_, range)| {
+                range
+                    .rows()
+                    .map(|r| r.iter().map(|c| c.to_string()).collect())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(sheets.len(), 4);
+        for sheet in &sheets {
+            assert_eq!(sheet[0], headers);
+        }
+        let ids: Vec<&str> = sheets
+            .iter()
+            .flat_map(|s| s[1..].iter().map(|r| r[0].as_str()))
+            .collect();
+        assert_eq!(ids, ["c0", "c1", "c2", "c3", "c4", "c5", "c6"]);
     }
 }

@@ -472,6 +472,10 @@ async fn an_xlsx_export_holds_the_rows_of_the_list_and_is_in_the_access_log() {
     assert!(!api_ids.is_empty());
     assert_eq!(ids, api_ids);
     assert!(rows[1..].iter().all(|r| r[7] == "已超时"));
+    // Times as the pages write them, in China time.
+    let due = api["clocks"][0]["due_at"].as_str().unwrap();
+    assert_eq!(rows[1][6], assist_pages::catalog::Lang::Zh.when(due));
+    assert!(rows[1][6].contains(" 周"), "{}", rows[1][6]);
     let (log, _) = s.app.views.store.access_log(100, 0).await.unwrap();
     let export = log
         .iter()

@@ -33,6 +33,10 @@ pub enum Command {
     /// line's ingest of the same lines, then p50/p99 latency of history, caseload and clock
     /// pages, and a city's and the province's SLA summary.
     Serve(super::bench_serve::Args),
+    /// The pages for people against the API reads behind them: the dashboard and a
+    /// drill-down list (p50 / p99), and an XLSX export of a long list against the same
+    /// rows read through the API's JSON pages.
+    Pages(super::bench_pages::Args),
     /// Append to a Kafka topic through the log against a bare rdkafka producer sending the
     /// same payloads; then consume and project them into PostgreSQL.
     Kafka(KafkaArgs),
@@ -87,6 +91,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
         Command::Ingest(args) => ingest(args).await,
         Command::Project(args) => super::bench_project::run(args).await,
         Command::Serve(args) => super::bench_serve::run(args).await,
+        Command::Pages(args) => super::bench_pages::run(args).await,
         Command::Kafka(args) => kafka(args).await,
     }
 }

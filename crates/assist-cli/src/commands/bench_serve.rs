@@ -282,15 +282,15 @@ fn batches(jsonl: &bytes::Bytes, batch: usize) -> Vec<bytes::Bytes> {
 
 /// `assist serve --listen 127.0.0.1:0` on a data dir, as a child process (killed when
 /// dropped).
-struct Server {
+pub(crate) struct Server {
     child: tokio::process::Child,
-    pid: u32,
+    pub(crate) pid: u32,
     /// `http://` and the address it bound.
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Server {
-    async fn start(data: &Path, batch: usize) -> Result<Server> {
+    pub(crate) async fn start(data: &Path, batch: usize) -> Result<Server> {
         let exe = std::env::current_exe().context("the assist binary")?;
         let mut child = tokio::process::Command::new(exe)
             .env("ASSIST_DATA_DIR", data)
@@ -318,7 +318,7 @@ impl Server {
     }
 
     /// SIGTERM, then waits for it to finish what is in flight.
-    async fn stop(&mut self) -> Result<()> {
+    pub(crate) async fn stop(&mut self) -> Result<()> {
         let status = std::process::Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status()?;
@@ -330,13 +330,13 @@ impl Server {
 
 /// A process's memory as Linux reports it (`/proc/PID/status`), so that the server's
 /// memory is measured in the same run; `None` elsewhere.
-struct Memory {
-    resident_kb: u64,
-    peak_kb: u64,
+pub(crate) struct Memory {
+    pub(crate) resident_kb: u64,
+    pub(crate) peak_kb: u64,
 }
 
 impl Memory {
-    fn of(pid: u32) -> Option<Memory> {
+    pub(crate) fn of(pid: u32) -> Option<Memory> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let field = |name: &str| -> Option<u64> {
             let line = status.lines().find(|l| l.starts_with(name))?;
@@ -354,7 +354,7 @@ impl Memory {
     }
 
     /// Resets the peak to the current resident size (`clear_refs` 5), then reads both.
-    fn reset_peak(pid: u32) -> Option<Memory> {
+    pub(crate) fn reset_peak(pid: u32) -> Option<Memory> {
         std::fs::write(format!("/proc/{pid}/clear_refs"), "5").ok()?;
         Memory::of(pid)
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_pages;
 pub mod bench_project;
 pub mod bench_serve;
 pub mod catalog;

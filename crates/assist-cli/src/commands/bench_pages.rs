@@ -1,0 +1,197 @@
+//! `assist bench pages`: the pages for people next to the API reads they are made of, on
+//! the same server in the same run. A page calls the API's handler and renders its JSON,
+//! so the API read is the baseline and the difference is the page's own work. The
+//! export of a long list is measured against reading the same rows through the API's
+//! JSON pages (1,000 a page), what a client without the export would do.
+
+use super::bench_serve::{Memory, Server};
+use crate::outln;
+use anyhow::{Context, Result};
+use assist_catalog::RegionPrefix;
+use assist_http::auth::{load_or_create_secret, Claims, Role, Signer};
+use assist_ingest::{IngestOptions, Recorder};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// People to simulate (about 11 events each; 100,000 make 1.1M events).
+    #[arg(long, default_value_t = 100_000)]
+    persons: usize,
+    /// Requests per page measured.
+    #[arg(long, default_value_t = 50)]
+    requests: usize,
+}
+
+/// p50 and p99 of `count` GETs of `path` with `headers`, in milliseconds.
+async fn latency(
+    client: &reqwest::Client,
+    url: &str,
+    auth: &[(&str, String)],
+    count: usize,
+) -> Result<(f64, f64)> {
+    let mut took = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        let t = Instant::now();
+        let mut r = client.get(url);
+        for (k, v) in auth {
+            r = r.header(*k, v);
+        }
+        let r = r.send().await?;
+        let status = r.status();
+        r.bytes().await?;
+        anyhow::ensure!(status.is_success(), "{url} answered {status}");
+        took.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    took.sort_by(f64::total_cmp);
+    let at = |q: f64| took[((took.len() as f64 * q).ceil() as usize).clamp(1, took.len()) - 1];
+    Ok((at(0.5), at(0.99)))
+}
+
+pub async fn run(args: Args) -> Result<ExitCode> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("serve");
+    {
+        let events = assist_simulate::simulate(args.persons, 90, 3);
+        let recorder = Recorder::open_embedded(&data).await?;
+        let report = recorder
+            .ingest(
+                assist_simulate::to_jsonl(&events).as_slice(),
+                IngestOptions::default(),
+            )
+            .await?;
+        outln!(
+            "log: {} events of {} simulated people",
+            report.accepted.len(),
+            args.persons
+        )?;
+    }
+    let secret = load_or_create_secret(&data)?;
+    // The server catches the views up before it listens.
+    let mut server = Server::start(&data, 200_000).await?;
+    let base = server.base.clone();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(600))
+        .build()?;
+    loop {
+        let ready: serde_json::Value = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if ready["lag"].as_u64() == Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let signer = Signer::shared_secret(&secret);
+    let token = |region: &str| -> Result<String> {
+        let region = RegionPrefix::new(region).context("region")?;
+        Ok(signer.sign(&Claims::new(
+            "bench",
+            Role::Supervisor,
+            &region,
+            chrono::Duration::hours(8),
+        ))?)
+    };
+    let (city, province) = (token("3501")?, token("35")?);
+    let bearer = |t: &str| vec![("authorization", format!("Bearer {t}"))];
+    let cookie = |t: &str| vec![("cookie", format!("assist_session={t}"))];
+    // A day before the 90 simulated days end, as `bench serve` reads.
+    let at = "2026-04-04T00:00:00%2B08:00";
+    let reads = [
+        (
+            "dashboard (city)",
+            format!("/dashboard?at={at}"),
+            format!("/v1/sla?at={at}"),
+            &city,
+        ),
+        (
+            "dashboard (province)",
+            format!("/dashboard?at={at}"),
+            format!("/v1/sla?at={at}"),
+            &province,
+        ),
+        (
+            "drill-down list (city)",
+            format!("/clocks?status=breached&at={at}"),
+            format!("/v1/sla/clocks?status=breached&at={at}"),
+            &city,
+        ),
+    ];
+    outln!(
+        "{:<26} {:>14} {:>14}   {:>14} {:>14}",
+        "read",
+        "page p50 ms",
+        "page p99 ms",
+        "API p50 ms",
+        "API p99 ms"
+    )?;
+    for (name, page, api, t) in &reads {
+        let (ap50, ap99) =
+            latency(&client, &format!("{base}{api}"), &bearer(t), args.requests).await?;
+        let (p50, p99) =
+            latency(&client, &format!("{base}{page}"), &cookie(t), args.requests).await?;
+        outln!("{name:<26} {p50:>14.1} {p99:>14.1}   {ap50:>14.1} {ap99:>14.1}  [baseline: API]")?;
+    }
+
+    // The export of a long list: every clock met by the end, province-wide.
+    let query = "status=met";
+    let total: serde_json::Value = client
+        .get(format!("{base}/v1/sla/clocks?{query}&limit=1"))
+        .bearer_auth(&province)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let rows = total["total"].as_u64().context("the list's total")?;
+    let t = Instant::now();
+    let mut offset = 0;
+    while offset < rows {
+        let r = client
+            .get(format!(
+                "{base}/v1/sla/clocks?{query}&limit=1000&offset={offset}"
+            ))
+            .bearer_auth(&province)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            r.status().is_success(),
+            "a JSON page answered {}",
+            r.status()
+        );
+        r.bytes().await?;
+        offset += 1000;
+    }
+    let json_secs = t.elapsed().as_secs_f64();
+    let before = Memory::reset_peak(server.pid);
+    let t = Instant::now();
+    let r = client
+        .get(format!("{base}/export/clocks.xlsx?{query}"))
+        .header("cookie", format!("assist_session={province}"))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "the export answered {}",
+        r.status()
+    );
+    let bytes = r.bytes().await?.len();
+    let xlsx_secs = t.elapsed().as_secs_f64();
+    let after = Memory::of(server.pid);
+    outln!(
+        "XLSX export of {rows} rows: {xlsx_secs:.2} s ({:.1} MB); the same rows as JSON pages of 1,000: {json_secs:.2} s  [baseline]",
+        bytes as f64 / 1e6
+    )?;
+    if let (Some(before), Some(after)) = (before, after) {
+        outln!(
+            "server memory: {} MB resident before the export, {} MB at most during it",
+            before.resident_kb / 1024,
+            after.peak_kb / 1024
+        )?;
+    }
+    server.stop().await?;
+    Ok(ExitCode::SUCCESS)
+}
