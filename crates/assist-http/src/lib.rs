@@ -97,6 +97,7 @@ pub fn router_with(app: Arc<App>, pages: Router<Arc<App>>) -> Router {
         .route("/v1/caseload", get(reads::caseload))
         .route("/v1/sla", get(reads::sla))
         .route("/v1/sla/clocks", get(reads::clocks))
+        .route("/v1/sla/trend", get(reads::trend))
         .route("/v1/sla/clocks/{clock}", get(reads::explain))
         .route("/v1/streams/{stream}/history", get(reads::history))
         .route("/v1/access-log", get(reads::access_log))

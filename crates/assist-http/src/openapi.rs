@@ -227,6 +227,16 @@ pub struct SlaDoc {
     pub policies_differ: Option<PoliciesDiffer>,
 }
 
+/// The weekly on-time trend, oldest week first.
+#[derive(Serialize, ToSchema)]
+pub struct TrendDoc {
+    /// The end of the last week.
+    pub at: String,
+    /// Each week's `from` and `to` and its `counts` (`total`, `by_status`, `on_time_rate`).
+    #[schema(value_type = Vec<Object>)]
+    pub weeks: Vec<Value>,
+}
+
 /// A page of clocks, by deadline then id.
 #[derive(Serialize, ToSchema)]
 pub struct ClocksDoc {
@@ -532,6 +542,7 @@ impl Modify for BearerJwt {
         crate::reads::caseload,
         crate::reads::sla,
         crate::reads::clocks,
+        crate::reads::trend,
         crate::reads::explain,
         crate::reads::history,
         crate::reads::access_log,

@@ -371,6 +371,71 @@ pub async fn sla(
     Ok(respond(&app, doc))
 }
 
+/// `GET /v1/sla/trend` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TrendParams {
+    /// The end of the last week: RFC 3339, or a date (its end, in China time); default now.
+    #[param(value_type = Option<String>, format = DateTime)]
+    at: Option<String>,
+    /// How many weeks, 1 to 52 (default 8).
+    #[param(minimum = 1, maximum = 52)]
+    weeks: Option<u32>,
+    /// A region prefix (2, 4 or 6 digits) inside the caller's; default the caller's region.
+    #[param(
+        pattern = "^(11|12|13|14|15|21|22|23|31|32|33|34|35|36|37|41|42|43|44|45|46|50|51|52|53|54|61|62|63|64|65|71|81|82)([0-9]{2}){0,2}$"
+    )]
+    region: Option<String>,
+    /// Only this caseworker's (a caseworker may give only its own id).
+    caseworker: Option<String>,
+}
+
+/// The weekly on-time trend in the caller's scope: for each of the weeks of seven days
+/// before `at`, the clocks never paused that fell due in it, by their status at `at`,
+/// and their on-time rate (a paused clock's deadline moves, so it is in no week).
+#[utoipa::path(
+    get,
+    path = "/v1/sla/trend",
+    tag = "reads",
+    params(TrendParams),
+    responses(
+        (status = 200, description = "the weeks, oldest first", body = crate::openapi::TrendDoc),
+        (status = 400, description = "a parameter is not valid (`bad-parameter`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "no valid bearer token (`unauthorized`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "the role may not read this (`forbidden`), or a region outside the caller's is asked for (`out-of-scope`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json")
+    )
+)]
+pub async fn trend(
+    caller: Caller,
+    State(app): State<Arc<App>>,
+    p: Params<TrendParams>,
+) -> Result<Response, Problem> {
+    allow(
+        &caller,
+        &[Role::Caseworker, Role::Supervisor, Role::Observer],
+        "SLA figures",
+    )?;
+    let p = params(p)?;
+    let at = when(p.at.as_deref(), "at")?;
+    let weeks = p.weeks.unwrap_or(8);
+    if !(1..=52).contains(&weeks) {
+        return Err(Problem::new(Kind::BadParameter, "weeks must be 1 to 52"));
+    }
+    let filter = SlaFilter {
+        region: Some(region_scope(&caller, p.region.as_deref())?),
+        caseworker: caseworker_scope(&caller, p.caseworker)?,
+        policy: None,
+        step: None,
+    };
+    let gen = active_gen(&app).await?;
+    let weeks =
+        assist_projections::sla::report::trend_counted(&app.views.store, gen, at, weeks, &filter)
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+    Ok(respond(&app, json!({"at": ts(at), "weeks": weeks})))
+}
+
 /// A page of caseworker lines: the most breached clocks first, then by staff id (a
 /// stable order that puts first whom a supervisor looks at first).
 fn worst_first(mut lines: Vec<Line>, limit: usize, offset: usize) -> Vec<Line> {

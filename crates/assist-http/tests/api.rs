@@ -1044,6 +1044,8 @@ async fn every_role_reads_only_what_it_may_and_out_of_scope_subjects_are_hidden(
         ("caseload", "GET", "/v1/caseload".into()),
         ("sla", "GET", "/v1/sla".into()),
         ("clocks", "GET", "/v1/sla/clocks".into()),
+        ("trend", "GET", "/v1/sla/trend".into()),
+        ("trend out", "GET", "/v1/sla/trend?region=3502".into()),
         ("history in", "GET", history(1)),
         ("history out", "GET", history(2)),
         ("access log", "GET", "/v1/access-log".into()),
@@ -1063,47 +1065,47 @@ async fn every_role_reads_only_what_it_may_and_out_of_scope_subjects_are_hidden(
     ];
     // Region 3501 (Fuzhou): person 1 lives there, person 2 in Xiamen (3502). The admin
     // comes last, so its erasure of person 1 changes nothing the others read.
-    let roles: [(Role, &str, [u16; 15]); 6] = [
+    let roles: [(Role, &str, [u16; 17]); 6] = [
         (
             Role::Service,
             "svc-1",
             [
-                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403, 403,
+                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403, 403,
             ],
         ),
         (
             Role::Caseworker,
             "cw-350102-001",
             [
-                200, 200, 200, 200, 404, 403, 200, 403, 403, 403, 403, 403, 403, 403, 403,
+                200, 200, 200, 200, 403, 200, 404, 403, 200, 403, 403, 403, 403, 403, 403, 403, 403,
             ],
         ),
         (
             Role::Supervisor,
             "sup-1",
             [
-                200, 200, 200, 200, 404, 403, 200, 200, 403, 403, 403, 403, 403, 403, 403,
+                200, 200, 200, 200, 403, 200, 404, 403, 200, 200, 403, 403, 403, 403, 403, 403, 403,
             ],
         ),
         (
             Role::Observer,
             "obs-1",
             [
-                200, 200, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403,
+                200, 200, 403, 200, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403,
             ],
         ),
         (
             Role::Auditor,
             "aud-1",
             [
-                403, 403, 403, 200, 404, 200, 200, 200, 403, 200, 200, 403, 403, 403, 403,
+                403, 403, 403, 403, 403, 200, 404, 200, 200, 200, 403, 200, 200, 403, 403, 403, 403,
             ],
         ),
         (
             Role::Admin,
             "adm-1",
             [
-                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 404, 200,
+                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 404, 200,
             ],
         ),
     ];

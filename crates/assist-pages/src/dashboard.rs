@@ -207,31 +207,58 @@ pub async fn dashboard(
             ])
         )
     };
+    // The first breached and due-soon clocks, and the households past their clearing
+    // deadline (the breached clocks of the clearing step), each with the link to all.
     let mut listed = json!({});
     if lists {
-        for status in ["breached", "at_risk"] {
-            let q = query(&[
+        let wanted = [
+            ("breached", "breached", None),
+            ("at_risk", "at_risk", None),
+            (
+                "households",
+                "breached",
+                Some(("household-clearing", "cleared")),
+            ),
+        ];
+        for (name, status, step) in wanted {
+            let mut pairs = vec![
                 ("status", Some(status)),
                 ("region", Some(current.as_str())),
                 ("at", Some(at.as_str())),
-                ("limit", Some(&LISTED.to_string())),
-            ]);
-            let answer =
-                reads::clocks(session.caller.clone(), State(app.clone()), params(&q)).await;
+            ];
+            if let Some((policy, step)) = step {
+                pairs.push(("policy", Some(policy)));
+                pairs.push(("step", Some(step)));
+            }
+            listed[format!("{name}_href")] = json!(format!("/clocks?{}", query(&pairs)));
+            let limit = LISTED.to_string();
+            pairs.push(("limit", Some(&limit)));
+            let answer = reads::clocks(
+                session.caller.clone(),
+                State(app.clone()),
+                params(&query(&pairs)),
+            )
+            .await;
             match json_of(&session, answer).await {
-                Ok(d) => listed[status] = d,
+                Ok(d) => listed[name] = d,
                 Err(page) => return page,
             }
-            listed[format!("{status}_href")] = json!(format!(
-                "/clocks?{}",
-                query(&[
-                    ("status", Some(status)),
-                    ("region", Some(current.as_str())),
-                    ("at", Some(at.as_str())),
-                ])
-            ));
         }
     }
+    // The weekly on-time trend up to the same moment.
+    let q = query(&[
+        ("region", Some(current.as_str())),
+        ("at", Some(at.as_str())),
+    ]);
+    let answer = reads::trend(session.caller.clone(), State(app.clone()), params(&q)).await;
+    let trend = match json_of(&session, answer).await {
+        Ok(d) => d["weeks"].as_array().cloned().unwrap_or_default(),
+        Err(page) => return page,
+    };
+    let trend_title = session.lang.messages()["dashboard"]["trend"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     page(
         "dashboard.html",
         session.lang,
@@ -254,6 +281,8 @@ pub async fn dashboard(
             "listed": listed,
             "statuses": STATUSES,
             "policies_differ": doc["policies_differ"],
+            "trend": trend,
+            "trend_svg": crate::chart::svg(&trend, &trend_title),
         }),
     )
 }

@@ -10,6 +10,7 @@
 pub mod answers;
 pub mod audit;
 pub mod catalog;
+pub mod chart;
 pub mod dashboard;
 pub mod drill;
 pub mod export;

@@ -620,3 +620,59 @@ async fn a_timeline_as_of_a_date_holds_what_had_occurred_by_then_as_the_api_says
     assert!(api["total"].as_u64().unwrap() < all["total"].as_u64().unwrap());
     assert!(html.contains(&format!("value=\"{first_day}\"")));
 }
+
+#[tokio::test]
+async fn the_dashboard_lists_the_households_past_their_clearing_deadline_as_the_api_does() {
+    let s = start().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let at = enc(AT);
+    let api = s
+        .api_get(
+            &token,
+            &format!(
+                "/v1/sla/clocks?status=breached&policy=household-clearing&step=cleared&at={at}"
+            ),
+        )
+        .await;
+    let (_, html) = s.page(&token, &format!("/dashboard?at={at}")).await;
+    let section = &html[html.find("id=\"list-households\"").unwrap()..];
+    let section = &section[..section.find("</section>").unwrap()];
+    let shown = between(section, "<td><a href=\"/clocks/", "\"").len();
+    let total = api["total"].as_u64().unwrap() as usize;
+    assert_eq!(shown, total.min(10));
+    assert!(
+        section.contains(&format!("({total})")) || total == 0,
+        "{section}"
+    );
+}
+
+#[tokio::test]
+async fn the_weekly_trend_shows_the_apis_weeks_as_a_chart_and_a_table() {
+    let s = start().await;
+    let token = s.token(Role::Observer, "3501", "obs-3501");
+    let at = enc(AT);
+    let api = s
+        .api_get(&token, &format!("/v1/sla/trend?region=3501&at={at}"))
+        .await;
+    let (status, html) = s.page(&token, &format!("/dashboard?at={at}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let weeks = api["weeks"].as_array().unwrap();
+    assert_eq!(weeks.len(), 8);
+    let rates = between(&html, "data-rate=\"", "\"");
+    let table: Vec<&str> = rates.iter().copied().filter(|r| !r.is_empty()).collect();
+    let want: Vec<String> = weeks
+        .iter()
+        .map(|w| match &w["counts"]["on_time_rate"] {
+            Value::Null => "none".to_string(),
+            r => r.to_string(),
+        })
+        .collect();
+    assert_eq!(table, want);
+    let decided = weeks
+        .iter()
+        .filter(|w| !w["counts"]["on_time_rate"].is_null())
+        .count();
+    assert!(decided > 0);
+    assert!(html.contains("<svg") && html.contains("role=\"img\""));
+    assert_eq!(html.matches("<circle").count(), decided);
+}

@@ -1046,6 +1046,33 @@ async fn scenario_and_simulation_on_both_dialects() -> (tempfile::TempDir, Store
 }
 
 #[tokio::test]
+async fn the_weekly_trend_counted_by_the_store_equals_the_trend_of_every_clock_on_both_dialects() {
+    use assist_projections::sla::report::{trend, trend_counted};
+    let (_dir, lite, pg, _guard) = scenario_and_simulation_on_both_dialects().await;
+    let clocks = load_clocks(&lite, 1).await.unwrap();
+    let filters = [
+        SlaFilter::default(),
+        SlaFilter {
+            region: Some("350121".into()),
+            ..SlaFilter::default()
+        },
+    ];
+    for at in [at("2026-02-10T00:00:00Z"), at(END_OF_MARCH)] {
+        for filter in &filters {
+            let whole = trend(&clocks, &calendar(), at, 8, filter);
+            assert_eq!(whole.len(), 8);
+            assert_eq!(whole[7].to, assist_projections::store::ts(at));
+            let decided: usize = whole.iter().map(|w| w.counts.total).sum();
+            assert!(decided > 0, "{filter:?} at {at}: no clock fell due");
+            for store in [&lite, &pg] {
+                let counted = trend_counted(store, 1, at, 8, filter).await.unwrap();
+                assert_eq!(counted, whole, "{filter:?} at {at} on {}", store.name());
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_summary_counted_by_the_store_equals_the_report_of_every_clock_on_both_dialects() {
     let (dir, lite, pg, guard) = scenario_and_simulation_on_both_dialects().await;
     let clocks = load_clocks(&lite, 1).await.unwrap();

@@ -318,6 +318,103 @@ pub async fn clocks_page(
     Ok((total, lines.into_iter().skip(offset).take(limit).collect()))
 }
 
+/// The on-time figures of one week of deadlines.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Week {
+    /// The week's first moment (stored form).
+    pub from: String,
+    /// The moment after it (stored form); the last week ends at the trend's `at`.
+    pub to: String,
+    /// The clocks never paused that were due in the week, by their status at `at`.
+    pub counts: Counts,
+}
+
+/// The `weeks` weeks of seven days before `at`, oldest first, the last ending at `at`.
+fn weeks_before(at: DateTime<Utc>, weeks: u32) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    (0..i64::from(weeks))
+        .rev()
+        .map(|k| (at - Duration::days(7 * (k + 1)), at - Duration::days(7 * k)))
+        .collect()
+}
+
+/// The on-time trend, a pure function of the clocks: for each of the `weeks` weeks before
+/// `at`, the clocks the filter selects that were never paused and fell due in that week,
+/// counted by their status at `at` (met, met late, breached or cancelled: all were due by
+/// then). A paused clock's deadline moves with its pauses, so it belongs to no week and
+/// the trend leaves it out; the summary counts it.
+pub fn trend(
+    clocks: &[Clock],
+    calendar: &Calendar,
+    at: DateTime<Utc>,
+    weeks: u32,
+    filter: &SlaFilter,
+) -> Vec<Week> {
+    weeks_before(at, weeks)
+        .into_iter()
+        .map(|(from, to)| {
+            let mut counts = Counts::default();
+            for c in clocks {
+                if c.pauses.is_empty() && filter.selects(c, at) && c.due_at >= from && c.due_at < to
+                {
+                    counts.add(c.status(at, Duration::zero(), calendar), 1);
+                }
+            }
+            Week {
+                from: ts(from),
+                to: ts(to),
+                counts: counts.finish(),
+            }
+        })
+        .collect()
+}
+
+/// [`trend`] counted by the store: one range of the deadline index per week, grouped by
+/// status, with the filter in the SQL.
+pub async fn trend_counted(
+    store: &Store,
+    gen: i64,
+    at: DateTime<Utc>,
+    weeks: u32,
+    filter: &SlaFilter,
+) -> Result<Vec<Week>, StoreError> {
+    let err = |e| store.err(e);
+    let mut scope = Scope::new(store, gen, filter, at, Duration::zero()).await?;
+    let (lo, hi) = (scope.value(String::new()), scope.value(String::new()));
+    let sql = format!(
+        "SELECT {} AS status, COUNT(*) AS n FROM {} WHERE {} AND due_at >= {lo} AND due_at < {hi} GROUP BY 1",
+        Scope::STATUS,
+        scope.through("clocks_by_due"),
+        scope.plain(),
+    );
+    let mut out = Vec::new();
+    for (from, to) in weeks_before(at, weeks) {
+        let n = scope.values.len();
+        scope.values[n - 2] = ts(from);
+        scope.values[n - 1] = ts(to);
+        let rows = scope
+            .bind(sqlx::query(&sql))
+            .fetch_all(&store.pool)
+            .await
+            .map_err(err)?;
+        let mut counts = Counts::default();
+        for row in rows {
+            let status: String = row.try_get(0).map_err(err)?;
+            let n: i64 = row.try_get(1).map_err(err)?;
+            let status = parse_status(&status).ok_or_else(|| StoreError::Rows {
+                store: store.name().to_string(),
+                reason: format!("a clock row has status {status:?}"),
+            })?;
+            counts.add(status, usize::try_from(n).unwrap_or(0));
+        }
+        out.push(Week {
+            from: ts(from),
+            to: ts(to),
+            counts: counts.finish(),
+        });
+    }
+    Ok(out)
+}
+
 /// What a clock adds, in SQL, to counts standing at base `base`, at time `t`: nothing
 /// before it started, its outcome once settled (a paused one only while settled by the
 /// base too), nothing while paused and unsettled, else breached past its deadline or
