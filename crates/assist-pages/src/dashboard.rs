@@ -282,6 +282,7 @@ pub async fn dashboard(
             "statuses": STATUSES,
             "policies_differ": doc["policies_differ"],
             "trend": trend,
+            "export_query": query(&[("region", Some(current.as_str())), ("at", Some(at.as_str()))]),
             "trend_svg": crate::chart::svg(&trend, &trend_title),
         }),
     )

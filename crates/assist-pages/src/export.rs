@@ -1,12 +1,15 @@
-//! Exports of a list as CSV or XLSX, with the page's column headers in the page's
-//! language, scoped like the page: the rows are the API's answers for the same person,
-//! page after page. Every export goes to the access log. An XLSX sheet holds at most
-//! 1,048,576 rows; a longer list continues on the next sheet.
+//! Exports of every list and summary as CSV or XLSX (clocks, the dashboard's figures,
+//! the caseload), with the page's column headers in the page's language, scoped like the
+//! page: the rows are the API's answers for the same person. Export is a permission of
+//! its own: the observer has none. Every export goes to the access log. An XLSX sheet
+//! holds at most 1,048,576 rows; a longer list continues on the next sheet.
 
 use crate::answers::{json_of, params};
 use crate::catalog::Lang;
 use crate::render::problem_page;
 use crate::session::Session;
+use crate::Pages;
+use assist_http::auth::Role;
 use assist_http::reads;
 use assist_http::reads::ClockParams;
 use assist_http::zone::show_stored;
@@ -17,9 +20,11 @@ use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use chrono::FixedOffset;
 use chrono::Utc;
 use rust_xlsxwriter::Workbook;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// The rows an XLSX sheet holds, the header included.
@@ -74,17 +79,10 @@ pub async fn clocks(
     uri: Uri,
 ) -> Response {
     let lang = session.lang;
-    if format != "csv" && format != "xlsx" {
-        return problem_page(lang, Some(&session), 404, "not-found", "");
+    if let Err(r) = format_of(&session, &format) {
+        return r;
     }
-    // The page's query without its page.
-    let asked: Vec<&str> = uri
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("offset=") && !p.starts_with("limit="))
-        .collect();
-    let asked = asked.join("&");
+    let asked = unpaged(&uri);
     let p = match params::<ClockParams>(&asked) {
         Ok(Query(p)) => p,
         Err(e) => return problem_page(lang, Some(&session), 400, "bad-parameter", &e.body_text()),
@@ -98,33 +96,70 @@ pub async fn clocks(
                 .unwrap_or_default()
         }
     };
+    let zone = app.config.zone;
+    let count = list.clocks.len();
+    let rows = list.clocks.iter().map(|c| clock_cells(lang, c, zone));
+    let columns: Vec<(&str, &str)> = CLOCK_COLUMNS.iter().map(|c| ("column", *c)).collect();
+    deliver(
+        &session,
+        &app,
+        Export {
+            name: "clocks",
+            format: &format,
+            asked: &asked,
+            columns: &columns,
+            count,
+        },
+        rows,
+    )
+    .await
+}
+
+/// What an export is: its name and format, the query it answers, its columns (each a
+/// message's section and key) and how many rows it has.
+struct Export<'a> {
+    name: &'a str,
+    format: &'a str,
+    asked: &'a str,
+    columns: &'a [(&'a str, &'a str)],
+    count: usize,
+}
+
+/// Records export `e` in the access log, then answers its rows as CSV or XLSX under the
+/// columns' headers in the session's language.
+async fn deliver(
+    session: &Session,
+    app: &App,
+    e: Export<'_>,
+    rows: impl Iterator<Item = Vec<String>>,
+) -> Response {
+    let lang = session.lang;
     let access = Access {
         at: ts(Utc::now()),
         actor: session.caller.sub.clone(),
         role: session.caller.role.name().to_string(),
         stream: String::new(),
         command: format!(
-            "GET export clocks.{format} rows={} {asked}",
-            list.clocks.len()
+            "GET export {}.{} rows={} {}",
+            e.name, e.format, e.count, e.asked
         ),
         reason: None,
     };
-    if let Err(e) = app.views.store.record_access(&access).await {
-        tracing::error!(error = %e, "recording an export failed");
-        return problem_page(lang, Some(&session), 500, "internal", "");
+    if let Err(err) = app.views.store.record_access(&access).await {
+        tracing::error!(error = %err, "recording an export failed");
+        return problem_page(lang, Some(session), 500, "internal", "");
     }
-    let headers: Vec<String> = CLOCK_COLUMNS
+    let headers: Vec<String> = e
+        .columns
         .iter()
-        .map(|c| {
-            lang.messages()["column"][c]
+        .map(|(section, key)| {
+            lang.messages()[section][key]
                 .as_str()
-                .unwrap_or(c)
+                .unwrap_or(key)
                 .to_string()
         })
         .collect();
-    let zone = app.config.zone;
-    let rows = list.clocks.iter().map(|c| clock_cells(lang, c, zone));
-    let (body, content_type) = if format == "csv" {
+    let (body, content_type) = if e.format == "csv" {
         (csv(&headers, rows).into_bytes(), "text/csv; charset=utf-8")
     } else {
         match xlsx(&headers, rows, SHEET_ROWS) {
@@ -132,20 +167,222 @@ pub async fn clocks(
                 bytes,
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             ),
-            Err(e) => {
-                tracing::error!(error = %e, "writing an XLSX export failed");
-                return problem_page(lang, Some(&session), 500, "internal", "");
+            Err(err) => {
+                tracing::error!(error = %err, "writing an XLSX export failed");
+                return problem_page(lang, Some(session), 500, "internal", "");
             }
         }
     };
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"clocks.{format}\"")) {
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("attachment; filename=\"{}.{}\"", e.name, e.format))
+    {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// The page's query without its page (`limit`, `offset`): an export takes all of it.
+fn unpaged(uri: &Uri) -> String {
+    uri.query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("offset=") && !p.starts_with("limit="))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// An export's format from its path, or the page that says there is no such export;
+/// the observer has no export at all.
+fn format_of(session: &Session, format: &str) -> Result<(), Response> {
+    if session.caller.role == Role::Observer {
+        return Err(problem_page(
+            session.lang,
+            Some(session),
+            403,
+            "forbidden",
+            "",
+        ));
+    }
+    if format != "csv" && format != "xlsx" {
+        return Err(problem_page(
+            session.lang,
+            Some(session),
+            404,
+            "not-found",
+            "",
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /export/summary.{csv,xlsx}`: the dashboard's figures for the same query (the
+/// API's `/v1/sla`): the region looked at and every region and caseworker below it, each
+/// with its counts per status, on-time rate and rating.
+pub async fn summary(
+    session: Session,
+    State(app): State<Arc<App>>,
+    Extension(pages): Extension<Arc<Pages>>,
+    Path(format): Path<String>,
+    uri: Uri,
+) -> Response {
+    if let Err(r) = format_of(&session, &format) {
+        return r;
+    }
+    let asked = unpaged(&uri);
+    let mut lines: Vec<(String, Value)> = Vec::new();
+    let mut offset = 0usize;
+    loop {
+        let q = format!("{asked}&limit={}&offset={offset}", reads::MAX_LIMIT);
+        let answer = reads::sla(session.caller.clone(), State(app.clone()), params(&q)).await;
+        let doc = match json_of(&session, answer).await {
+            Ok(doc) => doc,
+            Err(page) => return page,
+        };
+        if offset == 0 {
+            lines.push((
+                "total".to_string(),
+                json!({"key": "", "counts": doc["total"]}),
+            ));
+            for l in doc["by_region"].as_array().into_iter().flatten() {
+                lines.push((
+                    l["level"].as_str().unwrap_or_default().to_string(),
+                    l.clone(),
+                ));
+            }
+        }
+        let workers = doc["by_caseworker"].as_array().cloned().unwrap_or_default();
+        offset += workers.len();
+        for l in workers {
+            lines.push(("caseworker".to_string(), l));
+        }
+        if offset >= doc["caseworkers"].as_u64().unwrap_or(0) as usize {
+            break;
+        }
+    }
+    let lang = session.lang;
+    let rows = lines.iter().map(|(level, l)| {
+        let counts = &l["counts"];
+        let mut row = vec![
+            lang.messages()["level"][level.as_str()]
+                .as_str()
+                .unwrap_or(level)
+                .to_string(),
+            l["key"].as_str().unwrap_or_default().to_string(),
+        ];
+        for s in crate::dashboard::STATUSES {
+            row.push(counts["by_status"][s].as_u64().unwrap_or(0).to_string());
+        }
+        row.push(counts["total"].as_u64().unwrap_or(0).to_string());
+        row.push(match counts["on_time_rate"].as_f64() {
+            Some(r) => format!("{:.1}%", r * 100.0),
+            None => "—".to_string(),
+        });
+        let rating = pages.ratings.rate(counts["on_time_rate"].as_f64());
+        row.push(
+            lang.messages()["rating"][rating]
+                .as_str()
+                .unwrap_or(rating)
+                .to_string(),
+        );
+        row
+    });
+    let mut columns: Vec<(&str, &str)> = vec![("column", "level"), ("column", "key")];
+    columns.extend(crate::dashboard::STATUSES.iter().map(|s| ("status", *s)));
+    columns.extend([
+        ("dashboard", "total"),
+        ("dashboard", "on_time"),
+        ("dashboard", "rating"),
+    ]);
+    let count = lines.len();
+    deliver(
+        &session,
+        &app,
+        Export {
+            name: "summary",
+            format: &format,
+            asked: &asked,
+            columns: &columns,
+            count,
+        },
+        rows,
+    )
+    .await
+}
+
+/// `GET /export/caseload.{csv,xlsx}`: the worklist's cases (the API's `/v1/caseload` for
+/// the same query), by next step due.
+pub async fn caseload(
+    session: Session,
+    State(app): State<Arc<App>>,
+    Path(format): Path<String>,
+    uri: Uri,
+) -> Response {
+    if let Err(r) = format_of(&session, &format) {
+        return r;
+    }
+    let asked = unpaged(&uri);
+    let mut cases: Vec<Value> = Vec::new();
+    loop {
+        let q = format!("{asked}&limit={}&offset={}", reads::MAX_LIMIT, cases.len());
+        let answer = reads::caseload(session.caller.clone(), State(app.clone()), params(&q)).await;
+        let doc = match json_of(&session, answer).await {
+            Ok(doc) => doc,
+            Err(page) => return page,
+        };
+        let page = doc["cases"].as_array().cloned().unwrap_or_default();
+        let done = page.is_empty();
+        cases.extend(page);
+        if done || cases.len() >= doc["total"].as_u64().unwrap_or(0) as usize {
+            break;
+        }
+    }
+    let lang = session.lang;
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let rows = cases.iter().map(|c| {
+        let stage = text(&c["stage"]);
+        vec![
+            text(&c["subject"]),
+            lang.messages()["stage"][stage.as_str()]
+                .as_str()
+                .unwrap_or(&stage)
+                .to_string(),
+            text(&c["next_step"]["step"]),
+            c["next_step"]["due_at"]
+                .as_str()
+                .map(|t| lang.when(t))
+                .unwrap_or_default(),
+            text(&c["caseworker"]),
+            text(&c["region"]),
+            lang.when(&text(&c["opened_at"])),
+        ]
+    });
+    let columns = [
+        ("column", "subject"),
+        ("worklist", "stage"),
+        ("worklist", "next_step"),
+        ("column", "due_at"),
+        ("column", "caseworker"),
+        ("column", "region"),
+        ("column", "opened_at"),
+    ];
+    let count = cases.len();
+    deliver(
+        &session,
+        &app,
+        Export {
+            name: "caseload",
+            format: &format,
+            asked: &asked,
+            columns: &columns,
+            count,
+        },
+        rows,
+    )
+    .await
 }
 
 /// CSV with a byte order mark, which Excel needs to read UTF-8 (Chinese) text.

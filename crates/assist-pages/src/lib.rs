@@ -79,5 +79,7 @@ pub fn routes(pages: Pages) -> Router<Arc<App>> {
         .route("/audit/verify", get(audit::verify))
         .route("/audit/access", get(audit::access))
         .route("/export/clocks.{format}", get(export::clocks))
+        .route("/export/summary.{format}", get(export::summary))
+        .route("/export/caseload.{format}", get(export::caseload))
         .layer(Extension(Arc::new(pages)))
 }

@@ -676,3 +676,88 @@ async fn the_weekly_trend_shows_the_apis_weeks_as_a_chart_and_a_table() {
     assert!(html.contains("<svg") && html.contains("role=\"img\""));
     assert_eq!(html.matches("<circle").count(), decided);
 }
+
+/// The rows of an XLSX answer's first sheet, as text.
+async fn xlsx_rows(r: reqwest::Response) -> Vec<Vec<String>> {
+    use calamine::Reader;
+    assert_eq!(r.status(), StatusCode::OK);
+    let bytes = r.bytes().await.unwrap();
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_summary_export_holds_the_dashboards_figures_for_every_region_and_caseworker() {
+    let s = start().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let at = enc(AT);
+    let api = s
+        .api_get(&token, &format!("/v1/sla?at={at}&limit=1000"))
+        .await;
+    let r = s
+        .client
+        .get(format!(
+            "{}/export/summary.xlsx?region=3501&at={at}",
+            s.base
+        ))
+        .header(COOKIE, format!("assist_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    let rows = xlsx_rows(r).await;
+    assert_eq!(rows[0][0], "级别");
+    assert_eq!(rows[0][5], "已超时");
+    // The total, every region line, every caseworker line.
+    let regions = api["by_region"].as_array().unwrap();
+    let workers = api["by_caseworker"].as_array().unwrap();
+    assert_eq!(rows.len(), 1 + 1 + regions.len() + workers.len());
+    assert_eq!(
+        rows[1][5],
+        api["total"]["by_status"]["breached"].to_string()
+    );
+    let county = regions.iter().find(|l| l["key"] == "350121").unwrap();
+    let row = rows.iter().find(|r| r[1] == "350121").unwrap();
+    assert_eq!(row[0], "区县");
+    assert_eq!(
+        row[5],
+        county["counts"]["by_status"]["breached"].to_string()
+    );
+}
+
+#[tokio::test]
+async fn the_caseload_export_holds_the_caseworkers_cases_and_the_observer_has_no_export() {
+    let s = start().await;
+    let city = s.token(Role::Supervisor, "3501", "sup-3501");
+    let worker = s.api_get(&city, "/v1/caseload?region=350102&limit=1").await["cases"][0]
+        ["caseworker"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = s.token(Role::Caseworker, "350102", &worker);
+    let api = s.api_get(&token, "/v1/caseload?limit=1000").await;
+    let r = s
+        .client
+        .get(format!("{}/export/caseload.xlsx", s.base))
+        .header(COOKIE, format!("assist_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    let rows = xlsx_rows(r).await;
+    let subjects: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+    let want: Vec<&str> = api["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, want);
+    let observer = s.token(Role::Observer, "3501", "obs-3501");
+    for path in ["/export/summary.xlsx", "/export/caseload.csv"] {
+        let (status, _) = s.page(&observer, path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+}
