@@ -79,7 +79,7 @@ pub async fn clocks(
     uri: Uri,
 ) -> Response {
     let lang = session.lang;
-    if let Err(r) = format_of(&session, &format) {
+    if let Some(r) = refusal(&session, &format) {
         return r;
     }
     let asked = unpaged(&uri);
@@ -229,7 +229,7 @@ pub async fn summary(
     Path(format): Path<String>,
     uri: Uri,
 ) -> Response {
-    if let Err(r) = format_of(&session, &format) {
+    if let Some(r) = refusal(&session, &format) {
         return r;
     }
     let asked = unpaged(&uri);
@@ -321,7 +321,7 @@ pub async fn caseload(
     Path(format): Path<String>,
     uri: Uri,
 ) -> Response {
-    if let Err(r) = format_of(&session, &format) {
+    if let Some(r) = refusal(&session, &format) {
         return r;
     }
     let asked = unpaged(&uri);
