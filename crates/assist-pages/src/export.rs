@@ -195,11 +195,11 @@ fn unpaged(uri: &Uri) -> String {
         .join("&")
 }
 
-/// An export's format from its path, or the page that says there is no such export;
-/// the observer has no export at all.
-fn format_of(session: &Session, format: &str) -> Result<(), Response> {
+/// The page that refuses an export: the observer has no export at all, and there is
+/// none but CSV and XLSX.
+fn refusal(session: &Session, format: &str) -> Option<Response> {
     if session.caller.role == Role::Observer {
-        return Err(problem_page(
+        return Some(problem_page(
             session.lang,
             Some(session),
             403,
@@ -208,7 +208,7 @@ fn format_of(session: &Session, format: &str) -> Result<(), Response> {
         ));
     }
     if format != "csv" && format != "xlsx" {
-        return Err(problem_page(
+        return Some(problem_page(
             session.lang,
             Some(session),
             404,
@@ -216,7 +216,7 @@ fn format_of(session: &Session, format: &str) -> Result<(), Response> {
             "",
         ));
     }
-    Ok(())
+    None
 }
 
 /// `GET /export/summary.{csv,xlsx}`: the dashboard's figures for the same query (the
