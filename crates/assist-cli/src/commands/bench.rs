@@ -34,8 +34,8 @@ pub enum Command {
     /// pages, and a city's and the province's SLA summary.
     Serve(super::bench_serve::Args),
     /// The pages for people against the API reads behind them: the dashboard and a
-    /// drill-down list (p50 / p99), and an XLSX export of a long list against the same
-    /// rows read through the API's JSON pages.
+    /// drill-down list (p50 / p99), and an XLSX export of a long list against the CSV
+    /// export of the same rows.
     Pages(super::bench_pages::Args),
     /// Append to a Kafka topic through the log against a bare rdkafka producer sending the
     /// same payloads; then consume and project them into PostgreSQL.
