@@ -210,7 +210,6 @@ pub async fn dashboard(
     // The first breached and due-soon clocks, and the households past their clearing
     // deadline (the breached clocks of the clearing step), each with the link to all.
     let mut listed = json!({});
-    let mut lists_pending = Vec::new();
     if lists {
         let wanted = [
             ("breached", "breached", None),
@@ -221,9 +220,6 @@ pub async fn dashboard(
                 Some(("household-clearing", "cleared")),
             ),
         ];
-        // The lists' reads (and the trend's below) run side by side: each is its own
-        // API read, and the page waits for the slowest rather than for their sum.
-        let mut reads_of_lists = Vec::new();
         for (name, status, step) in wanted {
             let mut pairs = vec![
                 ("status", Some(status)),
@@ -237,13 +233,17 @@ pub async fn dashboard(
             listed[format!("{name}_href")] = json!(format!("/clocks?{}", query(&pairs)));
             let limit = LISTED.to_string();
             pairs.push(("limit", Some(&limit)));
-            let q = query(&pairs);
-            let (caller, app) = (session.caller.clone(), app.clone());
-            reads_of_lists.push(tokio::spawn(async move {
-                (name, reads::clocks(caller, State(app), params(&q)).await)
-            }));
+            let answer = reads::clocks(
+                session.caller.clone(),
+                State(app.clone()),
+                params(&query(&pairs)),
+            )
+            .await;
+            match json_of(&session, answer).await {
+                Ok(d) => listed[name] = d,
+                Err(page) => return page,
+            }
         }
-        lists_pending = reads_of_lists;
     }
     // The weekly on-time trend up to the same moment.
     let q = query(&[
@@ -251,15 +251,6 @@ pub async fn dashboard(
         ("at", Some(at.as_str())),
     ]);
     let answer = reads::trend(session.caller.clone(), State(app.clone()), params(&q)).await;
-    for pending in lists_pending {
-        let Ok((name, answer)) = pending.await else {
-            return crate::render::problem_page(session.lang, Some(&session), 500, "internal", "");
-        };
-        match json_of(&session, answer).await {
-            Ok(d) => listed[name] = d,
-            Err(page) => return page,
-        }
-    }
     let trend = match json_of(&session, answer).await {
         Ok(d) => d["weeks"].as_array().cloned().unwrap_or_default(),
         Err(page) => return page,
