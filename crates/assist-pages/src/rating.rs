@@ -1,5 +1,5 @@
 //! The dashboard's red / amber / green rating of an on-time rate, by thresholds in a file
-//! (`policies/ratings.toml`); a page always writes the rating as a word too, never as
+//! (`policies/dashboard/ratings.toml`); a page always writes the rating as a word too, never as
 //! colour alone.
 
 use serde::Deserialize;
@@ -26,9 +26,9 @@ pub enum RatingsError {
 }
 
 impl Ratings {
-    /// The thresholds shipped in `policies/ratings.toml`.
+    /// The thresholds shipped in `policies/dashboard/ratings.toml`.
     pub fn shipped() -> Self {
-        Self::parse(include_str!("../../../policies/ratings.toml")).unwrap_or(Ratings {
+        Self::parse(include_str!("../../../policies/dashboard/ratings.toml")).unwrap_or(Ratings {
             green: 0.9,
             amber: 0.75,
         })

@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long, env = "ASSIST_SQLITE_MEMORY_MIB", default_value_t = 512)]
     sqlite_memory_mib: u32,
     /// The dashboard's red / amber / green thresholds of the on-time rate (TOML with
-    /// `green` and `amber`; default policies/ratings.toml as shipped).
+    /// `green` and `amber`; default policies/dashboard/ratings.toml as shipped).
     #[arg(long, env = "ASSIST_RATINGS")]
     ratings: Option<PathBuf>,
     /// Try the pages out: put the demo's simulated county into an empty data dir, and
