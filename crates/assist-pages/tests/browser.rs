@@ -104,12 +104,28 @@ impl Browser {
         self.click("main button[type=submit]").await;
     }
 
+    /// Clicks `css` and waits until the page it was on has gone (its `html` element no
+    /// longer answers), up to 5 s: WebDriver's click may return before a form's redirects
+    /// have landed. A click that opens no page (a download) waits the 5 s.
     async fn click(&self, css: &str) {
+        let before = self.client.find(Locator::Css("html")).await.unwrap();
         self.client
             .find(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("{css}: {e}"))
             .click()
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            if before.tag_name().await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The new page's document is there.
+        self.client
+            .wait()
+            .for_element(Locator::Css("main"))
             .await
             .unwrap();
     }
