@@ -4,7 +4,7 @@
 //! export of a long list is measured against the CSV export of the same rows: the same
 //! read, written as plain text.
 
-use super::bench_serve::{Memory, Server};
+use super::bench_serve::{latency, Memory, Server};
 use crate::outln;
 use anyhow::{Context, Result};
 use assist_catalog::RegionPrefix;
@@ -21,31 +21,6 @@ pub struct Args {
     /// Requests per page measured.
     #[arg(long, default_value_t = 50)]
     requests: usize,
-}
-
-/// p50 and p99 of `count` GETs of `path` with `headers`, in milliseconds.
-async fn latency(
-    client: &reqwest::Client,
-    url: &str,
-    auth: &[(&str, String)],
-    count: usize,
-) -> Result<(f64, f64)> {
-    let mut took = Vec::with_capacity(count);
-    for _ in 0..count.max(1) {
-        let t = Instant::now();
-        let mut r = client.get(url);
-        for (k, v) in auth {
-            r = r.header(*k, v);
-        }
-        let r = r.send().await?;
-        let status = r.status();
-        r.bytes().await?;
-        anyhow::ensure!(status.is_success(), "{url} answered {status}");
-        took.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    took.sort_by(f64::total_cmp);
-    let at = |q: f64| took[((took.len() as f64 * q).ceil() as usize).clamp(1, took.len()) - 1];
-    Ok((at(0.5), at(0.99)))
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
