@@ -33,25 +33,29 @@ pub async fn json_of(
         .as_str()
         .and_then(|t| t.rsplit(':').next())
         .unwrap_or("internal");
-    // A region outside the person's, typed by hand, is not found: as for a subject, the
-    // page does not say whether it exists.
-    if kind == "out-of-scope" {
-        return Err(problem_page(
-            session.lang,
-            Some(session),
-            404,
-            "not-found",
-            "",
-        ));
-    }
     let detail = doc["detail"].as_str().unwrap_or_default();
-    Err(problem_page(
-        session.lang,
-        Some(session),
-        status.as_u16(),
+    Err(error_page(session, status.as_u16(), kind, detail))
+}
+
+/// The page of a problem an API read returned without a response (`reads::clock_list`).
+pub fn page_of(session: &Session, problem: &Problem) -> Response {
+    let type_uri = problem.kind.type_uri();
+    let kind = type_uri.rsplit(':').next().unwrap_or("internal");
+    error_page(
+        session,
+        problem.kind.status().as_u16(),
         kind,
-        detail,
-    ))
+        &problem.detail,
+    )
+}
+
+/// The page of a problem of kind `kind`. A region outside the person's, typed by hand, is
+/// not found: as for a subject, the page does not say whether it exists.
+fn error_page(session: &Session, status: u16, kind: &str, detail: &str) -> Response {
+    if kind == "out-of-scope" {
+        return problem_page(session.lang, Some(session), 404, "not-found", "");
+    }
+    problem_page(session.lang, Some(session), status, kind, detail)
 }
 
 /// An API handler's parameters from query `query` (`a=1&b=2`, values percent-encoded),

@@ -30,6 +30,9 @@ pub const STATUSES: [&str; 7] = [
     "cancelled",
 ];
 
+/// Query pairs a link adds (name, value).
+type Filter = Vec<(&'static str, Option<String>)>;
+
 /// How many breached and due-soon clocks the dashboard lists.
 const LISTED: usize = 10;
 
@@ -109,7 +112,7 @@ pub async fn dashboard(
     let lists = session.caller.role != Role::Observer;
     let at_str = at.as_str();
     // The link from a count with status `status` to its clocks, filtered by `extra`.
-    let clocks_href = |extra: Vec<(&'static str, Option<String>)>| {
+    let clocks_href = |extra: Filter| {
         move |status: &str| -> Option<String> {
             lists.then(|| {
                 let mut pairs = vec![("status", Some(status)), ("at", Some(at_str))];
@@ -157,44 +160,30 @@ pub async fn dashboard(
             json!({"key": key, "href": format!("/dashboard?{}", query(&[("region", Some(key)), ("at", Some(at.as_str()))]))})
         })
         .collect();
-    let steps: Vec<Value> = doc["by_step"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|l| {
-            let key = l["key"].as_str().unwrap_or_default();
-            let (policy, step) = key.split_once('/').unwrap_or((key, ""));
-            row(
-                &pages,
-                l,
-                key,
-                None,
-                &clocks_href(vec![
-                    ("region", Some(current.to_string())),
-                    ("policy", Some(policy.to_string())),
-                    ("step", Some(step.to_string())),
-                ]),
-            )
-        })
-        .collect();
-    let workers: Vec<Value> = doc["by_caseworker"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|l| {
-            let key = l["key"].as_str().unwrap_or_default();
-            row(
-                &pages,
-                l,
-                key,
-                None,
-                &clocks_href(vec![
-                    ("region", Some(current.to_string())),
-                    ("caseworker", Some(key.to_string())),
-                ]),
-            )
-        })
-        .collect();
+    // The lines of `field`, each with the filter its counts' links add to the region's.
+    let lines_of = |field: &str, filter: &dyn Fn(&str) -> Filter| {
+        doc[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                let key = l["key"].as_str().unwrap_or_default();
+                let mut extra = vec![("region", Some(current.to_string()))];
+                extra.extend(filter(key));
+                row(&pages, l, key, None, &clocks_href(extra))
+            })
+            .collect::<Vec<Value>>()
+    };
+    let steps = lines_of("by_step", &|key| {
+        let (policy, step) = key.split_once('/').unwrap_or((key, ""));
+        vec![
+            ("policy", Some(policy.to_string())),
+            ("step", Some(step.to_string())),
+        ]
+    });
+    let workers = lines_of("by_caseworker", &|key| {
+        vec![("caseworker", Some(key.to_string()))]
+    });
     let offset = looking.offset.unwrap_or(0);
     let more = doc["caseworkers"].as_u64().unwrap_or(0) as usize > offset + workers.len();
     let worker_page = |offset: usize| {

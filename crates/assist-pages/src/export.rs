@@ -89,12 +89,7 @@ pub async fn clocks(
     };
     let list = match reads::clock_list(&session.caller, &app, p, (usize::MAX, 0)).await {
         Ok(list) => list,
-        Err(problem) => {
-            return json_of(&session, Err(problem))
-                .await
-                .err()
-                .unwrap_or_default()
-        }
+        Err(problem) => return crate::answers::page_of(&session, &problem),
     };
     let zone = app.config.zone;
     let count = list.clocks.len();

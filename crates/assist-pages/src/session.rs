@@ -142,15 +142,15 @@ pub async fn home(session: Session) -> Response {
     })
 }
 
-/// `GET /signin`: a form to paste a token into (what an SSO would post).
-pub async fn signin_form(headers: HeaderMap) -> Response {
-    let lang = lang_of(&headers);
+/// The sign-in form, with a fresh CSRF token in it and in its cookie (there is no
+/// session yet to derive one from); `failed` says the last token was refused.
+fn signin_page(lang: Lang, failed: bool) -> Response {
     let csrf = hex::encode(rand::random::<[u8; 16]>());
     let mut r = page(
         "signin.html",
         lang,
         None,
-        json!({"csrf": csrf, "failed": false}),
+        json!({"csrf": csrf, "failed": failed}),
     );
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{SIGNIN_COOKIE}={csrf}; Path=/signin; HttpOnly; SameSite=Strict"
@@ -158,6 +158,11 @@ pub async fn signin_form(headers: HeaderMap) -> Response {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
+}
+
+/// `GET /signin`: a form to paste a token into (what an SSO would post).
+pub async fn signin_form(headers: HeaderMap) -> Response {
+    signin_page(lang_of(&headers), false)
 }
 
 /// The sign-in form.
@@ -188,19 +193,8 @@ pub async fn signin(
             r
         }
         Err(_) => {
-            let csrf = hex::encode(rand::random::<[u8; 16]>());
-            let mut r = page(
-                "signin.html",
-                lang,
-                None,
-                json!({"csrf": csrf, "failed": true}),
-            );
+            let mut r = signin_page(lang, true);
             *r.status_mut() = StatusCode::UNAUTHORIZED;
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "{SIGNIN_COOKIE}={csrf}; Path=/signin; HttpOnly; SameSite=Strict"
-            )) {
-                r.headers_mut().append(header::SET_COOKIE, v);
-            }
             r
         }
     }
