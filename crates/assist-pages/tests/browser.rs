@@ -274,11 +274,7 @@ async fn each_role_sees_what_it_may_and_a_url_outside_its_region_is_not_found() 
     drop(b);
 
     // A caseworker: their worklist, each case linking to its timeline.
-    let worker = s.api_get(&city, "/v1/caseload?region=350102&limit=1").await["cases"][0]
-        ["caseworker"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let worker = s.first_case("&region=350102", "caseworker").await;
     let b = browser().await;
     let token = s.token(Role::Caseworker, "350102", &worker);
     b.sign_in(&s, &token).await;

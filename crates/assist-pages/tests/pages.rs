@@ -368,12 +368,7 @@ async fn the_observer_sees_figures_without_any_list_of_people_or_export() {
 #[tokio::test]
 async fn a_caseworkers_worklist_holds_their_cases_only_overdue_first() {
     let s = start().await;
-    let city = s.token(Role::Supervisor, "3501", "sup-3501");
-    let cases = s.api_get(&city, "/v1/caseload?region=350102&limit=1").await;
-    let worker = cases["cases"][0]["caseworker"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let worker = s.first_case("&region=350102", "caseworker").await;
     let token = s.token(Role::Caseworker, "350102", &worker);
     let api = s.api_get(&token, "/v1/caseload?limit=1000").await;
     let (status, html) = s.page(&token, "/worklist").await;
@@ -488,11 +483,7 @@ async fn an_xlsx_export_holds_the_rows_of_the_list_and_is_in_the_access_log() {
 #[tokio::test]
 async fn opening_personal_fields_takes_a_reason_that_goes_to_the_access_log() {
     let s = start().await;
-    let city = s.token(Role::Supervisor, "3501", "sup-3501");
-    let subject = s.api_get(&city, "/v1/caseload?limit=1").await["cases"][0]["subject"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let subject = s.first_case("", "subject").await;
     let auditor = s.token(Role::Auditor, "3501", "aud-3501");
     let (_, html) = s.page(&auditor, &format!("/streams/{subject}")).await;
     assert!(html.contains("data-personal=\"masked\""));
@@ -568,10 +559,7 @@ async fn verify_runs_when_its_page_is_asked_for_and_says_the_log_agrees() {
 async fn the_access_log_page_lists_who_read_which_history_and_why() {
     let s = start().await;
     let city = s.token(Role::Supervisor, "3501", "sup-3501");
-    let subject = s.api_get(&city, "/v1/caseload?limit=1").await["cases"][0]["subject"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let subject = s.first_case("", "subject").await;
     let (status, _) = s.page(&city, &format!("/streams/{subject}")).await;
     assert_eq!(status, StatusCode::OK);
     let auditor = s.token(Role::Auditor, "3501", "aud-3501");
@@ -589,11 +577,7 @@ async fn the_access_log_page_lists_who_read_which_history_and_why() {
 #[tokio::test]
 async fn a_timeline_as_of_a_date_holds_what_had_occurred_by_then_as_the_api_says() {
     let s = start().await;
-    let city = s.token(Role::Supervisor, "3501", "sup-3501");
-    let subject = s.api_get(&city, "/v1/caseload?limit=1").await["cases"][0]["subject"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let subject = s.first_case("", "subject").await;
     let auditor = s.token(Role::Auditor, "3501", "aud-3501");
     let all = s
         .api_get(&auditor, &format!("/v1/streams/{subject}/history"))
@@ -731,12 +715,7 @@ async fn the_summary_export_holds_the_dashboards_figures_for_every_region_and_ca
 #[tokio::test]
 async fn the_caseload_export_holds_the_caseworkers_cases_and_the_observer_has_no_export() {
     let s = start().await;
-    let city = s.token(Role::Supervisor, "3501", "sup-3501");
-    let worker = s.api_get(&city, "/v1/caseload?region=350102&limit=1").await["cases"][0]
-        ["caseworker"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let worker = s.first_case("&region=350102", "caseworker").await;
     let token = s.token(Role::Caseworker, "350102", &worker);
     let api = s.api_get(&token, "/v1/caseload?limit=1000").await;
     let r = s

@@ -110,4 +110,15 @@ impl Server {
         }
         r.body(body.to_string()).send().await.unwrap()
     }
+
+    /// Field `field` of the first case of the city's caseload (`filter`: more of the
+    /// query, such as `&region=350102`), as a city supervisor reads it.
+    pub async fn first_case(&self, filter: &str, field: &str) -> String {
+        let city = self.token(Role::Supervisor, "3501", "sup-3501");
+        self.api_get(&city, &format!("/v1/caseload?limit=1{filter}"))
+            .await["cases"][0][field]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
 }
