@@ -315,6 +315,8 @@ pub struct AccessDoc {
     pub command: String,
     /// The reason given.
     pub reason: Option<String>,
+    /// The region of a list exported (a history's read has none: its subject's case's).
+    pub region: Option<String>,
 }
 
 /// A page of the access log, oldest first.

@@ -16,8 +16,9 @@ use assist_projections::caseload::query::{
 };
 use assist_projections::caseload::Stage;
 use assist_projections::sla::report::{
-    clocks_page, parse_status, summarize_listing, Line, SlaFilter,
+    clocks_page, parse_status, summarize_listing, ClockLine, ClockWalk, Line, SlaFilter,
 };
+use assist_projections::sla::Status;
 use assist_projections::store::{ts, Access};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -530,51 +531,107 @@ pub struct ClockList {
 }
 
 /// What `GET /v1/sla/clocks` reads, for any page size: the API pages it (`limit` up to
-/// [`MAX_LIMIT`]); an export of the pages takes the whole list at once. `p`'s own
-/// `limit` and `offset` are not read.
+/// [`MAX_LIMIT`]). `p`'s own `limit` and `offset` are not read.
 pub async fn clock_list(
     caller: &Caller,
     app: &App,
     p: ClockParams,
     (limit, offset): (usize, usize),
 ) -> Result<ClockList, Problem> {
-    allow(caller, &[Role::Caseworker, Role::Supervisor], "clocks")?;
-    let at = when(p.at.as_deref(), "at")?;
-    let risk = risk(p.risk_hours)?;
-    let status = match &p.status {
-        Some(s) => Some(parse_status(s).ok_or_else(|| {
-            Problem::new(Kind::BadParameter, "status is not one of on_track, at_risk, paused, breached, met, met_late, cancelled")
-        })?),
-        None => None,
-    };
-    let region = region_scope(caller, p.region.as_deref())?;
-    let caseworker = caseworker_scope(caller, p.caseworker)?;
-    let gen = active_gen(app).await?;
-    // The scope goes into the queries; the store pages the clocks never paused.
-    let filter = SlaFilter {
-        region: Some(region),
-        caseworker,
-        policy: p.policy,
-        step: p.step,
-    };
-    let (total, clocks) = clocks_page(
-        &app.views.store,
-        gen,
-        &app.views.rules.calendar,
-        at,
-        risk,
-        &filter,
-        status,
-        (limit, offset),
-    )
-    .await
-    .map_err(|e| Problem::internal(&e))?;
+    let q = ClockQuery::of(caller, app, p).await?;
+    let (total, clocks) = q.page(app, (limit, offset)).await?;
     Ok(ClockList {
-        gen,
-        at: ts(at),
+        gen: q.gen,
+        at: ts(q.at),
         total,
         clocks,
     })
+}
+
+/// A clock list's query checked and scoped for its caller, on the generation active when
+/// it was made: what `GET /v1/sla/clocks` reads a page of, and an export reads all of,
+/// page by page ([`ClockQuery::walk`]).
+pub struct ClockQuery {
+    /// The generation read.
+    pub gen: i64,
+    /// The time the statuses are for.
+    pub at: DateTime<Utc>,
+    risk: Duration,
+    filter: SlaFilter,
+    status: Option<Status>,
+}
+
+impl ClockQuery {
+    /// `p` checked, in `caller`'s scope (a region or caseworker outside it is a problem).
+    pub async fn of(caller: &Caller, app: &App, p: ClockParams) -> Result<ClockQuery, Problem> {
+        allow(caller, &[Role::Caseworker, Role::Supervisor], "clocks")?;
+        let at = when(p.at.as_deref(), "at")?;
+        let risk = risk(p.risk_hours)?;
+        let status = match &p.status {
+            Some(s) => Some(parse_status(s).ok_or_else(|| {
+                Problem::new(Kind::BadParameter, "status is not one of on_track, at_risk, paused, breached, met, met_late, cancelled")
+            })?),
+            None => None,
+        };
+        let region = region_scope(caller, p.region.as_deref())?;
+        let caseworker = caseworker_scope(caller, p.caseworker)?;
+        let gen = active_gen(app).await?;
+        // The scope goes into the queries; the store pages the clocks never paused.
+        let filter = SlaFilter {
+            region: Some(region),
+            caseworker,
+            policy: p.policy,
+            step: p.step,
+        };
+        Ok(ClockQuery {
+            gen,
+            at,
+            risk,
+            filter,
+            status,
+        })
+    }
+
+    /// How many clocks there are in all, and `limit` of them from `offset`.
+    pub async fn page(
+        &self,
+        app: &App,
+        (limit, offset): (usize, usize),
+    ) -> Result<(usize, Vec<ClockLine>), Problem> {
+        clocks_page(
+            &app.views.store,
+            self.gen,
+            &app.views.rules.calendar,
+            self.at,
+            self.risk,
+            &self.filter,
+            self.status,
+            (limit, offset),
+        )
+        .await
+        .map_err(|e| Problem::internal(&e))
+    }
+
+    /// How many clocks there are in all.
+    pub async fn total(&self, app: &App) -> Result<usize, Problem> {
+        Ok(self.page(app, (0, 0)).await?.0)
+    }
+
+    /// A walk of the whole list a page at a time, in memory bounded by a page (and the
+    /// few paused clocks the store does not keep in order): what an export reads.
+    pub async fn walk(&self, app: &App) -> Result<ClockWalk, Problem> {
+        ClockWalk::start(
+            &app.views.store,
+            self.gen,
+            &app.views.rules.calendar,
+            self.at,
+            self.risk,
+            &self.filter,
+            self.status,
+        )
+        .await
+        .map_err(|e| Problem::internal(&e))
+    }
 }
 
 /// `GET /v1/sla/clocks/{clock}` parameters.
@@ -790,6 +847,7 @@ pub async fn history(
             stream: stream.to_string(),
             command,
             reason: reason.clone(),
+            region: None,
         })
         .await
         .map_err(|e| Problem::internal(&e))?;

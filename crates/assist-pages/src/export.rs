@@ -10,22 +10,29 @@ use crate::render::problem_page;
 use crate::session::Session;
 use crate::Pages;
 use assist_http::auth::Role;
+use assist_http::problem::{Kind, Problem};
 use assist_http::reads;
-use assist_http::reads::ClockParams;
+use assist_http::reads::{ClockParams, ClockQuery};
 use assist_http::zone::show_stored;
 use assist_http::App;
 use assist_projections::sla::report::ClockLine;
 use assist_projections::store::{ts, Access};
+use axum::body::Body;
 use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use bytes::Bytes;
 use chrono::FixedOffset;
 use chrono::Utc;
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use rust_xlsxwriter::Workbook;
 use serde_json::{json, Value};
+use std::io::Seek;
 use std::sync::Arc;
+use tokio::io::AsyncReadExt;
 
 /// The rows an XLSX sheet holds, the header included.
 pub const SHEET_ROWS: u32 = 1_048_576;
@@ -71,10 +78,12 @@ fn csv_field(s: &str) -> String {
 }
 
 /// `GET /export/clocks.{csv,xlsx}`: the clock list the same query shows on `/clocks`, all
-/// of it, read once (`reads::clock_list`, the API's own read, without its page).
+/// of it, read page by page as it is written (`reads::ClockQuery::walk`, the API's own
+/// read).
 pub async fn clocks(
     session: Session,
     State(app): State<Arc<App>>,
+    Extension(pages): Extension<Arc<Pages>>,
     Path(format): Path<String>,
     uri: Uri,
 ) -> Response {
@@ -87,13 +96,31 @@ pub async fn clocks(
         Ok(Query(p)) => p,
         Err(e) => return problem_page(lang, Some(&session), 400, "bad-parameter", &e.body_text()),
     };
-    let list = match reads::clock_list(&session.caller, &app, p, (usize::MAX, 0)).await {
-        Ok(list) => list,
+    let query = match ClockQuery::of(&session.caller, &app, p).await {
+        Ok(q) => q,
         Err(problem) => return crate::answers::page_of(&session, &problem),
     };
-    let zone = app.config.zone;
-    let count = list.clocks.len();
-    let rows = list.clocks.iter().map(|c| clock_cells(lang, c, zone));
+    let count = match query.total(&app).await {
+        Ok(n) => n,
+        Err(problem) => return crate::answers::page_of(&session, &problem),
+    };
+    let walk = match query.walk(&app).await {
+        Ok(w) => w,
+        Err(problem) => return crate::answers::page_of(&session, &problem),
+    };
+    let (zone, size) = (app.config.zone, pages.export_page_rows.max(1));
+    let pages =
+        futures::stream::try_unfold((walk, app.clone()), move |(mut walk, app)| async move {
+            let page = walk
+                .next_page(&app.views.store, &app.views.rules.calendar, size)
+                .await
+                .map_err(|e| Problem::internal(&e))?;
+            if page.is_empty() {
+                return Ok(None);
+            }
+            let rows = page.iter().map(|c| clock_cells(lang, c, zone)).collect();
+            Ok(Some((rows, (walk, app))))
+        });
     let columns: Vec<(&str, &str)> = CLOCK_COLUMNS.iter().map(|c| ("column", *c)).collect();
     deliver(
         &session,
@@ -102,32 +129,34 @@ pub async fn clocks(
             name: "clocks",
             format: &format,
             asked: &asked,
+            region: &covered(&session, &asked),
             columns: &columns,
             count,
         },
-        rows,
+        pages.boxed(),
     )
     .await
 }
 
-/// What an export is: its name and format, the query it answers, its columns (each a
-/// message's section and key) and how many rows it has.
+/// An export's rows, a page at a time, read as they are written.
+type RowPages = BoxStream<'static, Result<Vec<Vec<String>>, Problem>>;
+
+/// What an export is: its name and format, the query it answers and the region it
+/// covers, its columns (each a message's section and key) and how many rows it has.
 struct Export<'a> {
     name: &'a str,
     format: &'a str,
     asked: &'a str,
+    region: &'a str,
     columns: &'a [(&'a str, &'a str)],
     count: usize,
 }
 
 /// Records export `e` in the access log, then answers its rows as CSV or XLSX under the
-/// columns' headers in the session's language.
-async fn deliver(
-    session: &Session,
-    app: &App,
-    e: Export<'_>,
-    rows: impl Iterator<Item = Vec<String>>,
-) -> Response {
+/// columns' headers in the session's language. CSV is sent as its pages are read; an
+/// XLSX workbook is written to an unnamed temporary file (its sheets in constant-memory
+/// mode) and sent from there, so memory holds a page, not the list.
+async fn deliver(session: &Session, app: &App, e: Export<'_>, rows: RowPages) -> Response {
     let lang = session.lang;
     let access = Access {
         at: ts(Utc::now()),
@@ -139,6 +168,7 @@ async fn deliver(
             e.name, e.format, e.count, e.asked
         ),
         reason: None,
+        region: Some(e.region.to_string()),
     };
     if let Err(err) = app.views.store.record_access(&access).await {
         tracing::error!(error = %err, "recording an export failed");
@@ -155,14 +185,18 @@ async fn deliver(
         })
         .collect();
     let (body, content_type) = if e.format == "csv" {
-        (csv(&headers, rows).into_bytes(), "text/csv; charset=utf-8")
+        (
+            Body::from_stream(csv_stream(headers, rows)),
+            "text/csv; charset=utf-8",
+        )
     } else {
-        match xlsx(&headers, rows, SHEET_ROWS) {
-            Ok(bytes) => (
-                bytes,
+        match xlsx_file(headers, rows).await {
+            Ok(file) => (
+                Body::from_stream(file_stream(file)),
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             ),
-            Err(err) => {
+            Err(Failed::Read(problem)) => return crate::answers::page_of(session, &problem),
+            Err(Failed::Write(err)) => {
                 tracing::error!(error = %err, "writing an XLSX export failed");
                 return problem_page(lang, Some(session), 500, "internal", "");
             }
@@ -178,6 +212,98 @@ async fn deliver(
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// Why an XLSX export was not written: a page could not be read, or the file not written.
+enum Failed {
+    Read(Problem),
+    Write(String),
+}
+
+/// The CSV of `rows` under `headers` as a body's chunks: the byte order mark and the
+/// headers, then a chunk per page. A page that cannot be read ends the body with an error
+/// (the download breaks rather than passing for complete).
+fn csv_stream(
+    headers: Vec<String>,
+    rows: RowPages,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let head =
+        futures::stream::once(async move { Ok(Bytes::from(csv(&headers, std::iter::empty()))) });
+    let body = rows.map(|page| match page {
+        Ok(page) => {
+            let mut out = String::new();
+            for line in page {
+                csv_line(&mut out, &line);
+            }
+            Ok(Bytes::from(out))
+        }
+        Err(problem) => {
+            tracing::error!(kind = ?problem.kind, "reading a page of a CSV export failed");
+            Err(std::io::Error::other(
+                "a page of the export could not be read",
+            ))
+        }
+    });
+    head.chain(body)
+}
+
+/// The XLSX workbook of `rows` under `headers` in an unnamed temporary file (gone once
+/// closed), read back from its start: the pages go to a blocking task that writes them.
+async fn xlsx_file(headers: Vec<String>, mut rows: RowPages) -> Result<tokio::fs::File, Failed> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Vec<String>>>(2);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut file = tempfile::tempfile().map_err(|e| e.to_string())?;
+        let rows = std::iter::from_fn(move || rx.blocking_recv()).flatten();
+        xlsx(&headers, rows, SHEET_ROWS, &mut file).map_err(|e| e.to_string())?;
+        file.rewind().map_err(|e| e.to_string())?;
+        Ok::<_, String>(file)
+    });
+    let mut failed = None;
+    while let Some(page) = rows.next().await {
+        match page {
+            Ok(page) => {
+                if tx.send(page).await.is_err() {
+                    break;
+                }
+            }
+            Err(problem) => {
+                failed = Some(problem);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = writer.await.map_err(|e| Failed::Write(e.to_string()))?;
+    if let Some(problem) = failed {
+        return Err(Failed::Read(problem));
+    }
+    written
+        .map(tokio::fs::File::from_std)
+        .map_err(Failed::Write)
+}
+
+/// A file's bytes as a body's chunks, from where it stands to its end.
+fn file_stream(
+    file: tokio::fs::File,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::try_unfold(file, |mut file| async move {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let n = file.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        chunk.truncate(n);
+        Ok(Some((Bytes::from(chunk), file)))
+    })
+}
+
+/// The region an export of query `asked` covers: the one it names (the read has checked
+/// that it lies in the person's), else the person's own.
+fn covered(session: &Session, asked: &str) -> String {
+    params::<std::collections::HashMap<String, String>>(asked)
+        .ok()
+        .and_then(|Query(q)| q.get("region").cloned())
+        .unwrap_or_else(|| session.caller.region.as_str().to_string())
 }
 
 /// The page's query without its page (`limit`, `offset`): an export takes all of it.
@@ -292,7 +418,8 @@ pub async fn summary(
         ("dashboard", "on_time"),
         ("dashboard", "rating"),
     ]);
-    let count = lines.len();
+    let rows: Vec<Vec<String>> = rows.collect();
+    let count = rows.len();
     deliver(
         &session,
         &app,
@@ -300,10 +427,11 @@ pub async fn summary(
             name: "summary",
             format: &format,
             asked: &asked,
+            region: &covered(&session, &asked),
             columns: &columns,
             count,
         },
-        rows,
+        futures::stream::iter([Ok(rows)]).boxed(),
     )
     .await
 }
@@ -320,40 +448,41 @@ pub async fn caseload(
         return r;
     }
     let asked = unpaged(&uri);
-    let mut cases: Vec<Value> = Vec::new();
-    loop {
-        let q = format!("{asked}&limit={}&offset={}", reads::MAX_LIMIT, cases.len());
-        let answer = reads::caseload(session.caller.clone(), State(app.clone()), params(&q)).await;
-        let doc = match json_of(&session, answer).await {
-            Ok(doc) => doc,
-            Err(page) => return page,
-        };
-        let page = doc["cases"].as_array().cloned().unwrap_or_default();
-        let done = page.is_empty();
-        cases.extend(page);
-        if done || cases.len() >= doc["total"].as_u64().unwrap_or(0) as usize {
-            break;
-        }
-    }
+    // The first page answers the page's own problems (scope, parameters) and the total.
+    let first = reads::caseload(
+        session.caller.clone(),
+        State(app.clone()),
+        params(&format!("{asked}&limit={}&offset=0", reads::MAX_LIMIT)),
+    )
+    .await;
+    let first = match json_of(&session, first).await {
+        Ok(doc) => doc,
+        Err(page) => return page,
+    };
+    let count = first["total"].as_u64().unwrap_or(0) as usize;
     let lang = session.lang;
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let rows = cases.iter().map(|c| {
-        let stage = text(&c["stage"]);
-        vec![
-            text(&c["subject"]),
-            lang.messages()["stage"][stage.as_str()]
-                .as_str()
-                .unwrap_or(&stage)
-                .to_string(),
-            text(&c["next_step"]["step"]),
-            c["next_step"]["due_at"]
-                .as_str()
-                .map(|t| lang.when(t))
-                .unwrap_or_default(),
-            text(&c["caseworker"]),
-            text(&c["region"]),
-            lang.when(&text(&c["opened_at"])),
-        ]
+    let (caller, from, query) = (session.caller.clone(), app.clone(), asked.clone());
+    let state = (Some(first), 0usize);
+    let pages = futures::stream::try_unfold(state, move |(doc, offset)| {
+        let (caller, app, asked) = (caller.clone(), from.clone(), query.clone());
+        async move {
+            let doc = match doc {
+                Some(doc) => doc,
+                None => {
+                    let q = format!("{asked}&limit={}&offset={offset}", reads::MAX_LIMIT);
+                    answer_json(reads::caseload(caller, State(app), params(&q)).await).await?
+                }
+            };
+            let cases = doc["cases"].as_array().cloned().unwrap_or_default();
+            if cases.is_empty() {
+                return Ok(None);
+            }
+            let next = offset + cases.len();
+            let rows = cases.iter().map(|c| case_cells(lang, c)).collect();
+            // Past the total: the next call ends the list without asking again.
+            let done = next >= count;
+            Ok(Some((rows, (done.then(|| json!({"cases": []})), next))))
+        }
     });
     let columns = [
         ("column", "subject"),
@@ -364,7 +493,6 @@ pub async fn caseload(
         ("column", "region"),
         ("column", "opened_at"),
     ];
-    let count = cases.len();
     deliver(
         &session,
         &app,
@@ -372,32 +500,78 @@ pub async fn caseload(
             name: "caseload",
             format: &format,
             asked: &asked,
+            region: &covered(&session, &asked),
             columns: &columns,
             count,
         },
-        rows,
+        pages.boxed(),
     )
     .await
+}
+
+/// The cells of one case of the API's caseload, in the caseload export's column order.
+fn case_cells(lang: Lang, c: &Value) -> Vec<String> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let stage = text(&c["stage"]);
+    vec![
+        text(&c["subject"]),
+        lang.messages()["stage"][stage.as_str()]
+            .as_str()
+            .unwrap_or(&stage)
+            .to_string(),
+        text(&c["next_step"]["step"]),
+        c["next_step"]["due_at"]
+            .as_str()
+            .map(|t| lang.when(t))
+            .unwrap_or_default(),
+        text(&c["caseworker"]),
+        text(&c["region"]),
+        lang.when(&text(&c["opened_at"])),
+    ]
+}
+
+/// The JSON an API handler answered for a later page of an export; any problem is the
+/// server's (the first page answered the caller's own).
+async fn answer_json(answer: Result<Response, Problem>) -> Result<Value, Problem> {
+    let response = answer?;
+    let ok = response.status().is_success();
+    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(doc) if ok => Ok(doc),
+        _ => Err(Problem::new(
+            Kind::Internal,
+            "a later page of the export could not be read",
+        )),
+    }
 }
 
 /// CSV with a byte order mark, which Excel needs to read UTF-8 (Chinese) text.
 pub fn csv(headers: &[String], rows: impl Iterator<Item = Vec<String>>) -> String {
     let mut out = String::from("\u{feff}");
     for line in std::iter::once(headers.to_vec()).chain(rows) {
-        let fields: Vec<String> = line.iter().map(|f| csv_field(f)).collect();
-        out.push_str(&fields.join(","));
-        out.push_str("\r\n");
+        csv_line(&mut out, &line);
     }
     out
 }
 
+/// One CSV line (fields quoted where they must be), ended by CRLF.
+fn csv_line(out: &mut String, fields: &[String]) {
+    let fields: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+    out.push_str(&fields.join(","));
+    out.push_str("\r\n");
+}
+
 /// An XLSX workbook of `rows` under `headers`, at most `per_sheet` rows a sheet (the
-/// header included; the next sheet repeats it), written row by row in constant memory.
+/// header included; the next sheet repeats it), written row by row in constant memory
+/// to `out`.
 pub fn xlsx(
     headers: &[String],
     rows: impl Iterator<Item = Vec<String>>,
     per_sheet: u32,
-) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    out: impl std::io::Write + Send,
+) -> Result<(), rust_xlsxwriter::XlsxError> {
     let mut book = Workbook::new();
     let per_sheet = per_sheet.max(2);
     let mut sheet = book.add_worksheet_with_constant_memory()?;
@@ -412,7 +586,7 @@ pub fn xlsx(
         sheet.write_row(row, 0, cells)?;
         row += 1;
     }
-    book.save_to_buffer()
+    book.save_to_writer(out)
 }
 
 #[cfg(test)]
@@ -439,7 +613,8 @@ mod sheets {
         let headers = vec!["编号".to_string(), "状态".to_string()];
         let rows = (0..7).map(|i| vec![format!("c{i}"), "已超时".to_string()]);
         // Three rows a sheet: the header and two clocks.
-        let bytes = xlsx(&headers, rows, 3).unwrap();
+        let mut bytes = Vec::new();
+        xlsx(&headers, rows, 3, &mut bytes).unwrap();
         let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
         let sheets: Vec<Vec<Vec<String>>> = book
             .worksheets()

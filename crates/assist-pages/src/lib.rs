@@ -31,6 +31,9 @@ pub use rating::Ratings;
 pub struct Pages {
     /// Red / amber / green thresholds of the on-time rate.
     pub ratings: Ratings,
+    /// The rows an export reads and writes at a time (what it holds in memory, whatever
+    /// the list's length); 5,000 unless set.
+    pub export_page_rows: usize,
     /// Derives each session's CSRF token (random per server start).
     csrf_key: [u8; 32],
     /// `assist serve --demo`: sign-in codes and the tokens they stand for.
@@ -42,6 +45,7 @@ impl Pages {
     pub fn new(ratings: Ratings) -> Self {
         Self {
             ratings,
+            export_page_rows: 5_000,
             csrf_key: rand::random(),
             demo: Vec::new(),
         }

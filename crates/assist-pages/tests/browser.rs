@@ -11,6 +11,7 @@ use assist_http::auth::Role;
 use common::{start, Server};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,8 +24,13 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends chromedriver and the Chromium it started: they share a process group of
+    /// their own, so no browser outlives its test.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = format!("-{}", self.driver.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status();
         let _ = self.driver.wait();
     }
 }
@@ -40,6 +46,7 @@ async fn browser() -> Browser {
         .unwrap()
         .port();
     let driver = std::process::Command::new(chromedriver())
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -160,11 +167,32 @@ impl Browser {
         std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Presses `key` (a WebDriver key code such as [`TAB`]) where the focus is, as a
+    /// keyboard does.
+    async fn press(&self, key: char) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let keys = KeyActions::new("keyboard".to_string())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.client.perform_actions(keys).await.unwrap();
+    }
+
+    /// The element that has the focus: its text and its `href` property (absolute).
+    async fn focused(&self) -> (String, String) {
+        let e = self.client.active_element().await.unwrap();
+        let href = e.prop("href").await.unwrap().unwrap_or_default();
+        (e.text().await.unwrap(), href)
+    }
+
     async fn path(&self) -> String {
         let url = self.client.current_url().await.unwrap();
         url.path().to_string()
     }
 }
+
+/// WebDriver's key codes for Tab and Enter.
+const TAB: char = '\u{e004}';
+const ENTER: char = '\u{e007}';
 
 /// The API's counts of a line, per status.
 fn status_count(line: &Value, status: &str) -> String {
@@ -174,66 +202,124 @@ fn status_count(line: &Value, status: &str) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn a_city_supervisor_clicks_from_the_city_figure_down_to_one_event() {
-    let s = start().await;
-    let b = browser().await;
-    let token = s.token(Role::Supervisor, "3501", "sup-3501");
-    b.sign_in(&s, &token).await;
-    assert_eq!(b.path().await, "/dashboard");
-    b.screenshot("dashboard-city").await;
-    // The README's picture: the city in the middle of the simulated quarter.
-    b.client
-        .goto(&format!("{}/dashboard?at=2026-03-20", s.base))
-        .await
-        .unwrap();
-    b.screenshot("dashboard-city-2026-03-20").await;
-    b.client
-        .goto(&format!("{}/dashboard", s.base))
-        .await
-        .unwrap();
-    // The city's figures are the API's at the same moment.
+/// The dashboard's figures for its own region (the `node` row) equal the API's total for
+/// the same region at the same moment, which the page states in its `time` element.
+async fn assert_node_is_the_apis(b: &Browser, s: &Server, token: &str, region: &str) -> Value {
     let at = b.attr("main time", "datetime").await;
     let api = s
-        .api_get(&token, &format!("/v1/sla?at={}", at.replace('+', "%2B")))
+        .api_get(
+            token,
+            &format!("/v1/sla?region={region}&at={}", at.replace('+', "%2B")),
+        )
         .await;
-    let city = json!({"counts": api["total"]});
-    for status in ["on_track", "breached", "met", "met_late"] {
+    let node = json!({"counts": api["total"]});
+    for status in [
+        "on_track",
+        "at_risk",
+        "breached",
+        "met",
+        "met_late",
+        "cancelled",
+    ] {
         assert_eq!(
             b.text(&format!("#regions tr.node [data-status={status}]"))
                 .await,
-            status_count(&city, status),
-            "{status}"
+            status_count(&node, status),
+            "{region} {status}"
         );
     }
-    // Click 1: the county.
+    node
+}
+
+#[tokio::test]
+async fn a_province_supervisor_clicks_from_the_province_figure_down_to_one_event() {
+    let s = start().await;
+    let b = browser().await;
+    let token = s.token(Role::Supervisor, "35", "sup-35");
+    b.sign_in(&s, &token).await;
+    assert_eq!(b.path().await, "/dashboard");
+    b.screenshot("dashboard-province").await;
+    assert_node_is_the_apis(&b, &s, &token, "35").await;
+    // Click 1: the city.
+    b.click("#regions tr[data-key='3501'] th a").await;
+    b.screenshot("dashboard-city").await;
+    assert_node_is_the_apis(&b, &s, &token, "3501").await;
+    // Click 2: the county.
     b.click("#regions tr[data-key='350121'] th a").await;
     b.screenshot("dashboard-county").await;
-    let county = api["by_region"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["key"] == "350121")
-        .unwrap()
-        .clone();
-    let breached = b.text("#regions tr.node [data-status=breached]").await;
-    assert_eq!(breached, status_count(&county, "breached"));
-    // Click 2: its breached figure, to the clocks behind it.
+    let county = assert_node_is_the_apis(&b, &s, &token, "350121").await;
+    let at = b.attr("main time", "datetime").await.replace('+', "%2B");
+    // Click 3: its breached figure, to the clocks behind it: as many as the figure, the
+    // API's first page in the API's order.
     b.click("#regions tr.node a[data-status=breached]").await;
     assert_eq!(b.path().await, "/clocks");
     b.screenshot("clocks-breached").await;
-    assert_eq!(b.attr("#count", "data-total").await, breached);
-    // Click 3: one clock and the facts that breached it.
+    assert_eq!(
+        b.attr("#count", "data-total").await,
+        status_count(&county, "breached")
+    );
+    let api = s
+        .api_get(
+            &token,
+            &format!("/v1/sla/clocks?status=breached&region=350121&at={at}"),
+        )
+        .await;
+    let mut shown = Vec::new();
+    for row in b
+        .client
+        .find_all(Locator::Css("#clocks tbody tr"))
+        .await
+        .unwrap()
+    {
+        shown.push(row.attr("data-clock").await.unwrap().unwrap());
+    }
+    let listed: Vec<&str> = api["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["clock_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, listed);
+    // Click 4: one clock and the facts that breached it, as the API explains it.
     b.click("#clocks tbody tr:first-child td:first-child a")
         .await;
     b.screenshot("clock").await;
+    let clock = s
+        .api_get(
+            &token,
+            &format!("/v1/sla/clocks/{}?at={at}", listed[0].replace('/', "%2F")),
+        )
+        .await;
     assert_eq!(b.attr("#clock", "data-status").await, "breached");
-    assert!(b.all("#facts tbody tr").await >= 1);
-    // Click 4: the person's timeline, personal fields masked for a supervisor.
-    b.click("#timeline-link").await;
+    assert_eq!(clock["clock"]["status"], "breached");
+    let facts = clock["facts"].as_array().unwrap();
+    assert_eq!(b.all("#facts tbody tr").await, facts.len());
+    // Click 5: the last fact, to that one event in the person's timeline (personal
+    // fields masked for a supervisor), which holds the API's history.
+    let event = facts.last().unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.click(&format!("#facts tr[data-event='{event}'] a")).await;
     b.screenshot("timeline").await;
+    let url = b.client.current_url().await.unwrap();
+    assert_eq!(url.fragment(), Some(format!("e-{event}").as_str()));
+    assert_eq!(b.attr(&format!("#e-{event}"), "data-event").await, event);
     assert_eq!(b.attr("#personal", "data-personal").await, "masked");
-    assert!(b.all("#events tbody tr[data-event]").await >= 2);
+    let subject = clock["clock"]["subject"].as_str().unwrap();
+    let history = s
+        .api_get(&token, &format!("/v1/streams/{subject}/history"))
+        .await;
+    assert_eq!(
+        b.all("#events tbody tr[data-event]").await,
+        history["events"].as_array().unwrap().len()
+    );
+    // The README's picture: the city in the middle of the simulated quarter.
+    b.client
+        .goto(&format!("{}/dashboard?region=3501&at=2026-03-20", s.base))
+        .await
+        .unwrap();
+    b.screenshot("dashboard-city-2026-03-20").await;
 }
 
 #[tokio::test]
@@ -379,4 +465,79 @@ async fn the_english_switch_changes_the_labels_and_nothing_else() {
     b.screenshot("dashboard-english").await;
     assert!(b.text("h1").await.starts_with("Dashboard"));
     assert_eq!(figures(&b).await, zh);
+}
+
+#[tokio::test]
+async fn the_keyboard_alone_skips_to_the_content_reaches_a_region_and_opens_it() {
+    let s = start().await;
+    let b = browser().await;
+    b.sign_in(&s, &s.token(Role::Supervisor, "3501", "sup-3501"))
+        .await;
+    let row = "#regions tbody tr:nth-child(2)";
+    let key = b.attr(row, "data-key").await;
+    let county = b
+        .client
+        .find(Locator::Css(&format!("{row} th a")))
+        .await
+        .unwrap()
+        .prop("href")
+        .await
+        .unwrap()
+        .unwrap();
+    // The first Tab lands on the link that skips the header.
+    b.press(TAB).await;
+    let (text, href) = b.focused().await;
+    assert_eq!(text, "跳到正文");
+    assert!(href.ends_with("#main"), "{href}");
+    b.screenshot("keyboard-skip-link").await;
+    // Tab on, through the header and the page's controls, to the first county's link.
+    let mut tabs = 1;
+    while b.focused().await.1 != county {
+        assert!(tabs < 60, "the county's link is not reached by Tab");
+        b.press(TAB).await;
+        tabs += 1;
+    }
+    b.screenshot("keyboard-focus-on-county").await;
+    // Enter opens it.
+    b.press(ENTER).await;
+    for _ in 0..100 {
+        if b.client.current_url().await.unwrap().as_str() == county {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.client.current_url().await.unwrap().as_str(), county);
+    assert!(b.text("h1").await.ends_with(&key), "{key}");
+}
+
+#[tokio::test]
+async fn an_auditor_signs_in_and_reads_findings_verify_and_the_access_log() {
+    let s = start().await;
+    let b = browser().await;
+    let token = s.token(Role::Auditor, "3501", "aud-3501");
+    b.client.goto(&format!("{}/signin", s.base)).await.unwrap();
+    b.screenshot("signin").await;
+    b.sign_in(&s, &token).await;
+    assert_eq!(b.path().await, "/streams");
+    b.screenshot("streams").await;
+    // Findings: as many as the API finds, each linking to its events.
+    b.click("nav a[href='/audit/findings']").await;
+    b.screenshot("findings").await;
+    let api = s.api_get(&token, "/v1/audit/findings").await;
+    assert_eq!(
+        b.attr("#count", "data-total").await,
+        api["total"].to_string()
+    );
+    // Verify: run when its page is asked for; the log agrees with the views.
+    b.click("nav a[href='/audit/verify']").await;
+    b.screenshot("verify").await;
+    assert_eq!(b.attr("#verify", "data-agrees").await, "true");
+    // The access log: the API's entries.
+    b.click("nav a[href='/audit/access']").await;
+    b.screenshot("access-log").await;
+    let api = s.api_get(&token, "/v1/access-log").await;
+    assert_eq!(
+        b.attr("#count", "data-total").await,
+        api["total"].to_string()
+    );
 }

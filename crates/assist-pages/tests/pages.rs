@@ -464,9 +464,27 @@ async fn an_xlsx_export_holds_the_rows_of_the_list_and_is_in_the_access_log() {
         .iter()
         .map(|c| c["clock_id"].as_str().unwrap())
         .collect();
-    assert!(!api_ids.is_empty());
+    // Longer than two of the test server's export pages (37 rows): read page by page.
+    assert!(api_ids.len() > 2 * 37, "{} clocks", api_ids.len());
     assert_eq!(ids, api_ids);
     assert!(rows[1..].iter().all(|r| r[7] == "已超时"));
+    // The CSV of the same list, sent as its pages are read, holds the same clocks.
+    let csv = s
+        .client
+        .get(format!("{}/export/clocks.csv?{query}", s.base))
+        .header(COOKIE, format!("assist_session={token}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csv_ids: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(csv_ids, api_ids);
     // Times as the pages write them, in China time.
     let due = api["clocks"][0]["due_at"].as_str().unwrap();
     assert_eq!(rows[1][6], assist_pages::catalog::Lang::Zh.when(due));
@@ -572,6 +590,42 @@ async fn the_access_log_page_lists_who_read_which_history_and_why() {
     );
     assert!(html.contains(&format!("<td>{subject}</td>")));
     assert!(html.contains("<td>sup-3501</td>"));
+}
+
+#[tokio::test]
+async fn an_export_is_in_the_access_log_of_its_regions_auditors_and_no_others() {
+    let s = start().await;
+    let city = s.token(Role::Supervisor, "3501", "sup-3501");
+    let (status, _) = s
+        .page(&city, "/export/clocks.csv?status=breached&region=350121")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let exports = |doc: Value| -> Vec<Value> {
+        doc["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["command"].as_str().unwrap().starts_with("GET export "))
+            .cloned()
+            .collect()
+    };
+    // The province's and the county's auditors see it, with the region it covers.
+    for region in ["35", "350121"] {
+        let auditor = s.token(Role::Auditor, region, &format!("aud-{region}"));
+        let seen = exports(s.api_get(&auditor, "/v1/access-log?limit=1000").await);
+        assert_eq!(seen.len(), 1, "{region}");
+        assert_eq!(seen[0]["actor"], "sup-3501");
+        assert_eq!(seen[0]["region"], "350121");
+        assert!(seen[0]["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("GET export clocks.csv rows="));
+        let (_, html) = s.page(&auditor, "/audit/access?limit=1000").await;
+        assert!(html.contains("<td>350121</td>"), "{region}");
+    }
+    // Another county's auditor does not.
+    let other = s.token(Role::Auditor, "350102", "aud-350102");
+    assert!(exports(s.api_get(&other, "/v1/access-log?limit=1000").await).is_empty());
 }
 
 #[tokio::test]

@@ -42,9 +42,16 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str, &str)] = &[
     // The runner's careful batches: the open clocks of a batch's subjects.
     ("clocks_by_subject", "clocks", "gen, subject, is_open", ""),
     // The SLA figures: the clocks started, due or settled between two times, whose status
-    // may differ between them (see `sla_base`), and the clock lists by deadline.
+    // may differ between them (see `sla_base`), and the clock lists by deadline. The
+    // deadline's index holds every column a list or the weekly trend filters and counts
+    // on, so that they read the index alone and fetch only the rows they list.
     ("clocks_by_start", "clocks", "gen, started_at, clock_id", ""),
-    ("clocks_by_due", "clocks", "gen, due_at, clock_id", ""),
+    (
+        "clocks_by_deadline",
+        "clocks",
+        "gen, due_at, clock_id, plain, started_at, settled_at, outcome, region, caseworker, policy, step",
+        "",
+    ),
     ("clocks_by_settled", "clocks", "gen, settled_at, clock_id", ""),
     // Paused clocks (`plain = 0`): those whose status at a time the SQL gives counted from
     // the index alone (see `sla::report`), the others read one by one; by `settled_at`
@@ -86,8 +93,14 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// The prefixes of retired per-generation indexes, dropped when a store is opened.
-const RETIRED_INDEXES: &[&str] = &["audit_by_stream_g", "clocks_by_plain_g", "clocks_paused_g"];
+/// The prefixes of retired per-generation indexes, dropped when a store is opened
+/// (`clocks_by_due` became `clocks_by_deadline`, which holds the filtered columns too).
+const RETIRED_INDEXES: &[&str] = &[
+    "audit_by_stream_g",
+    "clocks_by_plain_g",
+    "clocks_paused_g",
+    "clocks_by_due_g",
+];
 
 /// `table` for a query of generation `gen` that must walk generation index `index`: on
 /// SQLite `table INDEXED BY index_gN` once `named` (see [`Store::names_indexes`]; without
@@ -328,8 +341,9 @@ impl Store {
         Ok(store)
     }
 
-    /// Drops the per-generation indexes no query uses any more: `audit_by_stream_gN`
-    /// (`sla explain` now finds a subject's events through the log's stream index).
+    /// Drops the per-generation indexes no query uses any more ([`RETIRED_INDEXES`]), such
+    /// as `audit_by_stream_gN` (`sla explain` finds a subject's events through the log's
+    /// stream index).
     async fn drop_retired_indexes(&self) -> Result<(), StoreError> {
         for name in self.index_names().await? {
             let retired = RETIRED_INDEXES.iter().any(|prefix| {
@@ -689,6 +703,7 @@ impl Store {
             stream: stream.to_string(),
             command: command.to_string(),
             reason: None,
+            region: None,
         })
         .await
     }
@@ -696,7 +711,7 @@ impl Store {
     /// Records one read in the access log.
     pub async fn record_access(&self, a: &Access) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO access_log (at, actor, role, stream, command, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO access_log (at, actor, role, stream, command, reason, region) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&a.at)
         .bind(&a.actor)
@@ -704,6 +719,7 @@ impl Store {
         .bind(&a.stream)
         .bind(&a.command)
         .bind(a.reason.clone())
+        .bind(a.region.clone())
         .execute(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
@@ -726,7 +742,7 @@ impl Store {
             .try_get("n")
             .map_err(err)?;
         let rows = sqlx::query(
-            "SELECT at, actor, role, stream, command, reason FROM access_log ORDER BY id LIMIT $1 OFFSET $2",
+            "SELECT at, actor, role, stream, command, reason, region FROM access_log ORDER BY id LIMIT $1 OFFSET $2",
         )
         .bind(limit)
         .bind(offset)
@@ -743,6 +759,7 @@ impl Store {
                     stream: r.try_get("stream")?,
                     command: r.try_get("command")?,
                     reason: r.try_get("reason")?,
+                    region: r.try_get("region")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -751,8 +768,8 @@ impl Store {
     }
 
     /// The access log entries about subjects whose case (in generation `gen`) lies in
-    /// regions starting with `region`, oldest first, a page at a time, with their total:
-    /// an auditor's view of who read the histories of its region.
+    /// regions starting with `region`, and exports of lists within it, oldest first, a
+    /// page at a time, with their total: an auditor's view of who read its region.
     pub async fn access_log_in(
         &self,
         gen: i64,
@@ -763,7 +780,7 @@ impl Store {
         use sqlx::Row;
         let err = |e| self.err(e);
         let region = format!("{}%", like_escape(region));
-        let from = "FROM access_log a JOIN cases c ON c.gen = $1 AND c.subject = a.stream WHERE c.region LIKE $2";
+        let from = "FROM access_log a LEFT JOIN cases c ON c.gen = $1 AND c.subject = a.stream WHERE COALESCE(a.region, c.region) LIKE $2";
         let total: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n {from}"))
             .bind(gen)
             .bind(&region)
@@ -773,7 +790,7 @@ impl Store {
             .try_get("n")
             .map_err(err)?;
         let rows = sqlx::query(&format!(
-            "SELECT a.at, a.actor, a.role, a.stream, a.command, a.reason {from} ORDER BY a.id LIMIT $3 OFFSET $4"
+            "SELECT a.at, a.actor, a.role, a.stream, a.command, a.reason, a.region {from} ORDER BY a.id LIMIT $3 OFFSET $4"
         ))
         .bind(gen)
         .bind(&region)
@@ -792,6 +809,7 @@ impl Store {
                     stream: r.try_get("stream")?,
                     command: r.try_get("command")?,
                     reason: r.try_get("reason")?,
+                    region: r.try_get("region")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -894,6 +912,10 @@ pub struct Access {
     pub command: String,
     /// The reason given (auditors opening personal fields).
     pub reason: Option<String>,
+    /// The region a list read covers (an export); none for a stream's history, whose
+    /// region is its subject's case's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// The tables compared by [`Store::dump`]: every view table but the digest history,
@@ -1067,7 +1089,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn opening_a_store_drops_the_retired_by_stream_indexes_and_keeps_the_others() {
+    async fn opening_a_store_drops_the_retired_indexes_and_keeps_the_others() {
         let dir = tempfile::tempdir().unwrap();
         let spec = format!("sqlite:{}", dir.path().join("v.db").display());
         let store = Store::open(&spec).await.unwrap();
@@ -1076,6 +1098,12 @@ mod tests {
         for gen in [1, 2] {
             sqlx::query(&format!(
                 "CREATE INDEX audit_by_stream_g{gen} ON audit_events (gen, stream, seq) WHERE gen = {gen}"
+            ))
+            .execute(&store.pool)
+            .await
+            .unwrap();
+            sqlx::query(&format!(
+                "CREATE INDEX clocks_by_due_g{gen} ON clocks (gen, due_at, clock_id) WHERE gen = {gen}"
             ))
             .execute(&store.pool)
             .await
@@ -1101,7 +1129,7 @@ mod tests {
             [
                 "cases_by_caseworker_g1",
                 "cases_by_next_g1",
-                "clocks_by_due_g1",
+                "clocks_by_deadline_g1",
                 "clocks_by_settled_g1",
                 "clocks_by_start_g1",
                 "clocks_by_subject_g1",

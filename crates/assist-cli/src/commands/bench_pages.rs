@@ -1,8 +1,9 @@
 //! `assist bench pages`: the pages for people next to the API reads they are made of, on
 //! the same server in the same run. A page calls the API's handler and renders its JSON,
 //! so the API read is the baseline and the difference is the page's own work. The XLSX
-//! export of a long list is measured against the CSV export of the same rows: the same
-//! read, written as plain text.
+//! export of a long list is measured against the CSV export of the same rows (the same
+//! read, written as plain text), for a county's list and the city's, with the server's
+//! memory growth during each: flat when it does not grow with the rows.
 
 use super::bench_serve::{latency, Memory, Server};
 use crate::outln;
@@ -112,57 +113,61 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         outln!("{name:<26} {p50:>14.1} {p99:>14.1}   {ap50:>14.1} {ap99:>14.1}  [baseline: API]")?;
     }
 
-    // The export of a long list: every clock met by the end, province-wide.
-    let query = "status=met";
-    let total: serde_json::Value = client
-        .get(format!("{base}/v1/sla/clocks?{query}&limit=1"))
-        .bearer_auth(&province)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let rows = total["total"].as_u64().context("the list's total")?;
-    // The baseline: the same rows as CSV, the plainest file of them (the same read, text
-    // written by hand).
-    let t = Instant::now();
-    let r = client
-        .get(format!("{base}/export/clocks.csv?{query}"))
-        .header("cookie", format!("assist_session={province}"))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        r.status().is_success(),
-        "the CSV export answered {}",
-        r.status()
-    );
-    let csv_bytes = r.bytes().await?.len();
-    let csv_secs = t.elapsed().as_secs_f64();
-    let before = Memory::reset_peak(server.pid);
-    let t = Instant::now();
-    let r = client
-        .get(format!("{base}/export/clocks.xlsx?{query}"))
-        .header("cookie", format!("assist_session={province}"))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        r.status().is_success(),
-        "the export answered {}",
-        r.status()
-    );
-    let bytes = r.bytes().await?.len();
-    let xlsx_secs = t.elapsed().as_secs_f64();
-    let after = Memory::of(server.pid);
+    // Exports of long lists: every clock of a county (about 113,000 at 100,000 people)
+    // and of the city (five times as many), so that the memory each takes shows whether
+    // it grows with the rows.
     outln!(
-        "XLSX export of {rows} rows: {xlsx_secs:.2} s ({:.1} MB); the same rows as CSV: {csv_secs:.2} s ({:.1} MB)  [baseline]",
-        bytes as f64 / 1e6,
-        csv_bytes as f64 / 1e6
+        "{:<30} {:>9} {:>10} {:>9} {:>14}",
+        "export",
+        "rows",
+        "seconds",
+        "MB",
+        "memory +MB"
     )?;
-    if let (Some(before), Some(after)) = (before, after) {
-        outln!(
-            "server memory: {} MB resident before the export, {} MB at most during it",
-            before.resident_kb / 1024,
-            after.peak_kb / 1024
-        )?;
+    for (scope, query) in [
+        ("county", format!("region=350102&at={at}")),
+        ("city", format!("region=3501&at={at}")),
+    ] {
+        let t = &province;
+        let total: serde_json::Value = client
+            .get(format!("{base}/v1/sla/clocks?{query}&limit=1"))
+            .bearer_auth(t)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let rows = total["total"].as_u64().context("the list's total")?;
+        // The baseline first: the same rows as CSV, the plainest file of them (the same
+        // read, text written by hand).
+        for format in ["csv", "xlsx"] {
+            let before = Memory::reset_peak(server.pid);
+            let started = Instant::now();
+            let r = client
+                .get(format!("{base}/export/clocks.{format}?{query}"))
+                .header("cookie", format!("assist_session={t}"))
+                .send()
+                .await?;
+            anyhow::ensure!(
+                r.status().is_success(),
+                "the {format} export answered {}",
+                r.status()
+            );
+            let bytes = r.bytes().await?.len();
+            let secs = started.elapsed().as_secs_f64();
+            let grew = match (before, Memory::of(server.pid)) {
+                (Some(before), Some(after)) => format!(
+                    "{}",
+                    (after.peak_kb.saturating_sub(before.resident_kb)) / 1024
+                ),
+                _ => "-".to_string(),
+            };
+            let name = format!("{format} ({scope})");
+            let note = if format == "csv" { "  [baseline]" } else { "" };
+            outln!(
+                "{name:<30} {rows:>9} {secs:>10.2} {:>9.1} {grew:>14}{note}",
+                bytes as f64 / 1e6
+            )?;
+        }
     }
     server.stop().await?;
     Ok(ExitCode::SUCCESS)

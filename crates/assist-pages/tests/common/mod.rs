@@ -50,7 +50,10 @@ pub async fn start() -> Server {
     app.views.catch_up().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let pages = assist_pages::routes(Pages::new(Ratings::shipped()));
+    // Exports a few dozen rows at a time, so that a test's lists take many pages.
+    let mut pages = Pages::new(Ratings::shipped());
+    pages.export_page_rows = 37;
+    let pages = assist_pages::routes(pages);
     tokio::spawn(assist_http::serve_with(
         listener,
         app.clone(),

@@ -66,7 +66,7 @@ pub fn list_clocks(
                 .then(|| ClockLine::of(c, at, s, calendar))
         })
         .collect();
-    out.sort_by(|a, b| (&a.due_at, &a.clock_id).cmp(&(&b.due_at, &b.clock_id)));
+    out.sort_by(by_deadline);
     out
 }
 
@@ -231,7 +231,7 @@ pub async fn summarize_listing(
         for wanted in [Status::Breached, Status::AtRisk] {
             let mut sql = format!(
                 "SELECT * FROM {} WHERE {} AND {} = '{}'{} ORDER BY due_at, clock_id",
-                scope.through("clocks_by_due"),
+                scope.through("clocks_by_deadline"),
                 scope.plain(),
                 Scope::STATUS,
                 wanted.name(),
@@ -281,41 +281,106 @@ pub async fn clocks_page(
     (limit, offset): (usize, usize),
 ) -> Result<(usize, Vec<ClockLine>), StoreError> {
     let scope = Scope::new(store, gen, filter, at, risk).await?;
-    let wanted = status
-        .map(|s| format!(" AND {} = '{}'", Scope::STATUS, s.name()))
-        .unwrap_or_default();
     let [by_step, ..] = scope.counted(store, &[By::Step], status).await?;
-    let mut total: usize = by_step
+    let counted: usize = by_step
         .into_iter()
         .filter(|(_, s, _)| status.is_none_or(|wanted| wanted == *s))
         .map(|(_, _, n)| n)
         .sum();
-    // The first `offset + limit` of them: the page lies within those and the others.
-    let sql = format!(
-        "SELECT * FROM {} WHERE {}{wanted}{} ORDER BY due_at, clock_id LIMIT {}",
-        scope.through("clocks_by_due"),
-        scope.plain(),
-        Scope::due_range(status),
-        offset.saturating_add(limit).min(i64::MAX as usize)
-    );
-    let mut lines: Vec<ClockLine> = scope
-        .clocks(store, &sql)
-        .await?
-        .iter()
-        .map(|c| ClockLine::of(c, at, c.status(at, risk, calendar), calendar))
-        .collect();
-    // Paused clocks whose status the SQL gives (counted above), then the others, counted
-    // here.
-    let known = scope
-        .known_clocks(store, status, offset.saturating_add(limit))
+    // The first `offset + limit` of those the store walks in order, and all the others:
+    // the page lies within those.
+    let n = offset.saturating_add(limit);
+    let mut lines = scope
+        .ordered(store, calendar, filter, status, (None, n))
         .await?;
-    lines.extend(list_clocks(&known, calendar, at, risk, filter, status));
-    let others = scope.other_clocks(store).await?;
-    let others = list_clocks(&others, calendar, at, risk, filter, status);
-    total += others.len();
-    lines.extend(others);
-    lines.sort_by(|a, b| (&a.due_at, &a.clock_id).cmp(&(&b.due_at, &b.clock_id)));
-    Ok((total, lines.into_iter().skip(offset).take(limit).collect()))
+    let (unordered, uncounted) = scope.unordered(store, calendar, filter, status).await?;
+    lines.extend(unordered);
+    lines.sort_by(by_deadline);
+    Ok((
+        counted + uncounted,
+        lines.into_iter().skip(offset).take(limit).collect(),
+    ))
+}
+
+/// Clock lines by deadline, then id: the order of every clock list.
+fn by_deadline(a: &ClockLine, b: &ClockLine) -> std::cmp::Ordering {
+    (&a.due_at, &a.clock_id).cmp(&(&b.due_at, &b.clock_id))
+}
+
+/// Where a list by deadline resumes: after the clock with this deadline (stored form) and
+/// this id, the last of the page before.
+pub type ClockKey = (String, String);
+
+/// A clock list (the clocks a filter selects with a status at a time) read in deadline-
+/// then-id order a page at a time, as an export reads a long one: each page resumes the
+/// store's walk after the last clock given. The paused clocks the store does not keep in
+/// order ([`Scope::unordered`], a few percent) are read once when the walk starts and
+/// merged in; the rest of the list is never in memory beyond a page.
+pub struct ClockWalk {
+    scope: Scope,
+    filter: SlaFilter,
+    status: Option<Status>,
+    /// The unordered clocks not given yet, in order.
+    unordered: std::collections::VecDeque<ClockLine>,
+    after: Option<ClockKey>,
+}
+
+impl ClockWalk {
+    /// A walk of the clocks of generation `gen` that `filter` selects with status `status`
+    /// at `at` (any when `None`), before its first page.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start(
+        store: &Store,
+        gen: i64,
+        calendar: &Calendar,
+        at: DateTime<Utc>,
+        risk: Duration,
+        filter: &SlaFilter,
+        status: Option<Status>,
+    ) -> Result<ClockWalk, StoreError> {
+        let scope = Scope::new(store, gen, filter, at, risk).await?;
+        let (unordered, _) = scope.unordered(store, calendar, filter, status).await?;
+        Ok(ClockWalk {
+            scope,
+            filter: filter.clone(),
+            status,
+            unordered: unordered.into(),
+            after: None,
+        })
+    }
+
+    /// The next `n` clocks (fewer at the end of the list, none past it).
+    pub async fn next_page(
+        &mut self,
+        store: &Store,
+        calendar: &Calendar,
+        n: usize,
+    ) -> Result<Vec<ClockLine>, StoreError> {
+        let mut lines = self
+            .scope
+            .ordered(
+                store,
+                calendar,
+                &self.filter,
+                self.status,
+                (self.after.as_ref(), n),
+            )
+            .await?;
+        lines.extend(self.unordered.iter().take(n).cloned());
+        lines.sort_by(by_deadline);
+        lines.truncate(n);
+        if let Some(last) = lines.last() {
+            while self
+                .unordered
+                .front()
+                .is_some_and(|u| by_deadline(u, last).is_le())
+            {
+                self.unordered.pop_front();
+            }
+            self.after = Some((last.due_at.clone(), last.clock_id.clone()));
+        }
+        Ok(lines)
+    }
 }
 
 /// The on-time figures of one week of deadlines.
@@ -379,13 +444,7 @@ pub async fn trend_counted(
 ) -> Result<Vec<Week>, StoreError> {
     let err = |e| store.err(e);
     let mut scope = Scope::new(store, gen, filter, at, Duration::zero()).await?;
-    let (lo, hi) = (scope.value(String::new()), scope.value(String::new()));
-    let sql = format!(
-        "SELECT {} AS status, COUNT(*) AS n FROM {} WHERE {} AND due_at >= {lo} AND due_at < {hi} GROUP BY 1",
-        Scope::STATUS,
-        scope.through("clocks_by_due"),
-        scope.plain(),
-    );
+    let sql = scope.week_counts();
     let mut out = Vec::new();
     for (from, to) in weeks_before(at, weeks) {
         let n = scope.values.len();
@@ -449,7 +508,7 @@ pub(crate) fn changed_clocks(
     format!(
         "({} UNION {} UNION {}) AS changed CROSS JOIN clocks WHERE clocks.gen = {gen} AND clocks.{id} = changed.id",
         range("clocks_by_start", "started_at"),
-        range("clocks_by_due", "due_at"),
+        range("clocks_by_deadline", "due_at"),
         range("clocks_by_settled", "settled_at"),
     )
 }
@@ -468,6 +527,9 @@ struct Scope {
     by_worker: bool,
     /// Whether the filter names a policy or step (not columns of `sla_worker_counts`).
     by_step: bool,
+    /// The time (`$1`) and the risk window (`$2` is `at + risk`).
+    at: DateTime<Utc>,
+    risk: Duration,
     values: Vec<String>,
     dialect: Dialect,
 }
@@ -612,6 +674,8 @@ impl Scope {
             filter: String::new(),
             by_worker: filter.caseworker.is_some(),
             by_step: filter.policy.is_some() || filter.step.is_some(),
+            at,
+            risk,
             values: vec![ts(at), ts(at + risk)],
             dialect: store.dialect(),
         };
@@ -640,6 +704,19 @@ impl Scope {
     fn value(&mut self, value: String) -> String {
         self.values.push(value);
         format!("${}", self.values.len())
+    }
+
+    /// The selected clocks never paused with a deadline from the last value but one to
+    /// before the last (two values it binds), counted by status at `$1`: read from the
+    /// deadline's index alone, which holds every column this names.
+    fn week_counts(&mut self) -> String {
+        let (lo, hi) = (self.value(String::new()), self.value(String::new()));
+        format!(
+            "SELECT {} AS status, COUNT(*) AS n FROM {} WHERE {} AND due_at >= {lo} AND due_at < {hi} GROUP BY 1",
+            Scope::STATUS,
+            self.through("clocks_by_deadline"),
+            self.plain(),
+        )
     }
 
     /// The selected clocks: of the generation, started by `$1`, in the filter.
@@ -695,32 +772,53 @@ impl Scope {
 
     /// The paused clocks [`Scope::known`] selects with status `status` at `$1` (any when
     /// `None`): the first `n` by deadline of those whose deadline stands still then, and
-    /// all the others (waiting, their deadline moves with `$1`; or settled before a later
-    /// pause fact: a few).
+    /// all the others ([`Scope::known_rest`]).
     async fn known_clocks(
         &self,
         store: &Store,
         status: Option<Status>,
         n: usize,
     ) -> Result<Vec<Clock>, StoreError> {
-        let wanted = status
+        let mut clocks = self.known_first(store, status, n, None).await?;
+        clocks.extend(self.known_rest(store, status).await?);
+        Ok(clocks)
+    }
+
+    /// The condition a paused clock's status at `$1` must meet to be `status` (none when
+    /// `None`).
+    fn paused_wanted(status: Option<Status>) -> String {
+        status
             .map(|s| format!(" AND {} = '{}'", Scope::PAUSED_STATUS, s.name()))
-            .unwrap_or_default();
-        // The first `n` by deadline, walked in that order in the paused clocks' own index
-        // (an open status also bounds the deadline), then read.
+            .unwrap_or_default()
+    }
+
+    /// Of the paused clocks [`Scope::known`] selects with status `status`, those whose
+    /// deadline stands still at `$1` (past their last pause fact, not waiting): the first
+    /// `n` after `after` by that deadline then id, walked in that order in the paused
+    /// clocks' own index (an open status also bounds the deadline), then read.
+    async fn known_first(
+        &self,
+        store: &Store,
+        status: Option<Status>,
+        n: usize,
+        after: Option<&ClockKey>,
+    ) -> Result<Vec<Clock>, StoreError> {
+        let wanted = Scope::paused_wanted(status);
         let still = "waiting = 0 AND pauses_end < $1";
         let due = match status {
             Some(Status::OnTrack) => " AND moved_due > $2",
             Some(Status::AtRisk) => " AND moved_due >= $1 AND moved_due <= $2",
             _ => "",
         };
+        let mut keyed = self.clone();
+        let past = keyed.past("moved_due", after);
         let first = format!(
-            "SELECT clock_id FROM {} WHERE {}{wanted} AND {still}{due} ORDER BY moved_due, clock_id LIMIT {}",
-            self.through("clocks_paused_by_due"),
-            self.known(),
+            "SELECT clock_id FROM {} WHERE {}{wanted} AND {still}{due}{past} ORDER BY moved_due, clock_id LIMIT {}",
+            keyed.through("clocks_paused_by_due"),
+            keyed.known(),
             n.min(i64::MAX as usize)
         );
-        let mut clocks = self
+        keyed
             .clocks(
                 store,
                 &format!(
@@ -728,8 +826,18 @@ impl Scope {
                     self.gen
                 ),
             )
-            .await?;
-        // The others: settled by `$1` (their outcome), or waiting ('paused').
+            .await
+    }
+
+    /// The other paused clocks [`Scope::known`] selects with status `status`: settled by
+    /// `$1` (their outcome) before a later pause fact, or waiting (`paused`), whose
+    /// deadline the store does not keep in order.
+    async fn known_rest(
+        &self,
+        store: &Store,
+        status: Option<Status>,
+    ) -> Result<Vec<Clock>, StoreError> {
+        let wanted = Scope::paused_wanted(status);
         let moving = "(waiting = 1 OR pauses_end IS NULL OR pauses_end >= $1)";
         let select = |index: &str| {
             format!(
@@ -738,25 +846,91 @@ impl Scope {
                 self.known()
             )
         };
-        let others = match status {
-            None => Some(select("clocks_paused_settled")),
-            Some(Status::OnTrack | Status::AtRisk) => None,
-            Some(Status::Paused) => Some(Scope::union(
+        let sql = match status {
+            None => select("clocks_paused_settled"),
+            Some(Status::OnTrack | Status::AtRisk) => return Ok(Vec::new()),
+            Some(Status::Paused) => Scope::union(
                 &select("clocks_paused_settled"),
                 &[" AND settled_at IS NULL", " AND settled_at > $1"],
-            )),
+            ),
             Some(s @ (Status::Met | Status::MetLate | Status::Cancelled | Status::Breached)) => {
-                Some(format!(
+                format!(
                     "{} AND outcome = '{}' AND settled_at <= $1",
                     select("clocks_paused_by_outcome"),
                     s.name()
-                ))
+                )
             }
         };
-        if let Some(sql) = others {
-            clocks.extend(self.clocks(store, &sql).await?);
+        self.clocks(store, &sql).await
+    }
+
+    /// The selected clocks with status `status` (any when `None`) that the store walks in
+    /// deadline-then-id order: the first `n` after `after` of those never paused, and of
+    /// the paused ones whose deadline stands still ([`Scope::known_first`]).
+    async fn ordered(
+        &self,
+        store: &Store,
+        calendar: &Calendar,
+        filter: &SlaFilter,
+        status: Option<Status>,
+        (after, n): (Option<&ClockKey>, usize),
+    ) -> Result<Vec<ClockLine>, StoreError> {
+        let (at, risk) = (self.at, self.risk);
+        let wanted = status
+            .map(|s| format!(" AND {} = '{}'", Scope::STATUS, s.name()))
+            .unwrap_or_default();
+        let mut keyed = self.clone();
+        let past = keyed.past("due_at", after);
+        let sql = format!(
+            "SELECT * FROM {} WHERE {}{wanted}{}{past} ORDER BY due_at, clock_id LIMIT {}",
+            keyed.through("clocks_by_deadline"),
+            keyed.plain(),
+            Scope::due_range(status),
+            n.min(i64::MAX as usize)
+        );
+        let mut lines: Vec<ClockLine> = keyed
+            .clocks(store, &sql)
+            .await?
+            .iter()
+            .map(|c| ClockLine::of(c, at, c.status(at, risk, calendar), calendar))
+            .collect();
+        let known = self.known_first(store, status, n, after).await?;
+        lines.extend(list_clocks(&known, calendar, at, risk, filter, status));
+        Ok(lines)
+    }
+
+    /// The other selected clocks with status `status`, sorted by deadline then id: the
+    /// paused ones whose deadline the store does not keep in order, and how many of them
+    /// the store's counts leave out ([`Scope::other_clocks`]).
+    async fn unordered(
+        &self,
+        store: &Store,
+        calendar: &Calendar,
+        filter: &SlaFilter,
+        status: Option<Status>,
+    ) -> Result<(Vec<ClockLine>, usize), StoreError> {
+        let (at, risk) = (self.at, self.risk);
+        let rest = self.known_rest(store, status).await?;
+        let mut lines = list_clocks(&rest, calendar, at, risk, filter, status);
+        let others = self.other_clocks(store).await?;
+        let others = list_clocks(&others, calendar, at, risk, filter, status);
+        let uncounted = others.len();
+        lines.extend(others);
+        lines.sort_by(by_deadline);
+        Ok((lines, uncounted))
+    }
+
+    /// The condition that a clock comes after `after` by deadline (column `due`) then id,
+    /// binding its two values; none when `after` is `None`. Its `{due} >= …` is where the
+    /// walk of the deadline's index starts (the planners take no range from the `OR`).
+    fn past(&mut self, due: &str, after: Option<&ClockKey>) -> String {
+        match after {
+            Some((at, id)) => {
+                let (at, id) = (self.value(at.clone()), self.value(id.clone()));
+                format!(" AND {due} >= {at} AND ({due} > {at} OR clock_id > {id})")
+            }
+            None => String::new(),
         }
-        Ok(clocks)
     }
 
     /// The selected clocks whose status only the calendar gives: see [`Scope::other`].
@@ -930,7 +1104,7 @@ impl Scope {
         }
         let sql = format!(
             "SELECT {keys}, 1 AS n FROM {} WHERE gen = {gen} AND plain = 1{} AND due_at >= $1 AND due_at <= $2 AND started_at <= $1 AND (settled_at IS NULL OR settled_at > $1)",
-            this.through("clocks_by_due"),
+            this.through("clocks_by_deadline"),
             this.filter,
         );
         for row in this
@@ -1138,7 +1312,7 @@ impl<'a> Summary<'a> {
             _ => "county",
         };
         for list in [&mut breached, &mut at_risk] {
-            list.sort_by(|a, b| (&a.due_at, &a.clock_id).cmp(&(&b.due_at, &b.clock_id)));
+            list.sort_by(by_deadline);
         }
         let mut by_region: Vec<Line> = regions
             .into_iter()
@@ -1456,6 +1630,29 @@ mod tests {
         };
         assert_eq!(found("person-s").await, 0);
         assert_eq!(found("person-t").await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_week_of_the_trend_is_counted_from_the_deadline_index_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store_indexed(dir.path(), 1).await;
+        let filter = SlaFilter {
+            region: Some("3501".to_string()),
+            caseworker: Some("cw-1".to_string()),
+            policy: Some("p".to_string()),
+            step: Some("s".to_string()),
+        };
+        let at = "2026-03-01T00:00:00Z".parse().unwrap();
+        let mut scope = Scope::new(&store, 1, &filter, at, Duration::zero())
+            .await
+            .unwrap();
+        let sql = scope.week_counts();
+        let binds: Vec<&str> = scope.values.iter().map(String::as_str).collect();
+        let plan = sqlite_plan(&store, &sql, &binds).await;
+        assert!(
+            plan.contains("USING COVERING INDEX clocks_by_deadline_g1"),
+            "{plan}"
+        );
     }
 
     #[tokio::test]
