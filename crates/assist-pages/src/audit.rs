@@ -53,6 +53,7 @@ pub async fn findings(
         json!({
             "here": uri.to_string(),
             "hours": doc["backdated_after_hours"],
+            "exports": uri.query().unwrap_or_default(),
             "findings": findings,
             "pager": pager(&uri, &doc, shown),
         }),

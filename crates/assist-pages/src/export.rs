@@ -9,7 +9,7 @@ use crate::catalog::Lang;
 use crate::render::problem_page;
 use crate::session::Session;
 use crate::Pages;
-use assist_http::auth::Role;
+use assist_http::auth::{Caller, Role};
 use assist_http::problem::{Kind, Problem};
 use assist_http::reads;
 use assist_http::reads::{ClockParams, ClockQuery};
@@ -61,10 +61,7 @@ fn clock_cells(lang: Lang, c: &ClockLine, zone: FixedOffset) -> Vec<String> {
         c.caseworker.clone(),
         time(&c.started_at),
         time(&c.due_at),
-        lang.messages()["status"][c.status]
-            .as_str()
-            .unwrap_or(c.status)
-            .to_string(),
+        message(lang, "status", c.status),
     ]
 }
 
@@ -177,12 +174,7 @@ async fn deliver(session: &Session, app: &App, e: Export<'_>, rows: RowPages) ->
     let headers: Vec<String> = e
         .columns
         .iter()
-        .map(|(section, key)| {
-            lang.messages()[section][key]
-                .as_str()
-                .unwrap_or(key)
-                .to_string()
-        })
+        .map(|(section, key)| message(lang, section, key))
         .collect();
     let (body, content_type) = if e.format == "csv" {
         (
@@ -387,13 +379,7 @@ pub async fn summary(
     let lang = session.lang;
     let rows = lines.iter().map(|(level, l)| {
         let counts = &l["counts"];
-        let mut row = vec![
-            lang.messages()["level"][level.as_str()]
-                .as_str()
-                .unwrap_or(level)
-                .to_string(),
-            l["key"].as_str().unwrap_or_default().to_string(),
-        ];
+        let mut row = vec![message(lang, "level", level), text(&l["key"])];
         for s in crate::dashboard::STATUSES {
             row.push(counts["by_status"][s].as_u64().unwrap_or(0).to_string());
         }
@@ -403,12 +389,7 @@ pub async fn summary(
             None => "—".to_string(),
         });
         let rating = pages.ratings.rate(counts["on_time_rate"].as_f64());
-        row.push(
-            lang.messages()["rating"][rating]
-                .as_str()
-                .unwrap_or(rating)
-                .to_string(),
-        );
+        row.push(message(lang, "rating", rating));
         row
     });
     let mut columns: Vec<(&str, &str)> = vec![("column", "level"), ("column", "key")];
@@ -448,42 +429,13 @@ pub async fn caseload(
         return r;
     }
     let asked = unpaged(&uri);
-    // The first page answers the page's own problems (scope, parameters) and the total.
-    let first = reads::caseload(
-        session.caller.clone(),
-        State(app.clone()),
-        params(&format!("{asked}&limit={}&offset=0", reads::MAX_LIMIT)),
-    )
-    .await;
-    let first = match json_of(&session, first).await {
-        Ok(doc) => doc,
+    let read = |caller: Caller, app: Arc<App>, q: String| async move {
+        reads::caseload(caller, State(app), params(&q)).await
+    };
+    let (count, pages) = match api_list(&session, &app, &asked, "cases", read, case_cells).await {
+        Ok(list) => list,
         Err(page) => return page,
     };
-    let count = first["total"].as_u64().unwrap_or(0) as usize;
-    let lang = session.lang;
-    let (caller, from, query) = (session.caller.clone(), app.clone(), asked.clone());
-    let state = (Some(first), 0usize);
-    let pages = futures::stream::try_unfold(state, move |(doc, offset)| {
-        let (caller, app, asked) = (caller.clone(), from.clone(), query.clone());
-        async move {
-            let doc = match doc {
-                Some(doc) => doc,
-                None => {
-                    let q = format!("{asked}&limit={}&offset={offset}", reads::MAX_LIMIT);
-                    answer_json(reads::caseload(caller, State(app), params(&q)).await).await?
-                }
-            };
-            let cases = doc["cases"].as_array().cloned().unwrap_or_default();
-            if cases.is_empty() {
-                return Ok(None);
-            }
-            let next = offset + cases.len();
-            let rows = cases.iter().map(|c| case_cells(lang, c)).collect();
-            // Past the total: the next call ends the list without asking again.
-            let done = next >= count;
-            Ok(Some((rows, (done.then(|| json!({"cases": []})), next))))
-        }
-    });
     let columns = [
         ("column", "subject"),
         ("worklist", "stage"),
@@ -504,21 +456,190 @@ pub async fn caseload(
             columns: &columns,
             count,
         },
-        pages.boxed(),
+        pages,
     )
     .await
 }
 
+/// `GET /export/findings.{csv,xlsx}`: the findings of `/audit/findings` for the same
+/// query (the API's `/v1/audit/findings`), each with its events.
+pub async fn findings(
+    session: Session,
+    State(app): State<Arc<App>>,
+    Path(format): Path<String>,
+    uri: Uri,
+) -> Response {
+    if let Some(r) = refusal(&session, &format) {
+        return r;
+    }
+    let asked = unpaged(&uri);
+    let read = |caller: Caller, app: Arc<App>, q: String| async move {
+        assist_http::audit::findings(caller, State(app), params(&q)).await
+    };
+    let cells = |lang: Lang, f: &Value| {
+        let kind = text(&f["kind"]);
+        let events: Vec<&str> = f["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        vec![
+            message(lang, "finding", &kind),
+            text(&f["subject"]),
+            text(&f["detail"]),
+            events.join(" "),
+        ]
+    };
+    let (count, pages) = match api_list(&session, &app, &asked, "findings", read, cells).await {
+        Ok(list) => list,
+        Err(page) => return page,
+    };
+    let columns = [
+        ("audit", "kind"),
+        ("column", "subject"),
+        ("audit", "detail"),
+        ("audit", "events"),
+    ];
+    deliver(
+        &session,
+        &app,
+        Export {
+            name: "findings",
+            format: &format,
+            asked: &asked,
+            region: &covered(&session, &asked),
+            columns: &columns,
+            count,
+        },
+        pages,
+    )
+    .await
+}
+
+/// `GET /export/access.{csv,xlsx}`: the access log of `/audit/access` (the API's
+/// `/v1/access-log` for the same auditor).
+pub async fn access(
+    session: Session,
+    State(app): State<Arc<App>>,
+    Path(format): Path<String>,
+    uri: Uri,
+) -> Response {
+    if let Some(r) = refusal(&session, &format) {
+        return r;
+    }
+    let asked = unpaged(&uri);
+    let read = |caller: Caller, app: Arc<App>, q: String| async move {
+        reads::access_log(caller, State(app), params(&q)).await
+    };
+    let cells = |lang: Lang, a: &Value| {
+        vec![
+            lang.when(&text(&a["at"])),
+            text(&a["actor"]),
+            message(lang, "role", &text(&a["role"])),
+            text(&a["stream"]),
+            text(&a["region"]),
+            text(&a["command"]),
+            text(&a["reason"]),
+        ]
+    };
+    let (count, pages) = match api_list(&session, &app, &asked, "entries", read, cells).await {
+        Ok(list) => list,
+        Err(page) => return page,
+    };
+    let columns = [
+        ("audit", "when"),
+        ("audit", "who"),
+        ("audit", "role"),
+        ("column", "subject"),
+        ("audit", "scope"),
+        ("audit", "what"),
+        ("audit", "reason"),
+    ];
+    deliver(
+        &session,
+        &app,
+        Export {
+            name: "access",
+            format: &format,
+            asked: &asked,
+            region: &covered(&session, &asked),
+            columns: &columns,
+            count,
+        },
+        pages,
+    )
+    .await
+}
+
+/// A JSON string's text, empty for anything else.
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// Message `key` of catalog section `section` in `lang`, or the key itself.
+fn message(lang: Lang, section: &str, key: &str) -> String {
+    lang.messages()[section][key]
+        .as_str()
+        .unwrap_or(key)
+        .to_string()
+}
+
+/// A list an API handler pages (`limit`, `offset`, its `total`, the items under `key`),
+/// for an export: how many items it has and its rows (`cells` of each item), a page of
+/// 1,000 at a time. `read` calls the handler as the caller with a query. The first page
+/// is read here, so the caller's own problems (scope, parameters) become their page; the
+/// others as the export is written.
+async fn api_list<R, F>(
+    session: &Session,
+    app: &Arc<App>,
+    asked: &str,
+    key: &'static str,
+    read: R,
+    cells: fn(Lang, &Value) -> Vec<String>,
+) -> Result<(usize, RowPages), Response>
+where
+    R: Fn(Caller, Arc<App>, String) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<Response, Problem>> + Send,
+{
+    let query = format!("{asked}&limit={}&offset=0", reads::MAX_LIMIT);
+    let first = read(session.caller.clone(), app.clone(), query).await;
+    let first = json_of(session, first).await?;
+    let count = first["total"].as_u64().unwrap_or(0) as usize;
+    let (lang, caller, app, asked) = (
+        session.lang,
+        session.caller.clone(),
+        app.clone(),
+        asked.to_string(),
+    );
+    let read = Arc::new(read);
+    let pages = futures::stream::try_unfold((Some(first), 0usize), move |(doc, offset)| {
+        let (caller, app, read) = (caller.clone(), app.clone(), read.clone());
+        let query = format!("{asked}&limit={}&offset={offset}", reads::MAX_LIMIT);
+        async move {
+            let doc = match doc {
+                Some(doc) => doc,
+                None => answer_json(read(caller, app, query).await).await?,
+            };
+            let items = doc[key].as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                return Ok(None);
+            }
+            let next = offset + items.len();
+            let rows = items.iter().map(|item| cells(lang, item)).collect();
+            // Past the total: the next call ends the list without asking again.
+            let done = (next >= count).then(|| json!({ key: [] }));
+            Ok(Some((rows, (done, next))))
+        }
+    });
+    Ok((count, pages.boxed()))
+}
+
 /// The cells of one case of the API's caseload, in the caseload export's column order.
 fn case_cells(lang: Lang, c: &Value) -> Vec<String> {
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let stage = text(&c["stage"]);
     vec![
         text(&c["subject"]),
-        lang.messages()["stage"][stage.as_str()]
-            .as_str()
-            .unwrap_or(&stage)
-            .to_string(),
+        message(lang, "stage", &text(&c["stage"])),
         text(&c["next_step"]["step"]),
         c["next_step"]["due_at"]
             .as_str()

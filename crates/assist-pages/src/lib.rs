@@ -85,5 +85,7 @@ pub fn routes(pages: Pages) -> Router<Arc<App>> {
         .route("/export/clocks.{format}", get(export::clocks))
         .route("/export/summary.{format}", get(export::summary))
         .route("/export/caseload.{format}", get(export::caseload))
+        .route("/export/findings.{format}", get(export::findings))
+        .route("/export/access.{format}", get(export::access))
         .layer(Extension(Arc::new(pages)))
 }

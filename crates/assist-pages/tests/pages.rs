@@ -629,6 +629,72 @@ async fn an_export_is_in_the_access_log_of_its_regions_auditors_and_no_others() 
 }
 
 #[tokio::test]
+async fn the_auditors_findings_and_access_log_exports_hold_the_apis_lists() {
+    use calamine::Reader;
+    let s = start().await;
+    // A history read, so that the access log holds something.
+    let city = s.token(Role::Supervisor, "3501", "sup-3501");
+    let subject = s.first_case("", "subject").await;
+    assert_eq!(
+        s.page(&city, &format!("/streams/{subject}")).await.0,
+        StatusCode::OK
+    );
+    let auditor = s.token(Role::Auditor, "3501", "aud-3501");
+    let findings = s.api_get(&auditor, "/v1/audit/findings?limit=1000").await;
+    let listed = findings["findings"].as_array().unwrap();
+    assert!(!listed.is_empty(), "the simulation has findings");
+    let csv = s
+        .client
+        .get(format!("{}/export/findings.csv", s.base))
+        .header(COOKIE, format!("assist_session={auditor}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "\u{feff}类型,帮扶对象,说明,相关事件");
+    assert_eq!(lines.len() - 1, listed.len());
+    let subjects: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    let api_subjects: Vec<&str> = listed
+        .iter()
+        .map(|f| f["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, api_subjects);
+    let log = s.api_get(&auditor, "/v1/access-log?limit=1000").await;
+    let entries = log["entries"].as_array().unwrap();
+    let bytes = s
+        .client
+        .get(format!("{}/export/access.xlsx", s.base))
+        .header(COOKIE, format!("assist_session={auditor}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows[0][1], "访问人");
+    // The entries the API listed, in its order (the export's own entry comes after).
+    let actors: Vec<&str> = rows[1..].iter().map(|r| r[1].as_str()).collect();
+    let api_actors: Vec<&str> = entries
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors[..api_actors.len()], api_actors[..]);
+    assert!(rows[1..].iter().any(|r| r[3] == subject));
+}
+
+#[tokio::test]
 async fn a_timeline_as_of_a_date_holds_what_had_occurred_by_then_as_the_api_says() {
     let s = start().await;
     let subject = s.first_case("", "subject").await;
