@@ -13,6 +13,7 @@ use common::{start, Server, AT};
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::Value;
+use std::collections::BTreeSet;
 
 impl Server {
     /// A page for the person of `token` (their session cookie), in `lang`.
@@ -211,6 +212,51 @@ async fn every_page_has_a_content_security_policy_and_is_not_cached() {
     assert!(csp.contains("default-src 'none'") && csp.contains("form-action 'self'"));
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+}
+
+#[tokio::test]
+async fn every_page_has_a_title_of_its_own() {
+    let s = start().await;
+    let city = s.token(Role::Supervisor, "3501", "sup-3501");
+    let auditor = s.token(Role::Auditor, "3501", "aud-3501");
+    let subject = s.first_case("", "subject").await;
+    let clock = s.api_get(&city, "/v1/sla/clocks?limit=1").await["clocks"][0]["clock_id"]
+        .as_str()
+        .unwrap()
+        .replace('/', "%2F");
+    let pages = [
+        (&city, "/dashboard".to_string()),
+        (&city, "/clocks".to_string()),
+        (&city, format!("/clocks/{clock}")),
+        (&city, format!("/streams/{subject}")),
+        (&city, "/worklist".to_string()),
+        (&auditor, "/streams".to_string()),
+        (&auditor, "/audit/findings".to_string()),
+        (&auditor, "/audit/verify".to_string()),
+        (&auditor, "/audit/access".to_string()),
+    ];
+    let mut titles = BTreeSet::new();
+    for (token, path) in &pages {
+        let (status, html) = s.page(token, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let title = between(&html, "<title>", "</title>")[0].to_string();
+        assert!(
+            title.ends_with(" · 就业帮扶") && title.len() > " · 就业帮扶".len(),
+            "{path}: {title}"
+        );
+        titles.insert(title);
+    }
+    let signin = s
+        .client
+        .get(format!("{}/signin", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    titles.insert(between(&signin, "<title>", "</title>")[0].to_string());
+    assert_eq!(titles.len(), pages.len() + 1, "{titles:?}");
 }
 
 #[tokio::test]
