@@ -866,3 +866,75 @@ fn serve_demo_fills_an_empty_data_dir_and_prints_sign_in_links_that_open_the_pag
     let _ = again.kill();
     let _ = again.wait();
 }
+
+#[test]
+fn two_instances_on_kafka_and_postgresql_share_the_keys_and_see_an_erasure_through_either() {
+    const PERSON: &str = "person-0192f0c1-8a3b-7cde-9f00-0123456789ab";
+    let (a, b, secrets) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let brokers = std::env::var("ASSIST_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    let log = format!("kafka:{brokers}/keys-{}", uuid::Uuid::new_v4().simple());
+    let (store, _db) = fresh_postgres();
+    // One KEK for the province, kept outside both data dirs and the database.
+    let kek = secrets.path().join("kek");
+    let made = assist(a.path())
+        .args(["keys", "new-kek", "--out", kek.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    assert!(String::from_utf8_lossy(&made.stdout).starts_with("wrote key-encryption key "));
+    let run = |dir: &Path, args: &[&str]| {
+        let out = assist(dir)
+            .env("ASSIST_KAFKA_BATCH_MESSAGES", "1")
+            .args(["--log", &log, "--store", &store, "--kek-file"])
+            .arg(&kek)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let name = |dir: &Path| {
+        let out = run(dir, &["history", PERSON, "--json"]);
+        let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        history["events"][0]["event"]["data"]["name"].clone()
+    };
+    // Instance A records a registration; instance B opens its personal fields.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/examples/person_registered.v1.json");
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
+    let file = a.path().join("in.jsonl");
+    std::fs::write(&file, format!("{event}\n")).unwrap();
+    run(a.path(), &["ingest", file.to_str().unwrap()]);
+    assert_eq!(name(b.path()), "Lin Xiaomei (fictitious)");
+    // The keys are in PostgreSQL, in neither data dir.
+    for dir in [a.path(), b.path()] {
+        assert!(!dir.join("keys.db").exists(), "{}", dir.display());
+    }
+    // A KEK that is not the province's opens nothing, and says which one is needed.
+    let other = secrets.path().join("other");
+    assist(a.path())
+        .args(["keys", "new-kek", "--out", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let wrong = assist(a.path())
+        .args(["--log", &log, "--store", &store, "--kek-file"])
+        .arg(&other)
+        .args(["history", PERSON])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2), "the command failed");
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(said.contains("wrapped with key-encryption key"), "{said}");
+    // Erased through B: A shows the fields erased at once.
+    run(b.path(), &["erase", PERSON]);
+    assert_eq!(name(a.path()), "[erased]");
+}

@@ -91,6 +91,9 @@ enum Command {
     /// Bearer tokens for `assist serve`, signed with the data dir's key.
     #[command(subcommand)]
     Token(commands::token::Command),
+    /// The key-encryption key that wraps every person's data key: make one, rotate.
+    #[command(subcommand)]
+    Keys(commands::keys::Command),
     /// Benchmarks that print their figures next to a raw baseline.
     #[command(subcommand)]
     Bench(commands::bench::Command),
@@ -169,6 +172,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Notices(args) => commands::notify::notices_cmd(&dir, &views, args).await,
         Command::Serve(args) => commands::serve::run(&dir, &views, args).await,
         Command::Token(cmd) => commands::token::run(&dir, cmd),
+        Command::Keys(cmd) => commands::keys::run(&dir, &views, cmd).await,
         Command::Bench(cmd) => commands::bench::run(cmd).await,
     }
 }

@@ -45,7 +45,7 @@ use assist_catalog::{Decoded, Event, EventData, Form, Personal, StreamId, Subjec
 use assist_log::{
     AppendBatch, Appended, EmbeddedLog, EventLog, ExpectedVersion, LogError, LogEvent, Position,
 };
-use assist_privacy::{KeyState, KeyStore, PrivacyError};
+use assist_privacy::{Kek, KeyState, KeyStore, PrivacyError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::path::Path;
@@ -56,6 +56,9 @@ use uuid::Uuid;
 pub const LOG_FILE: &str = "log.db";
 /// The file of the key table inside a data dir.
 pub const KEYS_FILE: &str = "keys.db";
+/// The data dir's own key-encryption key, which wraps the keys of [`KEYS_FILE`] unless
+/// another KEK file is given.
+pub const KEK_FILE: &str = "kek";
 
 /// Why events given through the Rust API were not recorded. Nothing of the call was stored.
 #[derive(Debug, thiserror::Error)]
@@ -135,28 +138,54 @@ impl Recorder {
         Self { log, keys }
     }
 
-    /// A recorder over the embedded log and key table in `data_dir` (created when missing).
+    /// A recorder over the embedded log and key table in `data_dir` (created when missing),
+    /// the keys wrapped by the data dir's own KEK file ([`KEK_FILE`], made when missing).
     pub async fn open_embedded(data_dir: &Path) -> Result<Self, RecordError> {
+        Self::open_embedded_with(data_dir, None).await
+    }
+
+    /// As [`Recorder::open_embedded`], the keys wrapped by `kek` when given (a KEK kept
+    /// outside the data dir, as production should).
+    pub async fn open_embedded_with(
+        data_dir: &Path,
+        kek: Option<Kek>,
+    ) -> Result<Self, RecordError> {
         create_dir(data_dir)?;
         let log = EmbeddedLog::open(&data_dir.join(LOG_FILE), None).await?;
-        Self::open_with_log(data_dir, Arc::new(log)).await
+        Self::open_with_log(data_dir, Arc::new(log), kek).await
     }
 
     /// A recorder over a read-only copy of an embedded data dir: it reads the log and opens
-    /// personal fields, writing nothing to the copy; recording fails.
-    pub async fn open_embedded_read_only(data_dir: &Path) -> Result<Self, RecordError> {
+    /// personal fields (with `kek`, else the data dir's own KEK file when there is one),
+    /// writing nothing to the copy; recording fails.
+    pub async fn open_embedded_read_only(
+        data_dir: &Path,
+        kek: Option<Kek>,
+    ) -> Result<Self, RecordError> {
         let log = EmbeddedLog::open_read_only(&data_dir.join(LOG_FILE)).await?;
-        let keys = KeyStore::open_read_only(&data_dir.join(KEYS_FILE)).await?;
+        let own = data_dir.join(KEK_FILE);
+        let kek = match kek {
+            Some(kek) => Some(kek),
+            None if own.exists() => Some(Kek::load(&own)?),
+            None => None,
+        };
+        let keys = KeyStore::open_read_only(&data_dir.join(KEYS_FILE), kek).await?;
         Ok(Self::new(Arc::new(log), Arc::new(keys)))
     }
 
-    /// A recorder over another log backend (Kafka), with the key table in `data_dir`.
+    /// A recorder over another log backend (Kafka), with the key table in `data_dir`, its
+    /// keys wrapped by `kek` (else the data dir's own KEK file, made when missing).
     pub async fn open_with_log(
         data_dir: &Path,
         log: Arc<dyn EventLog>,
+        kek: Option<Kek>,
     ) -> Result<Self, RecordError> {
         create_dir(data_dir)?;
-        let keys = KeyStore::open(&data_dir.join(KEYS_FILE)).await?;
+        let kek = match kek {
+            Some(kek) => kek,
+            None => Kek::load_or_create(&data_dir.join(KEK_FILE))?,
+        };
+        let keys = KeyStore::open(&data_dir.join(KEYS_FILE), kek).await?;
         Ok(Self::new(log, Arc::new(keys)))
     }
 

@@ -71,9 +71,10 @@ async fn a_rebalance_mid_stream_neither_loses_nor_doubles_an_effect() {
             .await
             .unwrap(),
     );
-    let recorder = Recorder::open_with_log(&dir.path().join("producer"), producer_log.clone())
-        .await
-        .unwrap();
+    let recorder =
+        Recorder::open_with_log(&dir.path().join("producer"), producer_log.clone(), None)
+            .await
+            .unwrap();
     let views = format!("sqlite:{}", dir.path().join("views.db").display());
     let owned: Arc<Mutex<Ownership>> = Arc::new(Mutex::new(Vec::new()));
 

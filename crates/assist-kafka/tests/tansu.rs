@@ -278,9 +278,10 @@ mod end_to_end {
         let log = KafkaLog::open(config(&topic), &dir.path().join("kafka-index.db"))
             .await
             .unwrap();
-        let kafka = Recorder::open_with_log(&dir.path().join("kafka"), std::sync::Arc::new(log))
-            .await
-            .unwrap();
+        let kafka =
+            Recorder::open_with_log(&dir.path().join("kafka"), std::sync::Arc::new(log), None)
+                .await
+                .unwrap();
         let report = kafka
             .ingest(jsonl.as_slice(), IngestOptions::default())
             .await

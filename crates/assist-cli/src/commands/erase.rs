@@ -43,7 +43,7 @@ pub async fn run(dir: &Path, opts: &super::views::ViewOptions, args: Args) -> Re
         );
     }
     super::views::require_log(dir, opts)?;
-    let recorder = open_recorder(dir, opts.log.as_deref()).await?;
+    let recorder = open_recorder(dir, opts).await?;
     let region = args.region.as_deref().map(RegionCode::new).transpose()?;
     let reason = match args.reason {
         Reason::LegalBasisEnded => ErasureReason::LegalBasisEnded,

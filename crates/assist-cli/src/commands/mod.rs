@@ -10,6 +10,7 @@ pub mod erase;
 pub mod follow;
 pub mod history;
 pub mod ingest;
+pub mod keys;
 pub mod notify;
 pub mod policies;
 pub mod serve;
@@ -19,6 +20,7 @@ pub mod views;
 
 use anyhow::{Context, Result};
 use assist_ingest::Recorder;
+use assist_privacy::{Kek, KeyStore};
 use std::path::Path;
 
 /// Where the Kafka id index of `topic` lives in the data dir.
@@ -26,12 +28,20 @@ pub fn kafka_index_path(dir: &Path, topic: &str) -> std::path::PathBuf {
     dir.join(format!("kafka-index-{topic}.db"))
 }
 
-/// Opens the log (embedded in `dir`, or `kafka:BROKERS[/TOPIC]`) and the key table in `dir`.
-pub async fn open_recorder(dir: &Path, log: Option<&str>) -> Result<Recorder> {
-    match log {
-        None | Some("embedded") => Recorder::open_embedded(dir)
+/// Opens the log (embedded in `dir`, or `kafka:BROKERS[/TOPIC]`) and the key table. On
+/// Kafka with a PostgreSQL store the keys live in that database, shared by every instance;
+/// otherwise in `dir`'s keys.db. They are wrapped by the KEK of `--kek-file` (else the
+/// data dir's own `kek` file, made when missing).
+pub async fn open_recorder(dir: &Path, opts: &views::ViewOptions) -> Result<Recorder> {
+    let kek = match &opts.kek_file {
+        Some(path) => Some(Kek::load(path).context("cannot read --kek-file")?),
+        None => None,
+    };
+    let opening = || format!("cannot open the data dir {}", dir.display());
+    match opts.log.as_deref() {
+        None | Some("embedded") => Recorder::open_embedded_with(dir, kek)
             .await
-            .with_context(|| format!("cannot open the data dir {}", dir.display())),
+            .with_context(opening),
         Some(spec) => {
             let Some(kafka) = spec.strip_prefix("kafka:") else {
                 anyhow::bail!("--log {spec:?} must be `embedded` or kafka:BROKERS[/TOPIC]");
@@ -40,10 +50,34 @@ pub async fn open_recorder(dir: &Path, log: Option<&str>) -> Result<Recorder> {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             let index = kafka_index_path(dir, &config.topic);
-            let log = assist_kafka::KafkaLog::open(config, &index).await?;
-            Recorder::open_with_log(dir, std::sync::Arc::new(log))
-                .await
-                .with_context(|| format!("cannot open the data dir {}", dir.display()))
+            let log = std::sync::Arc::new(assist_kafka::KafkaLog::open(config, &index).await?);
+            match opts.store.as_deref().and_then(postgres_url) {
+                Some(url) => {
+                    let kek = match kek {
+                        Some(kek) => kek,
+                        None => Kek::load_or_create(&dir.join(assist_ingest::KEK_FILE))
+                            .context("cannot make the data dir's key-encryption key")?,
+                    };
+                    // The store's own error never repeats its URL (it may hold a password).
+                    let keys = KeyStore::open_postgres(url, kek)
+                        .await
+                        .context("cannot open the key table in the PostgreSQL store")?;
+                    Ok(Recorder::new(log, std::sync::Arc::new(keys)))
+                }
+                None => Recorder::open_with_log(dir, log, kek)
+                    .await
+                    .with_context(opening),
+            }
         }
+    }
+}
+
+/// The URL of a PostgreSQL `--store` (`postgres://…`, or `postgres:` before one).
+fn postgres_url(spec: &str) -> Option<&str> {
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        Some(spec)
+    } else {
+        spec.strip_prefix("postgres:")
+            .filter(|url| url.starts_with("postgres"))
     }
 }

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use assist_catalog::RegionPrefix;
 use assist_ingest::Recorder;
 use assist_log::{PartitionReader, ProjectionLog};
+use assist_privacy::Kek;
 use assist_projections::audit::{findings::findings, verify::verify};
 use assist_projections::caseload::query::{
     caseload_as_of, caseload_page, sort_by_deadline, CaseFilter,
@@ -34,6 +35,11 @@ pub struct ViewOptions {
     /// The view store: sqlite:PATH or postgres://USER@HOST/DB [default: sqlite:DATA_DIR/views.db].
     #[arg(long, global = true, env = "ASSIST_STORE")]
     pub store: Option<String>,
+    /// The key-encryption key that wraps every person's data key (a file of 32 random
+    /// bytes in base64, from `assist keys new-kek`), kept outside the data dir and the
+    /// database [default: DATA_DIR/kek, made when missing].
+    #[arg(long, global = true, env = "ASSIST_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
     /// A directory of SLA policy files (*.toml) and calendars (calendars/*.toml) to use
     /// instead of the shipped ones.
     #[arg(long, global = true, env = "ASSIST_POLICIES")]
@@ -163,7 +169,7 @@ pub fn load_rules(dir: Option<&Path>) -> Result<Rules> {
 impl Views {
     /// Opens the log in `dir`, the view store and the rules, without projecting.
     pub async fn open(dir: &Path, opts: &ViewOptions) -> Result<Views> {
-        let recorder = open_recorder(dir, opts.log.as_deref()).await?;
+        let recorder = open_recorder(dir, opts).await?;
         let store = opts.open_store(dir).await?;
         let rules = load_rules(opts.policies.as_deref())?;
         Ok(Views {
@@ -179,7 +185,11 @@ impl Views {
     /// Opens a data dir that cannot be written: the log and keys read-only, and the views
     /// in a temporary copy of its views.db (or `--store`), where they are caught up.
     async fn open_read_only_copy(dir: &Path, opts: &ViewOptions) -> Result<Views> {
-        let recorder = Recorder::open_embedded_read_only(dir)
+        let kek = match &opts.kek_file {
+            Some(path) => Some(Kek::load(path).context("cannot read --kek-file")?),
+            None => None,
+        };
+        let recorder = Recorder::open_embedded_read_only(dir, kek)
             .await
             .with_context(|| format!("cannot open the read-only data dir {}", dir.display()))?;
         let (store, scratch) = match &opts.store {
