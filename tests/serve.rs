@@ -934,7 +934,56 @@ fn two_instances_on_kafka_and_postgresql_share_the_keys_and_see_an_erasure_throu
     assert_eq!(wrong.status.code(), Some(2), "the command failed");
     let said = String::from_utf8_lossy(&wrong.stderr);
     assert!(said.contains("wrapped with key-encryption key"), "{said}");
+    // Rotated through A to a new KEK: B opens the fields with the new one only.
+    let new = secrets.path().join("kek-2027");
+    assist(a.path())
+        .args(["keys", "new-kek", "--out", new.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let rotated = run(
+        a.path(),
+        &["keys", "rotate", "--new-kek-file", new.to_str().unwrap()],
+    );
+    assert!(String::from_utf8_lossy(&rotated.stdout).starts_with("re-wrapped 1 data keys"));
+    let with_new = assist(b.path())
+        .args(["--log", &log, "--store", &store, "--kek-file"])
+        .arg(&new)
+        .args(["history", PERSON, "--json"])
+        .output()
+        .unwrap();
+    let history: serde_json::Value = serde_json::from_slice(&with_new.stdout).unwrap();
+    assert_eq!(
+        history["events"][0]["event"]["data"]["name"],
+        "Lin Xiaomei (fictitious)"
+    );
+    let with_old = assist(b.path())
+        .args(["--log", &log, "--store", &store, "--kek-file"])
+        .arg(&kek)
+        .args(["history", PERSON])
+        .output()
+        .unwrap();
+    assert_eq!(with_old.status.code(), Some(2), "the old KEK is refused");
     // Erased through B: A shows the fields erased at once.
-    run(b.path(), &["erase", PERSON]);
-    assert_eq!(name(a.path()), "[erased]");
+    let erase = |dir: &Path| {
+        let out = assist(dir)
+            .args(["--log", &log, "--store", &store, "--kek-file"])
+            .arg(&new)
+            .args(["erase", PERSON])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    erase(b.path());
+    let after = assist(a.path())
+        .args(["--log", &log, "--store", &store, "--kek-file"])
+        .arg(&new)
+        .args(["history", PERSON, "--json"])
+        .output()
+        .unwrap();
+    let history: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert_eq!(history["events"][0]["event"]["data"]["name"], "[erased]");
 }
