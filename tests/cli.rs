@@ -888,7 +888,47 @@ fn deadletters_lists_a_record_the_projections_could_not_read() {
         log.close().await;
     });
     let out = stdout(&assist(dir.path(), &["deadletters"]));
-    assert_eq!(out, "partition 4 offset 0: not JSON: expected ident at line 1 column 2 (8 bytes)\n1 dead letters\n");
+    // Bytes that are not JSON cannot be checked for personal values: none is kept.
+    assert_eq!(out, "partition 4 offset 0: not JSON: expected ident at line 1 column 2 (0 bytes kept, redacted)\n1 dead letters\n");
+}
+
+#[test]
+fn erasing_a_person_clears_what_their_dead_letters_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let poison = br#"{"note":"no personal value here"}"#;
+    rt.block_on(async {
+        use assist_log::{AppendBatch, Appender, EmbeddedLog, LogEvent};
+        let log = EmbeddedLog::open(&dir.path().join("log.db"), None)
+            .await
+            .unwrap();
+        let poison = LogEvent {
+            event_id: uuid::Uuid::now_v7(),
+            stream: PERSON.into(),
+            payload: poison.to_vec(),
+        };
+        log.append(AppendBatch::new(vec![poison])).await.unwrap();
+        log.close().await;
+    });
+    let file = write(dir.path(), "in.jsonl", &jsonl(&[registration()]));
+    assert_eq!(
+        assist(dir.path(), &["ingest", &file]).status.code(),
+        Some(0)
+    );
+    let listed = stdout(&assist(dir.path(), &["deadletters"]));
+    assert!(
+        listed.contains(&format!("({} bytes)", poison.len())),
+        "{listed}"
+    );
+    let erased = stdout(&assist(dir.path(), &["erase", PERSON]));
+    assert!(
+        erased.ends_with(&format!(
+            "{PERSON}: cleared what 1 dead letters kept of the person\n"
+        )),
+        "{erased}"
+    );
+    let listed = stdout(&assist(dir.path(), &["deadletters"]));
+    assert!(listed.contains("(0 bytes kept, redacted)"), "{listed}");
 }
 
 #[test]

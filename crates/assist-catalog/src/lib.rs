@@ -22,5 +22,7 @@ pub use envelope::{
 pub use ids::{StaffId, StreamId, SubjectKind};
 pub use personal::{Personal, Sealed};
 pub use region::{RegionCode, RegionPrefix};
-pub use registry::{decode_data, event_type, EventData, EventError, EventType, EVENT_TYPES};
+pub use registry::{
+    decode_data, event_type, redact, EventData, EventError, EventType, EVENT_TYPES,
+};
 pub use violation::Violation;

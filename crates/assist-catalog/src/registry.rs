@@ -289,7 +289,7 @@ pub const PERSONAL_TYPES: &[&str] = &["person_registered", "personal_details_cor
 
 /// Hides the values serde quotes in a message (`"..."`, and digits in backticks), for
 /// payloads that carry personal data: a value typed into the wrong field may be personal.
-pub(crate) fn redact(message: &str) -> String {
+pub fn redact(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(i) = rest.find(['"', '`']) {

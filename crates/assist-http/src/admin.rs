@@ -93,6 +93,12 @@ pub async fn erase(
     let (event_id, position) = match erased {
         Ok(fact) => {
             tracing::info!(sub = %caller.sub, "personal data erased");
+            // What dead letters keep of the person goes too.
+            app.views
+                .store
+                .clear_dead_letters_of(&subject)
+                .await
+                .map_err(|e| Problem::internal(&e))?;
             match fact {
                 ErasureFact::AlreadyRecorded(id) => {
                     return Ok(respond(

@@ -185,7 +185,7 @@ pub async fn deadletters(
         .skip(offset)
         .take(limit)
         .map(|d| {
-            json!({"partition": d.partition, "offset": d.offset, "reason": d.reason, "bytes": d.bytes})
+            json!({"partition": d.partition, "offset": d.offset, "reason": d.reason, "bytes": d.bytes, "redacted": d.redacted, "sha256": d.sha256})
         })
         .collect();
     Ok(respond(

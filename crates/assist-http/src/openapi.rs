@@ -460,8 +460,13 @@ pub struct DeadLetterDoc {
     pub offset: u64,
     /// Why it could not be projected.
     pub reason: String,
-    /// Its size in bytes.
+    /// The size in bytes of what is kept of it.
     pub bytes: u64,
+    /// Whether what is kept is redacted: the record held personal values in clear (they
+    /// are replaced), was not JSON (nothing is kept), or its person was erased.
+    pub redacted: bool,
+    /// SHA-256 of the record's bytes, in hex.
+    pub sha256: Option<String>,
 }
 
 /// A page of dead letters, by position.

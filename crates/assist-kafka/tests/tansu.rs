@@ -307,6 +307,93 @@ mod end_to_end {
     }
 }
 
+mod foreign_producers {
+    use super::*;
+    use assist_projections::runner::dead_letters;
+    use assist_projections::sla::Rules;
+    use assist_projections::{Runner, Store};
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    const NATIONAL_ID: &str = "35012119900307002X";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_registration_in_clear_from_a_bare_producer_is_dead_lettered_without_its_personal_values(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let topic = format!("foreign-{}", uuid::Uuid::new_v4().simple());
+        let log = KafkaLog::open(config(&topic), &dir.path().join("kafka-index.db"))
+            .await
+            .unwrap();
+        // Any Kafka client can write to the topic: a registration with its personal
+        // fields in clear, as a caseworker service would send it to `ingest`.
+        let example: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../events/examples/person_registered.v1.json"
+        ))
+        .unwrap();
+        let payload = example.to_string();
+        assert!(payload.contains(NATIONAL_ID));
+        let stream = example["stream"].as_str().unwrap().to_string();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .unwrap();
+        producer
+            .send(
+                FutureRecord::to(&topic).key(&stream).payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("views.db").display()))
+            .await
+            .unwrap();
+        let rules = Rules::shipped().unwrap();
+        Runner {
+            log: &log,
+            store: &store,
+            rules: &rules,
+            batch: 200,
+            memory: Default::default(),
+        }
+        .catch_up(1, |_| {})
+        .await
+        .unwrap();
+        let dead = dead_letters(&store, 1).await.unwrap();
+        assert_eq!(dead.len(), 1, "the record in clear is a dead letter");
+        assert!(dead[0].redacted && dead[0].bytes > 0, "{:?}", dead[0]);
+        assert!(!dead[0].reason.contains(NATIONAL_ID), "{}", dead[0].reason);
+        // Erasing the person clears even the redacted form.
+        assert_eq!(store.clear_dead_letters_of(&stream).await.unwrap(), 1);
+        assert_eq!(dead_letters(&store, 1).await.unwrap()[0].bytes, 0);
+        store.close().await;
+        // No file of the view store holds the national ID number or the name.
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("views.db")
+            {
+                continue;
+            }
+            let bytes = match std::fs::read(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                read => read.unwrap(),
+            };
+            for value in [NATIONAL_ID, "Lin Xiaomei"] {
+                assert!(
+                    !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
+                    "{value} in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
 mod notice_topic {
     use super::*;
     use assist_kafka::notices::{NoticeTopic, NOTICE_ID_HEADER};

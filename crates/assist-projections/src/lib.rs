@@ -8,6 +8,7 @@
 pub mod audit;
 mod batch;
 pub mod caseload;
+pub mod dead_letter;
 pub mod notices;
 pub mod outage;
 pub mod runner;

@@ -771,11 +771,18 @@ fn fold_decoded(
             Err(reason) => {
                 stats.dead_letters += 1;
                 tracing::warn!(partition, offset = rec.position.offset, %reason, "dead letter");
+                // Never personal values in clear (see `dead_letter`), and a reason of a
+                // redacted record shows no quoted value either.
+                let kept = crate::dead_letter::kept(&rec.payload);
+                let reason = match kept.redacted {
+                    true => assist_catalog::redact(&reason),
+                    false => reason,
+                };
                 rows.dead.push(vec![
                     Val::Int(gen),
                     Val::Int(i64::from(partition)),
                     Val::Int(rec.position.offset as i64),
-                    Val::Bytes(rec.payload.clone()),
+                    Val::Bytes(kept.bytes),
                     // PostgreSQL refuses NUL in text; a reason may quote the raw bytes.
                     Val::Text(
                         reason
@@ -783,6 +790,9 @@ fn fold_decoded(
                             .map(|c| if c.is_control() { '\u{fffd}' } else { c })
                             .collect(),
                     ),
+                    Val::Text(rec.stream.clone()),
+                    Val::Text(kept.sha256),
+                    Val::Int(i64::from(kept.redacted)),
                 ]);
                 continue;
             }
@@ -1535,7 +1545,16 @@ const FINDINGS: Table = Table {
 };
 const DEAD_LETTERS: Table = Table {
     name: "dead_letters",
-    columns: &["gen", "part", "log_offset", "raw", "reason"],
+    columns: &[
+        "gen",
+        "part",
+        "log_offset",
+        "raw",
+        "reason",
+        "stream",
+        "sha256",
+        "redacted",
+    ],
     conflict: Conflict::Fail,
 };
 const DIGESTS: Table = Table {
@@ -1785,13 +1804,18 @@ pub struct DeadLetter {
     pub offset: u64,
     /// Why it could not be projected.
     pub reason: String,
-    /// Its size in bytes (the bytes themselves are kept in the table).
+    /// The size in bytes of what the table keeps of it (see [`crate::dead_letter`]).
     pub bytes: usize,
+    /// Whether what is kept is redacted (it held personal values in clear, or was not
+    /// JSON), or was cleared when its person was erased.
+    pub redacted: bool,
+    /// SHA-256 of the record's bytes, in hex (none for rows from before migration 0018).
+    pub sha256: Option<String>,
 }
 
 /// The dead letters of generation `gen`, by position.
 pub async fn dead_letters(store: &Store, gen: i64) -> Result<Vec<DeadLetter>, StoreError> {
-    let rows = sqlx::query("SELECT part, log_offset, reason, raw FROM dead_letters WHERE gen = $1 ORDER BY part, log_offset")
+    let rows = sqlx::query("SELECT part, log_offset, reason, raw, redacted, sha256 FROM dead_letters WHERE gen = $1 ORDER BY part, log_offset")
         .bind(gen)
         .fetch_all(&store.pool)
         .await
@@ -1803,6 +1827,8 @@ pub async fn dead_letters(store: &Store, gen: i64) -> Result<Vec<DeadLetter>, St
                 offset: r.try_get::<i64, _>(1)? as u64,
                 reason: r.try_get(2)?,
                 bytes: r.try_get::<Vec<u8>, _>(3)?.len(),
+                redacted: r.try_get::<i64, _>(4)? != 0,
+                sha256: r.try_get(5)?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()

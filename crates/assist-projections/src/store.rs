@@ -708,6 +708,21 @@ impl Store {
         .await
     }
 
+    /// Clears what the dead letters of every generation keep of the records keyed by
+    /// `stream` (their bytes; position, reason and hash stay): part of erasing a person.
+    /// Returns how many it cleared.
+    pub async fn clear_dead_letters_of(&self, stream: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE dead_letters SET raw = $1, redacted = 1 WHERE stream = $2 AND (redacted = 0 OR LENGTH(raw) > 0)",
+        )
+        .bind(Vec::<u8>::new())
+        .bind(stream)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(done.rows_affected())
+    }
+
     /// Records one read in the access log.
     pub async fn record_access(&self, a: &Access) -> Result<(), StoreError> {
         sqlx::query(

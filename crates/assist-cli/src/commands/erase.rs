@@ -52,7 +52,18 @@ pub async fn run(dir: &Path, opts: &super::views::ViewOptions, args: Args) -> Re
     };
     let subject = args.stream.to_string();
     let by = StaffId::new(&args.actor)?;
-    match recorder.erase_person(args.stream, by, region, reason).await {
+    let erased = recorder.erase_person(args.stream, by, region, reason).await;
+    // What dead letters keep of the person goes too.
+    let cleared = match erased {
+        Ok(_) => opts
+            .open_store(dir)
+            .await?
+            .clear_dead_letters_of(&subject)
+            .await
+            .context("cannot clear the person's dead letters")?,
+        Err(_) => 0,
+    };
+    match erased {
         Ok(ErasureFact::AlreadyRecorded(_)) => {
             outln!("{subject}: data key destroyed; the erasure was already recorded")?
         }
@@ -65,6 +76,9 @@ pub async fn run(dir: &Path, opts: &super::views::ViewOptions, args: Args) -> Re
         Err(EraseError::Read(e)) => return Err(e.into()),
         Err(EraseError::DestroyKey(e)) => return Err(e).context("cannot destroy the key"),
         Err(EraseError::Record(e)) => return Err(e).context("cannot append the erasure fact"),
+    }
+    if cleared > 0 {
+        outln!("{subject}: cleared what {cleared} dead letters kept of the person")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -912,11 +912,12 @@ pub async fn deadletters_cmd(
     } else {
         for d in &list {
             outln!(
-                "partition {} offset {}: {} ({} bytes)",
+                "partition {} offset {}: {} ({} bytes{})",
                 d.partition,
                 d.offset,
                 d.reason,
-                d.bytes
+                d.bytes,
+                if d.redacted { " kept, redacted" } else { "" }
             )?;
         }
         outln!("{} dead letters", list.len())?;

@@ -55,18 +55,30 @@ pub fn project(parts: &[Vec<Record>], rules: &Rules) -> String {
         for r in records {
             digest = next_digest(&digest, &r.payload);
             match decode_record(r) {
-                Err(reason) => dead.push(vec![
-                    ("part", p.to_string()),
-                    ("log_offset", r.position.offset.to_string()),
-                    ("raw", format!("bytes:{}", hex(&r.payload))),
-                    (
-                        "reason",
-                        reason
-                            .chars()
-                            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-                            .collect(),
-                    ),
-                ]),
+                Err(reason) => {
+                    // What the table keeps: the bytes, or their redacted form (a pure
+                    // function with tests of its own), never personal values in clear.
+                    let kept = assist_projections::dead_letter::kept(&r.payload);
+                    let reason = match kept.redacted {
+                        true => assist_catalog::redact(&reason),
+                        false => reason,
+                    };
+                    dead.push(vec![
+                        ("part", p.to_string()),
+                        ("log_offset", r.position.offset.to_string()),
+                        ("raw", format!("bytes:{}", hex(&kept.bytes))),
+                        (
+                            "reason",
+                            reason
+                                .chars()
+                                .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+                                .collect(),
+                        ),
+                        ("stream", r.stream.clone()),
+                        ("sha256", kept.sha256),
+                        ("redacted", u8::from(kept.redacted).to_string()),
+                    ])
+                }
                 Ok(event) => {
                     if seen.insert(event.meta.event_id) {
                         streams
