@@ -886,25 +886,34 @@ fn two_instances_on_kafka_and_postgresql_share_the_keys_and_see_an_erasure_throu
         .unwrap();
     assert!(made.status.success(), "{made:?}");
     assert!(String::from_utf8_lossy(&made.stdout).starts_with("wrote key-encryption key "));
-    let run = |dir: &Path, args: &[&str]| {
-        let out = assist(dir)
+    // One instance's command with KEK file `kek`.
+    let with = |dir: &Path, kek: &Path, args: &[&str]| {
+        assist(dir)
             .env("ASSIST_KAFKA_BATCH_MESSAGES", "1")
             .args(["--log", &log, "--store", &store, "--kek-file"])
-            .arg(&kek)
+            .arg(kek)
             .args(args)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let ok = |out: std::process::Output| {
         assert!(
             out.status.success(),
-            "{args:?}: {}",
+            "{}",
             String::from_utf8_lossy(&out.stderr)
         );
         out
     };
-    let name = |dir: &Path| {
-        let out = run(dir, &["history", PERSON, "--json"]);
+    let name = |dir: &Path, kek: &Path| {
+        let out = ok(with(dir, kek, &["history", PERSON, "--json"]));
         let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         history["events"][0]["event"]["data"]["name"].clone()
+    };
+    let new_kek = |path: &Path| {
+        ok(assist(a.path())
+            .args(["keys", "new-kek", "--out", path.to_str().unwrap()])
+            .output()
+            .unwrap());
     };
     // Instance A records a registration; instance B opens its personal fields.
     let example = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -913,77 +922,32 @@ fn two_instances_on_kafka_and_postgresql_share_the_keys_and_see_an_erasure_throu
         serde_json::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
     let file = a.path().join("in.jsonl");
     std::fs::write(&file, format!("{event}\n")).unwrap();
-    run(a.path(), &["ingest", file.to_str().unwrap()]);
-    assert_eq!(name(b.path()), "Lin Xiaomei (fictitious)");
+    ok(with(a.path(), &kek, &["ingest", file.to_str().unwrap()]));
+    assert_eq!(name(b.path(), &kek), "Lin Xiaomei (fictitious)");
     // The keys are in PostgreSQL, in neither data dir.
     for dir in [a.path(), b.path()] {
         assert!(!dir.join("keys.db").exists(), "{}", dir.display());
     }
     // A KEK that is not the province's opens nothing, and says which one is needed.
     let other = secrets.path().join("other");
-    assist(a.path())
-        .args(["keys", "new-kek", "--out", other.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let wrong = assist(a.path())
-        .args(["--log", &log, "--store", &store, "--kek-file"])
-        .arg(&other)
-        .args(["history", PERSON])
-        .output()
-        .unwrap();
+    new_kek(&other);
+    let wrong = with(a.path(), &other, &["history", PERSON]);
     assert_eq!(wrong.status.code(), Some(2), "the command failed");
     let said = String::from_utf8_lossy(&wrong.stderr);
     assert!(said.contains("wrapped with key-encryption key"), "{said}");
     // Rotated through A to a new KEK: B opens the fields with the new one only.
     let new = secrets.path().join("kek-2027");
-    assist(a.path())
-        .args(["keys", "new-kek", "--out", new.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let rotated = run(
+    new_kek(&new);
+    let rotated = ok(with(
         a.path(),
+        &kek,
         &["keys", "rotate", "--new-kek-file", new.to_str().unwrap()],
-    );
+    ));
     assert!(String::from_utf8_lossy(&rotated.stdout).starts_with("re-wrapped 1 data keys"));
-    let with_new = assist(b.path())
-        .args(["--log", &log, "--store", &store, "--kek-file"])
-        .arg(&new)
-        .args(["history", PERSON, "--json"])
-        .output()
-        .unwrap();
-    let history: serde_json::Value = serde_json::from_slice(&with_new.stdout).unwrap();
-    assert_eq!(
-        history["events"][0]["event"]["data"]["name"],
-        "Lin Xiaomei (fictitious)"
-    );
-    let with_old = assist(b.path())
-        .args(["--log", &log, "--store", &store, "--kek-file"])
-        .arg(&kek)
-        .args(["history", PERSON])
-        .output()
-        .unwrap();
+    assert_eq!(name(b.path(), &new), "Lin Xiaomei (fictitious)");
+    let with_old = with(b.path(), &kek, &["history", PERSON]);
     assert_eq!(with_old.status.code(), Some(2), "the old KEK is refused");
     // Erased through B: A shows the fields erased at once.
-    let erase = |dir: &Path| {
-        let out = assist(dir)
-            .args(["--log", &log, "--store", &store, "--kek-file"])
-            .arg(&new)
-            .args(["erase", PERSON])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    erase(b.path());
-    let after = assist(a.path())
-        .args(["--log", &log, "--store", &store, "--kek-file"])
-        .arg(&new)
-        .args(["history", PERSON, "--json"])
-        .output()
-        .unwrap();
-    let history: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
-    assert_eq!(history["events"][0]["event"]["data"]["name"], "[erased]");
+    ok(with(b.path(), &new, &["erase", PERSON]));
+    assert_eq!(name(a.path(), &new), "[erased]");
 }

@@ -425,40 +425,24 @@ pub async fn caseload(
     Path(format): Path<String>,
     uri: Uri,
 ) -> Response {
-    if let Some(r) = refusal(&session, &format) {
-        return r;
-    }
-    let asked = unpaged(&uri);
+    let list = ApiList {
+        name: "caseload",
+        key: "cases",
+        columns: &[
+            ("column", "subject"),
+            ("worklist", "stage"),
+            ("worklist", "next_step"),
+            ("column", "due_at"),
+            ("column", "caseworker"),
+            ("column", "region"),
+            ("column", "opened_at"),
+        ],
+        cells: case_cells,
+    };
     let read = |caller: Caller, app: Arc<App>, q: String| async move {
         reads::caseload(caller, State(app), params(&q)).await
     };
-    let (count, pages) = match api_list(&session, &app, &asked, "cases", read, case_cells).await {
-        Ok(list) => list,
-        Err(page) => return page,
-    };
-    let columns = [
-        ("column", "subject"),
-        ("worklist", "stage"),
-        ("worklist", "next_step"),
-        ("column", "due_at"),
-        ("column", "caseworker"),
-        ("column", "region"),
-        ("column", "opened_at"),
-    ];
-    deliver(
-        &session,
-        &app,
-        Export {
-            name: "caseload",
-            format: &format,
-            asked: &asked,
-            region: &covered(&session, &asked),
-            columns: &columns,
-            count,
-        },
-        pages,
-    )
-    .await
+    list.export(session, app, &format, &uri, read).await
 }
 
 /// `GET /export/findings.{csv,xlsx}`: the findings of `/audit/findings` for the same
@@ -469,52 +453,34 @@ pub async fn findings(
     Path(format): Path<String>,
     uri: Uri,
 ) -> Response {
-    if let Some(r) = refusal(&session, &format) {
-        return r;
-    }
-    let asked = unpaged(&uri);
+    let list = ApiList {
+        name: "findings",
+        key: "findings",
+        columns: &[
+            ("audit", "kind"),
+            ("column", "subject"),
+            ("audit", "detail"),
+            ("audit", "events"),
+        ],
+        cells: |lang, f| {
+            let events: Vec<&str> = f["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            vec![
+                message(lang, "finding", &text(&f["kind"])),
+                text(&f["subject"]),
+                text(&f["detail"]),
+                events.join(" "),
+            ]
+        },
+    };
     let read = |caller: Caller, app: Arc<App>, q: String| async move {
         assist_http::audit::findings(caller, State(app), params(&q)).await
     };
-    let cells = |lang: Lang, f: &Value| {
-        let kind = text(&f["kind"]);
-        let events: Vec<&str> = f["events"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        vec![
-            message(lang, "finding", &kind),
-            text(&f["subject"]),
-            text(&f["detail"]),
-            events.join(" "),
-        ]
-    };
-    let (count, pages) = match api_list(&session, &app, &asked, "findings", read, cells).await {
-        Ok(list) => list,
-        Err(page) => return page,
-    };
-    let columns = [
-        ("audit", "kind"),
-        ("column", "subject"),
-        ("audit", "detail"),
-        ("audit", "events"),
-    ];
-    deliver(
-        &session,
-        &app,
-        Export {
-            name: "findings",
-            format: &format,
-            asked: &asked,
-            region: &covered(&session, &asked),
-            columns: &columns,
-            count,
-        },
-        pages,
-    )
-    .await
+    list.export(session, app, &format, &uri, read).await
 }
 
 /// `GET /export/access.{csv,xlsx}`: the access log of `/audit/access` (the API's
@@ -525,51 +491,85 @@ pub async fn access(
     Path(format): Path<String>,
     uri: Uri,
 ) -> Response {
-    if let Some(r) = refusal(&session, &format) {
-        return r;
-    }
-    let asked = unpaged(&uri);
+    let list = ApiList {
+        name: "access",
+        key: "entries",
+        columns: &[
+            ("audit", "when"),
+            ("audit", "who"),
+            ("audit", "role"),
+            ("column", "subject"),
+            ("audit", "scope"),
+            ("audit", "what"),
+            ("audit", "reason"),
+        ],
+        cells: |lang, a| {
+            vec![
+                lang.when(&text(&a["at"])),
+                text(&a["actor"]),
+                message(lang, "role", &text(&a["role"])),
+                text(&a["stream"]),
+                text(&a["region"]),
+                text(&a["command"]),
+                text(&a["reason"]),
+            ]
+        },
+    };
     let read = |caller: Caller, app: Arc<App>, q: String| async move {
         reads::access_log(caller, State(app), params(&q)).await
     };
-    let cells = |lang: Lang, a: &Value| {
-        vec![
-            lang.when(&text(&a["at"])),
-            text(&a["actor"]),
-            message(lang, "role", &text(&a["role"])),
-            text(&a["stream"]),
-            text(&a["region"]),
-            text(&a["command"]),
-            text(&a["reason"]),
-        ]
-    };
-    let (count, pages) = match api_list(&session, &app, &asked, "entries", read, cells).await {
-        Ok(list) => list,
-        Err(page) => return page,
-    };
-    let columns = [
-        ("audit", "when"),
-        ("audit", "who"),
-        ("audit", "role"),
-        ("column", "subject"),
-        ("audit", "scope"),
-        ("audit", "what"),
-        ("audit", "reason"),
-    ];
-    deliver(
-        &session,
-        &app,
-        Export {
-            name: "access",
-            format: &format,
-            asked: &asked,
-            region: &covered(&session, &asked),
-            columns: &columns,
-            count,
-        },
-        pages,
-    )
-    .await
+    list.export(session, app, &format, &uri, read).await
+}
+
+/// An export of a list an API handler pages (`limit`, `offset`, its `total`, the items
+/// under `key`): its name, its columns (each a message's section and key) and the cells
+/// of one item.
+struct ApiList {
+    name: &'static str,
+    key: &'static str,
+    columns: &'static [(&'static str, &'static str)],
+    cells: fn(Lang, &Value) -> Vec<String>,
+}
+
+impl ApiList {
+    /// The export for `session` of the list `read` (the handler called as the caller with
+    /// a query) gives for the page's query, `format` CSV or XLSX.
+    async fn export<R, F>(
+        &self,
+        session: Session,
+        app: Arc<App>,
+        format: &str,
+        uri: &Uri,
+        read: R,
+    ) -> Response
+    where
+        R: Fn(Caller, Arc<App>, String) -> F + Send + Sync + 'static,
+        F: std::future::Future<Output = Result<Response, Problem>> + Send,
+    {
+        if let Some(r) = refusal(&session, format) {
+            return r;
+        }
+        let asked = unpaged(uri);
+        let (count, pages) =
+            match api_list(&session, &app, &asked, self.key, read, self.cells).await {
+                Ok(list) => list,
+                Err(page) => return page,
+            };
+        deliver(
+            &session,
+            &app,
+            Export {
+                name: self.name,
+                format,
+                asked: &asked,
+                region: &covered(&session, &asked),
+                columns: self.columns,
+                count,
+            },
+            pages,
+        )
+        .await
+    }
 }
 
 /// A JSON string's text, empty for anything else.

@@ -101,14 +101,19 @@ impl Browser {
             .goto(&format!("{}/signin", s.base))
             .await
             .unwrap();
+        self.type_into("token", token).await;
+        self.click("main button[type=submit]").await;
+    }
+
+    /// Types `text` into the field with id `id`.
+    async fn type_into(&self, id: &str, text: &str) {
         self.client
-            .find(Locator::Id("token"))
+            .find(Locator::Id(id))
             .await
-            .unwrap()
-            .send_keys(token)
+            .unwrap_or_else(|e| panic!("#{id}: {e}"))
+            .send_keys(text)
             .await
             .unwrap();
-        self.click("main button[type=submit]").await;
     }
 
     /// Clicks `css` and waits until the page it was on has gone (its `html` element no
@@ -379,22 +384,10 @@ async fn each_role_sees_what_it_may_and_a_url_outside_its_region_is_not_found() 
     b.sign_in(&s, &s.token(Role::Auditor, "3501", "aud-3501"))
         .await;
     assert_eq!(b.path().await, "/streams");
-    b.client
-        .find(Locator::Id("stream"))
-        .await
-        .unwrap()
-        .send_keys(subject)
-        .await
-        .unwrap();
+    b.type_into("stream", subject).await;
     b.click("main form button").await;
     assert_eq!(b.attr("#personal", "data-personal").await, "masked");
-    b.client
-        .find(Locator::Id("reason"))
-        .await
-        .unwrap()
-        .send_keys("案件复核")
-        .await
-        .unwrap();
+    b.type_into("reason", "案件复核").await;
     b.click("main form button").await;
     b.screenshot("timeline-auditor-opened").await;
     assert_eq!(b.attr("#personal", "data-personal").await, "opened");
