@@ -678,17 +678,59 @@ impl StreamReader for KafkaLog {
                 .map(|r| r.try_get(0))
                 .collect::<Result<_, _>>()?
         };
-        let (Some(&lo), Some(&hi)) = (offsets.first(), offsets.last()) else {
-            return Ok(Vec::new());
-        };
         let p = partition_for(stream, self.config.partitions);
-        let wanted: HashSet<u64> = offsets.iter().map(|o| *o as u64).collect();
-        let records = self
-            .read_range(p, lo as u64, (hi - lo + 1) as usize)
-            .await?;
-        Ok(records
-            .into_iter()
-            .filter(|r| wanted.contains(&r.position.offset) && r.stream == stream)
-            .collect())
+        let offsets: Vec<u64> = offsets.iter().map(|o| *o as u64).collect();
+        let wanted: HashSet<u64> = offsets.iter().copied().collect();
+        let mut out = Vec::with_capacity(offsets.len());
+        for (from, count) in fetch_ranges(&offsets, STREAM_READ_GAP) {
+            let records = self.read_range(p, from, count).await?;
+            out.extend(
+                records
+                    .into_iter()
+                    .filter(|r| wanted.contains(&r.position.offset) && r.stream == stream),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// How many other records a stream's read reads through between two of its own rather
+/// than fetching again from the second.
+const STREAM_READ_GAP: u64 = 16;
+
+/// The ranges (first offset, how many records) that hold `offsets` (sorted): a run of
+/// offsets at most `gap` apart is one range, so a stream's read fetches its own records
+/// and at most `gap` others between two of them, not everything between its first and
+/// last.
+fn fetch_ranges(offsets: &[u64], gap: u64) -> Vec<(u64, usize)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &o in offsets {
+        match out.last_mut() {
+            Some((_, end)) if o <= end.saturating_add(gap + 1) => *end = (*end).max(o),
+            _ => out.push((o, o)),
+        }
+    }
+    out.into_iter()
+        .map(|(from, to)| (from, (to - from + 1) as usize))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streams_read_fetches_runs_of_its_own_offsets_not_everything_between() {
+        assert_eq!(fetch_ranges(&[], 16), vec![]);
+        assert_eq!(fetch_ranges(&[5], 16), vec![(5, 1)]);
+        assert_eq!(fetch_ranges(&[7, 7], 16), vec![(7, 1)]);
+        // Sixteen others between two of its own are read through; seventeen are not.
+        assert_eq!(fetch_ranges(&[0, 17], 16), vec![(0, 18)]);
+        assert_eq!(fetch_ranges(&[0, 18], 16), vec![(0, 1), (18, 1)]);
+        // A registration, and the rest of the case a million records later.
+        assert_eq!(
+            fetch_ranges(&[3, 1_000_000, 1_000_001, 1_000_010], 16),
+            vec![(3, 1), (1_000_000, 11)]
+        );
     }
 }

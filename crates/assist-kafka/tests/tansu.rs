@@ -307,6 +307,46 @@ mod end_to_end {
     }
 }
 
+mod stream_reads {
+    use super::*;
+    use assist_log::conformance::event;
+    use assist_log::{AppendBatch, Appender, StreamReader};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_whose_events_lie_far_apart_in_its_partition_is_read_whole_and_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let topic = format!("apart-{}", uuid::Uuid::new_v4().simple());
+        // One partition: every stream's records interleave in it.
+        let cfg = KafkaConfig {
+            partitions: 1,
+            ..config(&topic)
+        };
+        let log = KafkaLog::open(cfg, &dir.path().join("index.db"))
+            .await
+            .unwrap();
+        let mine = "person-00000000-0000-4000-8000-000000000001";
+        let other = "person-00000000-0000-4000-8000-000000000002";
+        // Mine at 0, forty others, mine at 41, three others, mine at 45.
+        let mut n = 0;
+        let mut batch = |stream: &str, count: usize| {
+            let events: Vec<_> = (0..count)
+                .map(|_| {
+                    n += 1;
+                    event(stream, n)
+                })
+                .collect();
+            AppendBatch::new(events)
+        };
+        for (stream, count) in [(mine, 1), (other, 40), (mine, 1), (other, 3), (mine, 1)] {
+            log.append(batch(stream, count)).await.unwrap();
+        }
+        let read = log.read_stream(mine).await.unwrap();
+        let offsets: Vec<u64> = read.iter().map(|r| r.position.offset).collect();
+        assert_eq!(offsets, [0, 41, 45]);
+        assert!(read.iter().all(|r| r.stream == mine));
+    }
+}
+
 mod foreign_producers {
     use super::*;
     use assist_projections::runner::dead_letters;
