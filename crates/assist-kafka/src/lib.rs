@@ -93,7 +93,13 @@ pub struct KafkaLog {
     writer: tokio::sync::Mutex<()>,
     /// The broker-reported end of each partition at the last catch-up.
     seen_ends: Mutex<HashMap<u32, i64>>,
+    /// The records the id index reads from the topic at a time when it catches up: what
+    /// it holds in memory, however far behind it is.
+    index_page: usize,
 }
+
+/// The records the id index reads at a time by default.
+const INDEX_PAGE: usize = 10_000;
 
 impl KafkaLog {
     /// Connects to the brokers (failing within the configured timeout when none answers),
@@ -134,7 +140,15 @@ impl KafkaLog {
             index,
             writer: tokio::sync::Mutex::new(()),
             seen_ends: Mutex::new(HashMap::new()),
+            index_page: INDEX_PAGE,
         })
+    }
+
+    /// The same log with its id index catching up `n` records at a time (10,000 unless
+    /// set; at least 1).
+    pub fn with_index_page(mut self, n: usize) -> KafkaLog {
+        self.index_page = n.max(1);
+        self
     }
 
     /// The topic.
@@ -200,26 +214,35 @@ impl KafkaLog {
             .bind(i64::from(p))
             .fetch_one(&mut *conn)
             .await?;
-            let records = self.read_range(p, upto as u64, usize::MAX).await?;
+            // A page at a time, so that a fresh index over a long partition holds a page
+            // of records in memory, not the partition.
+            let mut from = upto as u64;
+            loop {
+                let records = self.read_range(p, from, self.index_page).await?;
+                let Some(last) = records.last().map(|r| r.position.offset) else {
+                    break;
+                };
+                let rows: Vec<(Uuid, Position, &str)> = records
+                    .iter()
+                    .filter_map(|r| r.event_id.map(|id| (id, r.position, r.stream.as_str())))
+                    .collect();
+                index_rows(conn, &rows).await?;
+                sqlx::query("INSERT INTO progress (part, indexed_upto) VALUES (?, ?) ON CONFLICT (part) DO UPDATE SET indexed_upto = excluded.indexed_upto")
+                    .bind(i64::from(p))
+                    .bind(last as i64 + 1)
+                    .execute(&mut *conn)
+                    .await?;
+                from = last + 1;
+                if records.len() < self.index_page {
+                    break;
+                }
+            }
             if let Some(end) = end {
                 self.seen_ends
                     .lock()
                     .map_err(|_| LogError::Backend("poisoned".into()))?
                     .insert(p, end);
             }
-            let Some(last) = records.last().map(|r| r.position.offset) else {
-                continue;
-            };
-            let rows: Vec<(Uuid, Position, &str)> = records
-                .iter()
-                .filter_map(|r| r.event_id.map(|id| (id, r.position, r.stream.as_str())))
-                .collect();
-            index_rows(conn, &rows).await?;
-            sqlx::query("INSERT INTO progress (part, indexed_upto) VALUES (?, ?) ON CONFLICT (part) DO UPDATE SET indexed_upto = excluded.indexed_upto")
-                .bind(i64::from(p))
-                .bind(last as i64 + 1)
-                .execute(&mut *conn)
-                .await?;
         }
         Ok(())
     }
