@@ -612,11 +612,6 @@ impl ClockQuery {
         .map_err(|e| Problem::internal(&e))
     }
 
-    /// How many clocks there are in all.
-    pub async fn total(&self, app: &App) -> Result<usize, Problem> {
-        Ok(self.page(app, (0, 0)).await?.0)
-    }
-
     /// A walk of the whole list a page at a time, in memory bounded by a page (and the
     /// few paused clocks the store does not keep in order): what an export reads.
     pub async fn walk(&self, app: &App) -> Result<ClockWalk, Problem> {

@@ -97,13 +97,13 @@ pub async fn clocks(
         Ok(q) => q,
         Err(problem) => return crate::answers::page_of(&session, &problem),
     };
-    let count = match query.total(&app).await {
-        Ok(n) => n,
-        Err(problem) => return crate::answers::page_of(&session, &problem),
-    };
     let walk = match query.walk(&app).await {
         Ok(w) => w,
         Err(problem) => return crate::answers::page_of(&session, &problem),
+    };
+    let count = match walk.total(&app.views.store).await {
+        Ok(n) => n,
+        Err(e) => return crate::answers::page_of(&session, &Problem::internal(&e)),
     };
     let (zone, size) = (app.config.zone, pages.export_page_rows.max(1));
     let pages =

@@ -324,16 +324,7 @@ impl KeyStore {
                 .fetch_all(&mut *tx)
                 .await?;
         for (subject, key) in &plain {
-            let key = <[u8; 32]>::try_from(key.as_slice()).map_err(|_| PrivacyError::Damaged {
-                subject: subject.clone(),
-                what: "its data key is not 32 bytes".to_string(),
-            })?;
-            sqlx::query("UPDATE data_keys SET key = $1, kek_id = $2 WHERE subject = $3")
-                .bind(kek.wrap(subject, &key))
-                .bind(kek.id())
-                .bind(subject)
-                .execute(&mut *tx)
-                .await?;
+            store_wrapped(&mut tx, kek, subject, &plain_key(subject, key)?).await?;
         }
         tx.commit().await?;
         if !plain.is_empty() {
@@ -440,12 +431,7 @@ impl KeyStore {
             },
         };
         let key = match (kek_id, &self.kek) {
-            (None, _) => {
-                <[u8; 32]>::try_from(key.as_slice()).map_err(|_| PrivacyError::Damaged {
-                    subject: subject.to_string(),
-                    what: "its data key is not 32 bytes".to_string(),
-                })?
-            }
+            (None, _) => plain_key(subject, &key)?,
             (Some(id), Some(kek)) if id == kek.id() => kek.unwrap(subject, &key)?,
             (Some(id), kek) => {
                 return Err(PrivacyError::WrongKek {
@@ -517,19 +503,9 @@ impl KeyStore {
                         given: kek.id().to_string(),
                     })
                 }
-                None => {
-                    <[u8; 32]>::try_from(wrapped.as_slice()).map_err(|_| PrivacyError::Damaged {
-                        subject: subject.clone(),
-                        what: "its data key is not 32 bytes".to_string(),
-                    })?
-                }
+                None => plain_key(subject, wrapped)?,
             };
-            sqlx::query("UPDATE data_keys SET key = $1, kek_id = $2 WHERE subject = $3")
-                .bind(new.wrap(subject, &key))
-                .bind(new.id())
-                .bind(subject)
-                .execute(&mut *tx)
-                .await?;
+            store_wrapped(&mut tx, new, subject, &key).await?;
         }
         tx.commit().await?;
         if self.dialect == Dialect::Sqlite {
@@ -567,6 +543,30 @@ impl KeyStore {
             }),
         }
     }
+}
+
+/// A data key kept in the clear (before keys were wrapped), checked.
+fn plain_key(subject: &str, key: &[u8]) -> Result<[u8; 32], PrivacyError> {
+    <[u8; 32]>::try_from(key).map_err(|_| PrivacyError::Damaged {
+        subject: subject.to_string(),
+        what: "its data key is not 32 bytes".to_string(),
+    })
+}
+
+/// Stores `subject`'s data key `key` wrapped by `kek`, in place of what its row held.
+async fn store_wrapped(
+    conn: &mut AnyConnection,
+    kek: &Kek,
+    subject: &str,
+    key: &[u8; 32],
+) -> Result<(), PrivacyError> {
+    sqlx::query("UPDATE data_keys SET key = $1, kek_id = $2 WHERE subject = $3")
+        .bind(kek.wrap(subject, key))
+        .bind(kek.id())
+        .bind(subject)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 async fn erased_at(

@@ -281,12 +281,7 @@ pub async fn clocks_page(
     (limit, offset): (usize, usize),
 ) -> Result<(usize, Vec<ClockLine>), StoreError> {
     let scope = Scope::new(store, gen, filter, at, risk).await?;
-    let [by_step, ..] = scope.counted(store, &[By::Step], status).await?;
-    let counted: usize = by_step
-        .into_iter()
-        .filter(|(_, s, _)| status.is_none_or(|wanted| wanted == *s))
-        .map(|(_, _, n)| n)
-        .sum();
+    let counted = scope.counted_total(store, status).await?;
     // The first `offset + limit` of those the store walks in order, and all the others:
     // the page lies within those.
     let n = offset.saturating_add(limit);
@@ -322,6 +317,8 @@ pub struct ClockWalk {
     status: Option<Status>,
     /// The unordered clocks not given yet, in order.
     unordered: std::collections::VecDeque<ClockLine>,
+    /// How many of the unordered ones the store's counts leave out.
+    uncounted: usize,
     after: Option<ClockKey>,
 }
 
@@ -339,14 +336,21 @@ impl ClockWalk {
         status: Option<Status>,
     ) -> Result<ClockWalk, StoreError> {
         let scope = Scope::new(store, gen, filter, at, risk).await?;
-        let (unordered, _) = scope.unordered(store, calendar, filter, status).await?;
+        let (unordered, uncounted) = scope.unordered(store, calendar, filter, status).await?;
         Ok(ClockWalk {
             scope,
             filter: filter.clone(),
             status,
             unordered: unordered.into(),
+            uncounted,
             after: None,
         })
+    }
+
+    /// How many clocks the whole list holds (as [`clocks_page`] counts them), without
+    /// reading again the unordered ones the walk read when it started.
+    pub async fn total(&self, store: &Store) -> Result<usize, StoreError> {
+        Ok(self.scope.counted_total(store, self.status).await? + self.uncounted)
     }
 
     /// The next `n` clocks (fewer at the end of the list, none past it).
@@ -862,6 +866,21 @@ impl Scope {
             }
         };
         self.clocks(store, &sql).await
+    }
+
+    /// How many selected clocks with status `status` (any when `None`) the store counts:
+    /// all but those [`Scope::other_clocks`] reads.
+    async fn counted_total(
+        &self,
+        store: &Store,
+        status: Option<Status>,
+    ) -> Result<usize, StoreError> {
+        let [by_step, ..] = self.counted(store, &[By::Step], status).await?;
+        Ok(by_step
+            .into_iter()
+            .filter(|(_, s, _)| status.is_none_or(|wanted| wanted == *s))
+            .map(|(_, _, n)| n)
+            .sum())
     }
 
     /// The selected clocks with status `status` (any when `None`) that the store walks in
