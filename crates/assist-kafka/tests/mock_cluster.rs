@@ -200,29 +200,7 @@ async fn a_leader_change_mid_stream_keeps_order_and_loses_nothing() {
 async fn a_fresh_index_read_a_few_records_at_a_time_finds_every_id_of_the_topic() {
     // The index catches up a page of records at a time (what it holds in memory): with
     // pages of 4, 120 records over the partitions take many pages, and every id is found.
-    let dir = tempfile::tempdir().unwrap();
-    let (_cluster, servers) = mock_cluster(1, "paged");
-    let cfg = config(servers, "paged");
-    let events: Vec<LogEvent> = (0..120).map(|i| event(&stream(i % 7), i)).collect();
-    let log = KafkaLog::open(cfg.clone(), &dir.path().join("index.db"))
-        .await
-        .unwrap();
-    let first = log.append(AppendBatch::new(events.clone())).await.unwrap();
-    log.close().await;
-    for f in ["index.db", "index.db-wal", "index.db-shm"] {
-        let _ = std::fs::remove_file(dir.path().join(f));
-    }
-    let log = KafkaLog::open(cfg, &dir.path().join("index.db"))
-        .await
-        .unwrap()
-        .with_index_page(4);
-    let again = log.append(AppendBatch::new(events.clone())).await.unwrap();
-    let expected: Vec<Appended> = first
-        .iter()
-        .map(|o| Appended::Duplicate(o.position()))
-        .collect();
-    assert_eq!(again, expected);
-    assert_exactly_once(&events, &all_ids(&log).await);
+    resent_after_losing_the_index("paged", Some(4)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,9 +208,16 @@ async fn a_batch_resent_after_a_restart_that_lost_the_index_is_not_stored_again(
     // The worst case of a producer restart: the batch was delivered, then the process died
     // before it recorded anything. The next producer session has a new producer id, so
     // Kafka's idempotence cannot help; the id index, rebuilt from the topic, does.
+    resent_after_losing_the_index("restart", None).await;
+}
+
+/// Appends 120 events, deletes the id index, and appends them again through a log with
+/// a fresh index (catching up `page` records at a time when given): every one is a
+/// duplicate at its first position, and the topic holds each once.
+async fn resent_after_losing_the_index(topic: &str, page: Option<usize>) {
     let dir = tempfile::tempdir().unwrap();
-    let (_cluster, servers) = mock_cluster(1, "restart");
-    let cfg = config(servers, "restart");
+    let (_cluster, servers) = mock_cluster(1, topic);
+    let cfg = config(servers, topic);
     let events: Vec<LogEvent> = (0..120).map(|i| event(&stream(i % 7), i)).collect();
     let log = KafkaLog::open(cfg.clone(), &dir.path().join("index.db"))
         .await
@@ -245,6 +230,10 @@ async fn a_batch_resent_after_a_restart_that_lost_the_index_is_not_stored_again(
     let log = KafkaLog::open(cfg, &dir.path().join("index.db"))
         .await
         .unwrap();
+    let log = match page {
+        Some(n) => log.with_index_page(n),
+        None => log,
+    };
     let again = log.append(AppendBatch::new(events.clone())).await.unwrap();
     let expected: Vec<Appended> = first
         .iter()

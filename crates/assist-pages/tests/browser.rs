@@ -163,6 +163,15 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// Attribute `name` of every element `css` finds, in page order.
+    async fn attrs(&self, css: &str, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in self.client.find_all(Locator::Css(css)).await.unwrap() {
+            out.push(e.attr(name).await.unwrap().unwrap_or_default());
+        }
+        out
+    }
+
     async fn all(&self, css: &str) -> usize {
         self.client.find_all(Locator::Css(css)).await.unwrap().len()
     }
@@ -269,15 +278,7 @@ async fn a_province_supervisor_clicks_from_the_province_figure_down_to_one_event
             &format!("/v1/sla/clocks?status=breached&region=350121&at={at}"),
         )
         .await;
-    let mut shown = Vec::new();
-    for row in b
-        .client
-        .find_all(Locator::Css("#clocks tbody tr"))
-        .await
-        .unwrap()
-    {
-        shown.push(row.attr("data-clock").await.unwrap().unwrap());
-    }
+    let shown = b.attrs("#clocks tbody tr", "data-clock").await;
     let listed: Vec<&str> = api["clocks"]
         .as_array()
         .unwrap()
@@ -407,15 +408,7 @@ async fn an_xlsx_downloaded_from_a_list_holds_the_lists_rows() {
         ))
         .await
         .unwrap();
-    let mut shown = Vec::new();
-    for row in b
-        .client
-        .find_all(Locator::Css("#clocks tbody tr"))
-        .await
-        .unwrap()
-    {
-        shown.push(row.attr("data-clock").await.unwrap().unwrap());
-    }
+    let shown = b.attrs("#clocks tbody tr", "data-clock").await;
     assert!(!shown.is_empty());
     b.click("#export-xlsx").await;
     let file = b.downloads.path().join("clocks.xlsx");

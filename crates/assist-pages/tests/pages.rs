@@ -31,6 +31,16 @@ impl Server {
         (r.status(), unescape(&r.text().await.unwrap()))
     }
 
+    /// The answer to `GET path` for the person of `token` (their session cookie).
+    async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, format!("assist_session={token}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn page(&self, token: &str, path: &str) -> (StatusCode, String) {
         self.page_in(token, path, "zh").await
     }
@@ -201,13 +211,7 @@ async fn a_form_without_the_sessions_csrf_token_is_refused() {
 async fn every_page_has_a_content_security_policy_and_is_not_cached() {
     let s = start().await;
     let token = s.token(Role::Supervisor, "3501", "sup-3501");
-    let r = s
-        .client
-        .get(format!("{}/dashboard", s.base))
-        .header(COOKIE, format!("assist_session={token}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.get(&token, "/dashboard").await;
     let csp = r.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'") && csp.contains("form-action 'self'"));
     assert_eq!(r.headers()["cache-control"], "no-store");
@@ -486,13 +490,7 @@ async fn an_xlsx_export_holds_the_rows_of_the_list_and_is_in_the_access_log() {
     let api = s
         .api_get(&token, &format!("/v1/sla/clocks?{query}&limit=1000"))
         .await;
-    let r = s
-        .client
-        .get(format!("{}/export/clocks.xlsx?{query}", s.base))
-        .header(COOKIE, format!("assist_session={token}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.get(&token, &format!("/export/clocks.xlsx?{query}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let bytes = r.bytes().await.unwrap();
     let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
@@ -516,12 +514,8 @@ async fn an_xlsx_export_holds_the_rows_of_the_list_and_is_in_the_access_log() {
     assert!(rows[1..].iter().all(|r| r[7] == "已超时"));
     // The CSV of the same list, sent as its pages are read, holds the same clocks.
     let csv = s
-        .client
-        .get(format!("{}/export/clocks.csv?{query}", s.base))
-        .header(COOKIE, format!("assist_session={token}"))
-        .send()
+        .get(&token, &format!("/export/clocks.csv?{query}"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -690,12 +684,8 @@ async fn the_auditors_findings_and_access_log_exports_hold_the_apis_lists() {
     let listed = findings["findings"].as_array().unwrap();
     assert!(!listed.is_empty(), "the simulation has findings");
     let csv = s
-        .client
-        .get(format!("{}/export/findings.csv", s.base))
-        .header(COOKIE, format!("assist_session={auditor}"))
-        .send()
+        .get(&auditor, "/export/findings.csv")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -714,12 +704,8 @@ async fn the_auditors_findings_and_access_log_exports_hold_the_apis_lists() {
     let log = s.api_get(&auditor, "/v1/access-log?limit=1000").await;
     let entries = log["entries"].as_array().unwrap();
     let bytes = s
-        .client
-        .get(format!("{}/export/access.xlsx", s.base))
-        .header(COOKIE, format!("assist_session={auditor}"))
-        .send()
+        .get(&auditor, "/export/access.xlsx")
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();
@@ -849,15 +835,8 @@ async fn the_summary_export_holds_the_dashboards_figures_for_every_region_and_ca
         .api_get(&token, &format!("/v1/sla?at={at}&limit=1000"))
         .await;
     let r = s
-        .client
-        .get(format!(
-            "{}/export/summary.xlsx?region=3501&at={at}",
-            s.base
-        ))
-        .header(COOKIE, format!("assist_session={token}"))
-        .send()
-        .await
-        .unwrap();
+        .get(&token, &format!("/export/summary.xlsx?region=3501&at={at}"))
+        .await;
     let rows = xlsx_rows(r).await;
     assert_eq!(rows[0][0], "级别");
     assert_eq!(rows[0][5], "已超时");
@@ -884,13 +863,7 @@ async fn the_caseload_export_holds_the_caseworkers_cases_and_the_observer_has_no
     let worker = s.first_case("&region=350102", "caseworker").await;
     let token = s.token(Role::Caseworker, "350102", &worker);
     let api = s.api_get(&token, "/v1/caseload?limit=1000").await;
-    let r = s
-        .client
-        .get(format!("{}/export/caseload.xlsx", s.base))
-        .header(COOKIE, format!("assist_session={token}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.get(&token, "/export/caseload.xlsx").await;
     let rows = xlsx_rows(r).await;
     let subjects: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
     let want: Vec<&str> = api["cases"]
