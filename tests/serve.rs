@@ -951,3 +951,18 @@ fn two_instances_on_kafka_and_postgresql_share_the_keys_and_see_an_erasure_throu
     ok(with(b.path(), &new, &["erase", PERSON]));
     assert_eq!(name(a.path(), &new), "[erased]");
 }
+
+#[test]
+fn serve_reads_its_ratings_from_the_file_named_and_refuses_one_out_of_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ratings.toml");
+    std::fs::write(&file, "green = 0.5\namber = 0.8\n").unwrap();
+    let out = assist(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--ratings"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("ratings.toml"), "{said}");
+}

@@ -9,7 +9,7 @@ mod common;
 use assist_catalog::RegionPrefix;
 use assist_http::auth::{Claims, Role, Signer};
 use assist_pages::Ratings;
-use common::{start, Server, AT};
+use common::{start, start_rating_by, Server, AT};
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -218,9 +218,8 @@ async fn every_page_has_a_content_security_policy_and_is_not_cached() {
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
 }
 
-#[tokio::test]
-async fn every_page_has_a_title_of_its_own() {
-    let s = start().await;
+/// Every page with a token that may see it: the supervisor's, and the auditor's.
+async fn every_page(s: &Server) -> Vec<(String, String)> {
     let city = s.token(Role::Supervisor, "3501", "sup-3501");
     let auditor = s.token(Role::Auditor, "3501", "aud-3501");
     let subject = s.first_case("", "subject").await;
@@ -228,7 +227,7 @@ async fn every_page_has_a_title_of_its_own() {
         .as_str()
         .unwrap()
         .replace('/', "%2F");
-    let pages = [
+    [
         (&city, "/dashboard".to_string()),
         (&city, "/clocks".to_string()),
         (&city, format!("/clocks/{clock}")),
@@ -238,7 +237,16 @@ async fn every_page_has_a_title_of_its_own() {
         (&auditor, "/audit/findings".to_string()),
         (&auditor, "/audit/verify".to_string()),
         (&auditor, "/audit/access".to_string()),
-    ];
+    ]
+    .into_iter()
+    .map(|(t, p)| (t.clone(), p))
+    .collect()
+}
+
+#[tokio::test]
+async fn every_page_has_a_title_of_its_own() {
+    let s = start().await;
+    let pages = every_page(&s).await;
     let mut titles = BTreeSet::new();
     for (token, path) in &pages {
         let (status, html) = s.page(token, path).await;
@@ -261,6 +269,109 @@ async fn every_page_has_a_title_of_its_own() {
         .unwrap();
     titles.insert(between(&signin, "<title>", "</title>")[0].to_string());
     assert_eq!(titles.len(), pages.len() + 1, "{titles:?}");
+}
+
+#[tokio::test]
+async fn no_page_carries_a_script_so_every_one_works_without_javascript() {
+    let s = start().await;
+    for (token, path) in every_page(&s).await {
+        let (status, html) = s.page(&token, &path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(!html.to_lowercase().contains("<script"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_lists_its_caseworkers_and_first_breached_and_due_soon_clocks_as_the_api_does(
+) {
+    let s = start().await;
+    let token = s.token(Role::Supervisor, "3501", "sup-3501");
+    let at = enc(AT);
+    let api = s.api_get(&token, &format!("/v1/sla?at={at}")).await;
+    let (status, html) = s.page(&token, &format!("/dashboard?at={at}")).await;
+    assert_eq!(status, StatusCode::OK);
+    // The caseworker lines: the API's first page, with its counts.
+    let workers = api["by_caseworker"].as_array().unwrap();
+    assert!(!workers.is_empty());
+    for line in workers {
+        let key = line["key"].as_str().unwrap();
+        assert_eq!(
+            counts(row(&html, "workers", key)),
+            api_counts(line),
+            "{key}"
+        );
+    }
+    // The first breached and due-soon clocks: the API's first ten of each, in its order.
+    let mut listed = 0;
+    for status in ["breached", "at_risk"] {
+        let api = s
+            .api_get(
+                &token,
+                &format!("/v1/sla/clocks?status={status}&region=3501&at={at}&limit=10"),
+            )
+            .await;
+        let want: Vec<&str> = api["clocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["clock_id"].as_str().unwrap())
+            .collect();
+        let section = between(&html, &format!("id=\"list-{status}\""), "</section>")[0];
+        let shown: Vec<String> = between(section, "<a href=\"/clocks/", "?")
+            .iter()
+            .map(|id| id.replace("%2F", "/"))
+            .collect();
+        assert_eq!(shown, want, "{status}");
+        listed += shown.len();
+    }
+    assert!(listed > 0, "the lists compared hold nothing");
+}
+
+#[tokio::test]
+async fn the_dashboard_rates_by_the_thresholds_it_is_given() {
+    // Every decided rate is at least 0: with both thresholds at 0, every node is green.
+    let dashboard = |s: Server| async move {
+        let token = s.token(Role::Supervisor, "3501", "sup-3501");
+        s.page(&token, &format!("/dashboard?at={}", enc(AT))).await
+    };
+    let (_, shipped) = dashboard(start().await).await;
+    assert!(
+        shipped.contains("data-rating=\"red\""),
+        "the shipped thresholds rate some red"
+    );
+    let all_green = Ratings::parse("green = 0.0\namber = 0.0").unwrap();
+    let (status, html) = dashboard(start_rating_by(all_green).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("data-rating=\"green\""));
+    for rating in ["red", "amber"] {
+        assert!(
+            !html.contains(&format!("data-rating=\"{rating}\"")),
+            "{rating}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_case_on_the_worklist_shows_its_next_step_the_time_left_and_a_link_to_its_timeline() {
+    let s = start().await;
+    let worker = s.first_case("&region=350102", "caseworker").await;
+    let token = s.token(Role::Caseworker, "350102", &worker);
+    let api = s.api_get(&token, "/v1/caseload?limit=1000").await;
+    let (_, html) = s.page(&token, "/worklist").await;
+    let cases = api["cases"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for c in cases {
+        let subject = c["subject"].as_str().unwrap();
+        let tr = between(&html, &format!("<tr data-subject=\"{subject}\">"), "</tr>")[0];
+        assert!(
+            tr.contains(&format!("<a href=\"/streams/{subject}\">")),
+            "{tr}"
+        );
+        if let Some(step) = c["next_step"]["step"].as_str() {
+            assert!(tr.contains(&format!("<td>{step}</td>")), "{tr}");
+            assert!(tr.contains("已逾期") || tr.contains("还剩"), "{tr}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -26,6 +26,11 @@ pub struct Server {
 }
 
 pub async fn start() -> Server {
+    start_rating_by(Ratings::shipped()).await
+}
+
+/// As [`start`], the dashboard rating by thresholds `ratings` (`serve --ratings FILE`).
+pub async fn start_rating_by(ratings: Ratings) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let recorder = Recorder::open_embedded(dir.path()).await.unwrap();
     let events = assist_simulate::simulate(400, 90, 7);
@@ -51,7 +56,7 @@ pub async fn start() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     // Exports a few dozen rows at a time, so that a test's lists take many pages.
-    let mut pages = Pages::new(Ratings::shipped());
+    let mut pages = Pages::new(ratings);
     pages.export_page_rows = 37;
     let pages = assist_pages::routes(pages);
     tokio::spawn(assist_http::serve_with(
