@@ -1,34 +1,14 @@
 //! `assist serve` and `assist token issue` as a user runs them: the binary on a free port,
 //! spoken to over loopback, stopped with SIGTERM.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn assist(data_dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_assist"));
-    c.arg("--data-dir").arg(data_dir).env_remove("ASSIST_TZ");
-    c
-}
-
-/// One HTTP/1.1 request; the whole answer as text.
-fn request(addr: &str, method: &str, path: &str, token: Option<&str>) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
+use support::{assist, body_json, fresh_postgres, post_json, request, spawn_serve_with};
 
 #[test]
 fn serve_takes_tokens_from_token_issue_and_stops_cleanly_on_sigterm() {
@@ -170,26 +150,6 @@ fn serve_with_jwt_public_key_takes_the_providers_tokens_and_refuses_local_ones()
 /// Starts `assist serve` on a free port of `dir`; its address.
 fn spawn_serve(dir: &Path) -> (std::process::Child, String) {
     spawn_serve_with(dir, &[])
-}
-
-/// Starts `assist serve` on a free port of `dir` with more arguments; its address.
-fn spawn_serve_with(dir: &Path, more: &[&str]) -> (std::process::Child, String) {
-    let mut server = assist(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(more)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .trim_start_matches("listening on http://")
-        .to_string();
-    (server, addr)
 }
 
 #[test]
@@ -380,20 +340,6 @@ fn schemathesis_with_all_checks_finds_no_failure_in_the_live_server() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// One POST of `body` (JSON); the whole answer, or the error of a connection cut short.
-fn post_json(addr: &str, path: &str, token: &str, body: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
-
 /// Event `n` of the stream of POSTs: an alert for one of five people.
 fn alert(n: u32) -> (String, String) {
     let id = format!("01934a5e-{:04x}-7{:03x}-8000-{n:012}", n / 4096, n % 4096);
@@ -565,50 +511,6 @@ fn serve_with_notify_records_the_notices_due_and_shows_each_person_theirs() {
         3,
         "{theirs}"
     );
-}
-
-/// A fresh database on the PostgreSQL the test command provides; its URL and a guard that
-/// drops it.
-fn fresh_postgres() -> (String, impl Drop) {
-    use sqlx::Connection;
-    let admin = std::env::var("ASSIST_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("assist_serve_{}", uuid::Uuid::new_v4().simple());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut c = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("the test command starts PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    });
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-    struct Dropped(String, String);
-    impl Drop for Dropped {
-        fn drop(&mut self) {
-            let (admin, name) = (self.0.clone(), self.1.clone());
-            if let Ok(rt) = tokio::runtime::Runtime::new() {
-                rt.block_on(async {
-                    use sqlx::Connection;
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut c)
-                                .await;
-                    }
-                });
-            }
-        }
-    }
-    (url, Dropped(admin, name))
-}
-
-/// The body of an HTTP answer as JSON.
-fn body_json(answer: &str) -> serde_json::Value {
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! rebalance never loses or doubles an effect: the new owner resumes from the checkpoint
 //! the old owner committed with its last batch.
 
-use crate::{backend, KafkaConfig, KafkaLog};
+use crate::{backend, KafkaConfig};
+use assist_log::ProjectionLog;
 use assist_log::LogError;
 use assist_projections::outage::Backoff;
 use assist_projections::sla::Rules;
@@ -66,8 +67,8 @@ impl GroupMember {
 
 /// A projection worker: a group member projecting the partitions it owns.
 pub struct Worker<'a> {
-    /// The log.
-    pub log: &'a KafkaLog,
+    /// The log (either backend).
+    pub log: &'a dyn ProjectionLog,
     /// The views.
     pub store: &'a Store,
     /// SLA policies.

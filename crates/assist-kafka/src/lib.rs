@@ -5,36 +5,39 @@
 //! catalog JSON as the value and the event id in an `event_id` header. The producer is
 //! idempotent with `acks=all`.
 //!
-//! The idempotent producer only protects one producer session. To keep a fact from being
-//! appended twice when a service retries a batch after a restart, the backend keeps an
-//! **id index** (a SQLite file next to the service): before each append it reads the
-//! topic from where the index stopped up to the high-water mark of every partition,
-//! recording each message's event id and position, then appends only the ids it has not
-//! seen. A crash between delivery and indexing costs nothing: the next append reads those
-//! messages back from the topic. Appenders on one machine are serialised by the index's
-//! write lock (`BEGIN IMMEDIATE`), which also makes the expected-version check sound.
+//! The idempotent producer only protects one producer session. Keeping a fact from being
+//! appended twice across restarts, and checking expected versions, needs an index of the
+//! ids and streams on the topic. There are two, one per way of running:
+//!
+//! - [`KafkaLog`], for one writing instance: the id index is a SQLite file next to the
+//!   service. Before each append it reads the topic from where the index stopped to the
+//!   end of every partition, recording each message's event id and position, then appends
+//!   only the ids it has not seen. A crash between delivery and indexing costs nothing: the
+//!   next append reads those messages back. Appenders on one machine are serialised by the
+//!   index's write lock (`BEGIN IMMEDIATE`), which makes the expected-version check sound.
+//! - [`SharedKafkaLog`], for any number of instances on Kafka and PostgreSQL: PostgreSQL
+//!   is the arbiter of stream versions and event ids, and an outbox in the same
+//!   transaction is relayed to the topic (see its module).
 
 pub mod group;
 pub mod notices;
+mod shared;
+mod topic;
+
+pub use shared::{SharedKafkaLog, SharedSettings};
 
 use assist_log::{
-    partition_for, AppendBatch, Appended, Appender, IdIndex, LogError, PartitionInfo,
-    PartitionReader, Position, Record, StreamReader,
+    AppendBatch, Appended, Appender, IdIndex, LogError, LogEvent, PartitionInfo, PartitionReader,
+    Position, Record, StreamReader,
 };
 use async_trait::async_trait;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
+use topic::{Topic, READ_PAGE};
 use uuid::Uuid;
 
 /// The header that carries an event's id.
@@ -84,11 +87,10 @@ fn backend(what: &str, brokers: &str, e: impl std::fmt::Display) -> LogError {
     LogError::Backend(format!("Kafka at {brokers}: {what}: {e}"))
 }
 
-/// The event log on a Kafka topic.
+/// The event log on a Kafka topic, with its id index in a local SQLite file: for one
+/// writing instance (with a SQLite store). Many instances use [`SharedKafkaLog`].
 pub struct KafkaLog {
-    config: KafkaConfig,
-    producer: FutureProducer,
-    reader: Arc<Mutex<BaseConsumer>>,
+    topic: Topic,
     index: SqlitePool,
     writer: tokio::sync::Mutex<()>,
     /// The broker-reported end of each partition at the last catch-up.
@@ -98,49 +100,18 @@ pub struct KafkaLog {
     index_page: usize,
 }
 
-/// The records the id index reads at a time by default.
-const INDEX_PAGE: usize = 10_000;
-
 impl KafkaLog {
     /// Connects to the brokers (failing within the configured timeout when none answers),
     /// creates the topic when missing, and opens the id index at `index_path`.
     pub async fn open(config: KafkaConfig, index_path: &Path) -> Result<KafkaLog, LogError> {
-        let b = config.brokers.clone();
-        let timeout_ms = config.timeout.as_millis().to_string();
-        let mut producer_config = ClientConfig::new();
-        if let Some(n) = config.max_batch_messages {
-            producer_config.set("batch.num.messages", n.max(1).to_string());
-        }
-        let producer: FutureProducer = producer_config
-            .set("bootstrap.servers", &config.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("max.in.flight.requests.per.connection", "5")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
-            .set("socket.timeout.ms", &timeout_ms)
-            .create()
-            .map_err(|e| backend("cannot create a producer", &b, e))?;
-        let reader: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .set("group.id", format!("assist-reader-{}", Uuid::new_v4()))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .set("fetch.wait.max.ms", "10")
-            .set("socket.timeout.ms", &timeout_ms)
-            .create()
-            .map_err(|e| backend("cannot create a consumer", &b, e))?;
-        let reader = Arc::new(Mutex::new(reader));
-        ensure_topic(&config, &reader).await?;
+        let topic = Topic::open(config).await?;
         let index = open_index(index_path).await?;
         Ok(KafkaLog {
-            config,
-            producer,
-            reader,
+            topic,
             index,
             writer: tokio::sync::Mutex::new(()),
             seen_ends: Mutex::new(HashMap::new()),
-            index_page: INDEX_PAGE,
+            index_page: READ_PAGE,
         })
     }
 
@@ -153,12 +124,12 @@ impl KafkaLog {
 
     /// The topic.
     pub fn topic(&self) -> &str {
-        &self.config.topic
+        &self.topic.config.topic
     }
 
     /// The configuration it was opened with.
     pub fn config(&self) -> &KafkaConfig {
-        &self.config
+        &self.topic.config
     }
 
     /// Closes the id index.
@@ -166,38 +137,12 @@ impl KafkaLog {
         self.index.close().await;
     }
 
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&BaseConsumer, &KafkaConfig) -> Result<T, LogError> + Send + 'static,
-    ) -> Result<T, LogError> {
-        let reader = self.reader.clone();
-        let config = self.config.clone();
-        tokio::task::spawn_blocking(move || {
-            let c = reader
-                .lock()
-                .map_err(|_| LogError::Backend("the Kafka reader is poisoned".into()))?;
-            f(&c, &config)
-        })
-        .await
-        .map_err(|e| LogError::Backend(format!("the Kafka reader stopped: {e}")))?
-    }
-
     /// Reads every partition from where the index stopped to its end and records the event
     /// ids found there. A partition whose broker-reported end has not moved since the last
     /// catch-up is skipped without a fetch.
     async fn catch_up(&self, conn: &mut sqlx::SqliteConnection) -> Result<(), LogError> {
-        let ends: Vec<Option<i64>> = self
-            .blocking(|c, cfg| {
-                Ok((0..cfg.partitions)
-                    .map(|p| {
-                        c.fetch_watermarks(&cfg.topic, p as i32, cfg.timeout)
-                            .ok()
-                            .map(|(_, h)| h)
-                    })
-                    .collect())
-            })
-            .await?;
-        for p in 0..self.config.partitions {
+        let ends = self.topic.watermarks().await?;
+        for p in 0..self.topic.config.partitions {
             let end = ends[p as usize];
             let seen = self
                 .seen_ends
@@ -218,7 +163,7 @@ impl KafkaLog {
             // of records in memory, not the partition.
             let mut from = upto as u64;
             loop {
-                let records = self.read_range(p, from, self.index_page).await?;
+                let records = self.topic.read_range(p, from, self.index_page).await?;
                 let Some(last) = records.last().map(|r| r.position.offset) else {
                     break;
                 };
@@ -245,161 +190,6 @@ impl KafkaLog {
             }
         }
         Ok(())
-    }
-
-    /// Up to `max` records of partition `p` from `from` to the current high-water mark.
-    async fn read_range(&self, p: u32, from: u64, max: usize) -> Result<Vec<Record>, LogError> {
-        self.blocking(move |c, cfg| read_blocking(c, cfg, p, from, max))
-            .await
-    }
-}
-
-/// Reads partition `p` from `from` until the broker says it is at the end (partition EOF,
-/// which follows the fetch response's high-water mark) or `max` records were read.
-///
-/// The end is not taken from `ListOffsets`: some Kafka-protocol brokers (tansu 0.6) answer it
-/// with the base offset of the last record batch plus one, not the next offset.
-fn read_blocking(
-    c: &BaseConsumer,
-    cfg: &KafkaConfig,
-    p: u32,
-    from: u64,
-    max: usize,
-) -> Result<Vec<Record>, LogError> {
-    let b = &cfg.brokers;
-    if max == 0 {
-        return Ok(Vec::new());
-    }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&cfg.topic, p as i32, Offset::Offset(from as i64))
-        .map_err(|e| backend("bad offset", b, e))?;
-    c.assign(&tpl)
-        .map_err(|e| backend("cannot assign the partition", b, e))?;
-    let mut out = Vec::new();
-    let mut deadline = std::time::Instant::now() + cfg.timeout;
-    let mut last_error = String::from("no answer");
-    let result = loop {
-        if out.len() >= max {
-            break Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            break Err(LogError::Backend(format!(
-                "Kafka at {b}: partition {p} gave no end of data within {} s (last error: {last_error})",
-                cfg.timeout.as_secs()
-            )));
-        }
-        match c.poll(Duration::from_millis(100)) {
-            None => continue,
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(eof))) if eof == p as i32 => {
-                break Ok(())
-            }
-            // Broker-level errors (all brokers down, a transport failure, a moving leader)
-            // are transient: librdkafka reconnects and the fetch goes on.
-            Some(Err(e)) => {
-                tracing::debug!(partition = p, error = %e, "retrying a read");
-                last_error = e.to_string();
-            }
-            Some(Ok(m)) => {
-                deadline = std::time::Instant::now() + cfg.timeout;
-                let offset = m.offset() as u64;
-                if offset < from || m.partition() != p as i32 {
-                    continue;
-                }
-                let event_id = m
-                    .headers()
-                    .and_then(|h| {
-                        h.iter()
-                            .find(|x| x.key == EVENT_ID_HEADER)
-                            .and_then(|x| x.value)
-                    })
-                    .and_then(|v| Uuid::from_slice(v).ok());
-                out.push(Record {
-                    position: Position {
-                        partition: p,
-                        offset,
-                    },
-                    stream: m
-                        .key()
-                        .map(|k| String::from_utf8_lossy(k).into_owned())
-                        .unwrap_or_default(),
-                    event_id,
-                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                });
-            }
-        }
-    };
-    c.unassign().map_err(|e| backend("cannot unassign", b, e))?;
-    // Drop what the old assignment still queued, so the next read starts clean.
-    while c.poll(Duration::ZERO).is_some() {}
-    result.map(|()| out)
-}
-
-async fn ensure_topic(
-    config: &KafkaConfig,
-    reader: &Arc<Mutex<BaseConsumer>>,
-) -> Result<(), LogError> {
-    let b = config.brokers.clone();
-    let (topic, timeout) = (config.topic.clone(), config.timeout);
-    let reader2 = reader.clone();
-    let existing: Option<usize> = tokio::task::spawn_blocking(move || {
-        let c = reader2
-            .lock()
-            .map_err(|_| LogError::Backend("the Kafka reader is poisoned".into()))?;
-        let md = c.fetch_metadata(Some(&topic), timeout).map_err(|e| {
-            LogError::Backend(format!(
-                "cannot reach Kafka at {b} within {} s: {e}",
-                timeout.as_secs()
-            ))
-        })?;
-        Ok::<_, LogError>(
-            md.topics()
-                .first()
-                .filter(|t| t.error().is_none())
-                .map(|t| t.partitions().len())
-                .filter(|n| *n > 0),
-        )
-    })
-    .await
-    .map_err(|e| LogError::Backend(format!("metadata lookup stopped: {e}")))??;
-    match existing {
-        Some(n) if n as u32 == config.partitions => Ok(()),
-        Some(n) => Err(LogError::PartitionCount {
-            found: n as u32,
-            wanted: config.partitions,
-        }),
-        None => {
-            let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-                .set("bootstrap.servers", &config.brokers)
-                .create()
-                .map_err(|e| backend("cannot create an admin client", &config.brokers, e))?;
-            let topic = NewTopic::new(
-                &config.topic,
-                config.partitions as i32,
-                TopicReplication::Fixed(config.replication),
-            )
-            // The log is the system of record: keep every message forever.
-            .set("retention.ms", "-1")
-            .set("retention.bytes", "-1");
-            let opts = AdminOptions::new()
-                .operation_timeout(Some(config.timeout))
-                .request_timeout(Some(config.timeout));
-            let results = admin
-                .create_topics([&topic], &opts)
-                .await
-                .map_err(|e| backend("cannot create the topic", &config.brokers, e))?;
-            for r in results {
-                if let Err((name, code)) = r {
-                    if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
-                        return Err(backend(
-                            &format!("cannot create topic {name}"),
-                            &config.brokers,
-                            code,
-                        ));
-                    }
-                }
-            }
-            Ok(())
-        }
     }
 }
 
@@ -507,75 +297,14 @@ impl Appender for KafkaLog {
                 });
             }
         }
-        // Queue every new event (in batch order, so one stream's order holds), then wait
-        // for every delivery report.
-        let mut deliveries = Vec::with_capacity(new_idx.len());
-        for &i in new_idx {
-            let e = &batch.events[i];
-            let partition = partition_for(&e.stream, self.config.partitions) as i32;
-            let headers = OwnedHeaders::new().insert(Header {
-                key: EVENT_ID_HEADER,
-                value: Some(e.event_id.as_bytes().as_slice()),
-            });
-            let record = FutureRecord::to(&self.config.topic)
-                .partition(partition)
-                .key(e.stream.as_bytes())
-                .payload(&e.payload)
-                .headers(headers);
-            let mut record = record;
-            loop {
-                match self.producer.send_result(record) {
-                    Ok(f) => {
-                        deliveries.push((i, f));
-                        break;
-                    }
-                    Err((err, r)) => {
-                        if matches!(
-                            err,
-                            rdkafka::error::KafkaError::MessageProduction(
-                                rdkafka::types::RDKafkaErrorCode::QueueFull
-                            )
-                        ) {
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                            record = r;
-                        } else {
-                            return Err(backend(
-                                "cannot queue a message",
-                                &self.config.brokers,
-                                err,
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        let mut positions: HashMap<usize, Position> = HashMap::new();
-        let mut failure = None;
-        for (i, f) in deliveries {
-            match f.await {
-                Ok(Ok(d)) => {
-                    positions.insert(
-                        i,
-                        Position {
-                            partition: d.partition as u32,
-                            offset: d.offset as u64,
-                        },
-                    );
-                }
-                Ok(Err((e, _))) => {
-                    failure = Some(backend(
-                        "a message was not delivered",
-                        &self.config.brokers,
-                        e,
-                    ))
-                }
-                Err(_) => {
-                    failure = Some(LogError::Backend(
-                        "the producer was dropped before delivery".into(),
-                    ))
-                }
-            }
-        }
+        let new: Vec<&LogEvent> = new_idx.iter().map(|&i| &batch.events[i]).collect();
+        let delivered = self.topic.produce(&new).await?;
+        let positions: HashMap<usize, Position> = delivered
+            .positions
+            .iter()
+            .map(|(&k, &pos)| (new_idx[k], pos))
+            .collect();
+        let failure = delivered.failure;
         let rows: Vec<(Uuid, Position, &str)> = positions
             .iter()
             .map(|(&i, pos)| {
@@ -643,7 +372,7 @@ impl IdIndex for KafkaLog {
 #[async_trait]
 impl PartitionReader for KafkaLog {
     fn partition_count(&self) -> u32 {
-        self.config.partitions
+        self.topic.config.partitions
     }
 
     async fn read_partition(
@@ -652,13 +381,7 @@ impl PartitionReader for KafkaLog {
         from: u64,
         max: usize,
     ) -> Result<Vec<Record>, LogError> {
-        if partition >= self.config.partitions {
-            return Err(LogError::NoSuchPartition {
-                partition,
-                count: self.config.partitions,
-            });
-        }
-        self.read_range(partition, from, max).await
+        self.topic.read_partition(partition, from, max).await
     }
 
     /// The high-water marks as the index knows them after reading every partition to its end.
@@ -666,8 +389,8 @@ impl PartitionReader for KafkaLog {
         let _writer = self.writer.lock().await;
         let mut tx = self.index.begin_with("BEGIN IMMEDIATE").await?;
         self.catch_up(&mut tx).await?;
-        let mut out = Vec::with_capacity(self.config.partitions as usize);
-        for p in 0..self.config.partitions {
+        let mut out = Vec::with_capacity(self.topic.config.partitions as usize);
+        for p in 0..self.topic.config.partitions {
             let upto: i64 = sqlx::query_scalar(
                 "SELECT COALESCE(MAX(indexed_upto), 0) FROM progress WHERE part = ?",
             )
@@ -701,59 +424,7 @@ impl StreamReader for KafkaLog {
                 .map(|r| r.try_get(0))
                 .collect::<Result<_, _>>()?
         };
-        let p = partition_for(stream, self.config.partitions);
         let offsets: Vec<u64> = offsets.iter().map(|o| *o as u64).collect();
-        let wanted: HashSet<u64> = offsets.iter().copied().collect();
-        let mut out = Vec::with_capacity(offsets.len());
-        for (from, count) in fetch_ranges(&offsets, STREAM_READ_GAP) {
-            let records = self.read_range(p, from, count).await?;
-            out.extend(
-                records
-                    .into_iter()
-                    .filter(|r| wanted.contains(&r.position.offset) && r.stream == stream),
-            );
-        }
-        Ok(out)
-    }
-}
-
-/// How many other records a stream's read reads through between two of its own rather
-/// than fetching again from the second.
-const STREAM_READ_GAP: u64 = 16;
-
-/// The ranges (first offset, how many records) that hold `offsets` (sorted): a run of
-/// offsets at most `gap` apart is one range, so a stream's read fetches its own records
-/// and at most `gap` others between two of them, not everything between its first and
-/// last.
-fn fetch_ranges(offsets: &[u64], gap: u64) -> Vec<(u64, usize)> {
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for &o in offsets {
-        match out.last_mut() {
-            Some((_, end)) if o <= end.saturating_add(gap + 1) => *end = (*end).max(o),
-            _ => out.push((o, o)),
-        }
-    }
-    out.into_iter()
-        .map(|(from, to)| (from, (to - from + 1) as usize))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_streams_read_fetches_runs_of_its_own_offsets_not_everything_between() {
-        assert_eq!(fetch_ranges(&[], 16), vec![]);
-        assert_eq!(fetch_ranges(&[5], 16), vec![(5, 1)]);
-        assert_eq!(fetch_ranges(&[7, 7], 16), vec![(7, 1)]);
-        // Sixteen others between two of its own are read through; seventeen are not.
-        assert_eq!(fetch_ranges(&[0, 17], 16), vec![(0, 18)]);
-        assert_eq!(fetch_ranges(&[0, 18], 16), vec![(0, 1), (18, 1)]);
-        // A registration, and the rest of the case a million records later.
-        assert_eq!(
-            fetch_ranges(&[3, 1_000_000, 1_000_001, 1_000_010], 16),
-            vec![(3, 1), (1_000_000, 11)]
-        );
+        self.topic.read_offsets(stream, &offsets).await
     }
 }

@@ -2,7 +2,8 @@
 //! clock's notices stay in order in one partition), its JSON as the value and its id in the
 //! `notice_id` header, for consumers that drop what they have seen.
 
-use crate::{backend, ensure_topic, KafkaConfig};
+use crate::topic::ensure_topic;
+use crate::{backend, KafkaConfig};
 use assist_log::LogError;
 use assist_projections::notices::{Channel, Notice};
 use async_trait::async_trait;

@@ -73,7 +73,7 @@ fn stream(i: usize) -> String {
     format!("person-00000000-0000-4000-8000-{i:012}")
 }
 
-async fn all_ids(log: &KafkaLog) -> Vec<uuid::Uuid> {
+async fn all_ids(log: &impl PartitionReader) -> Vec<uuid::Uuid> {
     let mut ids = Vec::new();
     for p in log.partitions().await.unwrap() {
         ids.extend(
@@ -241,4 +241,99 @@ async fn resent_after_losing_the_index(topic: &str, page: Option<usize>) {
         .collect();
     assert_eq!(again, expected);
     assert_exactly_once(&events, &all_ids(&log).await);
+}
+
+mod common;
+
+/// The shared log (PostgreSQL as the arbiter) on the mock cluster: the conformance suite,
+/// and a writer that commits facts but cannot publish them.
+mod shared {
+    use super::*;
+    use assist_kafka::{SharedKafkaLog, SharedSettings};
+    use assist_log::{ExpectedVersion, IdIndex, LogError, StreamReader};
+    use std::sync::Arc;
+
+    async fn open(servers: String, topic: &str, settings: SharedSettings) -> Arc<SharedKafkaLog> {
+        let url = super::common::postgres("assist_test_shared_log_mock").await;
+        SharedKafkaLog::open(config(servers, topic), &url, settings)
+            .await
+            .expect("the test command starts PostgreSQL")
+    }
+
+    struct SharedOnMock;
+
+    #[async_trait]
+    impl Harness for SharedOnMock {
+        type Log = Arc<SharedKafkaLog>;
+
+        async fn fresh(&self) -> Arc<SharedKafkaLog> {
+            // A fresh cluster holds a topic of the same name as the last: the table rows
+            // are told apart by a topic name of their own.
+            let topic = format!("events-{}", uuid::Uuid::new_v4().simple());
+            let (_, servers) = mock_cluster(1, &topic);
+            open(servers, &topic, SharedSettings::default()).await
+        }
+
+        async fn reopen(&self, log: Arc<SharedKafkaLog>) -> Arc<SharedKafkaLog> {
+            let cfg = log.config().clone();
+            drop(log);
+            open(cfg.brokers, &cfg.topic, SharedSettings::default()).await
+        }
+    }
+
+    assist_log::conformance_tests!(SharedOnMock);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn facts_a_writer_committed_but_could_not_publish_are_relayed_and_a_retry_gets_them_as_duplicates(
+    ) {
+        let topic = format!("stranded-{}", uuid::Uuid::new_v4().simple());
+        let (cluster, servers) = mock_cluster(1, &topic);
+        let quick = SharedSettings {
+            publish_after: Duration::from_millis(500),
+            relay_every: Duration::from_millis(200),
+            ..SharedSettings::default()
+        };
+        let log = open(servers, &topic, quick).await;
+        let s = stream(1);
+        let events: Vec<LogEvent> = (0..5).map(|i| event(&s, i)).collect();
+        let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.event_id).collect();
+        cluster.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+        );
+        let failed = log.append(AppendBatch::new(events.clone())).await;
+        assert!(
+            matches!(failed, Err(LogError::Backend(_))),
+            "the broker refused the batch: {failed:?}"
+        );
+        // The facts are decided: the stream's version counts them before the topic does.
+        let conflict = log
+            .append(AppendBatch::new(vec![event(&s, 9)]).expect(s.clone(), ExpectedVersion::NoStream))
+            .await;
+        assert!(
+            matches!(conflict, Err(LogError::WrongExpectedVersion { actual: 5, .. })),
+            "{conflict:?}"
+        );
+        // The relay publishes them once they are older than `publish_after`.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while log.find_ids(&ids).await.unwrap().len() < ids.len() {
+            assert!(std::time::Instant::now() < deadline, "the relay never published them");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let published = log.find_ids(&ids).await.unwrap();
+        let retry = log.append(AppendBatch::new(events.clone())).await.unwrap();
+        for (e, o) in events.iter().zip(&retry) {
+            assert_eq!(*o, Appended::Duplicate(published[&e.event_id]));
+        }
+        let stored: Vec<uuid::Uuid> = log
+            .read_stream(&s)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| r.event_id)
+            .collect();
+        assert_eq!(stored, ids, "the stream holds the batch once, in order");
+        let all = all_ids(&log).await;
+        assert_exactly_once(&events, &all);
+    }
 }

@@ -51,6 +51,148 @@ assist_log::conformance_tests!(Tansu {
     dir: tempfile::tempdir().unwrap()
 });
 
+mod common;
+
+/// The shared log (PostgreSQL as the arbiter) on tansu: the same conformance suite, and
+/// writers racing for the same stream versions.
+mod shared {
+    use super::*;
+    use assist_kafka::{SharedKafkaLog, SharedSettings};
+    use assist_log::conformance::event;
+    use assist_log::{
+        AppendBatch, Appender, ExpectedVersion, LogError, PartitionReader, StreamReader,
+    };
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Arc;
+
+    async fn open(topic: &str) -> Arc<SharedKafkaLog> {
+        let url = super::common::postgres("assist_test_shared_log_tansu").await;
+        SharedKafkaLog::open(config(topic), &url, SharedSettings::default())
+            .await
+            .expect("the test command starts tansu and PostgreSQL")
+    }
+
+    struct SharedOnTansu;
+
+    #[async_trait]
+    impl Harness for SharedOnTansu {
+        type Log = Arc<SharedKafkaLog>;
+
+        async fn fresh(&self) -> Arc<SharedKafkaLog> {
+            open(&format!("shared-{}", uuid::Uuid::new_v4().simple())).await
+        }
+
+        async fn reopen(&self, log: Arc<SharedKafkaLog>) -> Arc<SharedKafkaLog> {
+            let topic = log.config().topic.clone();
+            drop(log);
+            open(&topic).await
+        }
+    }
+
+    assist_log::conformance_tests!(SharedOnTansu);
+
+    fn stream(i: usize) -> String {
+        format!("person-00000000-0000-4000-8000-{i:012}")
+    }
+
+    /// `writers` instances (each its own producer and PostgreSQL sessions) race `rounds`
+    /// times on each of `streams` streams, every one appending an event that expects the
+    /// stream at the round's version. Exactly one wins each race; every other gets the
+    /// conflict with the version the winner made; the topic holds the winners, once each.
+    async fn race(writers: usize, streams: usize, rounds: u64) {
+        let topic = format!("race-{}", uuid::Uuid::new_v4().simple());
+        let mut logs = Vec::new();
+        for _ in 0..writers {
+            logs.push(open(&topic).await);
+        }
+        let mut winners: HashSet<uuid::Uuid> = HashSet::new();
+        for round in 0..rounds {
+            let mut tasks = Vec::new();
+            for s in 0..streams {
+                for (w, log) in logs.iter().enumerate() {
+                    let log = log.clone();
+                    let e = event(&stream(s), (round as usize) * writers + w);
+                    let expected = if round == 0 {
+                        ExpectedVersion::NoStream
+                    } else {
+                        ExpectedVersion::Exact(round)
+                    };
+                    tasks.push(tokio::spawn(async move {
+                        let id = e.event_id;
+                        let batch = AppendBatch::new(vec![e]).expect(stream(s), expected);
+                        (s, id, log.append(batch).await)
+                    }));
+                }
+            }
+            let mut won: HashMap<usize, usize> = HashMap::new();
+            for t in tasks {
+                let (s, id, outcome) = t.await.unwrap();
+                match outcome {
+                    Ok(_) => {
+                        *won.entry(s).or_default() += 1;
+                        winners.insert(id);
+                    }
+                    Err(LogError::WrongExpectedVersion { actual, .. }) => {
+                        assert_eq!(actual, round + 1, "a loser is told the winner's version")
+                    }
+                    Err(e) => panic!("a racer failed otherwise: {e}"),
+                }
+            }
+            assert_eq!(won.len(), streams, "every race has a winner");
+            assert!(won.values().all(|&n| n == 1), "one winner per race: {won:?}");
+        }
+        let mut on_topic = Vec::new();
+        for p in logs[0].partitions().await.unwrap() {
+            on_topic.extend(
+                logs[0]
+                    .read_partition(p.partition, 0, usize::MAX)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter_map(|r| r.event_id),
+            );
+        }
+        let unique: HashSet<uuid::Uuid> = on_topic.iter().copied().collect();
+        assert_eq!(unique.len(), on_topic.len(), "no event id is on the topic twice");
+        assert_eq!(unique, winners, "the topic holds exactly the winners");
+        for s in 0..streams {
+            let versions = logs[1].read_stream(&stream(s)).await.unwrap().len();
+            assert_eq!(versions as u64, rounds, "each stream has one event per round");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_writers_racing_for_each_version_one_wins_and_the_other_is_told_the_actual_version() {
+        race(2, 6, 5).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn three_writers_racing_for_each_version_one_wins_and_the_others_are_told_the_actual_version() {
+        race(3, 6, 5).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_id_sent_through_two_writers_at_once_is_stored_once_on_the_streams_of_the_first() {
+        let topic = format!("same-id-{}", uuid::Uuid::new_v4().simple());
+        let (a, b) = (open(&topic).await, open(&topic).await);
+        for i in 0..20 {
+            let e = event(&stream(i), i);
+            let (ra, rb) = tokio::join!(
+                a.append(AppendBatch::new(vec![e.clone()])),
+                b.append(AppendBatch::new(vec![e.clone()]))
+            );
+            let (ra, rb) = (ra.unwrap()[0], rb.unwrap()[0]);
+            assert_eq!(ra.position(), rb.position(), "both name the one stored copy");
+            let stored = [ra, rb]
+                .iter()
+                .filter(|o| matches!(o, assist_log::Appended::Stored(_)))
+                .count();
+            assert_eq!(stored, 1, "one stores it, the other is told it is a duplicate");
+            assert_eq!(a.read_stream(&stream(i)).await.unwrap().len(), 1);
+        }
+    }
+}
+
 mod broker_kill {
     use super::*;
     use assist_log::conformance::event;

@@ -122,9 +122,9 @@ pub struct AppendPlan<'a> {
 }
 
 impl AppendBatch {
-    /// Plans this batch against the ids already stored (`known`); refuses an event without
-    /// a stream.
-    pub fn plan(&self, known: &HashMap<Uuid, Position>) -> Result<AppendPlan<'_>, LogError> {
+    /// Plans this batch against the ids already stored (`known`, with whatever a backend
+    /// keeps of them); refuses an event without a stream.
+    pub fn plan<V>(&self, known: &HashMap<Uuid, V>) -> Result<AppendPlan<'_>, LogError> {
         if let Some(e) = self.events.iter().find(|e| e.stream.is_empty()) {
             return Err(LogError::EmptyStream(e.event_id));
         }
@@ -319,3 +319,45 @@ impl<T: PartitionReader + StreamReader + ?Sized> ProjectionLog for T {}
 pub trait EventLog: Appender + IdIndex + ProjectionLog {}
 
 impl<T: Appender + IdIndex + PartitionReader + StreamReader> EventLog for T {}
+
+/// A shared log is a log: what one instance holds behind an `Arc` serves as well.
+#[async_trait]
+impl<T: Appender + ?Sized> Appender for std::sync::Arc<T> {
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, LogError> {
+        (**self).append(batch).await
+    }
+}
+
+#[async_trait]
+impl<T: IdIndex + ?Sized> IdIndex for std::sync::Arc<T> {
+    async fn find_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Position>, LogError> {
+        (**self).find_ids(ids).await
+    }
+}
+
+#[async_trait]
+impl<T: PartitionReader + ?Sized> PartitionReader for std::sync::Arc<T> {
+    fn partition_count(&self) -> u32 {
+        (**self).partition_count()
+    }
+
+    async fn read_partition(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, LogError> {
+        (**self).read_partition(partition, from, max).await
+    }
+
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>, LogError> {
+        (**self).partitions().await
+    }
+}
+
+#[async_trait]
+impl<T: StreamReader + ?Sized> StreamReader for std::sync::Arc<T> {
+    async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, LogError> {
+        (**self).read_stream(stream).await
+    }
+}

@@ -2,9 +2,9 @@
 
 use super::views::{load_rules, ViewOptions};
 use crate::outln;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use assist_kafka::group::{GroupMember, Worker};
-use assist_kafka::{KafkaConfig, KafkaLog};
+use assist_kafka::KafkaConfig;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,8 +28,7 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         bail!("follow needs the Kafka log: --log kafka:BROKERS[/TOPIC] (or ASSIST_EVENT_LOG)");
     };
     let config = KafkaConfig::parse(spec);
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let log = KafkaLog::open(config.clone(), &super::kafka_index_path(dir, &config.topic)).await?;
+    let log = super::open_kafka_log(dir, opts, config.clone()).await?;
     let store = opts.open_store(dir).await?;
     let rules = load_rules(opts.policies.as_deref())?;
     let member = GroupMember::join(&config, &args.group)?;
@@ -42,7 +41,7 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         });
     }
     let worker = Worker {
-        log: &log,
+        log: &*log,
         store: &store,
         rules: &rules,
         member: &member,
