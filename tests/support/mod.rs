@@ -32,7 +32,6 @@ pub fn request(addr: &str, method: &str, path: &str, token: Option<&str>) -> Str
     out
 }
 
-
 /// Starts `assist serve` on a free port of `dir` with more arguments; its address.
 pub fn spawn_serve_with(dir: &Path, more: &[&str]) -> (std::process::Child, String) {
     spawn_serve_command(assist(dir), more)
@@ -59,7 +58,6 @@ pub fn spawn_serve_command(mut command: Command, more: &[&str]) -> (std::process
     (server, addr)
 }
 
-
 /// One POST of `body` (JSON); the whole answer, or the error of a connection cut short.
 pub fn post_json(addr: &str, path: &str, token: &str, body: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect(addr)?;
@@ -73,7 +71,6 @@ pub fn post_json(addr: &str, path: &str, token: &str, body: &str) -> std::io::Re
     s.read_to_string(&mut out)?;
     Ok(out)
 }
-
 
 /// A fresh database on the PostgreSQL the test command provides; its URL and a guard that
 /// drops it.
@@ -118,4 +115,3 @@ pub fn body_json(answer: &str) -> serde_json::Value {
     let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
 }
-

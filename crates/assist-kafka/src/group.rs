@@ -4,8 +4,8 @@
 //! the old owner committed with its last batch.
 
 use crate::{backend, KafkaConfig};
-use assist_log::ProjectionLog;
 use assist_log::LogError;
+use assist_log::ProjectionLog;
 use assist_projections::outage::Backoff;
 use assist_projections::sla::Rules;
 use assist_projections::{ProjectionError, RunStats, Runner, Store};

@@ -162,7 +162,11 @@ impl SharedKafkaLog {
         streams.extend(batch.expected.keys().map(String::as_str));
         streams.sort_unstable();
         streams.dedup();
-        let ids: Vec<String> = batch.events.iter().map(|e| e.event_id.to_string()).collect();
+        let ids: Vec<String> = batch
+            .events
+            .iter()
+            .map(|e| e.event_id.to_string())
+            .collect();
         let mut tx = self.db.begin().await?;
         sqlx::query(
             "INSERT INTO log_streams (topic, stream, version)
@@ -425,7 +429,11 @@ impl Appender for SharedKafkaLog {
                 ));
             }
         };
-        let ids: Vec<String> = batch.events.iter().map(|e| e.event_id.to_string()).collect();
+        let ids: Vec<String> = batch
+            .events
+            .iter()
+            .map(|e| e.event_id.to_string())
+            .collect();
         self.publish_ids(&ids).await?;
         let positions = self.positions(&ids).await?;
         let mut out = Vec::with_capacity(batch.events.len());

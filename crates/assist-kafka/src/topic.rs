@@ -160,11 +160,7 @@ impl Topic {
                         record = r;
                     }
                     Err((err, _)) => {
-                        return Err(backend(
-                            "cannot queue a message",
-                            &self.config.brokers,
-                            err,
-                        ))
+                        return Err(backend("cannot queue a message", &self.config.brokers, err))
                     }
                 }
             }
@@ -350,7 +346,6 @@ pub(crate) async fn ensure_topic(
         }
     }
 }
-
 
 impl Topic {
     /// Up to `max` records of `partition` from offset `from`: a partition the topic does not

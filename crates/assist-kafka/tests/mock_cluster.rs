@@ -308,16 +308,24 @@ mod shared {
         );
         // The facts are decided: the stream's version counts them before the topic does.
         let conflict = log
-            .append(AppendBatch::new(vec![event(&s, 9)]).expect(s.clone(), ExpectedVersion::NoStream))
+            .append(
+                AppendBatch::new(vec![event(&s, 9)]).expect(s.clone(), ExpectedVersion::NoStream),
+            )
             .await;
         assert!(
-            matches!(conflict, Err(LogError::WrongExpectedVersion { actual: 5, .. })),
+            matches!(
+                conflict,
+                Err(LogError::WrongExpectedVersion { actual: 5, .. })
+            ),
             "{conflict:?}"
         );
         // The relay publishes them once they are older than `publish_after`.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while log.find_ids(&ids).await.unwrap().len() < ids.len() {
-            assert!(std::time::Instant::now() < deadline, "the relay never published them");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the relay never published them"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let published = log.find_ids(&ids).await.unwrap();

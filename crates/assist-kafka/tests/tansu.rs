@@ -139,7 +139,10 @@ mod shared {
                 }
             }
             assert_eq!(won.len(), streams, "every race has a winner");
-            assert!(won.values().all(|&n| n == 1), "one winner per race: {won:?}");
+            assert!(
+                won.values().all(|&n| n == 1),
+                "one winner per race: {won:?}"
+            );
         }
         let mut on_topic = Vec::new();
         for p in logs[0].partitions().await.unwrap() {
@@ -153,21 +156,30 @@ mod shared {
             );
         }
         let unique: HashSet<uuid::Uuid> = on_topic.iter().copied().collect();
-        assert_eq!(unique.len(), on_topic.len(), "no event id is on the topic twice");
+        assert_eq!(
+            unique.len(),
+            on_topic.len(),
+            "no event id is on the topic twice"
+        );
         assert_eq!(unique, winners, "the topic holds exactly the winners");
         for s in 0..streams {
             let versions = logs[1].read_stream(&stream(s)).await.unwrap().len();
-            assert_eq!(versions as u64, rounds, "each stream has one event per round");
+            assert_eq!(
+                versions as u64, rounds,
+                "each stream has one event per round"
+            );
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn two_writers_racing_for_each_version_one_wins_and_the_other_is_told_the_actual_version() {
+    async fn two_writers_racing_for_each_version_one_wins_and_the_other_is_told_the_actual_version()
+    {
         race(2, 6, 5).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn three_writers_racing_for_each_version_one_wins_and_the_others_are_told_the_actual_version() {
+    async fn three_writers_racing_for_each_version_one_wins_and_the_others_are_told_the_actual_version(
+    ) {
         race(3, 6, 5).await;
     }
 
@@ -182,12 +194,19 @@ mod shared {
                 b.append(AppendBatch::new(vec![e.clone()]))
             );
             let (ra, rb) = (ra.unwrap()[0], rb.unwrap()[0]);
-            assert_eq!(ra.position(), rb.position(), "both name the one stored copy");
+            assert_eq!(
+                ra.position(),
+                rb.position(),
+                "both name the one stored copy"
+            );
             let stored = [ra, rb]
                 .iter()
                 .filter(|o| matches!(o, assist_log::Appended::Stored(_)))
                 .count();
-            assert_eq!(stored, 1, "one stores it, the other is told it is a duplicate");
+            assert_eq!(
+                stored, 1,
+                "one stores it, the other is told it is a duplicate"
+            );
             assert_eq!(a.read_stream(&stream(i)).await.unwrap().len(), 1);
         }
     }

@@ -40,6 +40,10 @@ pub enum Command {
     /// Append to a Kafka topic through the log against a bare rdkafka producer sending the
     /// same payloads; then consume and project them into PostgreSQL.
     Kafka(KafkaArgs),
+    /// Many writers on Kafka and PostgreSQL (the shared log): appends per second with 1, 2
+    /// and 3 writer instances against a bare producer, and the share of conflicts when
+    /// writers race for the same streams' versions.
+    Writers(super::bench_writers::Args),
 }
 
 #[derive(clap::Args)]
@@ -68,22 +72,22 @@ pub struct KafkaArgs {
 pub struct IngestArgs {
     /// How many events.
     #[arg(long, default_value_t = 1_000_000)]
-    events: usize,
+    pub(crate) events: usize,
     /// Events per append.
     #[arg(long, default_value_t = 10_000)]
-    batch: usize,
+    pub(crate) batch: usize,
     /// How many distinct person streams.
     #[arg(long, default_value_t = 50_000)]
-    streams: usize,
+    pub(crate) streams: usize,
     /// Where to put the benchmark databases (default: a fresh temporary directory).
     #[arg(long)]
-    dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// Run only the embedded log append (for profiling).
     #[arg(long)]
-    only_log: bool,
+    pub(crate) only_log: bool,
     /// Seed of the generated workload.
     #[arg(long, default_value_t = 7)]
-    seed: u64,
+    pub(crate) seed: u64,
 }
 
 pub async fn run(cmd: Command) -> Result<ExitCode> {
@@ -93,11 +97,12 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
         Command::Serve(args) => super::bench_serve::run(args).await,
         Command::Pages(args) => super::bench_pages::run(args).await,
         Command::Kafka(args) => kafka(args).await,
+        Command::Writers(args) => super::bench_writers::run(args).await,
     }
 }
 
 /// Realistic events of the 2473 response, serialized as the log stores them.
-fn workload(args: &IngestArgs) -> Result<Vec<LogEvent>> {
+pub(crate) fn workload(args: &IngestArgs) -> Result<Vec<LogEvent>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let streams: Vec<StreamId> = (0..args.streams.max(1))
         .map(|_| {
@@ -329,8 +334,58 @@ fn tempfile_dir(given: &Option<PathBuf>) -> Result<BenchDir> {
     }
 }
 
-async fn kafka(args: KafkaArgs) -> Result<ExitCode> {
+/// The baseline of the Kafka benchmarks: a bare idempotent `acks=all` producer sending
+/// `events` keyed by stream to their partitions of `topic` (which must exist), enqueuing
+/// each append of `batch` at once and awaiting every delivery report; its seconds.
+pub(crate) async fn bare_producer(
+    brokers: &str,
+    topic: &str,
+    batch_messages: Option<u32>,
+    events: &[LogEvent],
+    batch: usize,
+) -> Result<f64> {
     use rdkafka::producer::{FutureProducer, FutureRecord};
+    let mut cfg = rdkafka::ClientConfig::new();
+    if let Some(m) = batch_messages {
+        cfg.set("batch.num.messages", m.to_string());
+    }
+    let producer: FutureProducer = cfg
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()?;
+    let t = Instant::now();
+    for chunk in events.chunks(batch.max(1)) {
+        let mut waits = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            let mut record = FutureRecord::to(topic)
+                .partition(partition_for(&e.stream, DEFAULT_PARTITIONS) as i32)
+                .key(e.stream.as_bytes())
+                .payload(&e.payload);
+            loop {
+                match producer.send_result(record) {
+                    Ok(f) => {
+                        waits.push(f);
+                        break;
+                    }
+                    Err((_, r)) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        record = r;
+                    }
+                }
+            }
+        }
+        for w in waits {
+            w.await
+                .map_err(|_| anyhow::anyhow!("bare producer: dropped"))?
+                .map_err(|(e, _)| anyhow::anyhow!("bare producer: {e}"))?;
+        }
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+async fn kafka(args: KafkaArgs) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     let gen_args = IngestArgs {
         events: args.events,
@@ -376,46 +431,14 @@ async fn kafka(args: KafkaArgs) -> Result<ExitCode> {
         assist_kafka::KafkaLog::open(config(&bare_topic), &dir.path().join("bare-index.db"))
             .await?; // creates the topic
     bare_log.close().await;
-    let mut cfg = rdkafka::ClientConfig::new();
-    if let Some(m) = args.batch_messages {
-        cfg.set("batch.num.messages", m.to_string());
-    }
-    let producer: FutureProducer = cfg
-        .set("bootstrap.servers", &args.brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .create()?;
-    let t = Instant::now();
-    for chunk in events.chunks(args.batch.max(1)) {
-        let mut waits = Vec::with_capacity(chunk.len());
-        for e in chunk {
-            let record = FutureRecord::to(&bare_topic)
-                .partition(partition_for(&e.stream, DEFAULT_PARTITIONS) as i32)
-                .key(e.stream.as_bytes())
-                .payload(&e.payload);
-            // Enqueue at once (as the log does), then wait for every delivery report.
-            let mut record = record;
-            loop {
-                match producer.send_result(record) {
-                    Ok(f) => {
-                        waits.push(f);
-                        break;
-                    }
-                    Err((_, r)) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                        record = r;
-                    }
-                }
-            }
-        }
-        for w in waits {
-            w.await
-                .map_err(|_| anyhow::anyhow!("bare producer: dropped"))?
-                .map_err(|(e, _)| anyhow::anyhow!("bare producer: {e}"))?;
-        }
-    }
-    let bare = t.elapsed().as_secs_f64();
+    let bare = bare_producer(
+        &args.brokers,
+        &bare_topic,
+        args.batch_messages,
+        &events,
+        args.batch,
+    )
+    .await?;
     outln!(
         "Kafka log append         {:>10.0} events/s  ({ours:.2} s)",
         n / ours

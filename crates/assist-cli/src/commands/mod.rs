@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_pages;
 pub mod bench_project;
 pub mod bench_serve;
+pub mod bench_writers;
 pub mod catalog;
 pub mod demo;
 pub mod erase;

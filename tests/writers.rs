@@ -1,0 +1,396 @@
+//! Writers that die or stall, as an operator would see them: `assist serve` processes killed
+//! with SIGKILL mid-batch, or stopped with SIGSTOP while they hold a stream's lock, on the
+//! embedded log and on Kafka (tansu) with PostgreSQL deciding versions and ids.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{assist, body_json, fresh_postgres, post_json, request, spawn_serve_command};
+
+/// Events per POST in the SIGKILL tests.
+const BATCH: u32 = 10;
+/// People the events are about.
+const PEOPLE: u32 = 5;
+
+fn person(p: u32) -> String {
+    format!("person-0192f0c1-8a3b-7cde-9f00-{p:012}")
+}
+
+/// Event `n`: an alert for person `p`.
+fn alert(n: u32, p: u32) -> (String, serde_json::Value) {
+    let id = format!("01934a5e-{:04x}-7{:03x}-8000-{n:012}", n / 4096, n % 4096);
+    let event = serde_json::json!({
+        "event_id": id, "stream": person(p), "type": "alert_raised", "schema_version": 1,
+        "occurred_at": "2026-03-02T09:03:00+08:00", "recorded_at": "2026-03-02T10:03:00+08:00",
+        "actor": {"id": "cw-350121-007", "role": "caseworker", "region": "350121"},
+        "correlation_id": null, "causation_id": null,
+        "data": {"alert_id": format!("01934a5e-0000-7000-8000-{n:012}"), "trigger": "job_lost", "source": "data_sharing"},
+    });
+    (id, event)
+}
+
+/// Batch `b`: events `b*BATCH ..`, spread over the people; their ids and the POST body.
+fn batch(b: u32) -> (Vec<String>, String) {
+    let events: Vec<(String, serde_json::Value)> = (b * BATCH..(b + 1) * BATCH)
+        .map(|n| alert(n, n % PEOPLE))
+        .collect();
+    let ids = events.iter().map(|(id, _)| id.clone()).collect();
+    let body = serde_json::Value::Array(events.into_iter().map(|(_, e)| e).collect());
+    (ids, body.to_string())
+}
+
+/// Where the instances keep their facts.
+enum Backend {
+    Embedded,
+    /// A topic on the test command's tansu and a fresh PostgreSQL database (dropped with it).
+    KafkaPostgres {
+        log: String,
+        store: String,
+        _db: Box<dyn std::any::Any>,
+    },
+}
+
+impl Backend {
+    fn kafka_postgres() -> Backend {
+        let brokers =
+            std::env::var("ASSIST_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:19092".into());
+        let (store, db) = fresh_postgres();
+        Backend::KafkaPostgres {
+            log: format!("kafka:{brokers}/writers-{}", uuid::Uuid::new_v4().simple()),
+            store,
+            _db: Box::new(db),
+        }
+    }
+
+    /// `assist` on `dir` with this backend, and the shared log's timings shortened so that
+    /// the tests see a relay and a takeover within seconds.
+    fn assist(&self, dir: &Path) -> Command {
+        let mut c = assist(dir);
+        if let Backend::KafkaPostgres { log, store, .. } = self {
+            c.args(["--log", log, "--store", store])
+                .env("ASSIST_KAFKA_BATCH_MESSAGES", "1")
+                .env("ASSIST_PUBLISH_AFTER_MS", "300")
+                .env("ASSIST_RELAY_EVERY_MS", "100")
+                .env("ASSIST_WRITER_HOLD_TIMEOUT_MS", "1500");
+        }
+        c
+    }
+
+    fn serve(&self, dir: &Path) -> (Child, String) {
+        spawn_serve_command(self.assist(dir), &[])
+    }
+
+    /// Waits until no committed fact is left unpublished (the relay's work), on Kafka.
+    fn wait_for_the_relay(&self) {
+        let Backend::KafkaPostgres { store, .. } = self else {
+            return;
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(store).await.unwrap();
+            let start = Instant::now();
+            loop {
+                let left: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM log_events WHERE log_offset IS NULL")
+                        .fetch_one(&mut c)
+                        .await
+                        .unwrap();
+                if left == 0 {
+                    return;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "{left} facts never relayed"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+}
+
+fn token(dir: &Path, role: &str) -> String {
+    let out = assist(dir)
+        .args([
+            "token", "issue", "--role", role, "--region", "35", "--sub", "u-1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// How many times each event id is in the histories of the first `people`, read through
+/// `addr`.
+fn histories(addr: &str, auditor: &str, people: u32) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for p in 0..people {
+        let answer = request(
+            addr,
+            "GET",
+            &format!("/v1/streams/{}/history?limit=1000", person(p)),
+            Some(auditor),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        for e in body_json(&answer)["events"].as_array().unwrap() {
+            let id = e["event"]["event_id"].as_str().unwrap().to_string();
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    seen
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on our own child's pid; no memory is touched.
+    let r = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(r, 0, "could not signal the server");
+}
+
+/// Two clients POST batches to a server until it is killed with SIGKILL; after a restart
+/// (and on Kafka, the relay), every batch is in the log whole or not at all, every
+/// acknowledged one is there, and resending everything gives the acknowledged ones back as
+/// duplicates and stores the rest once.
+fn a_sigkill_mid_batch(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, auditor) = (token(dir.path(), "service"), token(dir.path(), "auditor"));
+    let (mut server, addr) = backend.serve(dir.path());
+    let next = Arc::new(AtomicU32::new(0));
+    let acknowledged = Arc::new(Mutex::new(Vec::<u32>::new()));
+    let sent = Arc::new(Mutex::new(Vec::<u32>::new()));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (next, acknowledged, sent) = (next.clone(), acknowledged.clone(), sent.clone());
+            let (addr, service) = (addr.clone(), service.clone());
+            std::thread::spawn(move || loop {
+                let b = next.fetch_add(1, Ordering::SeqCst);
+                sent.lock().unwrap().push(b);
+                match post_json(&addr, "/v1/events", &service, &batch(b).1) {
+                    Ok(answer) if answer.starts_with("HTTP/1.1 200") => {
+                        assert!(
+                            answer.contains(&format!("\"accepted\":{BATCH}")),
+                            "{answer}"
+                        );
+                        acknowledged.lock().unwrap().push(b);
+                    }
+                    Ok(answer) if answer.is_empty() => return,
+                    Ok(answer) => panic!("{answer}"),
+                    Err(_) => return,
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while acknowledged.lock().unwrap().len() < 8 {
+        assert!(start.elapsed() < Duration::from_secs(60), "too slow");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill().unwrap(); // SIGKILL
+    let _ = server.wait();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let sent = sent.lock().unwrap().clone();
+    assert!(
+        sent.len() > acknowledged.len(),
+        "the kill caught batches in flight"
+    );
+
+    let (mut server, addr) = backend.serve(dir.path());
+    backend.wait_for_the_relay();
+    let seen = histories(&addr, &auditor, PEOPLE);
+    for &b in &sent {
+        let there = batch(b)
+            .0
+            .iter()
+            .filter(|id| seen.contains_key(*id))
+            .count();
+        assert!(
+            there == 0 || there == BATCH as usize,
+            "batch {b}: {there} of {BATCH} events are in the log"
+        );
+        if acknowledged.contains(&b) {
+            assert_eq!(there, BATCH as usize, "acknowledged batch {b} is lost");
+        }
+    }
+    // The clients resend everything they sent: what was acknowledged is a duplicate.
+    for &b in &sent {
+        let answer = post_json(&addr, "/v1/events", &service, &batch(b).1).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        if acknowledged.contains(&b) {
+            assert!(
+                answer.contains(&format!("\"duplicate\":{BATCH}")),
+                "batch {b}: {answer}"
+            );
+        }
+    }
+    let seen = histories(&addr, &auditor, PEOPLE);
+    let _ = server.kill();
+    let _ = server.wait();
+    for &b in &sent {
+        for id in batch(b).0 {
+            assert_eq!(seen.get(&id), Some(&1), "{id} is not in the log once");
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        sent.len() * BATCH as usize,
+        "nothing but what was sent"
+    );
+}
+
+#[test]
+fn on_the_embedded_log_a_sigkill_mid_batch_leaves_whole_batches_and_loses_nothing_acknowledged() {
+    a_sigkill_mid_batch(Backend::Embedded);
+}
+
+#[test]
+fn on_kafka_and_postgresql_a_sigkill_mid_batch_leaves_whole_batches_and_loses_nothing_acknowledged()
+{
+    a_sigkill_mid_batch(Backend::kafka_postgres());
+}
+
+/// Whether the server `pid` holds a stream's lock in PostgreSQL now: its session has
+/// locked rows of `log_streams` (`FOR UPDATE`) in a transaction still open.
+fn holds_a_stream_lock(store: &str, pid: u32) -> bool {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(store).await.unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l
+             JOIN pg_stat_activity a ON a.pid = l.pid
+             JOIN pg_class c ON c.oid = l.relation
+             WHERE a.application_name = $1 AND c.relname = 'log_streams'
+               AND l.mode = 'RowShareLock' AND l.granted",
+        )
+        .bind(format!("assist-writer-{pid}"))
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        n > 0
+    })
+}
+
+#[test]
+fn a_writer_stopped_while_it_holds_a_streams_lock_is_cut_off_and_cannot_write_when_it_wakes() {
+    let backend = Backend::kafka_postgres();
+    let Backend::KafkaPostgres { store, .. } = &backend else {
+        unreachable!()
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (service, auditor) = (token(a.path(), "service"), token(a.path(), "auditor"));
+    // Both instances take the same tokens and share the key-encryption key.
+    let (mut zombie, zombie_addr) = backend.serve(a.path());
+    for file in ["jwt.key", "kek"] {
+        std::fs::copy(a.path().join(file), b.path().join(file)).unwrap();
+    }
+    let (mut other, other_addr) = backend.serve(b.path());
+    // Two clients post one event at a time for person 0 to the instance that will stall.
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicU32::new(0));
+    let outcomes = Arc::new(Mutex::new(Vec::<(u32, bool)>::new()));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, next, outcomes) = (stop.clone(), next.clone(), outcomes.clone());
+            let (addr, service) = (zombie_addr.clone(), service.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    let body = serde_json::json!([alert(n, 0).1]).to_string();
+                    let ok = matches!(post_json(&addr, "/v1/events", &service, &body),
+                        Ok(answer) if answer.starts_with("HTTP/1.1 200"));
+                    outcomes.lock().unwrap().push((n, ok));
+                }
+            })
+        })
+        .collect();
+    // Stop it until it is caught holding the stream's lock: the fault must land.
+    let mut caught = false;
+    for _ in 0..2000 {
+        signal(&zombie, libc::SIGSTOP);
+        std::thread::sleep(Duration::from_millis(2));
+        if holds_a_stream_lock(store, zombie.id()) {
+            caught = true;
+            break;
+        }
+        signal(&zombie, libc::SIGCONT);
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    assert!(
+        caught,
+        "the writer was never stopped while it held the lock"
+    );
+    // Another instance appends to the same stream: it waits until PostgreSQL ends the
+    // stalled writer's session, then writes.
+    let (z_id, z) = alert(1_000_000, 0);
+    let waited = Instant::now();
+    let answer = post_json(
+        &other_addr,
+        "/v1/events",
+        &service,
+        &serde_json::json!([z]).to_string(),
+    )
+    .unwrap();
+    let takeover = waited.elapsed();
+    assert!(answer.contains("\"accepted\":1"), "{answer}");
+    assert!(
+        !holds_a_stream_lock(store, zombie.id()),
+        "the stalled writer's lock is gone"
+    );
+    // It wakes up; what it was writing fails, and it goes on with new sessions.
+    signal(&zombie, libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let outcomes = outcomes.lock().unwrap().clone();
+    let failed: Vec<u32> = outcomes
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(!failed.is_empty(), "the stalled request failed");
+    // Resent through the other instance, what the stalled writer was writing is stored now:
+    // it had not been stored.
+    let mut stored_on_resend = 0;
+    for &n in &failed {
+        let body = serde_json::json!([alert(n, 0).1]).to_string();
+        let answer = post_json(&other_addr, "/v1/events", &service, &body).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        if answer.contains("\"accepted\":1") {
+            stored_on_resend += 1;
+        }
+    }
+    assert!(
+        stored_on_resend >= 1,
+        "the stalled append had stored nothing"
+    );
+    backend.wait_for_the_relay();
+    let seen = histories(&other_addr, &auditor, 1);
+    for p in [&mut zombie, &mut other] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "an event is in the log twice"
+    );
+    let expected: HashSet<String> = outcomes
+        .iter()
+        .map(|(n, _)| alert(*n, 0).0)
+        .chain([z_id])
+        .collect();
+    assert_eq!(
+        seen.keys().cloned().collect::<HashSet<_>>(),
+        expected,
+        "the log holds what was sent, nothing else"
+    );
+    eprintln!("takeover after {} ms", takeover.as_millis());
+}
