@@ -394,3 +394,163 @@ fn a_writer_stopped_while_it_holds_a_streams_lock_is_cut_off_and_cannot_write_wh
     );
     eprintln!("takeover after {} ms", takeover.as_millis());
 }
+
+/// The active generation of the views at PostgreSQL `url`, without the tables that record
+/// the log's order; once every partition is projected to the end of `log`.
+fn views_when_caught_up(log: &str, url: &str) -> String {
+    use assist_log::PartitionReader;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let spec = log.strip_prefix("kafka:").unwrap();
+        let log = assist_kafka::SharedKafkaLog::open(
+            assist_kafka::KafkaConfig::parse(spec),
+            url,
+            assist_kafka::SharedSettings::default(),
+        )
+        .await
+        .unwrap();
+        let store = assist_projections::Store::open(url).await.unwrap();
+        let start = Instant::now();
+        loop {
+            let gen = store.active_gen().await.unwrap();
+            let mut behind = 0;
+            for p in log.partitions().await.unwrap() {
+                let (next, _) = assist_projections::runner::checkpoint(&store, gen, p.partition)
+                    .await
+                    .unwrap();
+                behind += p.high_water.saturating_sub(next);
+            }
+            if behind == 0 {
+                let views = store.dump_views(gen).await.unwrap();
+                store.close().await;
+                return views;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "the workers stay {behind} records behind"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+#[test]
+fn two_serve_and_two_follow_processes_killed_and_restarted_give_the_views_of_the_embedded_log() {
+    let backend = Backend::kafka_postgres();
+    let Backend::KafkaPostgres { log, store, .. } = &backend else {
+        unreachable!()
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let service = token(dirs[0].path(), "service");
+    // A simulated county's traffic, in chunks of JSON Lines, sent by its systems to either
+    // instance.
+    let jsonl = assist_simulate::to_jsonl(&assist_simulate::simulate(60, 60, 43));
+    let lines: Vec<&str> = std::str::from_utf8(&jsonl).unwrap().lines().collect();
+    let chunks: Vec<String> = lines.chunks(100).map(|c| c.join("\n") + "\n").collect();
+    let serve = |i: usize| backend.serve(dirs[i].path());
+    let follow = |i: usize| {
+        backend
+            .assist(dirs[i].path())
+            .args(["follow", "--group", "e2e", "--interval-ms", "200"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (a, a_addr) = serve(0);
+    for file in ["jwt.key", "kek"] {
+        std::fs::copy(dirs[0].path().join(file), dirs[1].path().join(file)).unwrap();
+    }
+    let (b, b_addr) = serve(1);
+    let (f1, f2) = (follow(2), follow(3));
+    let addrs = Arc::new(Mutex::new([a_addr, b_addr]));
+    let acknowledged = Arc::new(AtomicU32::new(0));
+    // The systems: each chunk to the next instance in turn, to the other while it is down.
+    let poster = {
+        let (addrs, acknowledged, chunks) = (addrs.clone(), acknowledged.clone(), chunks.clone());
+        std::thread::spawn(move || {
+            for (i, chunk) in chunks.iter().enumerate() {
+                let mut target = i % 2;
+                let start = Instant::now();
+                loop {
+                    let addr = addrs.lock().unwrap()[target].clone();
+                    match support::post(
+                        &addr,
+                        "/v1/events",
+                        &service,
+                        "application/x-ndjson",
+                        chunk,
+                    ) {
+                        Ok(answer) if answer.starts_with("HTTP/1.1 200") => {
+                            assert!(answer.contains("\"rejected\":0"), "{answer}");
+                            break;
+                        }
+                        _ => {
+                            assert!(
+                                start.elapsed() < Duration::from_secs(60),
+                                "no instance takes chunk {i}"
+                            );
+                            target = 1 - target;
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                }
+                acknowledged.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let wait_for = |n: usize| {
+        let start = Instant::now();
+        while (acknowledged.load(Ordering::SeqCst) as usize) < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "the systems stalled"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    // One serve instance killed with SIGKILL a third of the way, and started again.
+    wait_for(chunks.len() / 3);
+    let mut a = a;
+    a.kill().unwrap();
+    let _ = a.wait();
+    std::thread::sleep(Duration::from_millis(300));
+    let (a, a_addr) = serve(0);
+    addrs.lock().unwrap()[0] = a_addr;
+    // One follow worker killed two thirds of the way, and started again.
+    wait_for(2 * chunks.len() / 3);
+    let mut f1 = f1;
+    f1.kill().unwrap();
+    let _ = f1.wait();
+    let f1 = follow(2);
+    poster.join().unwrap();
+    backend.wait_for_the_relay();
+    let got = views_when_caught_up(log, store);
+    for mut p in [a, b, f1, f2] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    // The same input through the embedded log, projected into another database.
+    let embedded = tempfile::tempdir().unwrap();
+    let file = embedded.path().join("county.jsonl");
+    std::fs::write(&file, &jsonl).unwrap();
+    let (other, _other_db) = fresh_postgres();
+    for args in [
+        vec!["ingest", file.to_str().unwrap()],
+        vec!["--store", &other, "project"],
+    ] {
+        let out = assist(embedded.path()).args(&args).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let want = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = assist_projections::Store::open(&other).await.unwrap();
+            let gen = store.active_gen().await.unwrap();
+            store.dump_views(gen).await.unwrap()
+        })
+    };
+    assert!(want.lines().count() > 300, "a county's worth of views");
+    let first = got.lines().zip(want.lines()).find(|(x, y)| x != y);
+    assert!(got == want, "first difference: {first:?}");
+}

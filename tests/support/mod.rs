@@ -60,11 +60,23 @@ pub fn spawn_serve_command(mut command: Command, more: &[&str]) -> (std::process
 
 /// One POST of `body` (JSON); the whole answer, or the error of a connection cut short.
 pub fn post_json(addr: &str, path: &str, token: &str, body: &str) -> std::io::Result<String> {
+    post(addr, path, token, "application/json", body)
+}
+
+/// One POST of `body` as `content_type`; the whole answer, or the error of a connection
+/// cut short.
+pub fn post(
+    addr: &str,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<String> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut out = String::new();

@@ -483,24 +483,6 @@ async fn facts_arriving_in_the_order_recorded_project_to_the_reference_views_on_
     in_recorded_order(Where::Postgres).await;
 }
 
-/// The tables of a dump that hold views; the audit rows, chain hashes, digests and
-/// checkpoints record the log's order, which differs by design.
-fn views_of(dump: &str) -> String {
-    const VIEWS: [&str; 7] = [
-        "cases",
-        "clocks",
-        "placements",
-        "household_clearings",
-        "household_members",
-        "job_losses",
-        "findings",
-    ];
-    dump.split("## ")
-        .filter(|t| VIEWS.contains(&t.lines().next().unwrap_or_default()))
-        .map(|t| format!("## {t}"))
-        .collect()
-}
-
 /// Ingests `events` into a fresh embedded log and projects it into a fresh SQLite store
 /// in batches of `batch`; returns the views.
 async fn views_after(events: &[assist_catalog::Event], batch: usize) -> String {
@@ -508,7 +490,7 @@ async fn views_after(events: &[assist_catalog::Event], batch: usize) -> String {
     let recorder = log_with(dir.path(), &assist_simulate::to_jsonl(events)).await;
     let store = sqlite_store(dir.path(), "views.db").await;
     let gen = project(&recorder, &store, batch).await;
-    let views = views_of(&store.dump(gen).await.unwrap());
+    let views = store.dump_views(gen).await.unwrap();
     store.close().await;
     views
 }
@@ -585,7 +567,7 @@ async fn two_concurrent_ingests_of_the_same_facts_give_the_views_of_one_in_order
     assert!(late_arrivals(&landed) > 0, "no fact landed late");
     let store = sqlite_store(dir.path(), "views.db").await;
     let gen = project(&recorder, &store, 100).await;
-    let views = views_of(&store.dump(gen).await.unwrap());
+    let views = store.dump_views(gen).await.unwrap();
     assert!(
         views == want,
         "the views differ from those of the facts in order"
