@@ -255,26 +255,47 @@ fn on_kafka_and_postgresql_a_sigkill_mid_batch_leaves_whole_batches_and_loses_no
     a_sigkill_mid_batch(Backend::kafka_postgres());
 }
 
-/// Whether the server `pid` holds a stream's lock in PostgreSQL now: its session has
-/// locked rows of `log_streams` (`FOR UPDATE`) in a transaction still open.
-fn holds_a_stream_lock(store: &str, pid: u32) -> bool {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(store).await.unwrap();
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_locks l
+/// The PostgreSQL sessions (backend pids) of the server `pid` that hold a stream's lock
+/// while they wait for it: in a transaction that has written (and so locked) rows of
+/// `log_streams`, idle until the server sends its next statement.
+fn sessions_holding_a_stream_lock(store: &str, pid: u32) -> Vec<i32> {
+    on_postgres(store, |mut c| async move {
+        sqlx::query_scalar(
+            "SELECT l.pid FROM pg_locks l
              JOIN pg_stat_activity a ON a.pid = l.pid
              JOIN pg_class c ON c.oid = l.relation
              WHERE a.application_name = $1 AND c.relname = 'log_streams'
-               AND l.mode = 'RowShareLock' AND l.granted",
+               AND l.mode = 'RowExclusiveLock' AND l.granted
+               AND a.state = 'idle in transaction'
+               AND EXISTS (SELECT 1 FROM pg_locks x WHERE x.pid = l.pid
+                           AND x.locktype = 'transactionid' AND x.granted)",
         )
         .bind(format!("assist-writer-{pid}"))
-        .fetch_one(&mut c)
+        .fetch_all(&mut c)
         .await
-        .unwrap();
-        n > 0
+        .unwrap()
     })
+}
+
+/// Which of the PostgreSQL sessions `pids` still exist.
+fn living_sessions(store: &str, pids: Vec<i32>) -> Vec<i32> {
+    on_postgres(store, |mut c| async move {
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1)")
+            .bind(pids)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    })
+}
+
+/// Runs `f` with a fresh connection to `store`.
+fn on_postgres<T, F: std::future::Future<Output = T>>(
+    store: &str,
+    f: impl FnOnce(sqlx::PgConnection) -> F,
+) -> T {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async { f(sqlx::PgConnection::connect(store).await.unwrap()).await })
 }
 
 #[test]
@@ -311,19 +332,19 @@ fn a_writer_stopped_while_it_holds_a_streams_lock_is_cut_off_and_cannot_write_wh
         })
         .collect();
     // Stop it until it is caught holding the stream's lock: the fault must land.
-    let mut caught = false;
+    let mut caught = Vec::new();
     for _ in 0..2000 {
         signal(&zombie, libc::SIGSTOP);
         std::thread::sleep(Duration::from_millis(2));
-        if holds_a_stream_lock(store, zombie.id()) {
-            caught = true;
+        caught = sessions_holding_a_stream_lock(store, zombie.id());
+        if !caught.is_empty() {
             break;
         }
         signal(&zombie, libc::SIGCONT);
         std::thread::sleep(Duration::from_millis(3));
     }
     assert!(
-        caught,
+        !caught.is_empty(),
         "the writer was never stopped while it held the lock"
     );
     // Another instance appends to the same stream: it waits until PostgreSQL ends the
@@ -339,9 +360,10 @@ fn a_writer_stopped_while_it_holds_a_streams_lock_is_cut_off_and_cannot_write_wh
     .unwrap();
     let takeover = waited.elapsed();
     assert!(answer.contains("\"accepted\":1"), "{answer}");
-    assert!(
-        !holds_a_stream_lock(store, zombie.id()),
-        "the stalled writer's lock is gone"
+    assert_eq!(
+        living_sessions(store, caught),
+        Vec::<i32>::new(),
+        "PostgreSQL ended the stalled writer's session"
     );
     // It wakes up; what it was writing fails, and it goes on with new sessions.
     signal(&zombie, libc::SIGCONT);

@@ -4,28 +4,30 @@
 //! Kafka has no conditional append, so no writer can check a stream's version on the
 //! broker. Here an append is two steps:
 //!
-//! 1. **Commit**, one PostgreSQL transaction: lock the batch's streams (their rows in
-//!    `log_streams`, in name order, so two batches never deadlock), find which ids are
-//!    stored, check the expectations against the locked versions, insert the new events
+//! 1. **Commit**, one PostgreSQL transaction: find which of the batch's ids are stored,
+//!    create or raise each stream's version in `log_streams` in one statement (which locks
+//!    its row until the commit, in name order, so two batches never wait on each other in a
+//!    cycle), check the expectations against the versions before, and insert the new events
 //!    with their stream versions and payloads into `log_events` (unique by
-//!    `(topic, event_id)` and by `(topic, stream, version)`), and raise the versions. Once
-//!    this commits, the facts are decided: a conflicting append waits for the locks and
-//!    then sees the new version.
-//! 2. **Publish**: lock the batch's rows that are still unpublished, produce them (the
-//!    idempotent producer, `acks=all`), record each one's partition and offset and drop its
-//!    payload, commit.
+//!    `(topic, event_id)` and by `(topic, stream, version)`). Once this commits, the facts
+//!    are decided: a conflicting append waits for the locks and then sees the new version.
+//! 2. **Publish**: produce the events this append stored (the idempotent producer,
+//!    `acks=all`), then record each one's partition and offset and drop its payload.
 //!
 //! A writer that dies between the two leaves facts committed but unpublished: every
-//! instance runs a relay that publishes rows left so for longer than `publish_after`, and
-//! a client's retry publishes them at once (and gets them back as duplicates). A writer
-//! stopped while it holds locks (a zombie) loses its PostgreSQL session after
-//! `hold_timeout` (`idle_in_transaction_session_timeout`); its locks go with it, and when it
-//! wakes it cannot commit anything. What it may still send to Kafka is a copy of a fact
-//! already decided, which every reader drops as a duplicate of its event id.
+//! instance runs a relay that publishes (under row locks, skipping rows another relay
+//! holds) facts left so for longer than `publish_after`. Nobody else publishes a younger
+//! fact, so a writer publishes its own without locks. A writer stopped while it holds
+//! locks (a zombie) loses its PostgreSQL session after `hold_timeout`
+//! (`idle_in_transaction_session_timeout`); its locks go with it, and when it wakes it
+//! cannot commit anything. What it may still send to Kafka is a copy of a fact already
+//! decided, which every reader drops as a duplicate of its event id; the table keeps the
+//! first position recorded.
 //!
 //! The topic holds a stream's facts in the order they were published: their version order,
-//! except where a relay published a dead writer's facts late. [`StreamReader::read_stream`]
-//! gives them in version order, and the views fold each subject in occurred order anyway.
+//! except where two writers of one stream published at once or a relay published a dead
+//! writer's facts late. [`StreamReader::read_stream`] gives them in version order, and the
+//! views fold each subject in occurred order anyway.
 
 use crate::topic::Topic;
 use crate::KafkaConfig;
@@ -82,11 +84,6 @@ pub struct SharedKafkaLog {
     seen_ends: Mutex<HashMap<u32, u64>>,
 }
 
-/// A fact committed but not yet on the topic, as the publish step reads it.
-struct Unpublished {
-    event: LogEvent,
-}
-
 impl SharedKafkaLog {
     /// Connects to the brokers and to PostgreSQL at `url`, creates the topic and the tables
     /// when missing, and starts this instance's relay (it stops when the log is dropped).
@@ -130,7 +127,7 @@ impl SharedKafkaLog {
         loop {
             let mut tx = self.db.begin().await?;
             let rows = sqlx::query(
-                "SELECT event_id::text, stream, payload FROM log_events
+                "SELECT event_id, stream, payload FROM log_events
                  WHERE topic = $1 AND log_offset IS NULL
                    AND committed_at < now() - make_interval(secs => $2)
                  ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED",
@@ -158,52 +155,55 @@ impl SharedKafkaLog {
     /// stored (first occurrences of ids not stored before). `None` when another writer
     /// stored one of its ids at the same moment (the caller starts over and finds it stored).
     async fn commit(&self, batch: &AppendBatch) -> Result<Option<Vec<usize>>, LogError> {
-        let mut streams: Vec<&str> = batch.events.iter().map(|e| e.stream.as_str()).collect();
-        streams.extend(batch.expected.keys().map(String::as_str));
-        streams.sort_unstable();
-        streams.dedup();
-        let ids: Vec<String> = batch
-            .events
-            .iter()
-            .map(|e| e.event_id.to_string())
-            .collect();
+        let ids: Vec<Uuid> = batch.events.iter().map(|e| e.event_id).collect();
         let mut tx = self.db.begin().await?;
-        sqlx::query(
-            "INSERT INTO log_streams (topic, stream, version)
-             SELECT $1, s, 0 FROM unnest($2::text[]) AS s ON CONFLICT DO NOTHING",
-        )
-        .bind(self.topic_name())
-        .bind(&streams)
-        .execute(&mut *tx)
-        .await?;
-        let mut versions: HashMap<String, u64> = HashMap::new();
-        for r in sqlx::query(
-            "SELECT stream, version FROM log_streams WHERE topic = $1 AND stream = ANY($2)
-             ORDER BY stream FOR UPDATE",
-        )
-        .bind(self.topic_name())
-        .bind(&streams)
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            versions.insert(r.try_get(0)?, r.try_get::<i64, _>(1)? as u64);
-        }
         let mut known: HashMap<Uuid, ()> = HashMap::new();
-        for r in sqlx::query(
-            "SELECT event_id::text FROM log_events WHERE topic = $1 AND event_id = ANY($2::text[]::uuid[])",
-        )
-        .bind(self.topic_name())
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?
+        for r in
+            sqlx::query("SELECT event_id FROM log_events WHERE topic = $1 AND event_id = ANY($2)")
+                .bind(self.topic_name())
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
         {
-            if let Ok(id) = Uuid::parse_str(r.try_get(0)?) {
-                known.insert(id, ());
-            }
+            known.insert(r.try_get(0)?, ());
         }
         let plan = batch.plan(&known)?;
+        // How many new events each stream gets; the streams with an expectation to check
+        // take part with none, so that they are locked too.
+        let mut added: BTreeMap<&str, i64> = BTreeMap::new();
+        for &i in &plan.new {
+            *added.entry(batch.events[i].stream.as_str()).or_default() += 1;
+        }
+        for &(stream, _) in &plan.to_check {
+            added.entry(stream).or_default();
+        }
+        if added.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        // One statement creates or raises each stream's version and locks its row until
+        // the commit, in name order (so that two batches never wait on each other in a
+        // cycle); a concurrent writer of the same stream waits here, then counts on.
+        let (names, counts): (Vec<&str>, Vec<i64>) = added.iter().map(|(s, n)| (*s, *n)).unzip();
+        let mut before: HashMap<String, u64> = HashMap::with_capacity(names.len());
+        for r in sqlx::query(
+            "INSERT INTO log_streams (topic, stream, version)
+             SELECT $1, t.s, t.n FROM unnest($2::text[], $3::int8[]) AS t(s, n)
+             ON CONFLICT (topic, stream) DO UPDATE SET version = log_streams.version + excluded.version
+             RETURNING stream, version",
+        )
+        .bind(self.topic_name())
+        .bind(&names)
+        .bind(&counts)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let stream: String = r.try_get(0)?;
+            let now = r.try_get::<i64, _>(1)?;
+            let n = added.get(stream.as_str()).copied().unwrap_or(0);
+            before.insert(stream, (now - n).max(0) as u64);
+        }
         for &(stream, expected) in &plan.to_check {
-            let actual = versions.get(stream).copied().unwrap_or(0);
+            let actual = before.get(stream).copied().unwrap_or(0);
             if !expected.admits(actual) {
                 return Err(LogError::WrongExpectedVersion {
                     stream: stream.to_string(),
@@ -213,23 +213,24 @@ impl SharedKafkaLog {
             }
         }
         if plan.new.is_empty() {
+            tx.commit().await?;
             return Ok(Some(Vec::new()));
         }
         let (mut new_ids, mut new_streams, mut new_versions, mut payloads) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for &i in &plan.new {
             let e = &batch.events[i];
-            let v = versions.entry(e.stream.clone()).or_insert(0);
+            let v = before.entry(e.stream.clone()).or_insert(0);
             *v += 1;
-            new_ids.push(e.event_id.to_string());
+            new_ids.push(ids[i]);
             new_streams.push(e.stream.as_str());
             new_versions.push(*v as i64);
             payloads.push(e.payload.as_slice());
         }
         let inserted = sqlx::query(
             "INSERT INTO log_events (topic, event_id, stream, version, payload)
-             SELECT $1, t.id::uuid, t.s, t.v, t.p
-             FROM unnest($2::text[], $3::text[], $4::int8[], $5::bytea[]) AS t(id, s, v, p)
+             SELECT $1, t.id, t.s, t.v, t.p
+             FROM unnest($2::uuid[], $3::text[], $4::int8[], $5::bytea[]) AS t(id, s, v, p)
              ON CONFLICT DO NOTHING",
         )
         .bind(self.topic_name())
@@ -244,116 +245,130 @@ impl SharedKafkaLog {
             tx.rollback().await?;
             return Ok(None);
         }
-        let (names, tops): (Vec<&str>, Vec<i64>) = versions
-            .iter()
-            .map(|(s, v)| (s.as_str(), *v as i64))
-            .unzip();
-        sqlx::query(
-            "UPDATE log_streams SET version = t.v FROM unnest($2::text[], $3::int8[]) AS t(s, v)
-             WHERE topic = $1 AND stream = t.s AND version <> t.v",
-        )
-        .bind(self.topic_name())
-        .bind(&names)
-        .bind(&tops)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(Some(plan.new))
     }
 
-    /// Step 2 for one batch: publishes those of `ids` still unpublished, waiting for a relay
-    /// that holds some of them to finish (they are then published and skipped).
-    async fn publish_ids(&self, ids: &[String]) -> Result<(), LogError> {
+    /// Step 2 for one batch: publishes the events this append stored, from memory. They
+    /// need no lock: nobody else publishes a fact younger than `publish_after`, and should
+    /// this writer be slower than that, the copy it sends is dropped by readers as a
+    /// duplicate and the table keeps the first position recorded.
+    async fn publish_own(
+        &self,
+        batch: &AppendBatch,
+        stored: &[usize],
+    ) -> Result<HashMap<Uuid, Position>, LogError> {
+        if stored.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let events: Vec<&LogEvent> = stored.iter().map(|&i| &batch.events[i]).collect();
+        let delivered = self.topic.produce(&events).await?;
         let mut tx = self.db.begin().await?;
-        let rows = sqlx::query(
-            "SELECT event_id::text, stream, payload FROM log_events
-             WHERE topic = $1 AND event_id = ANY($2::text[]::uuid[]) AND log_offset IS NULL
-             ORDER BY seq FOR UPDATE",
-        )
-        .bind(self.topic_name())
-        .bind(ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        let pending = unpublished(&rows)?;
-        self.publish(tx, pending).await
+        let recorded = self.record(&mut tx, &events, &delivered.positions).await?;
+        tx.commit().await?;
+        if let Some(f) = delivered.failure {
+            // Delivered facts are recorded; the rest stay for a retry or the relay.
+            return Err(f);
+        }
+        if recorded < events.len() as u64 {
+            let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+            return self.positions(&ids).await;
+        }
+        Ok(delivered
+            .positions
+            .iter()
+            .map(|(&i, &p)| (events[i].event_id, p))
+            .collect())
     }
 
     /// Produces `pending` (rows locked by `tx`) and records where each landed, in `tx`.
     async fn publish(
         &self,
         mut tx: Transaction<'_, Postgres>,
-        pending: Vec<Unpublished>,
+        pending: Vec<LogEvent>,
     ) -> Result<(), LogError> {
         if pending.is_empty() {
             tx.commit().await?;
             return Ok(());
         }
-        let events: Vec<&LogEvent> = pending.iter().map(|u| &u.event).collect();
+        let events: Vec<&LogEvent> = pending.iter().collect();
         let delivered = self.topic.produce(&events).await?;
-        let (mut ids, mut parts, mut offsets) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, pos) in &delivered.positions {
-            ids.push(pending[*i].event.event_id.to_string());
-            parts.push(pos.partition as i32);
-            offsets.push(pos.offset as i64);
-        }
-        sqlx::query(
-            "UPDATE log_events SET part = t.p, log_offset = t.o, payload = NULL
-             FROM unnest($2::text[], $3::int4[], $4::int8[]) AS t(id, p, o)
-             WHERE topic = $1 AND event_id = t.id::uuid",
-        )
-        .bind(self.topic_name())
-        .bind(&ids)
-        .bind(&parts)
-        .bind(&offsets)
-        .execute(&mut *tx)
-        .await?;
+        self.record(&mut tx, &events, &delivered.positions).await?;
         tx.commit().await?;
         match delivered.failure {
-            // Delivered facts are recorded; the rest stay for a retry or the relay.
             Some(f) => Err(f),
             None => Ok(()),
         }
     }
 
+    /// Records in `tx` where the delivered ones of `events` landed (by index), unless a
+    /// position is recorded already; drops their payloads. Returns how many it recorded.
+    async fn record(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        events: &[&LogEvent],
+        delivered: &HashMap<usize, Position>,
+    ) -> Result<u64, LogError> {
+        let (mut ids, mut parts, mut offsets) = (Vec::new(), Vec::new(), Vec::new());
+        for (&i, pos) in delivered {
+            ids.push(events[i].event_id);
+            parts.push(pos.partition as i32);
+            offsets.push(pos.offset as i64);
+        }
+        // Losing this record in a database crash costs a copy on the topic (the relay
+        // publishes the fact again; readers drop the copy by its id), never a fact: it
+        // need not wait for the disk.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut **tx)
+            .await?;
+        Ok(sqlx::query(
+            "UPDATE log_events SET part = t.p, log_offset = t.o, payload = NULL
+             FROM unnest($2::uuid[], $3::int4[], $4::int8[]) AS t(id, p, o)
+             WHERE topic = $1 AND event_id = t.id AND log_offset IS NULL",
+        )
+        .bind(self.topic_name())
+        .bind(&ids)
+        .bind(&parts)
+        .bind(&offsets)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+    }
+
     /// Where those of `ids` that are on the topic are.
-    async fn positions(&self, ids: &[String]) -> Result<HashMap<Uuid, Position>, LogError> {
+    async fn positions(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Position>, LogError> {
         let mut out = HashMap::with_capacity(ids.len());
         for r in sqlx::query(
-            "SELECT event_id::text, part, log_offset FROM log_events
-             WHERE topic = $1 AND event_id = ANY($2::text[]::uuid[]) AND log_offset IS NOT NULL",
+            "SELECT event_id, part, log_offset FROM log_events
+             WHERE topic = $1 AND event_id = ANY($2) AND log_offset IS NOT NULL",
         )
         .bind(self.topic_name())
         .bind(ids)
         .fetch_all(&self.db)
         .await?
         {
-            if let Ok(id) = Uuid::parse_str(r.try_get(0)?) {
-                out.insert(
-                    id,
-                    Position {
-                        partition: r.try_get::<i32, _>(1)? as u32,
-                        offset: r.try_get::<i64, _>(2)? as u64,
-                    },
-                );
-            }
+            out.insert(
+                r.try_get(0)?,
+                Position {
+                    partition: r.try_get::<i32, _>(1)? as u32,
+                    offset: r.try_get::<i64, _>(2)? as u64,
+                },
+            );
         }
         Ok(out)
     }
 }
 
-fn unpublished(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<Unpublished>, LogError> {
+/// Facts committed but not yet on the topic, as the relay reads them.
+fn unpublished(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<LogEvent>, LogError> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let id: &str = r.try_get(0)?;
-        let event_id = Uuid::parse_str(id)
-            .map_err(|e| LogError::Backend(format!("a stored event id is not a UUID: {e}")))?;
+        let event_id: Uuid = r.try_get(0)?;
         let payload: Option<Vec<u8>> = r.try_get(2)?;
-        out.push(Unpublished {
-            event: LogEvent {
-                event_id,
-                stream: r.try_get(1)?,
-                payload: payload.unwrap_or_default(),
-            },
+        out.push(LogEvent {
+            event_id,
+            stream: r.try_get(1)?,
+            payload: payload.unwrap_or_default(),
         });
     }
     Ok(out)
@@ -429,13 +444,28 @@ impl Appender for SharedKafkaLog {
                 ));
             }
         };
-        let ids: Vec<String> = batch
-            .events
-            .iter()
-            .map(|e| e.event_id.to_string())
-            .collect();
-        self.publish_ids(&ids).await?;
-        let positions = self.positions(&ids).await?;
+        let mut positions = self.publish_own(&batch, &stored).await?;
+        // The rest are duplicates: of facts on the topic, of facts another writer is
+        // publishing now, or of facts a writer left unpublished, which the relay publishes
+        // once they are `publish_after` old. Wait for them that long, and a little more.
+        let waiting = std::time::Instant::now();
+        let patience = self.settings.publish_after + 2 * self.settings.relay_every;
+        loop {
+            let rest: Vec<Uuid> = batch
+                .events
+                .iter()
+                .filter(|e| !positions.contains_key(&e.event_id))
+                .map(|e| e.event_id)
+                .collect();
+            if rest.is_empty() {
+                break;
+            }
+            positions.extend(self.positions(&rest).await?);
+            if positions.len() == batch.events.len() || waiting.elapsed() > patience {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let mut out = Vec::with_capacity(batch.events.len());
         let mut stored = stored.into_iter().peekable();
         for (i, e) in batch.events.iter().enumerate() {
@@ -457,8 +487,7 @@ impl Appender for SharedKafkaLog {
 #[async_trait]
 impl IdIndex for SharedKafkaLog {
     async fn find_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Position>, LogError> {
-        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        self.positions(&ids).await
+        self.positions(ids).await
     }
 }
 
