@@ -6,11 +6,13 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{assist, body_json, fresh_postgres, post_json, request, spawn_serve_command};
+use support::{
+    assist, body_json, fresh_postgres, post_json, request, spawn_serve_command, Running,
+};
 
 /// Events per POST in the SIGKILL tests.
 const BATCH: u32 = 10;
@@ -81,8 +83,9 @@ impl Backend {
         c
     }
 
-    fn serve(&self, dir: &Path) -> (Child, String) {
-        spawn_serve_command(self.assist(dir), &[])
+    fn serve(&self, dir: &Path) -> (Running, String) {
+        let (child, addr) = spawn_serve_command(self.assist(dir), &[]);
+        (Running(child), addr)
     }
 
     /// Waits until no committed fact is left unpublished (the relay's work), on Kafka.
@@ -145,9 +148,9 @@ fn histories(addr: &str, auditor: &str, people: u32) -> HashMap<String, usize> {
     seen
 }
 
-fn signal(child: &Child, sig: libc::c_int) {
+fn signal(child: &Running, sig: libc::c_int) {
     // SAFETY: kill(2) on our own child's pid; no memory is touched.
-    let r = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    let r = unsafe { libc::kill(child.0.id() as libc::pid_t, sig) };
     assert_eq!(r, 0, "could not signal the server");
 }
 
@@ -189,8 +192,7 @@ fn a_sigkill_mid_batch(backend: Backend) {
         assert!(start.elapsed() < Duration::from_secs(60), "too slow");
         std::thread::sleep(Duration::from_millis(5));
     }
-    server.kill().unwrap(); // SIGKILL
-    let _ = server.wait();
+    server.kill(); // SIGKILL
     for c in clients {
         c.join().unwrap();
     }
@@ -201,7 +203,7 @@ fn a_sigkill_mid_batch(backend: Backend) {
         "the kill caught batches in flight"
     );
 
-    let (mut server, addr) = backend.serve(dir.path());
+    let (server, addr) = backend.serve(dir.path());
     backend.wait_for_the_relay();
     let seen = histories(&addr, &auditor, PEOPLE);
     for &b in &sent {
@@ -230,8 +232,7 @@ fn a_sigkill_mid_batch(backend: Backend) {
         }
     }
     let seen = histories(&addr, &auditor, PEOPLE);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     for &b in &sent {
         for id in batch(b).0 {
             assert_eq!(seen.get(&id), Some(&1), "{id} is not in the log once");
@@ -307,11 +308,11 @@ fn a_writer_stopped_while_it_holds_a_streams_lock_is_cut_off_and_cannot_write_wh
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (service, auditor) = (token(a.path(), "service"), token(a.path(), "auditor"));
     // Both instances take the same tokens and share the key-encryption key.
-    let (mut zombie, zombie_addr) = backend.serve(a.path());
+    let (zombie, zombie_addr) = backend.serve(a.path());
     for file in ["jwt.key", "kek"] {
         std::fs::copy(a.path().join(file), b.path().join(file)).unwrap();
     }
-    let (mut other, other_addr) = backend.serve(b.path());
+    let (other, other_addr) = backend.serve(b.path());
     // Two clients post one event at a time for person 0 to the instance that will stall.
     let stop = Arc::new(AtomicBool::new(false));
     let next = Arc::new(AtomicU32::new(0));
@@ -336,7 +337,7 @@ fn a_writer_stopped_while_it_holds_a_streams_lock_is_cut_off_and_cannot_write_wh
     for _ in 0..2000 {
         signal(&zombie, libc::SIGSTOP);
         std::thread::sleep(Duration::from_millis(2));
-        caught = sessions_holding_a_stream_lock(store, zombie.id());
+        caught = sessions_holding_a_stream_lock(store, zombie.0.id());
         if !caught.is_empty() {
             break;
         }
@@ -396,10 +397,7 @@ fn a_writer_stopped_while_it_holds_a_streams_lock_is_cut_off_and_cannot_write_wh
     );
     backend.wait_for_the_relay();
     let seen = histories(&other_addr, &auditor, 1);
-    for p in [&mut zombie, &mut other] {
-        let _ = p.kill();
-        let _ = p.wait();
-    }
+    drop((zombie, other));
     assert!(
         seen.values().all(|&n| n == 1),
         "an event is in the log twice"
@@ -471,13 +469,15 @@ fn two_serve_and_two_follow_processes_killed_and_restarted_give_the_views_of_the
     let chunks: Vec<String> = lines.chunks(100).map(|c| c.join("\n") + "\n").collect();
     let serve = |i: usize| backend.serve(dirs[i].path());
     let follow = |i: usize| {
-        backend
-            .assist(dirs[i].path())
-            .args(["follow", "--group", "e2e", "--interval-ms", "200"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+        Running(
+            backend
+                .assist(dirs[i].path())
+                .args(["follow", "--group", "e2e", "--interval-ms", "200"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     };
     let (a, a_addr) = serve(0);
     for file in ["jwt.key", "kek"] {
@@ -534,24 +534,19 @@ fn two_serve_and_two_follow_processes_killed_and_restarted_give_the_views_of_the
     // One serve instance killed with SIGKILL a third of the way, and started again.
     wait_for(chunks.len() / 3);
     let mut a = a;
-    a.kill().unwrap();
-    let _ = a.wait();
+    a.kill();
     std::thread::sleep(Duration::from_millis(300));
     let (a, a_addr) = serve(0);
     addrs.lock().unwrap()[0] = a_addr;
     // One follow worker killed two thirds of the way, and started again.
     wait_for(2 * chunks.len() / 3);
     let mut f1 = f1;
-    f1.kill().unwrap();
-    let _ = f1.wait();
+    f1.kill();
     let f1 = follow(2);
     poster.join().unwrap();
     backend.wait_for_the_relay();
     let got = views_when_caught_up(log, store);
-    for mut p in [a, b, f1, f2] {
-        let _ = p.kill();
-        let _ = p.wait();
-    }
+    drop((a, b, f1, f2));
     // The same input through the embedded log, projected into another database.
     let embedded = tempfile::tempdir().unwrap();
     let file = embedded.path().join("county.jsonl");

@@ -127,3 +127,21 @@ pub fn body_json(answer: &str) -> serde_json::Value {
     let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
 }
+
+/// A child process killed (SIGKILL) and reaped when dropped, so that a failing test leaves
+/// no server behind.
+pub struct Running(pub std::process::Child);
+
+impl Running {
+    /// Kills it now with SIGKILL, as an operator's `kill -9` would, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
