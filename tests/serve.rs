@@ -8,7 +8,9 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{assist, body_json, fresh_postgres, post_json, request, spawn_serve_with};
+use support::{
+    assist, body_json, fresh_postgres, post_json, request, spawn_serve_command, spawn_serve_with,
+};
 
 #[test]
 fn serve_takes_tokens_from_token_issue_and_stops_cleanly_on_sigterm() {
@@ -124,21 +126,9 @@ fn serve_with_jwt_public_key_takes_the_providers_tokens_and_refuses_local_ones()
         .unwrap(),
     )
     .unwrap();
-    let mut server = assist(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("ASSIST_JWT_PUBLIC_KEY", keys.join("idp-es256.pub"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .trim_start_matches("listening on http://")
-        .to_string();
+    let mut with_provider = assist(dir.path());
+    with_provider.env("ASSIST_JWT_PUBLIC_KEY", keys.join("idp-es256.pub"));
+    let (mut server, addr) = spawn_serve_command(with_provider, &[]);
     let taken = request(&addr, "GET", "/v1/caseload", Some(&idp));
     let refused = request(&addr, "GET", "/v1/caseload", Some(&local));
     let _ = server.kill();
@@ -373,20 +363,7 @@ fn serve_with_notify_records_the_notices_due_and_shows_each_person_theirs() {
     };
     let caseworker = token("caseworker", "3501", "cw-350121-007");
     let county = token("supervisor", "350121", "sup-minhou");
-    let mut server = assist(dir.path())
-        .args(["serve", "--notify", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .trim_start_matches("listening on http://")
-        .to_string();
+    let (mut server, addr) = spawn_serve_with(dir.path(), &["--notify"]);
     let start = Instant::now();
     let mine = loop {
         let answer = request(&addr, "GET", "/v1/notices", Some(&caseworker));
@@ -436,20 +413,7 @@ fn on_tansu_and_postgresql_every_endpoint_answers_with_what_it_serves() {
     );
     let mut serve = assist(dir.path());
     on_kafka(&mut serve);
-    let mut server = serve
-        .args(["serve", "--notify", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .trim_start_matches("listening on http://")
-        .to_string();
+    let (mut server, addr) = spawn_serve_command(serve, &["--notify"]);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/examples");
     let events: Vec<serde_json::Value> = [
         "person_registered",

@@ -101,6 +101,21 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
     }
 }
 
+impl IngestArgs {
+    /// The arguments that generate `events` events over `streams` streams from `seed`, for
+    /// the benchmarks that need only the workload.
+    pub(crate) fn generated(events: usize, batch: usize, streams: usize, seed: u64) -> IngestArgs {
+        IngestArgs {
+            events,
+            batch,
+            streams,
+            dir: None,
+            only_log: false,
+            seed,
+        }
+    }
+}
+
 /// Realistic events of the 2473 response, serialized as the log stores them.
 pub(crate) fn workload(args: &IngestArgs) -> Result<Vec<LogEvent>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
@@ -334,6 +349,22 @@ fn tempfile_dir(given: &Option<PathBuf>) -> Result<BenchDir> {
     }
 }
 
+/// A benchmark's topic on `brokers`: the default partitions, one replica, a 10 s timeout.
+pub(crate) fn bench_topic(
+    brokers: &str,
+    topic: &str,
+    batch_messages: Option<u32>,
+) -> assist_kafka::KafkaConfig {
+    assist_kafka::KafkaConfig {
+        brokers: brokers.to_string(),
+        topic: topic.to_string(),
+        partitions: DEFAULT_PARTITIONS,
+        replication: 1,
+        timeout: std::time::Duration::from_secs(10),
+        max_batch_messages: batch_messages,
+    }
+}
+
 /// The baseline of the Kafka benchmarks: a bare idempotent `acks=all` producer sending
 /// `events` keyed by stream to their partitions of `topic` (which must exist), enqueuing
 /// each append of `batch` at once and awaiting every delivery report; its seconds.
@@ -387,25 +418,15 @@ pub(crate) async fn bare_producer(
 
 async fn kafka(args: KafkaArgs) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
-    let gen_args = IngestArgs {
-        events: args.events,
-        batch: args.batch,
-        streams: args.streams,
-        dir: None,
-        only_log: false,
-        seed: 7,
-    };
-    let events = workload(&gen_args)?;
+    let events = workload(&IngestArgs::generated(
+        args.events,
+        args.batch,
+        args.streams,
+        7,
+    ))?;
     let n = events.len() as f64;
     let run_id = Uuid::now_v7().simple().to_string();
-    let config = |topic: &str| assist_kafka::KafkaConfig {
-        brokers: args.brokers.clone(),
-        topic: topic.to_string(),
-        partitions: DEFAULT_PARTITIONS,
-        replication: 1,
-        timeout: std::time::Duration::from_secs(10),
-        max_batch_messages: args.batch_messages,
-    };
+    let config = |topic: &str| bench_topic(&args.brokers, topic, args.batch_messages);
     outln!(
         "workload: {} events in appends of {}, {} streams, broker {}",
         events.len(),

@@ -2,11 +2,11 @@
 //! instances against a bare rdkafka producer, and the share of conflicts when writers race
 //! for the same streams' versions.
 
-use super::bench::{bare_producer, workload, IngestArgs};
+use super::bench::{bare_producer, bench_topic, workload, IngestArgs};
 use crate::outln;
 use anyhow::{Context, Result};
-use assist_kafka::{KafkaConfig, SharedKafkaLog, SharedSettings};
-use assist_log::{AppendBatch, Appender, ExpectedVersion, LogError, LogEvent, DEFAULT_PARTITIONS};
+use assist_kafka::{SharedKafkaLog, SharedSettings};
+use assist_log::{AppendBatch, Appender, ExpectedVersion, LogError, LogEvent};
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -66,25 +66,16 @@ pub async fn run(args: Args) -> Result<ExitCode> {
 }
 
 async fn measure(args: &Args, url: &str, run_id: &str) -> Result<()> {
-    let config = |topic: &str| KafkaConfig {
-        brokers: args.brokers.clone(),
-        topic: topic.to_string(),
-        partitions: DEFAULT_PARTITIONS,
-        replication: 1,
-        timeout: std::time::Duration::from_secs(10),
-        max_batch_messages: args.batch_messages,
-    };
+    let config = |topic: &str| bench_topic(&args.brokers, topic, args.batch_messages);
     let open = |topic: String| async move {
         SharedKafkaLog::open(config(&topic), url, SharedSettings::default()).await
     };
-    let events = workload(&IngestArgs {
-        events: args.events,
-        batch: args.batch,
-        streams: args.streams,
-        dir: None,
-        only_log: false,
-        seed: 7,
-    })?;
+    let events = workload(&IngestArgs::generated(
+        args.events,
+        args.batch,
+        args.streams,
+        7,
+    ))?;
     let n = events.len() as f64;
     outln!(
         "workload: {} events in appends of {}, {} streams, broker {}",
@@ -155,14 +146,12 @@ async fn measure(args: &Args, url: &str, run_id: &str) -> Result<()> {
         for _ in 0..writers {
             logs.push(open(topic.clone()).await?);
         }
-        let hot = workload(&IngestArgs {
-            events: args.races * writers,
-            batch: 1,
-            streams: args.hot,
-            dir: None,
-            only_log: false,
-            seed: 11,
-        })?;
+        let hot = workload(&IngestArgs::generated(
+            args.races * writers,
+            1,
+            args.hot,
+            11,
+        ))?;
         let t = Instant::now();
         let mut tasks = Vec::new();
         for (w, log) in logs.iter().enumerate() {
@@ -196,15 +185,7 @@ async fn takeover(log: &Arc<SharedKafkaLog>, url: &str) -> Result<()> {
     use sqlx::Connection;
     let mut rows = Vec::new();
     for _ in 0..5 {
-        let event = workload(&IngestArgs {
-            events: 1,
-            batch: 1,
-            streams: 1,
-            dir: None,
-            only_log: false,
-            seed: rand_seed(),
-        })?
-        .remove(0);
+        let event = workload(&IngestArgs::generated(1, 1, 1, rand_seed()))?.remove(0);
         log.append(AppendBatch::new(vec![event.clone()])).await?;
         let mut dying = sqlx::PgConnection::connect(url).await?;
         sqlx::query("BEGIN").execute(&mut dying).await?;
