@@ -80,8 +80,8 @@ pub struct SharedKafkaLog {
     topic: Topic,
     db: PgPool,
     settings: SharedSettings,
-    /// The end of each partition at the last look.
-    seen_ends: Mutex<HashMap<u32, u64>>,
+    /// Each partition's broker-reported end and its end as read, at the last look.
+    seen_ends: Mutex<HashMap<u32, (Option<i64>, u64)>>,
 }
 
 impl SharedKafkaLog {
@@ -517,16 +517,23 @@ impl PartitionReader for SharedKafkaLog {
                 .lock()
                 .map_err(|_| LogError::Backend("poisoned".into()))?
                 .get(&p)
-                .copied()
-                .unwrap_or(0);
-            // A broker's reported end may stop short of the last batch's records (tansu
-            // 0.6), never beyond the end: the offset before it exists.
-            let from = seen.max(hint.unwrap_or(0).max(1) as u64 - 1);
-            let end = self.topic.end_from(p, from).await?;
-            self.seen_ends
-                .lock()
-                .map_err(|_| LogError::Backend("poisoned".into()))?
-                .insert(p, end);
+                .copied();
+            let end = match seen {
+                // The broker reports the same end as last time: nothing was added.
+                Some((reported, end)) if hint.is_some() && reported == hint => end,
+                _ => {
+                    // A broker's reported end may stop short of the last batch's records
+                    // (tansu 0.6), never beyond the end: the offset before it exists.
+                    let known = seen.map(|(_, end)| end).unwrap_or(0);
+                    let from = known.max(hint.unwrap_or(0).max(1) as u64 - 1);
+                    let end = self.topic.end_from(p, from).await?;
+                    self.seen_ends
+                        .lock()
+                        .map_err(|_| LogError::Backend("poisoned".into()))?
+                        .insert(p, (hint, end));
+                    end
+                }
+            };
             out.push(PartitionInfo {
                 partition: p,
                 high_water: end,
