@@ -205,6 +205,8 @@ impl SharedKafkaLog {
         for &(stream, expected) in &plan.to_check {
             let actual = before.get(stream).copied().unwrap_or(0);
             if !expected.admits(actual) {
+                // Release the streams' locks now, not when the connection is next used.
+                tx.rollback().await?;
                 return Err(LogError::WrongExpectedVersion {
                     stream: stream.to_string(),
                     expected,
