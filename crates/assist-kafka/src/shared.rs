@@ -11,13 +11,14 @@
 //!    with their stream versions and payloads into `log_events` (unique by
 //!    `(topic, event_id)` and by `(topic, stream, version)`). Once this commits, the facts
 //!    are decided: a conflicting append waits for the locks and then sees the new version.
-//! 2. **Publish**: produce the events this append stored (the idempotent producer,
-//!    `acks=all`), then record each one's partition and offset and drop its payload.
+//! 2. **Publish**: lock the rows of the events this append stored, produce them from
+//!    memory (the idempotent producer, `acks=all`), record each one's partition and offset
+//!    and drop its payload. Only this step and the relays take those rows: writers of the
+//!    same streams never wait for them.
 //!
 //! A writer that dies between the two leaves facts committed but unpublished: every
 //! instance runs a relay that publishes (under row locks, skipping rows another relay
-//! holds) facts left so for longer than `publish_after`. Nobody else publishes a younger
-//! fact, so a writer publishes its own without locks. A writer stopped while it holds
+//! holds) facts left so for longer than `publish_after`. A writer stopped while it holds
 //! locks (a zombie) loses its PostgreSQL session after `hold_timeout`
 //! (`idle_in_transaction_session_timeout`); its locks go with it, and when it wakes it
 //! cannot commit anything. What it may still send to Kafka is a copy of a fact already
@@ -38,7 +39,7 @@ use assist_log::{
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Row, Transaction};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -73,6 +74,11 @@ const COMMIT_ATTEMPTS: usize = 8;
 
 /// Facts a relay publishes per transaction.
 const RELAY_BATCH: i64 = 1_000;
+
+/// How long a writer may hold its own new facts' rows while the producer waits for the
+/// broker: longer than the producer's delivery timeout (30 s), so that a live writer's
+/// facts are never published twice; a stopped one's go to the relay after it.
+const PUBLISH_HOLD: Duration = Duration::from_secs(45);
 
 /// The event log on a Kafka topic for any number of writing instances, with PostgreSQL as
 /// the arbiter of stream versions and event ids (see the module's documentation).
@@ -251,10 +257,10 @@ impl SharedKafkaLog {
         Ok(Some(plan.new))
     }
 
-    /// Step 2 for one batch: publishes the events this append stored, from memory. They
-    /// need no lock: nobody else publishes a fact younger than `publish_after`, and should
-    /// this writer be slower than that, the copy it sends is dropped by readers as a
-    /// duplicate and the table keeps the first position recorded.
+    /// Step 2 for one batch: publishes the events this append stored, from memory, holding
+    /// their rows so that no relay publishes them meanwhile. Only this step and the relays
+    /// take those rows (writers of the same streams do not wait for them), so the writer may
+    /// hold them while the producer waits for the broker, up to `PUBLISH_HOLD`.
     async fn publish_own(
         &self,
         batch: &AppendBatch,
@@ -263,17 +269,36 @@ impl SharedKafkaLog {
         if stored.is_empty() {
             return Ok(HashMap::new());
         }
-        let events: Vec<&LogEvent> = stored.iter().map(|&i| &batch.events[i]).collect();
-        let delivered = self.topic.produce(&events).await?;
+        let ids: Vec<Uuid> = stored.iter().map(|&i| batch.events[i].event_id).collect();
         let mut tx = self.db.begin().await?;
-        let recorded = self.record(&mut tx, &events, &delivered.positions).await?;
+        sqlx::query("SELECT set_config('idle_in_transaction_session_timeout', $1, true)")
+            .bind(PUBLISH_HOLD.as_millis().to_string())
+            .execute(&mut *tx)
+            .await?;
+        let unpublished: HashSet<Uuid> = sqlx::query_scalar(
+            "SELECT event_id FROM log_events
+             WHERE topic = $1 AND event_id = ANY($2) AND log_offset IS NULL FOR UPDATE",
+        )
+        .bind(self.topic_name())
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let events: Vec<&LogEvent> = stored
+            .iter()
+            .map(|&i| &batch.events[i])
+            .filter(|e| unpublished.contains(&e.event_id))
+            .collect();
+        let delivered = self.topic.produce(&events).await?;
+        self.record(&mut tx, &events, &delivered.positions).await?;
         tx.commit().await?;
         if let Some(f) = delivered.failure {
             // Delivered facts are recorded; the rest stay for a retry or the relay.
             return Err(f);
         }
-        if recorded < events.len() as u64 {
-            let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        if events.len() < ids.len() {
+            // A relay published some first (this writer was slower than `publish_after`).
             return self.positions(&ids).await;
         }
         Ok(delivered
