@@ -284,6 +284,33 @@ mod shared {
     assist_log::conformance_tests!(SharedOnMock);
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_slower_to_publish_than_the_relays_wait_still_has_its_facts_published_once() {
+        let topic = format!("slow-{}", uuid::Uuid::new_v4().simple());
+        let (cluster, servers) = mock_cluster(1, &topic);
+        let eager = SharedSettings {
+            publish_after: Duration::from_millis(300),
+            relay_every: Duration::from_millis(50),
+            ..SharedSettings::default()
+        };
+        let log = open(servers, &topic, eager).await;
+        // Every request to the broker now takes a second: the produce outlasts the relay's
+        // wait several times over, while the relay looks every 50 ms.
+        cluster
+            .broker_round_trip_time(1, Duration::from_secs(1))
+            .unwrap();
+        let events: Vec<LogEvent> = (0..50).map(|i| event(&stream(i % 7), i)).collect();
+        let started = std::time::Instant::now();
+        let out = log.append(AppendBatch::new(events.clone())).await.unwrap();
+        assert!(
+            started.elapsed() > eager.publish_after,
+            "the append was not slower than the relay's wait"
+        );
+        assert!(out.iter().all(|o| matches!(o, Appended::Stored(_))));
+        cluster.broker_round_trip_time(1, Duration::ZERO).unwrap();
+        assert_exactly_once(&events, &all_ids(&log).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn facts_a_writer_committed_but_could_not_publish_are_relayed_and_a_retry_gets_them_as_duplicates(
     ) {
         let topic = format!("stranded-{}", uuid::Uuid::new_v4().simple());
