@@ -131,7 +131,7 @@ impl SharedKafkaLog {
     pub async fn publish_stranded(&self) -> Result<u64, LogError> {
         let mut published = 0;
         loop {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.publishing().await?;
             let rows = sqlx::query(
                 "SELECT event_id, stream, payload FROM log_events
                  WHERE topic = $1 AND log_offset IS NULL
@@ -155,6 +155,17 @@ impl SharedKafkaLog {
 
     fn topic_name(&self) -> &str {
         &self.topic.config.topic
+    }
+
+    /// A transaction for publishing: it may sit idle holding its rows while the producer
+    /// waits for the broker, up to `PUBLISH_HOLD` rather than `hold_timeout`.
+    async fn publishing(&self) -> Result<Transaction<'_, Postgres>, LogError> {
+        let mut tx = self.db.begin().await?;
+        sqlx::query("SELECT set_config('idle_in_transaction_session_timeout', $1, true)")
+            .bind(PUBLISH_HOLD.as_millis().to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 
     /// Step 1: decides the batch in one transaction; returns the indexes of the events it
@@ -270,11 +281,7 @@ impl SharedKafkaLog {
             return Ok(HashMap::new());
         }
         let ids: Vec<Uuid> = stored.iter().map(|&i| batch.events[i].event_id).collect();
-        let mut tx = self.db.begin().await?;
-        sqlx::query("SELECT set_config('idle_in_transaction_session_timeout', $1, true)")
-            .bind(PUBLISH_HOLD.as_millis().to_string())
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.publishing().await?;
         let unpublished: HashSet<Uuid> = sqlx::query_scalar(
             "SELECT event_id FROM log_events
              WHERE topic = $1 AND event_id = ANY($2) AND log_offset IS NULL FOR UPDATE",
