@@ -93,10 +93,7 @@ impl Backend {
         let Backend::KafkaPostgres { store, .. } = self else {
             return;
         };
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(store).await.unwrap();
+        on_postgres(store, |mut c| async move {
             let start = Instant::now();
             loop {
                 let left: i64 =

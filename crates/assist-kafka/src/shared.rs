@@ -336,13 +336,13 @@ impl SharedKafkaLog {
     }
 
     /// Records in `tx` where the delivered ones of `events` landed (by index), unless a
-    /// position is recorded already; drops their payloads. Returns how many it recorded.
+    /// position is recorded already; drops their payloads.
     async fn record(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         events: &[&LogEvent],
         delivered: &HashMap<usize, Position>,
-    ) -> Result<u64, LogError> {
+    ) -> Result<(), LogError> {
         let (mut ids, mut parts, mut offsets) = (Vec::new(), Vec::new(), Vec::new());
         for (&i, pos) in delivered {
             ids.push(events[i].event_id);
@@ -355,7 +355,7 @@ impl SharedKafkaLog {
         sqlx::query("SET LOCAL synchronous_commit = off")
             .execute(&mut **tx)
             .await?;
-        Ok(sqlx::query(
+        sqlx::query(
             "UPDATE log_events SET part = t.p, log_offset = t.o, payload = NULL
              FROM unnest($2::uuid[], $3::int4[], $4::int8[]) AS t(id, p, o)
              WHERE topic = $1 AND event_id = t.id AND log_offset IS NULL",
@@ -365,8 +365,8 @@ impl SharedKafkaLog {
         .bind(&parts)
         .bind(&offsets)
         .execute(&mut **tx)
-        .await?
-        .rows_affected())
+        .await?;
+        Ok(())
     }
 
     /// Where those of `ids` that are on the topic are.
