@@ -27,8 +27,8 @@ mod topic;
 pub use shared::{SharedKafkaLog, SharedSettings};
 
 use assist_log::{
-    AppendBatch, Appended, Appender, IdIndex, LogError, LogEvent, PartitionInfo, PartitionReader,
-    Position, Record, StreamReader,
+    partition_for, AppendBatch, Appended, Appender, IdIndex, LogError, LogEvent, PartitionInfo,
+    PartitionReader, Position, Record, StreamReader,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -425,6 +425,7 @@ impl StreamReader for KafkaLog {
                 .collect::<Result<_, _>>()?
         };
         let offsets: Vec<u64> = offsets.iter().map(|o| *o as u64).collect();
-        self.topic.read_offsets(stream, &offsets).await
+        let p = partition_for(stream, self.topic.config.partitions);
+        self.topic.read_offsets(stream, p, &offsets).await
     }
 }

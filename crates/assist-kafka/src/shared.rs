@@ -30,11 +30,11 @@
 //! writer's facts late. [`StreamReader::read_stream`] gives them in version order, and the
 //! views fold each subject in occurred order anyway.
 
-use crate::topic::Topic;
+use crate::topic::{Topic, READ_PAGE};
 use crate::KafkaConfig;
 use assist_log::{
-    AppendBatch, Appended, Appender, IdIndex, LogError, LogEvent, PartitionInfo, PartitionReader,
-    Position, Record, StreamReader,
+    partition_for, AppendBatch, Appended, Appender, IdIndex, LogError, LogEvent, PartitionInfo,
+    PartitionReader, Position, Record, StreamReader,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -74,6 +74,13 @@ const COMMIT_ATTEMPTS: usize = 8;
 
 /// Facts a relay publishes per transaction.
 const RELAY_BATCH: i64 = 1_000;
+
+/// Whether an indexer waits for another instance indexing the same partition, or skips it.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    Yes,
+    No,
+}
 
 /// How long a writer may hold its own new facts' rows while the producer waits for the
 /// broker: longer than the producer's delivery timeout (30 s), so that a live writer's
@@ -151,6 +158,178 @@ impl SharedKafkaLog {
                 return Ok(published);
             }
         }
+    }
+
+    /// Indexes the facts that other producers wrote straight to the topic (any Kafka client
+    /// may, with the event id in its header), in every partition no other instance is
+    /// indexing now; returns how many it indexed.
+    pub async fn index_foreign(&self) -> Result<u64, LogError> {
+        let mut indexed = 0;
+        for p in 0..self.topic.config.partitions {
+            indexed += self.index_partition(p, Wait::No).await?;
+        }
+        Ok(indexed)
+    }
+
+    /// Reads partition `p` from where it was last indexed to its end, a page per
+    /// transaction, and gives each fact not stored here (one that a foreign producer wrote)
+    /// its stream's next version and its position, as if appended then. The partition's
+    /// row in `log_indexed` serializes the instances; `Wait::No` skips a partition another
+    /// holds. A writer's own facts are committed before they are produced, so whatever is on
+    /// the topic and not in `log_events` is foreign.
+    async fn index_partition(&self, p: u32, wait: Wait) -> Result<u64, LogError> {
+        let mut indexed = 0;
+        let mut attempts = 0;
+        loop {
+            let mut tx = self.db.begin().await?;
+            sqlx::query(
+                "INSERT INTO log_indexed (topic, part, next_offset) VALUES ($1, $2, 0)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(self.topic_name())
+            .bind(p as i32)
+            .execute(&mut *tx)
+            .await?;
+            let from: Option<i64> = sqlx::query_scalar(match wait {
+                Wait::Yes => {
+                    "SELECT next_offset FROM log_indexed WHERE topic = $1 AND part = $2 FOR UPDATE"
+                }
+                Wait::No => {
+                    "SELECT next_offset FROM log_indexed WHERE topic = $1 AND part = $2
+                     FOR UPDATE SKIP LOCKED"
+                }
+            })
+            .bind(self.topic_name())
+            .bind(p as i32)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(from) = from else {
+                return Ok(indexed); // another instance is indexing it now
+            };
+            let records = self.topic.read_range(p, from as u64, READ_PAGE).await?;
+            let Some(last) = records.last().map(|r| r.position.offset) else {
+                return Ok(indexed);
+            };
+            let outcome = match self.index_records(&mut tx, &records).await {
+                // PostgreSQL broke a lock cycle with a writer here: read the page again.
+                Err(e) if broke_a_lock_cycle(&e) => None,
+                other => other?,
+            };
+            match outcome {
+                Some(n) => {
+                    sqlx::query(
+                        "UPDATE log_indexed SET next_offset = $3 WHERE topic = $1 AND part = $2",
+                    )
+                    .bind(self.topic_name())
+                    .bind(p as i32)
+                    .bind(last as i64 + 1)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    indexed += n;
+                    if records.len() < READ_PAGE {
+                        return Ok(indexed);
+                    }
+                }
+                None => {
+                    // A writer stored one of these ids meanwhile: read the page again.
+                    tx.rollback().await?;
+                    attempts += 1;
+                    if attempts >= COMMIT_ATTEMPTS {
+                        return Err(LogError::Backend(
+                            "writers kept storing ids of foreign facts while they were indexed"
+                                .into(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores in `tx` the facts of `records` (one page of a partition, in offset order)
+    /// that are not stored yet, each at its stream's next version; `None` when a writer
+    /// stored one of their ids at the same moment.
+    async fn index_records(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        records: &[Record],
+    ) -> Result<Option<u64>, LogError> {
+        let ids: Vec<Uuid> = records.iter().filter_map(|r| r.event_id).collect();
+        if ids.is_empty() {
+            return Ok(Some(0));
+        }
+        let mut known: HashSet<Uuid> = sqlx::query_scalar(
+            "SELECT event_id FROM log_events WHERE topic = $1 AND event_id = ANY($2)",
+        )
+        .bind(self.topic_name())
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
+        // The first record of each id not stored: a later copy is a duplicate.
+        let foreign: Vec<(&Record, Uuid)> = records
+            .iter()
+            .filter_map(|r| r.event_id.map(|id| (r, id)))
+            .filter(|(_, id)| known.insert(*id))
+            .collect();
+        if foreign.is_empty() {
+            return Ok(Some(0));
+        }
+        let mut added: BTreeMap<&str, i64> = BTreeMap::new();
+        for (r, _) in &foreign {
+            *added.entry(r.stream.as_str()).or_default() += 1;
+        }
+        let (names, counts): (Vec<&str>, Vec<i64>) = added.iter().map(|(s, n)| (*s, *n)).unzip();
+        let mut next: HashMap<String, i64> = HashMap::with_capacity(names.len());
+        for r in sqlx::query(
+            "INSERT INTO log_streams (topic, stream, version)
+             SELECT $1, t.s, t.n FROM unnest($2::text[], $3::int8[]) AS t(s, n)
+             ON CONFLICT (topic, stream) DO UPDATE SET version = log_streams.version + excluded.version
+             RETURNING stream, version",
+        )
+        .bind(self.topic_name())
+        .bind(&names)
+        .bind(&counts)
+        .fetch_all(&mut **tx)
+        .await?
+        {
+            let stream: String = r.try_get(0)?;
+            let now: i64 = r.try_get(1)?;
+            let n = added.get(stream.as_str()).copied().unwrap_or(0);
+            next.insert(stream, now - n);
+        }
+        let (mut new_ids, mut streams, mut versions, mut parts, mut offsets) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (r, id) in &foreign {
+            let v = next.entry(r.stream.clone()).or_insert(0);
+            *v += 1;
+            new_ids.push(*id);
+            streams.push(r.stream.as_str());
+            versions.push(*v);
+            parts.push(r.position.partition as i32);
+            offsets.push(r.position.offset as i64);
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO log_events (topic, event_id, stream, version, part, log_offset)
+             SELECT $1, t.id, t.s, t.v, t.p, t.o
+             FROM unnest($2::uuid[], $3::text[], $4::int8[], $5::int4[], $6::int8[])
+               AS t(id, s, v, p, o)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(self.topic_name())
+        .bind(&new_ids)
+        .bind(&streams)
+        .bind(&versions)
+        .bind(&parts)
+        .bind(&offsets)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if inserted != foreign.len() as u64 {
+            return Ok(None);
+        }
+        Ok(Some(inserted))
     }
 
     fn topic_name(&self) -> &str {
@@ -393,6 +572,11 @@ impl SharedKafkaLog {
     }
 }
 
+/// Whether PostgreSQL chose this transaction to break a lock cycle (nothing of it stands).
+fn broke_a_lock_cycle(e: &LogError) -> bool {
+    matches!(e, LogError::Storage(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01"))
+}
+
 /// Facts committed but not yet on the topic, as the relay reads them.
 fn unpublished(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<LogEvent>, LogError> {
     let mut out = Vec::with_capacity(rows.len());
@@ -434,6 +618,11 @@ async fn create_tables(db: &PgPool) -> Result<(), LogError> {
              UNIQUE (topic, stream, version))",
         "CREATE INDEX IF NOT EXISTS log_events_unpublished
              ON log_events (topic, seq) WHERE log_offset IS NULL",
+        "CREATE TABLE IF NOT EXISTS log_indexed (
+             topic TEXT NOT NULL,
+             part INTEGER NOT NULL,
+             next_offset BIGINT NOT NULL,
+             PRIMARY KEY (topic, part))",
     ] {
         sqlx::query(sql).execute(&mut *tx).await?;
     }
@@ -453,6 +642,11 @@ fn spawn_relay(log: Weak<SharedKafkaLog>, every: Duration) {
                 Ok(n) => tracing::info!(published = n, "relayed facts a writer left unpublished"),
                 Err(e) => tracing::warn!(error = %e, "the relay could not publish"),
             }
+            match log.index_foreign().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(indexed = n, "indexed facts other producers wrote"),
+                Err(e) => tracing::warn!(error = %e, "the relay could not index the topic"),
+            }
         }
     });
 }
@@ -467,8 +661,7 @@ impl Appender for SharedKafkaLog {
                 Ok(None) => {}
                 // PostgreSQL chose this transaction to break a lock cycle: nothing of it
                 // was stored, so it starts over like any other lost race.
-                Err(LogError::Storage(sqlx::Error::Database(e)))
-                    if e.code().as_deref() == Some("40P01") => {}
+                Err(e) if broke_a_lock_cycle(&e) => {}
                 Err(e) => return Err(e),
             }
             attempts += 1;
@@ -579,29 +772,43 @@ impl PartitionReader for SharedKafkaLog {
 
 #[async_trait]
 impl StreamReader for SharedKafkaLog {
-    /// The stream's published facts in version order, each read from the topic at its offset.
+    /// The stream's published facts in version order, each read from the topic at its
+    /// offset, after indexing what foreign producers wrote to its partition.
     async fn read_stream(&self, stream: &str) -> Result<Vec<Record>, LogError> {
+        self.index_partition(
+            partition_for(stream, self.topic.config.partitions),
+            Wait::Yes,
+        )
+        .await?;
         let rows = sqlx::query(
-            "SELECT log_offset FROM log_events
+            "SELECT part, log_offset FROM log_events
              WHERE topic = $1 AND stream = $2 AND log_offset IS NOT NULL ORDER BY version",
         )
         .bind(self.topic_name())
         .bind(stream)
         .fetch_all(&self.db)
         .await?;
-        let by_version: Vec<u64> = rows
+        let by_version: Vec<Position> = rows
             .iter()
-            .map(|r| r.try_get::<i64, _>(0).map(|o| o as u64))
-            .collect::<Result<_, _>>()?;
-        let mut sorted = by_version.clone();
-        sorted.sort_unstable();
-        let mut at: BTreeMap<u64, Record> = self
-            .topic
-            .read_offsets(stream, &sorted)
-            .await?
-            .into_iter()
-            .map(|r| (r.position.offset, r))
-            .collect();
-        Ok(by_version.iter().filter_map(|o| at.remove(o)).collect())
+            .map(|r| {
+                Ok(Position {
+                    partition: r.try_get::<i32, _>(0)? as u32,
+                    offset: r.try_get::<i64, _>(1)? as u64,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        // By partition (a foreign producer may have put some elsewhere), offsets sorted.
+        let mut by_part: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        for p in &by_version {
+            by_part.entry(p.partition).or_default().push(p.offset);
+        }
+        let mut at: HashMap<Position, Record> = HashMap::with_capacity(by_version.len());
+        for (p, mut offsets) in by_part {
+            offsets.sort_unstable();
+            for r in self.topic.read_offsets(stream, p, &offsets).await? {
+                at.insert(r.position, r);
+            }
+        }
+        Ok(by_version.iter().filter_map(|p| at.remove(p)).collect())
     }
 }

@@ -365,14 +365,14 @@ impl Topic {
         self.read_range(partition, from, max).await
     }
 
-    /// The records of `stream` at `offsets` (sorted) of its partition, fetching runs of
+    /// The records of `stream` at `offsets` (sorted) of partition `p`, fetching runs of
     /// them rather than everything between its first and last.
     pub(crate) async fn read_offsets(
         &self,
         stream: &str,
+        p: u32,
         offsets: &[u64],
     ) -> Result<Vec<Record>, LogError> {
-        let p = partition_for(stream, self.config.partitions);
         let wanted: HashSet<u64> = offsets.iter().copied().collect();
         let mut out = Vec::with_capacity(offsets.len());
         for (from, count) in fetch_ranges(offsets, STREAM_READ_GAP) {

@@ -210,6 +210,203 @@ mod shared {
             assert_eq!(a.read_stream(&stream(i)).await.unwrap().len(), 1);
         }
     }
+
+    /// A fact any Kafka client wrote straight to the topic (the event id in its header,
+    /// keyed and partitioned by its stream as the log does) becomes part of the shared
+    /// log: the relay indexes it, its stream's history and version count it, and the same
+    /// id sent through a writer is its duplicate.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fact_a_foreign_producer_wrote_counts_in_its_streams_history_version_and_ids() {
+        use assist_log::{partition_for, Appended, IdIndex};
+        use rdkafka::config::ClientConfig;
+        use rdkafka::message::{Header, OwnedHeaders};
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+
+        let topic = format!("foreign-shared-{}", uuid::Uuid::new_v4().simple());
+        let log = open(&topic).await;
+        let s = stream(1);
+        let mine = event(&s, 1);
+        log.append(AppendBatch::new(vec![mine.clone()]))
+            .await
+            .unwrap();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .unwrap();
+        let send = |id: Option<uuid::Uuid>, payload: Vec<u8>| {
+            let producer = producer.clone();
+            let (topic, s) = (topic.clone(), s.clone());
+            async move {
+                let headers = id.map(|id| {
+                    OwnedHeaders::new().insert(Header {
+                        key: assist_kafka::EVENT_ID_HEADER,
+                        value: Some(id.as_bytes().as_slice()),
+                    })
+                });
+                let mut record = FutureRecord::to(&topic)
+                    .key(&s)
+                    .payload(&payload)
+                    .partition(partition_for(&s, 8) as i32);
+                if let Some(h) = headers {
+                    record = record.headers(h);
+                }
+                producer
+                    .send(record, Duration::from_secs(10))
+                    .await
+                    .map_err(|(e, _)| e)
+                    .unwrap()
+            }
+        };
+        let theirs = event(&s, 2);
+        // Their fact, a copy of ours, and a message with no event id (not a fact).
+        let at = send(Some(theirs.event_id), theirs.payload.clone())
+            .await
+            .offset;
+        send(Some(mine.event_id), mine.payload.clone()).await;
+        send(None, b"{}".to_vec()).await;
+
+        // The relay indexes it within a few of its rounds (every 2 s), without a read.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let found = loop {
+            let found = log.find_ids(&[theirs.event_id]).await.unwrap();
+            if !found.is_empty() || std::time::Instant::now() > deadline {
+                break found;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(
+            found.get(&theirs.event_id).map(|p| p.offset),
+            Some(at as u64),
+            "the relay indexed the foreign fact at its offset"
+        );
+        let history = log.read_stream(&s).await.unwrap();
+        let payloads: Vec<&[u8]> = history.iter().map(|r| r.payload.as_slice()).collect();
+        assert_eq!(
+            payloads,
+            [mine.payload.as_slice(), theirs.payload.as_slice()],
+            "ours, then theirs; the copy and the message without an id are not in it"
+        );
+        // The stream is at version 2: an append expecting 1 is told so, one expecting 2 holds.
+        match log
+            .append(
+                AppendBatch::new(vec![event(&s, 3)]).expect(s.clone(), ExpectedVersion::Exact(1)),
+            )
+            .await
+        {
+            Err(LogError::WrongExpectedVersion { actual, .. }) => assert_eq!(actual, 2),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        let next = log
+            .append(
+                AppendBatch::new(vec![event(&s, 3)]).expect(s.clone(), ExpectedVersion::Exact(2)),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(next[0], Appended::Stored(_)));
+        // Their id sent through a writer is a duplicate at their position.
+        let again = log
+            .append(AppendBatch::new(vec![theirs.clone()]))
+            .await
+            .unwrap();
+        assert_eq!(again[0], Appended::Duplicate(found[&theirs.event_id]));
+        assert_eq!(log.read_stream(&s).await.unwrap().len(), 3);
+    }
+
+    /// A stream's history counts what a foreign producer wrote a moment ago, before any
+    /// relay round: the read indexes the stream's partition first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_streams_history_holds_a_foreign_fact_written_a_moment_before_the_read() {
+        use assist_log::partition_for;
+        use rdkafka::config::ClientConfig;
+        use rdkafka::message::{Header, OwnedHeaders};
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+
+        let topic = format!("foreign-read-{}", uuid::Uuid::new_v4().simple());
+        let url = super::common::postgres("assist_test_shared_log_tansu").await;
+        // A relay that does not come round during the test.
+        let settings = SharedSettings {
+            relay_every: Duration::from_secs(3600),
+            ..SharedSettings::default()
+        };
+        let log = SharedKafkaLog::open(config(&topic), &url, settings)
+            .await
+            .unwrap();
+        let s = stream(2);
+        let theirs = event(&s, 1);
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .unwrap();
+        producer
+            .send(
+                FutureRecord::to(&topic)
+                    .key(&s)
+                    .payload(&theirs.payload)
+                    .partition(partition_for(&s, 8) as i32)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: assist_kafka::EVENT_ID_HEADER,
+                        value: Some(theirs.event_id.as_bytes().as_slice()),
+                    })),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        let history = log.read_stream(&s).await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].event_id, Some(theirs.event_id));
+    }
+
+    /// A foreign fact put in another partition than its stream's (a client's own
+    /// partitioner) is still read with its stream once the relay has indexed it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_foreign_fact_outside_its_streams_partition_is_still_in_its_history() {
+        use assist_log::{partition_for, IdIndex};
+        use rdkafka::config::ClientConfig;
+        use rdkafka::message::{Header, OwnedHeaders};
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+
+        let topic = format!("foreign-elsewhere-{}", uuid::Uuid::new_v4().simple());
+        let log = open(&topic).await;
+        let s = stream(3);
+        let mine = event(&s, 1);
+        log.append(AppendBatch::new(vec![mine.clone()]))
+            .await
+            .unwrap();
+        let theirs = event(&s, 2);
+        let elsewhere = (partition_for(&s, 8) + 1) % 8;
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .unwrap();
+        producer
+            .send(
+                FutureRecord::to(&topic)
+                    .key(&s)
+                    .payload(&theirs.payload)
+                    .partition(elsewhere as i32)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: assist_kafka::EVENT_ID_HEADER,
+                        value: Some(theirs.event_id.as_bytes().as_slice()),
+                    })),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while log.find_ids(&[theirs.event_id]).await.unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the relay did not index the foreign fact"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let history = log.read_stream(&s).await.unwrap();
+        let ids: Vec<Option<uuid::Uuid>> = history.iter().map(|r| r.event_id).collect();
+        assert_eq!(ids, [Some(mine.event_id), Some(theirs.event_id)]);
+        assert_eq!(history[1].position.partition, elsewhere);
+    }
 }
 
 mod broker_kill {
