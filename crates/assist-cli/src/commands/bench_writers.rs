@@ -2,7 +2,7 @@
 //! instances against a bare rdkafka producer, and the share of conflicts when writers race
 //! for the same streams' versions.
 
-use super::bench::{bare_producer, bench_topic, workload, IngestArgs};
+use super::bench::{bare_producer, bench_topic, warm_up_event, workload, IngestArgs};
 use crate::outln;
 use anyhow::{Context, Result};
 use assist_kafka::{SharedKafkaLog, SharedSettings};
@@ -106,8 +106,11 @@ async fn measure(args: &Args, url: &str, run_id: &str) -> Result<()> {
     for writers in 1..=3 {
         let topic = format!("bench-writers-{writers}-{run_id}");
         let mut logs = Vec::new();
-        for _ in 0..writers {
-            logs.push(open(topic.clone()).await?);
+        for w in 0..writers {
+            let log = open(topic.clone()).await?;
+            log.append(AppendBatch::new(vec![warm_up_event(w, &events)]))
+                .await?;
+            logs.push(log);
         }
         let chunks: Vec<Vec<LogEvent>> = events
             .chunks(args.batch.max(1))
