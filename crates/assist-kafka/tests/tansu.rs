@@ -530,7 +530,22 @@ mod broker_kill {
         }
         broker.kill().unwrap(); // SIGKILL
         broker.wait().unwrap();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The kill landed while the producer was still sending: facts were acknowledged
+        // before it, and from shortly after it none is, for as long as the broker is down.
+        let at_kill = acked.lock().unwrap().len();
+        assert!(
+            at_kill < 240,
+            "the producer had {at_kill} of 240 facts acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stalled = acked.lock().unwrap().len();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            acked.lock().unwrap().len(),
+            stalled,
+            "nothing is acknowledged while the broker is down"
+        );
+        assert!(stalled < 240 && !producer.is_finished());
         let mut broker = start(port, &db);
         let (log, retries) = producer.await.unwrap();
         let mut stored = Vec::new();
