@@ -280,25 +280,7 @@ impl SharedKafkaLog {
         for (r, _) in &foreign {
             *added.entry(r.stream.as_str()).or_default() += 1;
         }
-        let (names, counts): (Vec<&str>, Vec<i64>) = added.iter().map(|(s, n)| (*s, *n)).unzip();
-        let mut next: HashMap<String, i64> = HashMap::with_capacity(names.len());
-        for r in sqlx::query(
-            "INSERT INTO log_streams (topic, stream, version)
-             SELECT $1, t.s, t.n FROM unnest($2::text[], $3::int8[]) AS t(s, n)
-             ON CONFLICT (topic, stream) DO UPDATE SET version = log_streams.version + excluded.version
-             RETURNING stream, version",
-        )
-        .bind(self.topic_name())
-        .bind(&names)
-        .bind(&counts)
-        .fetch_all(&mut **tx)
-        .await?
-        {
-            let stream: String = r.try_get(0)?;
-            let now: i64 = r.try_get(1)?;
-            let n = added.get(stream.as_str()).copied().unwrap_or(0);
-            next.insert(stream, now - n);
-        }
+        let mut next = self.raise_versions(tx, &added).await?;
         let (mut new_ids, mut streams, mut versions, mut parts, mut offsets) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (r, id) in &foreign {
@@ -334,6 +316,36 @@ impl SharedKafkaLog {
 
     fn topic_name(&self) -> &str {
         &self.topic.config.topic
+    }
+
+    /// Raises each stream's version by its count of new facts, in one statement that
+    /// creates missing streams and locks their rows until the commit in name order (so two
+    /// batches never wait on each other in a cycle); returns each stream's version before.
+    async fn raise_versions(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        added: &BTreeMap<&str, i64>,
+    ) -> Result<HashMap<String, i64>, LogError> {
+        let (names, counts): (Vec<&str>, Vec<i64>) = added.iter().map(|(s, n)| (*s, *n)).unzip();
+        let mut before = HashMap::with_capacity(names.len());
+        for r in sqlx::query(
+            "INSERT INTO log_streams (topic, stream, version)
+             SELECT $1, t.s, t.n FROM unnest($2::text[], $3::int8[]) AS t(s, n)
+             ON CONFLICT (topic, stream) DO UPDATE SET version = log_streams.version + excluded.version
+             RETURNING stream, version",
+        )
+        .bind(self.topic_name())
+        .bind(&names)
+        .bind(&counts)
+        .fetch_all(&mut *conn)
+        .await?
+        {
+            let stream: String = r.try_get(0)?;
+            let now: i64 = r.try_get(1)?;
+            let n = added.get(stream.as_str()).copied().unwrap_or(0);
+            before.insert(stream, now - n);
+        }
+        Ok(before)
     }
 
     /// A transaction for publishing: it may sit idle holding its rows while the producer
@@ -376,30 +388,10 @@ impl SharedKafkaLog {
         if added.is_empty() {
             return Ok(Some(Vec::new()));
         }
-        // One statement creates or raises each stream's version and locks its row until
-        // the commit, in name order (so that two batches never wait on each other in a
-        // cycle); a concurrent writer of the same stream waits here, then counts on.
-        let (names, counts): (Vec<&str>, Vec<i64>) = added.iter().map(|(s, n)| (*s, *n)).unzip();
-        let mut before: HashMap<String, u64> = HashMap::with_capacity(names.len());
-        for r in sqlx::query(
-            "INSERT INTO log_streams (topic, stream, version)
-             SELECT $1, t.s, t.n FROM unnest($2::text[], $3::int8[]) AS t(s, n)
-             ON CONFLICT (topic, stream) DO UPDATE SET version = log_streams.version + excluded.version
-             RETURNING stream, version",
-        )
-        .bind(self.topic_name())
-        .bind(&names)
-        .bind(&counts)
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            let stream: String = r.try_get(0)?;
-            let now = r.try_get::<i64, _>(1)?;
-            let n = added.get(stream.as_str()).copied().unwrap_or(0);
-            before.insert(stream, (now - n).max(0) as u64);
-        }
+        // A concurrent writer of the same stream waits here, then counts on.
+        let mut before = self.raise_versions(&mut tx, &added).await?;
         for &(stream, expected) in &plan.to_check {
-            let actual = before.get(stream).copied().unwrap_or(0);
+            let actual = u64::try_from(before.get(stream).copied().unwrap_or(0)).unwrap_or(0);
             if !expected.admits(actual) {
                 // Release the streams' locks now, not when the connection is next used.
                 tx.rollback().await?;
@@ -422,7 +414,7 @@ impl SharedKafkaLog {
             *v += 1;
             new_ids.push(ids[i]);
             new_streams.push(e.stream.as_str());
-            new_versions.push(*v as i64);
+            new_versions.push(*v);
             payloads.push(e.payload.as_slice());
         }
         let inserted = sqlx::query(

@@ -91,6 +91,40 @@ mod shared {
 
     assist_log::conformance_tests!(SharedOnTansu);
 
+    /// Writes a message straight to the topic as any Kafka client can: keyed by its stream,
+    /// into `partition`, with the event id header when there is an id; its offset.
+    async fn produce_foreign(
+        topic: &str,
+        stream: &str,
+        partition: i32,
+        id: Option<uuid::Uuid>,
+        payload: &[u8],
+    ) -> i64 {
+        use rdkafka::config::ClientConfig;
+        use rdkafka::message::{Header, OwnedHeaders};
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .unwrap();
+        let mut record = FutureRecord::to(topic)
+            .key(stream)
+            .payload(payload)
+            .partition(partition);
+        if let Some(id) = id {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: assist_kafka::EVENT_ID_HEADER,
+                value: Some(id.as_bytes().as_slice()),
+            }));
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap()
+            .offset
+    }
+
     fn stream(i: usize) -> String {
         format!("person-00000000-0000-4000-8000-{i:012}")
     }
@@ -218,9 +252,6 @@ mod shared {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_fact_a_foreign_producer_wrote_counts_in_its_streams_history_version_and_ids() {
         use assist_log::{partition_for, Appended, IdIndex};
-        use rdkafka::config::ClientConfig;
-        use rdkafka::message::{Header, OwnedHeaders};
-        use rdkafka::producer::{FutureProducer, FutureRecord};
 
         let topic = format!("foreign-shared-{}", uuid::Uuid::new_v4().simple());
         let log = open(&topic).await;
@@ -229,41 +260,12 @@ mod shared {
         log.append(AppendBatch::new(vec![mine.clone()]))
             .await
             .unwrap();
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
-            .create()
-            .unwrap();
-        let send = |id: Option<uuid::Uuid>, payload: Vec<u8>| {
-            let producer = producer.clone();
-            let (topic, s) = (topic.clone(), s.clone());
-            async move {
-                let headers = id.map(|id| {
-                    OwnedHeaders::new().insert(Header {
-                        key: assist_kafka::EVENT_ID_HEADER,
-                        value: Some(id.as_bytes().as_slice()),
-                    })
-                });
-                let mut record = FutureRecord::to(&topic)
-                    .key(&s)
-                    .payload(&payload)
-                    .partition(partition_for(&s, 8) as i32);
-                if let Some(h) = headers {
-                    record = record.headers(h);
-                }
-                producer
-                    .send(record, Duration::from_secs(10))
-                    .await
-                    .map_err(|(e, _)| e)
-                    .unwrap()
-            }
-        };
         let theirs = event(&s, 2);
         // Their fact, a copy of ours, and a message with no event id (not a fact).
-        let at = send(Some(theirs.event_id), theirs.payload.clone())
-            .await
-            .offset;
-        send(Some(mine.event_id), mine.payload.clone()).await;
-        send(None, b"{}".to_vec()).await;
+        let p = partition_for(&s, 8) as i32;
+        let at = produce_foreign(&topic, &s, p, Some(theirs.event_id), &theirs.payload).await;
+        produce_foreign(&topic, &s, p, Some(mine.event_id), &mine.payload).await;
+        produce_foreign(&topic, &s, p, None, b"{}").await;
 
         // The relay indexes it within a few of its rounds (every 2 s), without a read.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -317,9 +319,6 @@ mod shared {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_streams_history_holds_a_foreign_fact_written_a_moment_before_the_read() {
         use assist_log::partition_for;
-        use rdkafka::config::ClientConfig;
-        use rdkafka::message::{Header, OwnedHeaders};
-        use rdkafka::producer::{FutureProducer, FutureRecord};
 
         let topic = format!("foreign-read-{}", uuid::Uuid::new_v4().simple());
         let url = super::common::postgres("assist_test_shared_log_tansu").await;
@@ -333,25 +332,14 @@ mod shared {
             .unwrap();
         let s = stream(2);
         let theirs = event(&s, 1);
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
-            .create()
-            .unwrap();
-        producer
-            .send(
-                FutureRecord::to(&topic)
-                    .key(&s)
-                    .payload(&theirs.payload)
-                    .partition(partition_for(&s, 8) as i32)
-                    .headers(OwnedHeaders::new().insert(Header {
-                        key: assist_kafka::EVENT_ID_HEADER,
-                        value: Some(theirs.event_id.as_bytes().as_slice()),
-                    })),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
+        produce_foreign(
+            &topic,
+            &s,
+            partition_for(&s, 8) as i32,
+            Some(theirs.event_id),
+            &theirs.payload,
+        )
+        .await;
         let history = log.read_stream(&s).await.unwrap();
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].event_id, Some(theirs.event_id));
@@ -362,9 +350,6 @@ mod shared {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_foreign_fact_outside_its_streams_partition_is_still_in_its_history() {
         use assist_log::{partition_for, IdIndex};
-        use rdkafka::config::ClientConfig;
-        use rdkafka::message::{Header, OwnedHeaders};
-        use rdkafka::producer::{FutureProducer, FutureRecord};
 
         let topic = format!("foreign-elsewhere-{}", uuid::Uuid::new_v4().simple());
         let log = open(&topic).await;
@@ -375,25 +360,14 @@ mod shared {
             .unwrap();
         let theirs = event(&s, 2);
         let elsewhere = (partition_for(&s, 8) + 1) % 8;
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
-            .create()
-            .unwrap();
-        producer
-            .send(
-                FutureRecord::to(&topic)
-                    .key(&s)
-                    .payload(&theirs.payload)
-                    .partition(elsewhere as i32)
-                    .headers(OwnedHeaders::new().insert(Header {
-                        key: assist_kafka::EVENT_ID_HEADER,
-                        value: Some(theirs.event_id.as_bytes().as_slice()),
-                    })),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
+        produce_foreign(
+            &topic,
+            &s,
+            elsewhere as i32,
+            Some(theirs.event_id),
+            &theirs.payload,
+        )
+        .await;
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while log.find_ids(&[theirs.event_id]).await.unwrap().is_empty() {
             assert!(
