@@ -378,15 +378,30 @@ pub(crate) fn warm_up_event(n: usize, events: &[LogEvent]) -> LogEvent {
     }
 }
 
+/// The appends of `batch` events dealt out in turn to `lanes` lanes (clients that each
+/// send their appends one after another, all lanes at once).
+pub(crate) fn lanes(events: &[LogEvent], batch: usize, lanes: usize) -> Vec<Vec<Vec<LogEvent>>> {
+    let chunks: Vec<Vec<LogEvent>> = events
+        .chunks(batch.max(1))
+        .map(<[LogEvent]>::to_vec)
+        .collect();
+    let n = lanes.max(1);
+    (0..n)
+        .map(|j| chunks.iter().skip(j).step_by(n).cloned().collect())
+        .collect()
+}
+
 /// The baseline of the Kafka benchmarks: a bare idempotent `acks=all` producer sending
-/// `events` keyed by stream to their partitions of `topic` (which must exist), enqueuing
-/// each append of `batch` at once and awaiting every delivery report; its seconds.
+/// `events` keyed by stream to their partitions of `topic` (which must exist), in
+/// `in_flight` lanes at once (see [`lanes`]), each enqueuing an append of `batch` at once
+/// and awaiting every delivery report before its next; its seconds.
 pub(crate) async fn bare_producer(
     brokers: &str,
     topic: &str,
     batch_messages: Option<u32>,
     events: &[LogEvent],
     batch: usize,
+    in_flight: usize,
 ) -> Result<f64> {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let mut cfg = rdkafka::ClientConfig::new();
@@ -412,31 +427,41 @@ pub(crate) async fn bare_producer(
         .await
         .map_err(|(e, _)| anyhow::anyhow!("bare producer: {e}"))?;
     let t = Instant::now();
-    for chunk in events.chunks(batch.max(1)) {
-        let mut waits = Vec::with_capacity(chunk.len());
-        for e in chunk {
-            let mut record = FutureRecord::to(topic)
-                .partition(partition_for(&e.stream, DEFAULT_PARTITIONS) as i32)
-                .key(e.stream.as_bytes())
-                .payload(&e.payload);
-            loop {
-                match producer.send_result(record) {
-                    Ok(f) => {
-                        waits.push(f);
-                        break;
-                    }
-                    Err((_, r)) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                        record = r;
+    let mut tasks = Vec::new();
+    for lane in lanes(events, batch, in_flight) {
+        let (producer, topic) = (producer.clone(), topic.to_string());
+        tasks.push(tokio::spawn(async move {
+            for chunk in lane {
+                let mut waits = Vec::with_capacity(chunk.len());
+                for e in &chunk {
+                    let mut record = FutureRecord::to(&topic)
+                        .partition(partition_for(&e.stream, DEFAULT_PARTITIONS) as i32)
+                        .key(e.stream.as_bytes())
+                        .payload(&e.payload);
+                    loop {
+                        match producer.send_result(record) {
+                            Ok(f) => {
+                                waits.push(f);
+                                break;
+                            }
+                            Err((_, r)) => {
+                                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                                record = r;
+                            }
+                        }
                     }
                 }
+                for w in waits {
+                    w.await
+                        .map_err(|_| anyhow::anyhow!("bare producer: dropped"))?
+                        .map_err(|(e, _)| anyhow::anyhow!("bare producer: {e}"))?;
+                }
             }
-        }
-        for w in waits {
-            w.await
-                .map_err(|_| anyhow::anyhow!("bare producer: dropped"))?
-                .map_err(|(e, _)| anyhow::anyhow!("bare producer: {e}"))?;
-        }
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
     }
     Ok(t.elapsed().as_secs_f64())
 }
@@ -485,6 +510,7 @@ async fn kafka(args: KafkaArgs) -> Result<ExitCode> {
         args.batch_messages,
         &events,
         args.batch,
+        1,
     )
     .await?;
     outln!(

@@ -2,7 +2,7 @@
 //! instances against a bare rdkafka producer, and the share of conflicts when writers race
 //! for the same streams' versions.
 
-use super::bench::{bare_producer, bench_topic, warm_up_event, workload, IngestArgs};
+use super::bench::{bare_producer, bench_topic, lanes, warm_up_event, workload, IngestArgs};
 use crate::outln;
 use anyhow::{Context, Result};
 use assist_kafka::{SharedKafkaLog, SharedSettings};
@@ -39,6 +39,10 @@ pub struct Args {
     /// Streams the writers race on.
     #[arg(long, default_value_t = 10)]
     hot: usize,
+    /// Appends each writer (and the baseline) has in flight at once, as a service with
+    /// that many concurrent clients.
+    #[arg(long, default_value_t = 1)]
+    in_flight: usize,
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
@@ -78,10 +82,11 @@ async fn measure(args: &Args, url: &str, run_id: &str) -> Result<()> {
     ))?;
     let n = events.len() as f64;
     outln!(
-        "workload: {} events in appends of {}, {} streams, broker {}",
+        "workload: {} events in appends of {}, {} streams, {} append(s) in flight per writer, broker {}",
         events.len(),
         args.batch,
         args.streams,
+        args.in_flight.max(1),
         args.brokers
     )?;
 
@@ -94,6 +99,7 @@ async fn measure(args: &Args, url: &str, run_id: &str) -> Result<()> {
         args.batch_messages,
         &events,
         args.batch,
+        args.in_flight,
     )
     .await?;
     outln!(
@@ -112,18 +118,16 @@ async fn measure(args: &Args, url: &str, run_id: &str) -> Result<()> {
                 .await?;
             logs.push(log);
         }
-        let chunks: Vec<Vec<LogEvent>> = events
-            .chunks(args.batch.max(1))
-            .map(<[LogEvent]>::to_vec)
-            .collect();
         let t = Instant::now();
         let mut tasks = Vec::new();
-        for (w, log) in logs.iter().enumerate() {
-            let mine: Vec<Vec<LogEvent>> =
-                chunks.iter().skip(w).step_by(writers).cloned().collect();
-            let log = log.clone();
+        // Each writer's share of the appends, in `in_flight` lanes at once.
+        for (j, lane) in lanes(&events, args.batch, writers * args.in_flight.max(1))
+            .into_iter()
+            .enumerate()
+        {
+            let log = logs[j % writers].clone();
             tasks.push(tokio::spawn(async move {
-                for chunk in mine {
+                for chunk in lane {
                     log.append(AppendBatch::new(chunk)).await?;
                 }
                 Ok::<(), LogError>(())
