@@ -560,3 +560,48 @@ async fn kafka(args: KafkaArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(n: usize) -> Vec<LogEvent> {
+        (0..n)
+            .map(|i| LogEvent {
+                event_id: Uuid::now_v7(),
+                stream: format!("s{i}"),
+                payload: vec![i as u8],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lanes_deal_the_appends_in_turn_and_hold_every_event_once() {
+        let all = events(10);
+        // Appends of 2: [0,1] [2,3] [4,5] [6,7] [8,9], dealt to 2 lanes in turn.
+        let dealt = lanes(&all, 2, 2);
+        let streams = |lane: &Vec<Vec<LogEvent>>| -> Vec<Vec<String>> {
+            lane.iter()
+                .map(|a| a.iter().map(|e| e.stream.clone()).collect())
+                .collect()
+        };
+        assert_eq!(
+            streams(&dealt[0]),
+            [vec!["s0", "s1"], vec!["s4", "s5"], vec!["s8", "s9"]]
+        );
+        assert_eq!(streams(&dealt[1]), [vec!["s2", "s3"], vec!["s6", "s7"]]);
+    }
+
+    #[test]
+    fn one_lane_is_every_append_in_order() {
+        let all = events(5);
+        let dealt = lanes(&all, 2, 0);
+        assert_eq!(dealt.len(), 1);
+        let flat: Vec<&str> = dealt[0]
+            .iter()
+            .flatten()
+            .map(|e| e.stream.as_str())
+            .collect();
+        assert_eq!(flat, ["s0", "s1", "s2", "s3", "s4"]);
+    }
+}
