@@ -222,8 +222,6 @@ enum BatchError {
     /// What the fold took from memory proved wrong (the reason): the batch is redone
     /// reading the rows.
     Wrong(&'static str),
-    /// Not written: the write before it, of the same partition, was not.
-    Dropped,
 }
 
 impl From<StoreError> for BatchError {
@@ -247,17 +245,18 @@ impl Runner<'_> {
     /// Brings the given partitions of generation `gen` up to the log's end: what a worker
     /// owning some partitions of a consumer group does.
     ///
-    /// While the runner's memory of a partition is complete (it projected the partition
-    /// from offset 0), batches go through three stages at once: one is folded from the
-    /// memory alone on a blocking thread while the next is read and the ones before are
-    /// written (in order), and a partition's last write goes on while the next partition
-    /// starts. A write's transaction checks what its fold assumed (nobody else committed
-    /// since, its new subjects have no rows, its ids are new); if any check fails, that
-    /// batch and everything folded after it in its partition are dropped, and the
-    /// partition is projected carefully from its checkpoint, one batch at a time, reading
-    /// the rows it needs (from offset 0 when its subjects' rows were deferred: see
-    /// [`Memory::deferring`]). The generation's secondary index is built by the first
-    /// careful batch that needs it, or once every partition is caught up.
+    /// Each partition takes one of two paths. From offset 0 the runner's memory is
+    /// complete ([`Runner::project_from_memory`]): a batch is folded from the memory alone on a
+    /// blocking thread while the next is read, and the write stage ([`WriteStage`])
+    /// writes the ones before in the order they were folded, a partition's last write
+    /// going on while the next partition starts. A write's transaction checks what its
+    /// fold assumed (nobody else committed since, its new subjects have no rows, its ids
+    /// are new); if a check fails, nothing folded after it in its partition is written,
+    /// and the partition is projected carefully from its checkpoint
+    /// ([`Runner::project_carefully`]), one batch at a time, reading the rows it needs (from
+    /// offset 0 when its subjects' rows were deferred: see [`Memory::deferring`]). The
+    /// generation's secondary index is built by the first careful batch that needs it, or
+    /// once every partition is caught up.
     pub async fn catch_up_partitions(
         &self,
         gen: i64,
@@ -277,212 +276,41 @@ impl Runner<'_> {
         gen: i64,
         partitions: &[u32],
         stats: &mut RunStats,
-        mut on_batch: impl FnMut(u64),
+        on_batch: impl FnMut(u64),
     ) -> Result<(), ProjectionError> {
-        let mut next_analyze = 1_000;
-        let mut add = |s: RunStats, n: u64, stats: &mut RunStats| {
-            stats.records += s.records;
-            stats.applied += s.applied;
-            stats.duplicates += s.duplicates;
-            stats.dead_letters += s.dead_letters;
-            on_batch(n);
-        };
         self.store
             .record_generation_rules(gen, &self.rules.fingerprint())
             .await?;
-        let rules = std::sync::Arc::new(self.rules.clone());
         // A generation being rebuilt is read by nobody until it is swapped in: a partition
-        // projected into it from offset 0 writes its subjects' rows once, at its end.
+        // projected into it from offset 0 writes its subjects' rows once, at its end (its
+        // writes check in their transaction that it is still not read).
         let unread = {
             let (active, building) = self.store.generations().await?;
             active != gen && building == Some(gen)
         };
-        // Partitions to project, each with whether its memory may be trusted; one whose
-        // batch folded from memory proved wrong comes back, to be projected carefully.
-        let mut queue: VecDeque<(u32, bool)> = partitions.iter().map(|&p| (p, true)).collect();
-        // The writes in flight, in order: this partition's, and the last ones of the
-        // partitions before it.
-        let mut pending = Writes::default();
-        // The size of the next read: small for the first one (see FIRST_BATCH).
-        let mut read_size = self.batch.clamp(1, FIRST_BATCH);
-        loop {
-            let Some((p, mut trust)) = queue.pop_front() else {
-                // The last write: if it proves its partition's memory wrong, that partition
-                // is projected again.
-                if pending.queue.is_empty() {
-                    break;
-                }
-                settle(&mut pending, None, &mut queue, 0, |s, n| add(s, n, stats)).await?;
-                continue;
-            };
-            let mut memory: Option<Memory> = None;
-            // Careful batches of this partition redone in a row (see CAREFUL_REDOS).
-            let mut careful_redos = 0;
-            // Records read while the batch before them was folded.
-            let mut ahead: Option<Vec<Record>> = None;
-            loop {
-                // A checkpoint whose subjects' rows are deferred (a run that stopped
-                // before the partition's last rows were written) is taken back to offset 0
-                // by the careful batch below, even with nothing new to read.
-                let (from, deferred) = match &memory {
-                    Some(m) => (m.next_offset, false),
-                    None => {
-                        let at = stored_checkpoint(self.store, gen, p).await?;
-                        (at.next_offset, at.subjects_deferred)
-                    }
-                };
-                let records = match ahead.take() {
-                    Some(records) => records,
-                    None => self.log.read_partition(p, from, read_size).await?,
-                };
-                read_size = self.batch.max(1);
-                let from_memory = trust
-                    && match &memory {
-                        Some(m) => m.complete,
-                        None => from == 0,
-                    };
-                if from_memory {
-                    let Some(last) = records.last() else {
-                        // Caught up; the last write goes on while the next partition starts.
-                        // Deferred subjects' rows go with it.
-                        if let Some(mut mem) = memory.take().filter(|m| m.deferring) {
-                            if settle(&mut pending, Some(p), &mut queue, WRITES_AHEAD, |s, n| {
-                                add(s, n, stats)
-                            })
-                            .await?
-                            {
-                                trust = false;
-                                continue;
-                            }
-                            // Made and written while the next partition is folded.
-                            let calendar = self.rules.calendar.clone();
-                            let made = async move {
-                                tokio::task::spawn_blocking(move || {
-                                    flush(gen, p, &calendar, &mut mem)
-                                })
-                                .await
-                                .map_err(|e| {
-                                    BatchError::Failed(ProjectionError::Stopped(format!(
-                                        "fold stopped: {e}"
-                                    )))
-                                })
-                            };
-                            pending.spawn(self.store, gen, p, 0, made);
-                        }
-                        break;
-                    };
-                    // Three stages at once: this batch folded on a blocking thread, the next
-                    // one read, the ones before written.
-                    let next_from = last.position.offset + 1;
-                    let n = records.len() as u64;
-                    let mut mem = memory.take().unwrap_or_else(|| Memory {
-                        deferring: unread,
-                        ..Memory::new(0, true)
-                    });
-                    let (rules, limits) = (rules.clone(), self.memory);
-                    let folding = tokio::task::spawn_blocking({
-                        let rules = rules.clone();
-                        move || {
-                            let folded =
-                                fold(&rules, limits, gen, p, &records, &mut mem, &HashMap::new());
-                            (folded, mem, records)
-                        }
-                    });
-                    let next = self
-                        .log
-                        .read_partition(p, next_from, self.batch.max(1))
-                        .await;
-                    let stopped = |e| ProjectionError::Stopped(format!("fold stopped: {e}"));
-                    let (folded, mut mem, records) = folding.await.map_err(stopped)?;
-                    let (folded, mem) = match folded {
-                        Ok(folded) => (folded, mem),
-                        Err(late) => {
-                            // Facts that arrived late: their subjects are folded again
-                            // from what the log holds of them.
-                            let history = history_from_memory(self.log, p, &late, &mem).await?;
-                            let (folded, mem) = tokio::task::spawn_blocking(move || {
-                                let folded =
-                                    fold(&rules, limits, gen, p, &records, &mut mem, &history);
-                                (folded, mem)
-                            })
-                            .await
-                            .map_err(stopped)?;
-                            let folded = folded.map_err(|_| {
-                                ProjectionError::Stopped(
-                                    "a fold lacked the history of a late fact's subject".into(),
-                                )
-                            })?;
-                            (folded, mem)
-                        }
-                    };
-                    if settle(&mut pending, Some(p), &mut queue, WRITES_AHEAD, |s, n| {
-                        add(s, n, stats)
-                    })
-                    .await?
-                    {
-                        trust = false;
-                        continue;
-                    }
-                    pending.spawn(self.store, gen, p, n, std::future::ready(Ok(folded)));
-                    memory = Some(mem);
-                    ahead = Some(next?);
-                    continue;
-                }
-                if settle(&mut pending, Some(p), &mut queue, 0, |s, n| {
-                    add(s, n, stats)
-                })
-                .await?
-                {
-                    (memory, trust) = (None, false);
-                    continue;
-                }
-                if records.is_empty() && !deferred {
-                    break;
-                }
-                let n = records.len() as u64;
-                let (s, m) = match self
-                    .apply_batch(gen, p, &records, from, memory.take())
-                    .await
-                {
-                    Ok(done) => done,
-                    Err(BatchError::Failed(e)) => return Err(e),
-                    Err(BatchError::Dropped) => {
-                        return Err(ProjectionError::Stopped(
-                            "a careful batch was dropped".into(),
-                        ))
-                    }
-                    Err(BatchError::Wrong(why)) if careful_redos < CAREFUL_REDOS => {
-                        // Another runner (of another partition) committed a row this batch
-                        // wrote after the batch had read: read again, from the checkpoint.
-                        careful_redos += 1;
-                        tracing::info!(partition = p, why, "redoing a careful batch");
-                        continue;
-                    }
-                    Err(BatchError::Wrong(why)) => {
-                        return Err(StoreError::Rows {
-                            store: self.store.name().to_string(),
-                            reason: format!("{why}, {CAREFUL_REDOS} times in a row"),
-                        }
-                        .into());
-                    }
-                };
-                careful_redos = 0;
-                memory = Some(m);
-                add(s, n, stats);
-                if stats.records >= next_analyze {
-                    // Fresh PostgreSQL tables have no statistics: without them the planner
-                    // scans whole tables for the per-batch lookups as they grow. (A batch
-                    // folded from memory looks nothing up.)
-                    self.store.analyze().await?;
-                    next_analyze = stats.records * 4;
-                }
-            }
-        }
+        let mut c = CatchUp {
+            gen,
+            unread,
+            rules: std::sync::Arc::new(self.rules.clone()),
+            writes: WriteStage::start(self.store.clone(), gen),
+            queue: partitions.iter().map(|&p| (p, true)).collect(),
+            read_size: self.batch.clamp(1, FIRST_BATCH),
+            stats,
+            on_batch,
+            next_analyze: 1_000,
+        };
+        let run = self.project_queue(&mut c).await;
+        // Whatever happened, nothing is still being written when this returns, and what
+        // was committed is counted.
+        let settled = c.settle(0, None).await;
+        c.writes.close().await;
+        run?;
+        settled?;
         // Built in one pass now rather than entry by entry while the batches went in (a
         // careful batch builds any it needs itself).
         self.store.ensure_indexes(gen).await?;
         self.store.ensure_sla_base(gen).await?;
-        if stats.records > 0 {
+        if c.stats.records > 0 {
             self.store
                 .batch
                 .checkpoint_wal()
@@ -490,6 +318,181 @@ impl Runner<'_> {
                 .map_err(|e| self.store.err(e))?;
         }
         Ok(())
+    }
+
+    /// Projects every partition of the catch-up's queue, from memory when it can and else
+    /// carefully, until the last writes have proved no partition's memory wrong.
+    async fn project_queue<F: FnMut(u64)>(
+        &self,
+        c: &mut CatchUp<'_, F>,
+    ) -> Result<(), ProjectionError> {
+        loop {
+            let Some((p, trust)) = c.queue.pop_front() else {
+                // The last writes: one that proves its partition's memory wrong queues that
+                // partition again, to be projected carefully.
+                c.settle(0, None).await?;
+                if c.queue.is_empty() {
+                    return Ok(());
+                }
+                continue;
+            };
+            if trust && !self.project_from_memory(c, p).await? {
+                continue;
+            }
+            // Its writes in flight are in (or proved wrong) before its rows are read.
+            c.settle(0, Some(p)).await?;
+            self.project_carefully(c, p).await?;
+        }
+    }
+
+    /// Projects partition `p` from offset 0 with the runner's memory alone, when its
+    /// checkpoint is at 0: each batch is folded on a blocking thread while the next one is
+    /// read and the ones before are written by the write stage, in order. Returns whether
+    /// the rest of the partition must be projected carefully (a write proved the memory
+    /// wrong, or the memory reached its limits and forgot).
+    async fn project_from_memory<F: FnMut(u64)>(
+        &self,
+        c: &mut CatchUp<'_, F>,
+        p: u32,
+    ) -> Result<bool, ProjectionError> {
+        let at = stored_checkpoint(self.store, c.gen, p).await?;
+        if at.next_offset != 0 || at.subjects_deferred {
+            return Ok(true);
+        }
+        let (gen, limits) = (c.gen, self.memory);
+        let stopped = |e| ProjectionError::Stopped(format!("fold stopped: {e}"));
+        let mut mem = Memory {
+            deferring: c.unread,
+            ..Memory::new(0, true)
+        };
+        let mut records = self.log.read_partition(p, 0, c.read_size).await?;
+        c.read_size = self.batch.max(1);
+        loop {
+            let Some(last) = records.last() else {
+                // Caught up. Deferred subjects' rows are made and written while the next
+                // partition is folded.
+                if mem.deferring {
+                    if c.settle(usize::MAX, Some(p)).await? {
+                        return Ok(true);
+                    }
+                    let calendar = self.rules.calendar.clone();
+                    let made = async move {
+                        tokio::task::spawn_blocking(move || flush(gen, p, &calendar, &mut mem))
+                            .await
+                            .map_err(|e| BatchError::Failed(stopped(e)))
+                    };
+                    c.writes.send(p, 0, Box::pin(made)).await?;
+                }
+                return Ok(false);
+            };
+            let next_from = last.position.offset + 1;
+            let n = records.len() as u64;
+            let rules = c.rules.clone();
+            let folding = tokio::task::spawn_blocking(move || {
+                let folded = fold(&rules, limits, gen, p, &records, &mut mem, &HashMap::new());
+                (folded, mem, records)
+            });
+            let next = self
+                .log
+                .read_partition(p, next_from, self.batch.max(1))
+                .await;
+            let (folded, folded_mem, batch) = folding.await.map_err(stopped)?;
+            mem = folded_mem;
+            let folded = match folded {
+                Ok(folded) => folded,
+                Err(late) => {
+                    // Facts that arrived late: their subjects are folded again from what
+                    // the log holds of them.
+                    let history = history_from_memory(self.log, p, &late, &mem).await?;
+                    let rules = c.rules.clone();
+                    let (folded, folded_mem) = tokio::task::spawn_blocking(move || {
+                        let folded = fold(&rules, limits, gen, p, &batch, &mut mem, &history);
+                        (folded, mem)
+                    })
+                    .await
+                    .map_err(stopped)?;
+                    mem = folded_mem;
+                    folded.map_err(|_| {
+                        ProjectionError::Stopped(
+                            "a fold lacked the history of a late fact's subject".into(),
+                        )
+                    })?
+                }
+            };
+            if c.settle(usize::MAX, Some(p)).await? {
+                return Ok(true);
+            }
+            c.writes
+                .send(p, n, Box::pin(std::future::ready(Ok(folded))))
+                .await?;
+            if !mem.complete {
+                // Forgotten (see MemoryLimits): the rest reads the rows it needs.
+                return Ok(true);
+            }
+            records = next?;
+        }
+    }
+
+    /// Projects partition `p` from its checkpoint to the log's end, one careful batch at a
+    /// time ([`Runner::apply_batch`]); nothing of it may be in the write stage's hands.
+    async fn project_carefully<F: FnMut(u64)>(
+        &self,
+        c: &mut CatchUp<'_, F>,
+        p: u32,
+    ) -> Result<(), ProjectionError> {
+        let mut memory: Option<Memory> = None;
+        // Careful batches of this partition redone in a row (see CAREFUL_REDOS).
+        let mut redos = 0;
+        loop {
+            // A checkpoint whose subjects' rows are deferred (a run that stopped before the
+            // partition's last rows were written) is taken back to offset 0 by the careful
+            // batch below, even with nothing new to read.
+            let (from, deferred) = match &memory {
+                Some(m) => (m.next_offset, false),
+                None => {
+                    let at = stored_checkpoint(self.store, c.gen, p).await?;
+                    (at.next_offset, at.subjects_deferred)
+                }
+            };
+            let records = self.log.read_partition(p, from, c.read_size).await?;
+            c.read_size = self.batch.max(1);
+            if records.is_empty() && !deferred {
+                return Ok(());
+            }
+            let n = records.len() as u64;
+            match self
+                .apply_batch(c.gen, p, &records, from, memory.take())
+                .await
+            {
+                Ok((s, m)) => {
+                    redos = 0;
+                    memory = Some(m);
+                    c.count(s, n);
+                }
+                Err(BatchError::Failed(e)) => return Err(e),
+                Err(BatchError::Wrong(why)) if redos < CAREFUL_REDOS => {
+                    // Another runner (of another partition) committed a row this batch
+                    // wrote after the batch had read: read again, from the checkpoint.
+                    redos += 1;
+                    tracing::info!(partition = p, why, "redoing a careful batch");
+                    continue;
+                }
+                Err(BatchError::Wrong(why)) => {
+                    return Err(StoreError::Rows {
+                        store: self.store.name().to_string(),
+                        reason: format!("{why}, {CAREFUL_REDOS} times in a row"),
+                    }
+                    .into());
+                }
+            }
+            if c.stats.records >= c.next_analyze {
+                // Fresh PostgreSQL tables have no statistics: without them the planner
+                // scans whole tables for the per-batch lookups as they grow. (A batch
+                // folded from memory looks nothing up.)
+                self.store.analyze().await?;
+                c.next_analyze = c.stats.records * 4;
+            }
+        }
     }
 
     /// One batch, carefully: in one transaction, the checkpoint read under lock, the rows
@@ -1200,112 +1203,213 @@ struct Folded {
     rest: Vec<(&'static Table, Vec<Vec<Val>>)>,
 }
 
-/// A batch folded from memory whose write is in flight.
-struct Pending {
-    partition: u32,
-    records: u64,
-    write: tokio::task::JoinHandle<Result<RunStats, BatchError>>,
+/// One catch-up's state, shared by its partitions.
+struct CatchUp<'c, F> {
+    gen: i64,
+    /// The generation is being rebuilt and read by nobody (see [`Memory::deferring`]).
+    unread: bool,
+    rules: std::sync::Arc<Rules>,
+    writes: WriteStage,
+    /// Partitions still to project, each with whether its memory may be trusted; one whose
+    /// batch folded from memory proved wrong comes back, to be projected carefully.
+    queue: VecDeque<(u32, bool)>,
+    /// The size of the next read: small for the catch-up's first one (see FIRST_BATCH).
+    read_size: usize,
+    stats: &'c mut RunStats,
+    on_batch: F,
+    /// The records after which the store's statistics are made again.
+    next_analyze: u64,
 }
 
-/// Writes beyond the oldest one in flight that the folds may run ahead of: at 10M events a
-/// write sometimes takes longer than a fold, and with one write in flight the fold waited.
-const WRITES_AHEAD: usize = 1;
-
-/// The writes of batches folded from memory, in flight in the order they were folded: each
-/// commits after the one before it, and is not made at all when that one, of the same
-/// partition, was not (its fold built on it).
-#[derive(Default)]
-struct Writes {
-    queue: VecDeque<Pending>,
-    /// How the last write spawned ended: its partition, and whether it committed.
-    last: Option<tokio::sync::oneshot::Receiver<(u32, bool)>>,
-}
-
-impl Writes {
-    /// Spawns the write of the batch `made` gives (at once; a partition's last rows are
-    /// made while the write before them goes on): `n` records of `partition`.
-    fn spawn(
-        &mut self,
-        store: &Store,
-        gen: i64,
-        partition: u32,
-        n: u64,
-        made: impl std::future::Future<Output = Result<Folded, BatchError>> + Send + 'static,
-    ) {
-        let store = store.clone();
-        let (done, next) = tokio::sync::oneshot::channel();
-        let before = self.last.replace(next);
-        let write = tokio::spawn(async move {
-            let folded = made.await;
-            let before_ok = match before {
-                None => true,
-                Some(before) => match before.await {
-                    Ok((q, ok)) => ok || q != partition,
-                    // The write before stopped (its task ended without a word).
-                    Err(_) => false,
-                },
-            };
-            let outcome = match folded {
-                Ok(folded) if before_ok => write_from_memory(&store, gen, partition, folded).await,
-                Ok(_) => Err(BatchError::Dropped),
-                Err(e) => Err(e),
-            };
-            let _ = done.send((partition, outcome.is_ok()));
-            outcome
-        });
-        self.queue.push_back(Pending {
-            partition,
-            records: n,
-            write,
-        });
+impl<F: FnMut(u64)> CatchUp<'_, F> {
+    /// Counts a committed batch of `n` records.
+    fn count(&mut self, s: RunStats, n: u64) {
+        self.stats.records += s.records;
+        self.stats.applied += s.applied;
+        self.stats.duplicates += s.duplicates;
+        self.stats.dead_letters += s.dead_letters;
+        (self.on_batch)(n);
     }
-}
 
-/// Waits for the writes in flight until at most `keep` are, oldest first, and counts them
-/// with `add`. Returns whether one proved the memory of partition `current` wrong (then
-/// every write is waited for: the later ones of that partition were not made); another
-/// partition one proves wrong is queued again, to be projected carefully.
-async fn settle(
-    pending: &mut Writes,
-    current: Option<u32>,
-    queue: &mut VecDeque<(u32, bool)>,
-    keep: usize,
-    mut add: impl FnMut(RunStats, u64),
-) -> Result<bool, ProjectionError> {
-    let mut wrong = false;
-    // After a failure every write still in flight is waited for (and counted when it
-    // committed), so none goes on writing after the run has returned its error.
-    let mut failed: Option<ProjectionError> = None;
-    while pending.queue.len() > if wrong || failed.is_some() { 0 } else { keep } {
-        let Some(w) = pending.queue.pop_front() else {
-            break;
-        };
-        let partition = w.partition;
-        match w.write.await {
-            Ok(Ok(s)) => add(s, w.records),
-            Ok(Err(BatchError::Failed(e))) => {
-                failed.get_or_insert(e);
-            }
-            Ok(Err(BatchError::Dropped)) => {}
-            Ok(Err(BatchError::Wrong(why))) => {
-                tracing::info!(partition, why, "redoing from the stored rows");
-                if current == Some(partition) {
-                    wrong = true;
-                } else {
-                    queue.push_back((partition, false));
+    /// Takes in what the write stage has written, waiting until at most `keep` batches
+    /// are in its hands, and counts what committed. Returns whether a write proved the
+    /// memory of partition `current` wrong (then every write is waited for); another
+    /// partition a write proves wrong is queued again, to be projected carefully. After a
+    /// failed write every batch in flight is waited for, so none is written after the
+    /// catch-up has returned its error.
+    async fn settle(&mut self, keep: usize, current: Option<u32>) -> Result<bool, ProjectionError> {
+        let mut wrong = false;
+        let mut failed: Option<ProjectionError> = None;
+        loop {
+            let wait = self.writes.in_flight > if wrong || failed.is_some() { 0 } else { keep };
+            let Some(Outcome {
+                partition,
+                records,
+                written,
+            }) = self.writes.next(wait).await?
+            else {
+                break;
+            };
+            match written {
+                Written::Committed(s) => self.count(s, records),
+                Written::Skipped => {}
+                Written::Wrong(why) => {
+                    tracing::info!(partition, why, "redoing from the stored rows");
+                    if current == Some(partition) {
+                        wrong = true;
+                    } else {
+                        self.queue.push_back((partition, false));
+                    }
+                }
+                Written::Failed(e) => {
+                    failed.get_or_insert(e);
                 }
             }
-            Err(e) => {
-                failed.get_or_insert(ProjectionError::Stopped(format!("write stopped: {e}")));
-            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(wrong),
         }
     }
-    if pending.queue.is_empty() {
-        pending.last = None;
+}
+
+/// Batches folded from memory that the write stage may hold beyond the one it writes: at
+/// 10M events a write sometimes takes longer than a fold, and with one write in flight the
+/// fold waited.
+const WRITES_AHEAD: usize = 1;
+
+/// The write stage of a catch-up: one task that writes the batches folded from memory in
+/// the order they were folded, each in its own transaction ([`write_from_memory`]). Its
+/// queue is bounded, so the folds run at most [`WRITES_AHEAD`] batches ahead of the
+/// writes. A batch of a partition after one that proved the memory wrong is not written
+/// (it was folded on top of it), nor is anything after a failed write.
+struct WriteStage {
+    jobs: Option<tokio::sync::mpsc::Sender<Job>>,
+    outcomes: tokio::sync::mpsc::UnboundedReceiver<Outcome>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Batches sent whose outcome has not been taken in.
+    in_flight: usize,
+}
+
+/// A batch for the write stage: its rows as they will be made (a partition's last rows
+/// are made while the write before them goes on).
+struct Job {
+    partition: u32,
+    records: u64,
+    made: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Folded, BatchError>> + Send>>,
+}
+
+/// What the write stage did with a batch of `records` records of `partition`.
+struct Outcome {
+    partition: u32,
+    records: u64,
+    written: Written,
+}
+
+enum Written {
+    Committed(RunStats),
+    /// Not written: an earlier batch of its partition proved wrong, or a write failed.
+    Skipped,
+    /// What its fold took from memory proved wrong (the reason).
+    Wrong(&'static str),
+    Failed(ProjectionError),
+}
+
+impl WriteStage {
+    fn start(store: Store, gen: i64) -> WriteStage {
+        let (jobs, mut queued) = tokio::sync::mpsc::channel::<Job>(WRITES_AHEAD);
+        let (done, outcomes) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut wrong: HashSet<u32> = HashSet::new();
+            let mut failed = false;
+            while let Some(Job {
+                partition,
+                records,
+                made,
+            }) = queued.recv().await
+            {
+                let written = if failed || wrong.contains(&partition) {
+                    Written::Skipped
+                } else {
+                    let outcome = match made.await {
+                        Ok(folded) => write_from_memory(&store, gen, partition, folded).await,
+                        Err(e) => Err(e),
+                    };
+                    match outcome {
+                        Ok(s) => Written::Committed(s),
+                        Err(BatchError::Wrong(why)) => {
+                            wrong.insert(partition);
+                            Written::Wrong(why)
+                        }
+                        Err(BatchError::Failed(e)) => {
+                            failed = true;
+                            Written::Failed(e)
+                        }
+                    }
+                };
+                let outcome = Outcome {
+                    partition,
+                    records,
+                    written,
+                };
+                if done.send(outcome).is_err() {
+                    break;
+                }
+            }
+        });
+        WriteStage {
+            jobs: Some(jobs),
+            outcomes,
+            task: Some(task),
+            in_flight: 0,
+        }
     }
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(wrong),
+
+    /// Hands a batch of `records` records of `partition` to the stage, waiting while its
+    /// queue is full.
+    async fn send(
+        &mut self,
+        partition: u32,
+        records: u64,
+        made: std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Folded, BatchError>> + Send>,
+        >,
+    ) -> Result<(), ProjectionError> {
+        let stopped = || ProjectionError::Stopped("write stage stopped".into());
+        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        let job = Job {
+            partition,
+            records,
+            made,
+        };
+        jobs.send(job).await.map_err(|_| stopped())?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// The next outcome: waiting for one when `wait`, else only one already there.
+    async fn next(&mut self, wait: bool) -> Result<Option<Outcome>, ProjectionError> {
+        let outcome = if wait {
+            self.outcomes.recv().await
+        } else {
+            self.outcomes.try_recv().ok()
+        };
+        match outcome {
+            Some(o) => {
+                self.in_flight -= 1;
+                Ok(Some(o))
+            }
+            None if wait => Err(ProjectionError::Stopped("write stage stopped".into())),
+            None => Ok(None),
+        }
+    }
+
+    /// Ends the stage's task once it has written what it holds.
+    async fn close(&mut self) {
+        self.jobs = None;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 
@@ -1838,6 +1942,135 @@ pub async fn dead_letters(store: &Store, gen: i64) -> Result<Vec<DeadLetter>, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A folded batch whose only row is its partition's checkpoint, moved from `from` to
+    /// `to`: it commits exactly when the stored checkpoint is at `from`.
+    fn checkpoint_batch(gen: i64, partition: u32, from: u64, to: u64) -> Folded {
+        let mem = Memory::new(to, true);
+        Folded {
+            gen,
+            from,
+            after_deferred: false,
+            defers: false,
+            unseen: Vec::new(),
+            stats: RunStats {
+                records: to.saturating_sub(from),
+                ..RunStats::default()
+            },
+            replaced_clocks: Vec::new(),
+            replaced_findings: Vec::new(),
+            audit: Vec::new(),
+            rest: vec![(&CHECKPOINTS, vec![checkpoint_row(gen, partition, &mem)])],
+        }
+    }
+
+    type Made =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Folded, BatchError>> + Send>>;
+
+    fn made(folded: Folded) -> Made {
+        Box::pin(std::future::ready(Ok(folded)))
+    }
+
+    async fn empty_store() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = format!("sqlite:{}", dir.path().join("views.db").display());
+        let store = Store::open(&spec).await.unwrap();
+        let gen = store.active_gen().await.unwrap();
+        (dir, store, gen)
+    }
+
+    /// What the stage did with each batch sent, in order: committed, skipped, wrong or
+    /// failed.
+    async fn outcomes(stage: &mut WriteStage) -> Vec<(u32, &'static str)> {
+        let mut out = Vec::new();
+        while stage.in_flight > 0 {
+            let o = stage.next(true).await.unwrap().unwrap();
+            let what = match o.written {
+                Written::Committed(_) => "committed",
+                Written::Skipped => "skipped",
+                Written::Wrong(_) => "wrong",
+                Written::Failed(_) => "failed",
+            };
+            out.push((o.partition, what));
+        }
+        out
+    }
+
+    async fn stored_at(store: &Store, gen: i64, partition: u32) -> u64 {
+        stored_checkpoint(store, gen, partition)
+            .await
+            .unwrap()
+            .next_offset
+    }
+
+    #[tokio::test]
+    async fn the_write_stage_commits_batches_in_the_order_they_were_sent() {
+        let (_dir, store, gen) = empty_store().await;
+        let mut stage = WriteStage::start(store.clone(), gen);
+        // The first batch's rows take a while to be made; the second expects the first's
+        // checkpoint, so it holds only when it is written after it.
+        let slow: Made = Box::pin(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Ok(checkpoint_batch(gen, 0, 0, 5))
+        });
+        stage.send(0, 5, slow).await.unwrap();
+        stage
+            .send(0, 4, made(checkpoint_batch(gen, 0, 5, 9)))
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes(&mut stage).await,
+            [(0, "committed"), (0, "committed")]
+        );
+        assert_eq!(stored_at(&store, gen, 0).await, 9);
+        stage.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_write_stage_writes_nothing_of_a_partition_after_a_batch_that_proved_its_memory_wrong(
+    ) {
+        let (_dir, store, gen) = empty_store().await;
+        let mut stage = WriteStage::start(store.clone(), gen);
+        // Folded as if the checkpoint were at 7: it is at 0.
+        stage
+            .send(0, 3, made(checkpoint_batch(gen, 0, 7, 10)))
+            .await
+            .unwrap();
+        // This one alone would commit, but it was folded on top of the wrong one.
+        stage
+            .send(0, 5, made(checkpoint_batch(gen, 0, 0, 5)))
+            .await
+            .unwrap();
+        // Another partition's batch is written.
+        stage
+            .send(1, 4, made(checkpoint_batch(gen, 1, 0, 4)))
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes(&mut stage).await,
+            [(0, "wrong"), (0, "skipped"), (1, "committed")]
+        );
+        assert_eq!(stored_at(&store, gen, 0).await, 0);
+        assert_eq!(stored_at(&store, gen, 1).await, 4);
+        stage.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_write_stage_writes_nothing_after_a_failed_write() {
+        let (_dir, store, gen) = empty_store().await;
+        let mut stage = WriteStage::start(store.clone(), gen);
+        let failing: Made = Box::pin(std::future::ready(Err(BatchError::Failed(
+            ProjectionError::Stopped("a fold failed".into()),
+        ))));
+        stage.send(0, 3, failing).await.unwrap();
+        stage
+            .send(1, 4, made(checkpoint_batch(gen, 1, 0, 4)))
+            .await
+            .unwrap();
+        assert_eq!(outcomes(&mut stage).await, [(0, "failed"), (1, "skipped")]);
+        assert_eq!(stored_at(&store, gen, 1).await, 0);
+        stage.close().await;
+    }
 
     fn record(payload: &[u8]) -> Record {
         Record {
