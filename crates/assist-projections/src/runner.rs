@@ -346,17 +346,23 @@ impl Runner<'_> {
     }
 
     /// Projects partition `p` from offset 0 with the runner's memory alone, when its
-    /// checkpoint is at 0: each batch is folded on a blocking thread while the next one is
-    /// read and the ones before are written by the write stage, in order. Returns whether
-    /// the rest of the partition must be projected carefully (a write proved the memory
-    /// wrong, or the memory reached its limits and forgot).
+    /// checkpoint is at 0 or its subjects' rows are deferred (a rebuild stopped before its
+    /// end: the partition starts over, see [`Runner::restart`]). Each batch is folded on a
+    /// blocking thread while the next one is read and the ones before are written by the
+    /// write stage, in order. Returns whether the rest of the partition must be projected
+    /// carefully (a write proved the memory wrong, or the memory reached its limits and
+    /// forgot).
     async fn project_from_memory<F: FnMut(u64)>(
         &self,
         c: &mut CatchUp<'_, F>,
         p: u32,
     ) -> Result<bool, ProjectionError> {
         let at = stored_checkpoint(self.store, c.gen, p).await?;
-        if at.next_offset != 0 || at.subjects_deferred {
+        if at.subjects_deferred {
+            if !self.restart(c.gen, p).await? {
+                return Ok(true);
+            }
+        } else if at.next_offset != 0 {
             return Ok(true);
         }
         let (gen, limits) = (c.gen, self.memory);
@@ -431,6 +437,30 @@ impl Runner<'_> {
             }
             records = next?;
         }
+    }
+
+    /// Starts partition `p` of a generation being rebuilt over, in one transaction: its
+    /// subjects' rows were deferred to its end, which a stopped run never reached, so its
+    /// rows are deleted (by generation and partition) and its checkpoint goes back to 0.
+    /// False when the checkpoint no longer has deferred rows (another runner moved it).
+    async fn restart(&self, gen: i64, p: u32) -> Result<bool, ProjectionError> {
+        let failed = |e: BatchError| match e {
+            BatchError::Failed(e) => e,
+            BatchError::Wrong(why) => ProjectionError::Stopped(why.into()),
+        };
+        let err = |e| ProjectionError::from(self.store.err(e));
+        let (mut tx, at, _) = open_batch(self.store, gen, p).await.map_err(failed)?;
+        if !at.subjects_deferred {
+            tx.rollback().await.map_err(err)?;
+            return Ok(false);
+        }
+        tx.rewind(gen, p).await.map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        tracing::info!(
+            partition = p,
+            "started over a partition whose subjects' rows were deferred"
+        );
+        Ok(true)
     }
 
     /// Projects partition `p` from its checkpoint to the log's end, one careful batch at a
