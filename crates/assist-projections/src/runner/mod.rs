@@ -459,17 +459,12 @@ impl Runner<'_> {
             BatchError::Wrong(why) => ProjectionError::Stopped(why.into()),
         };
         let err = |e| ProjectionError::from(self.store.err(e));
-        let (mut tx, at, _) = open_batch(self.store, gen, p).await.map_err(failed)?;
+        let (tx, at, _) = open_batch(self.store, gen, p).await.map_err(failed)?;
         if !at.subjects_deferred {
             tx.rollback().await.map_err(err)?;
             return Ok(false);
         }
-        tx.rewind(gen, p).await.map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        tracing::info!(
-            partition = p,
-            "started over a partition whose subjects' rows were deferred"
-        );
+        start_over(tx, gen, p).await.map_err(err)?;
         Ok(true)
     }
 
@@ -552,12 +547,7 @@ impl Runner<'_> {
         if at.subjects_deferred {
             // Its subjects' rows are behind: what this batch would read of them is not
             // where the checkpoint is. Back to offset 0, from where they are redone.
-            tx.rewind(gen, partition).await.map_err(err)?;
-            tx.commit().await.map_err(err)?;
-            tracing::info!(
-                partition,
-                "took back a partition whose subjects' rows were deferred"
-            );
+            start_over(tx, gen, partition).await.map_err(err)?;
             return Ok((RunStats::default(), Memory::new(0, false)));
         }
         let (from, digest) = (at.next_offset, at.digest);
@@ -644,6 +634,19 @@ impl Runner<'_> {
         let stats = commit_batch(tx, store, folded).await?;
         Ok((stats, mem))
     }
+}
+
+/// Takes a partition whose subjects' rows are deferred back to offset 0 in the open
+/// transaction `tx` and commits: every row of that generation and partition deleted
+/// ([`BatchTx::rewind`]), its checkpoint at 0.
+async fn start_over(mut tx: BatchTx, gen: i64, partition: u32) -> Result<(), sqlx::Error> {
+    tx.rewind(gen, partition).await?;
+    tx.commit().await?;
+    tracing::info!(
+        partition,
+        "started over a partition whose subjects' rows were deferred"
+    );
+    Ok(())
 }
 
 /// The events of `stream` in the log's stream index that decode as its facts, each with
@@ -919,9 +922,6 @@ mod tests {
             rest: vec![(&CHECKPOINTS, vec![checkpoint_row(gen, partition, &mem)])],
         }
     }
-
-    type Made =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Folded, BatchError>> + Send>>;
 
     fn made(folded: Folded) -> Made {
         Box::pin(std::future::ready(Ok(folded)))

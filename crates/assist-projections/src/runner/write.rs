@@ -26,9 +26,13 @@ pub(super) struct WriteStage {
 pub(super) struct Job {
     pub(super) partition: u32,
     pub(super) records: u64,
-    pub(super) made:
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Folded, BatchError>> + Send>>,
+    pub(super) made: Made,
 }
+
+/// A batch's rows as they will be made: at once for a fold's batch, on a blocking thread
+/// for a partition's deferred rows.
+pub(super) type Made =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Folded, BatchError>> + Send>>;
 
 /// What the write stage did with a batch of `records` records of `partition`.
 pub(super) struct Outcome {
@@ -102,9 +106,7 @@ impl WriteStage {
         &mut self,
         partition: u32,
         records: u64,
-        made: std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<Folded, BatchError>> + Send>,
-        >,
+        made: Made,
     ) -> Result<(), ProjectionError> {
         let stopped = || ProjectionError::Stopped("write stage stopped".into());
         let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
