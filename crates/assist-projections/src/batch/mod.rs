@@ -222,20 +222,26 @@ pub(crate) struct Checkpoint {
     /// Its subjects' rows (cases, open clocks, chain heads) are behind the other rows:
     /// they are written when the partition is caught up.
     pub subjects_deferred: bool,
+    /// The token of the runner's memory that committed it last (see migration 0019);
+    /// empty after a rewind.
+    pub writer: String,
 }
 
 /// One partition's checkpoint ($1 the generation, $2 the partition), read inside a batch's
 /// transaction or outside one.
 pub(crate) const CHECKPOINT_SQL: &str =
-    "SELECT next_offset, digest, subjects_deferred FROM checkpoints WHERE gen = $1 AND part = $2";
+    "SELECT next_offset, digest, subjects_deferred, writer FROM checkpoints WHERE gen = $1 AND part = $2";
 
 impl Checkpoint {
     /// From the row [`CHECKPOINT_SQL`] read; a partition without one is at offset 0.
-    pub(crate) fn from_row(row: Option<(i64, String, i64)>) -> Checkpoint {
-        row.map_or_else(Checkpoint::default, |(n, digest, deferred)| Checkpoint {
-            next_offset: n as u64,
-            digest,
-            subjects_deferred: deferred != 0,
+    pub(crate) fn from_row(row: Option<(i64, String, i64, String)>) -> Checkpoint {
+        row.map_or_else(Checkpoint::default, |(n, digest, deferred, writer)| {
+            Checkpoint {
+                next_offset: n as u64,
+                digest,
+                subjects_deferred: deferred != 0,
+                writer,
+            }
         })
     }
 }
@@ -606,7 +612,7 @@ impl BatchTx {
             "DELETE FROM audit_events WHERE gen = $1 AND part = $2".to_string(),
             "DELETE FROM dead_letters WHERE gen = $1 AND part = $2".to_string(),
             "DELETE FROM digests WHERE gen = $1 AND part = $2".to_string(),
-            "UPDATE checkpoints SET next_offset = 0, digest = '', subjects_deferred = 0 WHERE gen = $1 AND part = $2".to_string(),
+            "UPDATE checkpoints SET next_offset = 0, digest = '', subjects_deferred = 0, writer = '' WHERE gen = $1 AND part = $2".to_string(),
         ];
         for sql in &statements {
             on_tx!(self, c => {

@@ -308,6 +308,7 @@ pub(super) fn fold_decoded(
     sort_by_clock_id(&mut clocks_new);
     sort_by_clock_id(&mut clocks_changed);
     let checkpoint = vec![checkpoint_row(gen, partition, mem)];
+    let expects = std::mem::replace(&mut mem.expects, mem.token.clone());
     let defers = mem.deferring;
     if forget {
         *mem = Memory::new(mem.next_offset, false);
@@ -316,6 +317,7 @@ pub(super) fn fold_decoded(
     Ok(Folded {
         gen,
         from,
+        expects,
         after_deferred,
         defers,
         unseen: Vec::new(),
@@ -371,9 +373,12 @@ pub(super) fn flush(gen: i64, partition: u32, calendar: &Calendar, mem: &mut Mem
     subject_rows(gen, calendar, mem, &mut cases, &mut clocks, &mut chains);
     sort_by_clock_id(&mut clocks);
     mem.deferring = false;
+    let checkpoint = vec![checkpoint_row(gen, partition, mem)];
+    let expects = std::mem::replace(&mut mem.expects, mem.token.clone());
     Folded {
         gen,
         from: mem.next_offset,
+        expects,
         after_deferred: true,
         defers: false,
         unseen: Vec::new(),
@@ -385,7 +390,7 @@ pub(super) fn flush(gen: i64, partition: u32, calendar: &Calendar, mem: &mut Mem
             (&CASES_NEW, cases),
             (&CLOCKS_NEW, clocks),
             (&CHAINS_NEW, chains),
-            (&CHECKPOINTS, vec![checkpoint_row(gen, partition, mem)]),
+            (&CHECKPOINTS, checkpoint),
         ],
     }
 }

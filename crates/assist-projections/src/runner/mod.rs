@@ -140,10 +140,16 @@ fn decode_precisely(payload: &[u8]) -> Result<Event, String> {
 }
 
 /// What a runner remembers of one partition between its batches, so that it need not read
-/// back the rows it wrote itself. It is trusted only while the partition's checkpoint is
-/// still the one this runner committed: another runner's commit, a failed batch or a
-/// rebuild makes the runner read the rows again.
+/// back the rows it wrote itself. It is trusted only under its token: while the partition's
+/// checkpoint row still carries it, which the transaction writing the next batch checks.
+/// Another runner's commit, a rewind or a rebuild changes the row's token, and the runner
+/// reads the rows again.
 struct Memory {
+    /// Drawn at random when the memory starts; every checkpoint it commits carries it.
+    token: String,
+    /// The token the checkpoint row must carry for the next batch folded from this memory
+    /// to be written: the row's when the memory started, then its own.
+    expects: String,
     /// The checkpoint this memory belongs to.
     next_offset: u64,
     /// This runner projected the partition from offset 0: every subject of it, and every
@@ -175,6 +181,8 @@ const FIRST_BATCH: usize = 4_096;
 impl Memory {
     fn new(next_offset: u64, complete: bool) -> Memory {
         Memory {
+            token: uuid::Uuid::new_v4().simple().to_string(),
+            expects: String::new(),
             next_offset,
             complete,
             subjects: HashMap::new(),
@@ -367,11 +375,13 @@ impl Runner<'_> {
         c: &mut CatchUp<'_, F>,
         p: u32,
     ) -> Result<bool, ProjectionError> {
-        let at = stored_checkpoint(self.store, c.gen, p).await?;
+        let mut at = stored_checkpoint(self.store, c.gen, p).await?;
         if at.subjects_deferred {
             if !self.restart(c.gen, p).await? {
                 return Ok(true);
             }
+            // Rewound: at offset 0, with no writer's token.
+            at = Checkpoint::default();
         } else if at.next_offset != 0 {
             return Ok(true);
         }
@@ -379,6 +389,7 @@ impl Runner<'_> {
         let stopped = |e| ProjectionError::Stopped(format!("fold stopped: {e}"));
         let mut mem = Memory {
             deferring: c.unread,
+            expects: at.writer,
             ..Memory::new(0, true)
         };
         let mut records = self.log.read_partition(p, 0, c.read_size).await?;
@@ -564,9 +575,9 @@ impl Runner<'_> {
         if !built.is_empty() {
             tracing::info!(indexes = %built.join(", "), "built a generation's indexes for a careful batch");
         }
-        // What this runner remembers holds only if nobody else committed since.
+        // What this runner remembers holds only under its token: nobody else committed since.
         let mut mem = match memory {
-            Some(m) if m.next_offset == from => m,
+            Some(m) if m.token == at.writer && m.next_offset == from => m,
             _ => Memory::new(from, false),
         };
         mem.complete = false;
@@ -745,6 +756,9 @@ struct Folded {
     gen: i64,
     /// The offset it starts at (the checkpoint it expects).
     from: u64,
+    /// The token the checkpoint row must carry: the memory it was folded from is trusted
+    /// only under it (see [`Memory`]).
+    expects: String,
     /// Whether that checkpoint has its subjects' rows deferred.
     after_deferred: bool,
     /// Whether the checkpoint it writes has them deferred: allowed only while nobody
@@ -903,12 +917,22 @@ mod tests {
     use super::*;
 
     /// A folded batch whose only row is its partition's checkpoint, moved from `from` to
-    /// `to`: it commits exactly when the stored checkpoint is at `from`.
-    fn checkpoint_batch(gen: i64, partition: u32, from: u64, to: u64) -> Folded {
-        let mem = Memory::new(to, true);
+    /// `to` by the memory with token `token`: it commits exactly when the stored
+    /// checkpoint is at `from` and carries the token `expects`.
+    fn checkpoint_batch(
+        gen: i64,
+        partition: u32,
+        (from, expects): (u64, &str),
+        (to, token): (u64, &str),
+    ) -> Folded {
+        let mem = Memory {
+            token: token.to_string(),
+            ..Memory::new(to, true)
+        };
         Folded {
             gen,
             from,
+            expects: expects.to_string(),
             after_deferred: false,
             defers: false,
             unseen: Vec::new(),
@@ -967,11 +991,11 @@ mod tests {
         // checkpoint, so it holds only when it is written after it.
         let slow: Made = Box::pin(async move {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            Ok(checkpoint_batch(gen, 0, 0, 5))
+            Ok(checkpoint_batch(gen, 0, (0, ""), (5, "a")))
         });
         stage.send(0, 5, slow).await.unwrap();
         stage
-            .send(0, 4, made(checkpoint_batch(gen, 0, 5, 9)))
+            .send(0, 4, made(checkpoint_batch(gen, 0, (5, "a"), (9, "a"))))
             .await
             .unwrap();
         assert_eq!(
@@ -989,17 +1013,17 @@ mod tests {
         let mut stage = WriteStage::start(store.clone(), gen);
         // Folded as if the checkpoint were at 7: it is at 0.
         stage
-            .send(0, 3, made(checkpoint_batch(gen, 0, 7, 10)))
+            .send(0, 3, made(checkpoint_batch(gen, 0, (7, ""), (10, "a"))))
             .await
             .unwrap();
         // This one alone would commit, but it was folded on top of the wrong one.
         stage
-            .send(0, 5, made(checkpoint_batch(gen, 0, 0, 5)))
+            .send(0, 5, made(checkpoint_batch(gen, 0, (0, ""), (5, "a"))))
             .await
             .unwrap();
         // Another partition's batch is written.
         stage
-            .send(1, 4, made(checkpoint_batch(gen, 1, 0, 4)))
+            .send(1, 4, made(checkpoint_batch(gen, 1, (0, ""), (4, "b"))))
             .await
             .unwrap();
         assert_eq!(
@@ -1012,6 +1036,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_memory_is_not_trusted_after_another_runner_committed_its_partition_to_the_same_offset(
+    ) {
+        let (_dir, store, gen) = empty_store().await;
+        let mut stage = WriteStage::start(store.clone(), gen);
+        stage
+            .send(0, 5, made(checkpoint_batch(gen, 0, (0, ""), (5, "a"))))
+            .await
+            .unwrap();
+        assert_eq!(outcomes(&mut stage).await, [(0, "committed")]);
+        // Another runner takes the partition back to 0 and commits it to 5 again: the
+        // checkpoint is where runner "a" left it, but no longer under its token.
+        let (tx, _, _) = open_batch(&store, gen, 0).await.ok().unwrap();
+        start_over(tx, gen, 0).await.unwrap();
+        stage
+            .send(0, 5, made(checkpoint_batch(gen, 0, (0, ""), (5, "b"))))
+            .await
+            .unwrap();
+        assert_eq!(outcomes(&mut stage).await, [(0, "committed")]);
+        stage
+            .send(0, 4, made(checkpoint_batch(gen, 0, (5, "a"), (9, "a"))))
+            .await
+            .unwrap();
+        assert_eq!(outcomes(&mut stage).await, [(0, "wrong")]);
+        let at = stored_checkpoint(&store, gen, 0).await.unwrap();
+        assert_eq!((at.next_offset, at.writer.as_str()), (5, "b"));
+        stage.close().await;
+    }
+
+    #[tokio::test]
     async fn the_write_stage_writes_nothing_after_a_failed_write() {
         let (_dir, store, gen) = empty_store().await;
         let mut stage = WriteStage::start(store.clone(), gen);
@@ -1020,7 +1073,7 @@ mod tests {
         ))));
         stage.send(0, 3, failing).await.unwrap();
         stage
-            .send(1, 4, made(checkpoint_batch(gen, 1, 0, 4)))
+            .send(1, 4, made(checkpoint_batch(gen, 1, (0, ""), (4, "b"))))
             .await
             .unwrap();
         assert_eq!(outcomes(&mut stage).await, [(0, "failed"), (1, "skipped")]);

@@ -99,6 +99,7 @@ pub(super) fn checkpoint_row(gen: i64, partition: u32, mem: &Memory) -> Vec<Val>
         Val::Int(mem.next_offset as i64),
         Val::Text(mem.digest.clone()),
         Val::Int(i64::from(mem.deferring)),
+        Val::Text(mem.token.clone()),
     ]
 }
 
@@ -233,7 +234,14 @@ pub(super) const CLOCKS_NEW: Table = CLOCKS.new_rows();
 pub(super) const CHAINS_NEW: Table = CHAINS.new_rows();
 pub(super) const CHECKPOINTS: Table = Table {
     name: "checkpoints",
-    columns: &["gen", "part", "next_offset", "digest", "subjects_deferred"],
+    columns: &[
+        "gen",
+        "part",
+        "next_offset",
+        "digest",
+        "subjects_deferred",
+        "writer",
+    ],
     conflict: Conflict::Update("gen, part"),
 };
 

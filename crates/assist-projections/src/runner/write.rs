@@ -168,10 +168,11 @@ pub(super) async fn open_batch(
 }
 
 /// Writes a batch folded from memory, in its own transaction, once it has checked what
-/// the fold assumed: the checkpoint is where the fold started (its subjects' rows deferred
-/// or not, as the memory left them), a batch that defers subjects' rows writes into a
-/// generation nobody reads yet, and no subject new to the memory has rows (a stream
-/// projected from more than one partition).
+/// the fold assumed: the checkpoint row carries the token the memory is trusted under (so
+/// it is where the fold started, its subjects' rows deferred or not as the memory left
+/// them), a batch that defers subjects' rows writes into a generation nobody reads yet,
+/// and no subject new to the memory has rows (a stream projected from more than one
+/// partition).
 pub(super) async fn write_from_memory(
     store: &Store,
     gen: i64,
@@ -180,7 +181,10 @@ pub(super) async fn write_from_memory(
 ) -> Result<RunStats, BatchError> {
     let err = |e| BatchError::Failed(store.err(e).into());
     let (mut tx, at, active) = open_batch(store, gen, partition).await?;
-    let wrong = if at.next_offset != folded.from || at.subjects_deferred != folded.after_deferred {
+    let wrong = if at.writer != folded.expects
+        || at.next_offset != folded.from
+        || at.subjects_deferred != folded.after_deferred
+    {
         Some("another runner committed on the partition")
     } else if folded.defers && active == gen {
         // Swapped in by another process since this runner started: queries read it now.
