@@ -311,7 +311,12 @@ pub(super) fn fold_decoded(
     let expects = std::mem::replace(&mut mem.expects, mem.token.clone());
     let defers = mem.deferring;
     if forget {
-        *mem = Memory::new(mem.next_offset, false);
+        // Emptied, under the same token: the checkpoint above carries it.
+        *mem = Memory {
+            token: std::mem::take(&mut mem.token),
+            expects: std::mem::take(&mut mem.expects),
+            ..Memory::new(mem.next_offset, false)
+        };
         mem.digest = digest;
     }
     Ok(Folded {

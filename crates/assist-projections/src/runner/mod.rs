@@ -397,8 +397,8 @@ impl Runner<'_> {
         loop {
             let Some(last) = records.last() else {
                 // Caught up. Deferred subjects' rows are made and written while the next
-                // partition is folded.
-                if mem.deferring {
+                // partition is folded (an empty partition has none).
+                if mem.deferring && mem.next_offset > 0 {
                     if c.settle(usize::MAX, Some(p)).await? {
                         return Ok(true);
                     }

@@ -168,11 +168,10 @@ pub(super) async fn open_batch(
 }
 
 /// Writes a batch folded from memory, in its own transaction, once it has checked what
-/// the fold assumed: the checkpoint row carries the token the memory is trusted under (so
-/// it is where the fold started, its subjects' rows deferred or not as the memory left
-/// them), a batch that defers subjects' rows writes into a generation nobody reads yet,
-/// and no subject new to the memory has rows (a stream projected from more than one
-/// partition).
+/// the fold assumed: the checkpoint row carries the token the memory is trusted under, and
+/// is where the fold started (its subjects' rows deferred or not as the memory left them);
+/// a batch that defers subjects' rows writes into a generation nobody reads yet; and no
+/// subject new to the memory has rows (a stream projected from more than one partition).
 pub(super) async fn write_from_memory(
     store: &Store,
     gen: i64,
