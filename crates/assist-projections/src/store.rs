@@ -45,14 +45,24 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str, &str)] = &[
     // may differ between them (see `sla_base`), and the clock lists by deadline. The
     // deadline's index holds every column a list or the weekly trend filters and counts
     // on, so that they read the index alone and fetch only the rows they list.
-    ("clocks_by_start", "clocks", "gen, started_at, clock_id", ""),
+    (
+        "clocks_by_start_at",
+        "clocks",
+        "gen, started_at, clock_id, plain, due_at, settled_at, outcome, region, caseworker, policy, step",
+        "",
+    ),
     (
         "clocks_by_deadline",
         "clocks",
         "gen, due_at, clock_id, plain, started_at, settled_at, outcome, region, caseworker, policy, step",
         "",
     ),
-    ("clocks_by_settled", "clocks", "gen, settled_at, clock_id", ""),
+    (
+        "clocks_by_settled_at",
+        "clocks",
+        "gen, settled_at, clock_id, plain, started_at, due_at, outcome, region, caseworker, policy, step",
+        "",
+    ),
     // Paused clocks (`plain = 0`): those whose status at a time the SQL gives counted from
     // the index alone (see `sla::report`), the others read one by one; by `settled_at`
     // first, so that a summary skips those its base counted.
@@ -94,12 +104,16 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str, &str, &str)] = &[
 ];
 
 /// The prefixes of retired per-generation indexes, dropped when a store is opened
-/// (`clocks_by_due` became `clocks_by_deadline`, which holds the filtered columns too).
+/// (`clocks_by_due` became `clocks_by_deadline`, which holds the filtered columns too;
+/// `clocks_by_start` and `clocks_by_settled` became `…_at`, which hold what the counts
+/// read).
 const RETIRED_INDEXES: &[&str] = &[
     "audit_by_stream_g",
     "clocks_by_plain_g",
     "clocks_paused_g",
     "clocks_by_due_g",
+    "clocks_by_start_g",
+    "clocks_by_settled_g",
 ];
 
 /// `table` for a query of generation `gen` that must walk generation index `index`: on
@@ -1166,8 +1180,8 @@ mod tests {
                 "cases_by_caseworker_g1",
                 "cases_by_next_g1",
                 "clocks_by_deadline_g1",
-                "clocks_by_settled_g1",
-                "clocks_by_start_g1",
+                "clocks_by_settled_at_g1",
+                "clocks_by_start_at_g1",
                 "clocks_by_subject_g1",
                 "clocks_paused_by_due_g1",
                 "clocks_paused_by_outcome_g1",

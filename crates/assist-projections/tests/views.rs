@@ -2232,9 +2232,9 @@ fn indexes_of(gens: &[i64]) -> Vec<String> {
         .flat_map(|g| {
             [
                 "clocks_by_subject",
-                "clocks_by_start",
+                "clocks_by_start_at",
                 "clocks_by_deadline",
-                "clocks_by_settled",
+                "clocks_by_settled_at",
                 "clocks_paused_settled",
                 "clocks_paused_by_due",
                 "clocks_paused_by_outcome",

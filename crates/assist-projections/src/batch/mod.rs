@@ -551,7 +551,7 @@ impl BatchTx {
              ON CONFLICT (gen, policy, step, region, caseworker, status) DO UPDATE SET n = sla_counts.n + excluded.n",
             was = at("$2"),
             now = at("$3"),
-            changed = crate::sla::report::changed_clocks(self.dialect(), gen, named, "$2", "$3"),
+            changed = crate::sla::report::changed_clocks(gen, named, "$2", "$3"),
         );
         on_tx!(self, c => {
             sqlx::query(&sql).bind(gen).bind(&from).bind(to).execute(&mut **c).await?;
