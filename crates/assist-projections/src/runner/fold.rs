@@ -307,8 +307,7 @@ pub(super) fn fold_decoded(
     }
     sort_by_clock_id(&mut clocks_new);
     sort_by_clock_id(&mut clocks_changed);
-    let checkpoint = vec![checkpoint_row(gen, partition, mem)];
-    let expects = std::mem::replace(&mut mem.expects, mem.token.clone());
+    let (checkpoint, expects) = mem.checkpoint(gen, partition);
     let defers = mem.deferring;
     if forget {
         // Emptied, under the same token: the checkpoint above carries it.
@@ -378,8 +377,7 @@ pub(super) fn flush(gen: i64, partition: u32, calendar: &Calendar, mem: &mut Mem
     subject_rows(gen, calendar, mem, &mut cases, &mut clocks, &mut chains);
     sort_by_clock_id(&mut clocks);
     mem.deferring = false;
-    let checkpoint = vec![checkpoint_row(gen, partition, mem)];
-    let expects = std::mem::replace(&mut mem.expects, mem.token.clone());
+    let (checkpoint, expects) = mem.checkpoint(gen, partition);
     Folded {
         gen,
         from: mem.next_offset,

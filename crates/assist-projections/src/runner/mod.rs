@@ -179,6 +179,14 @@ const CAREFUL_REDOS: u32 = 5;
 const FIRST_BATCH: usize = 4_096;
 
 impl Memory {
+    /// The checkpoint row a batch folded from this memory commits, and the token the
+    /// stored row must carry for it to be written; the next batch expects this one's.
+    fn checkpoint(&mut self, gen: i64, partition: u32) -> (Vec<Vec<Val>>, String) {
+        let row = vec![checkpoint_row(gen, partition, self)];
+        let expects = std::mem::replace(&mut self.expects, self.token.clone());
+        (row, expects)
+    }
+
     fn new(next_offset: u64, complete: bool) -> Memory {
         Memory {
             token: uuid::Uuid::new_v4().simple().to_string(),
