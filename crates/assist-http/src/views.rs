@@ -117,7 +117,7 @@ impl Views {
 
     async fn catch_up_holding_the_lock(&self) -> Result<RunStats, ViewsError> {
         let records = self.recorder.log().record_count().await?;
-        let gen = self.store.active_gen().await?;
+        let gen = self.store.live_gen().await?;
         let log: &dyn ProjectionLog = self.recorder.log().as_ref();
         let runner = Runner {
             log,

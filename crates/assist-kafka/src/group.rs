@@ -117,10 +117,10 @@ impl Worker<'_> {
         Ok(total)
     }
 
-    /// One round: the owned partitions caught up in the active generation, counted into
-    /// `stats`.
+    /// One round: the owned partitions caught up in the live generation (the active one,
+    /// or a store's first build), counted into `stats`.
     async fn round(&self, owned: &[u32], stats: &mut RunStats) -> Result<(), ProjectionError> {
-        let gen = self.store.active_gen().await?;
+        let gen = self.store.live_gen().await?;
         let runner = Runner {
             log: self.log,
             store: self.store,

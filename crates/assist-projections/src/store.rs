@@ -261,6 +261,13 @@ pub(crate) use impl_cols;
 
 impl_cols!(AnyRow);
 
+/// What [`Store::flip`] did: whether its update matched, and how many partitions of the
+/// generation had their subjects' rows deferred (any: the flip was rolled back).
+struct Flip {
+    flipped: bool,
+    deferred: i64,
+}
+
 /// A timestamp as stored.
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -438,6 +445,16 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The generation live projection writes: the active one, or on a store whose views
+    /// were never built (active generation 0, migration 0020) the first one, which nobody
+    /// reads until it is whole ([`Store::swap_in_first_build`]).
+    pub async fn live_gen(&self) -> Result<i64, StoreError> {
+        Ok(match self.generations().await? {
+            (0, Some(building)) => building,
+            (active, _) => active,
+        })
+    }
+
     /// Starts building a new generation: returns its number, emptied of any earlier attempt.
     pub async fn begin_rebuild(&self) -> Result<i64, StoreError> {
         let active = self.active_gen().await?;
@@ -466,20 +483,49 @@ impl Store {
     /// this call did not flip it).
     pub async fn swap_in(&self, gen: i64) -> Result<Option<i64>, StoreError> {
         let old = self.active_gen().await?;
+        let flip = self.flip(gen, "building_gen = $2").await?;
+        if flip.deferred > 0 {
+            return Err(StoreError::Rows {
+                store: self.name.clone(),
+                reason: format!(
+                    "generation {gen} is not whole: {} partition(s) still lack their subjects' rows; project it again",
+                    flip.deferred
+                ),
+            });
+        }
+        Ok((flip.flipped && old != gen).then_some(old))
+    }
+
+    /// Makes `gen` the generation queries read if it is the first build of a store whose
+    /// views were never built (active generation 0) and no partition of it has its
+    /// subjects' rows deferred. False otherwise: a runner of other partitions still defers
+    /// some (it swaps the generation in when it is done), or it was swapped in already.
+    pub(crate) async fn swap_in_first_build(&self, gen: i64) -> Result<bool, StoreError> {
+        let flip = self
+            .flip(gen, "building_gen = $2 AND active_gen = 0")
+            .await?;
+        Ok(flip.flipped && flip.deferred == 0)
+    }
+
+    /// Flips `view_state` to `gen` where `condition` holds of it (`$2` is `gen`), in one
+    /// transaction that it rolls back when a partition of `gen` has its subjects' rows
+    /// deferred. The flip first, then the check: the flip takes SQLite's write lock, or on
+    /// PostgreSQL the `view_state` row, which every batch share-locks (and a batch never
+    /// defers rows into an active generation); so no batch can defer a partition's rows
+    /// between the check and the flip.
+    async fn flip(&self, gen: i64, condition: &str) -> Result<Flip, StoreError> {
         let err = |e| self.err(e);
-        // The flip first, then the check, in one transaction: the flip takes SQLite's write
-        // lock, or on PostgreSQL the `view_state` row, which every batch share-locks (and
-        // a batch never defers rows into an active generation); so no batch can defer a
-        // partition's rows between the check and the flip.
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let flipped = sqlx::query("UPDATE view_state SET active_gen = $1, building_gen = NULL WHERE id = 1 AND building_gen = $2")
-            .bind(gen)
-            .bind(gen)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?
-            .rows_affected();
-        // A partition whose subjects' rows are still deferred is not whole yet.
+        let flipped = sqlx::query(&format!(
+            "UPDATE view_state SET active_gen = $1, building_gen = NULL WHERE id = 1 AND {condition}"
+        ))
+        .bind(gen)
+        .bind(gen)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?
+        .rows_affected()
+            == 1;
         let deferred: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM checkpoints WHERE gen = $1 AND subjects_deferred <> 0",
         )
@@ -489,15 +535,10 @@ impl Store {
         .map_err(err)?;
         if deferred > 0 {
             tx.rollback().await.map_err(err)?;
-            return Err(StoreError::Rows {
-                store: self.name.clone(),
-                reason: format!(
-                    "generation {gen} is not whole: {deferred} partition(s) still lack their subjects' rows; project it again"
-                ),
-            });
+        } else {
+            tx.commit().await.map_err(err)?;
         }
-        tx.commit().await.map_err(err)?;
-        Ok((flipped == 1 && old != gen).then_some(old))
+        Ok(Flip { flipped, deferred })
     }
 
     /// The second half: deletes a replaced generation's rows and indexes. The active

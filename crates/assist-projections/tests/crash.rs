@@ -20,7 +20,7 @@ async fn child(dir: &Path, db: &str) {
     let recorder = assist_ingest::Recorder::open_embedded(dir).await.unwrap();
     let store = Store::open(&format!("sqlite:{db}")).await.unwrap();
     let rules = Rules::shipped().unwrap();
-    let gen = store.active_gen().await.unwrap();
+    let gen = store.live_gen().await.unwrap();
     Runner {
         log: recorder.log().as_ref(),
         store: &store,

@@ -54,7 +54,7 @@ async fn trial(at: &Where) -> Trial {
     }
 }
 
-/// Projects `log` into generation `gen` of the store at `url` (the active one when
+/// Projects `log` into generation `gen` of the store at `url` (the live one when
 /// `None`) in batches of `batch`; before that, one run per entry of `kills` is killed after that many committed
 /// batches: its runtime is shut down where it stands, every task of the runner dropped
 /// mid-flight, as a SIGKILL would. Returns the kills that landed while the run still had
@@ -83,7 +83,7 @@ fn project_with_kills(
                 let store = Store::open(&url).await.unwrap();
                 let gen = match gen {
                     Some(gen) => gen,
-                    None => store.active_gen().await.unwrap(),
+                    None => store.live_gen().await.unwrap(),
                 };
                 let rules = Rules::shipped().unwrap();
                 let done = Runner {
@@ -210,11 +210,17 @@ async fn served(dir: &std::path::Path, jsonl: &[u8]) -> Served {
     Served::placed(read_all(recorder.log().as_ref()).await)
 }
 
-/// How a trial projects: into the live generation of a fresh store, or as a rebuild (the
-/// log projected once, then a new generation built beside it and swapped in).
+/// How a trial projects: into a live generation, into a fresh store's first build, or as
+/// a rebuild (the log projected once, then a new generation built beside it and swapped
+/// in).
 #[derive(Debug, Clone, Copy)]
 enum How {
+    /// Into a live generation, read by queries: the views were built on an empty log,
+    /// then the facts come (every partition from offset 0, batch by batch).
     Live,
+    /// Into a fresh store's first build, read by nobody until it is whole.
+    FirstBuild,
+    /// Into a new generation beside a live one that holds every fact already.
     Rebuild,
 }
 
@@ -238,7 +244,19 @@ async fn check_with(
     let log: Arc<dyn ProjectionLog> = Arc::new(log);
     let url = trial.url.clone();
     let gen = match how {
-        How::Live => None,
+        How::FirstBuild => None,
+        How::Live => {
+            let store = Store::open(&url).await.unwrap();
+            let empty = Served::placed(vec![Vec::new(); log.partition_count() as usize]);
+            catch_up(&empty, &store, store.live_gen().await.unwrap(), batch).await;
+            assert_eq!(
+                store.active_gen().await.unwrap(),
+                1,
+                "built on an empty log"
+            );
+            store.close().await;
+            None
+        }
         How::Rebuild => {
             let store = Store::open(&url).await.unwrap();
             catch_up(log.as_ref(), &store, 1, batch).await;
@@ -267,15 +285,17 @@ async fn check_with(
 async fn the_hand_made_scenario_projects_to_the_reference_views() {
     let dir = tempfile::tempdir().unwrap();
     let log = served(dir.path(), &scenario_jsonl()).await;
-    for batch in [1, 7, 1000] {
-        check(
-            Served::placed(log.parts.clone()),
-            &Where::Sqlite,
-            How::Live,
-            batch,
-            &[],
-        )
-        .await;
+    for how in [How::Live, How::FirstBuild, How::Rebuild] {
+        for batch in [1, 7, 1000] {
+            check(
+                Served::placed(log.parts.clone()),
+                &Where::Sqlite,
+                how,
+                batch,
+                &[],
+            )
+            .await;
+        }
     }
 }
 
@@ -329,7 +349,7 @@ async fn foreign_log(dir: &std::path::Path) -> Served {
 async fn foreign(at: Where) {
     let dir = tempfile::tempdir().unwrap();
     let log = foreign_log(dir.path()).await;
-    for how in [How::Live, How::Rebuild] {
+    for how in [How::Live, How::FirstBuild, How::Rebuild] {
         for batch in [1, 5, 1000] {
             check(Served::placed(log.parts.clone()), &at, how, batch, &[]).await;
         }
@@ -349,8 +369,12 @@ async fn what_foreign_producers_write_projects_to_the_reference_views_on_postgre
 /// Random simulations (people, days, seed) arriving in random orders (as they occurred,
 /// as they were recorded, or shuffled), batch sizes and kills: `cases` trials on `at`.
 fn random_workloads(at: Where, cases: u32) {
-    // Kills that landed in live trials and in rebuilds.
-    let landed = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    // Kills that landed in live trials, first builds and rebuilds.
+    let landed = [
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ];
     // A fixed seed: the same trials every run, so a failure shows again (and the kills
     // asserted below are known to land).
     let mut runner = TestRunner::new_with_rng(
@@ -367,7 +391,7 @@ fn random_workloads(at: Where, cases: u32) {
         any::<u64>(),
         1usize..400,
         proptest::collection::vec(1usize..20, 0..3),
-        any::<bool>(),
+        0usize..3,
         0u8..3,
     );
     // Facts that arrived late, over all trials.
@@ -375,7 +399,7 @@ fn random_workloads(at: Where, cases: u32) {
     runner
         .run(
             &strategy,
-            |(persons, days, seed, batch, kills, rebuild, order)| {
+            |(persons, days, seed, batch, kills, how, order)| {
                 let arrival = match order {
                     0 => Arrival::Occurred,
                     1 => Arrival::Recorded,
@@ -387,24 +411,25 @@ fn random_workloads(at: Where, cases: u32) {
                 let n = rt.block_on(async {
                     let dir = tempfile::tempdir().unwrap();
                     let log = served(dir.path(), &assist_simulate::to_jsonl(&events)).await;
-                    let how = if rebuild { How::Rebuild } else { How::Live };
-                    check(log, &at, how, batch, &kills).await
+                    let hows = [How::Live, How::FirstBuild, How::Rebuild];
+                    check(log, &at, hows[how], batch, &kills).await
                 });
-                landed[usize::from(rebuild)].fetch_add(n, Ordering::SeqCst);
+                landed[how].fetch_add(n, Ordering::SeqCst);
                 Ok(())
             },
         )
         .unwrap();
     eprintln!(
-        "kills that landed: {} live, {} in rebuilds",
+        "kills that landed: {} live, {} in first builds, {} in rebuilds",
         landed[0].load(Ordering::SeqCst),
-        landed[1].load(Ordering::SeqCst)
+        landed[1].load(Ordering::SeqCst),
+        landed[2].load(Ordering::SeqCst)
     );
     assert!(
         late.load(Ordering::SeqCst) > 0,
         "no fact arrived late in any trial: the trials did not test arrival order"
     );
-    for (how, landed) in ["live", "rebuild"].iter().zip(&landed) {
+    for (how, landed) in ["live", "first build", "rebuild"].iter().zip(&landed) {
         assert!(
             landed.load(Ordering::SeqCst) > 0,
             "no kill landed in a {how} trial while the run had work left: the trials did not test kills"
@@ -419,7 +444,7 @@ fn random_workloads_killed_live_or_in_a_rebuild_project_to_the_reference_views_o
 
 #[test]
 fn random_workloads_killed_live_or_in_a_rebuild_project_to_the_reference_views_on_postgres() {
-    random_workloads(Where::Postgres, 8);
+    random_workloads(Where::Postgres, 12);
 }
 
 /// A runner that remembers only a few subjects and ids of a partition forgets them every
@@ -434,7 +459,7 @@ async fn forgetting(at: Where) {
         subjects: 3,
         ids: 40,
     };
-    for how in [How::Live, How::Rebuild] {
+    for how in [How::Live, How::FirstBuild, How::Rebuild] {
         for batch in [7, 400] {
             check_with(
                 Served::placed(log.parts.clone()),
@@ -466,7 +491,7 @@ async fn in_recorded_order(at: Where) {
     assert!(late_arrivals(&events) > 0, "no fact arrives late");
     let dir = tempfile::tempdir().unwrap();
     let log = served(dir.path(), &assist_simulate::to_jsonl(&events)).await;
-    for how in [How::Live, How::Rebuild] {
+    for how in [How::Live, How::FirstBuild, How::Rebuild] {
         for batch in [1, 50, 1000] {
             check(Served::placed(log.parts.clone()), &at, how, batch, &[]).await;
         }

@@ -896,6 +896,8 @@ async fn a_partition_left_with_its_subjects_rows_deferred_is_not_swapped_in_but_
     let dir = tempfile::tempdir().unwrap();
     let log = Served::one(scenario_on_one_partition(dir.path()).await);
     let store = sqlite_store(dir.path(), "views.db").await;
+    // A live generation (built on an empty log), and one rebuilt beside it.
+    catch_up(&Served::one(Vec::new()), &store, 1, 10).await;
     let gen = store.begin_rebuild().await.unwrap();
     catch_up(&log, &store, gen, 10).await;
     // As a run leaves it that stopped after the partition's last batch but before its
@@ -920,8 +922,11 @@ async fn a_partition_left_with_its_subjects_rows_deferred_is_not_swapped_in_but_
         refused.ends_with("generation 2 is not whole: 1 partition(s) still lack their subjects' rows; project it again"),
         "{refused}"
     );
-    // Nothing new to read: the partition is taken back to offset 0 and projected again.
-    catch_up(&log, &store, gen, 10).await;
+    // Nothing new to read: the partition is taken back to offset 0 and projected again,
+    // and the catch-up says so.
+    let again = catch_up(&log, &store, gen, 10).await;
+    let all = log.parts[0].len() as u64;
+    assert_eq!((again.records, again.redone), (all, all));
     store.finish_rebuild(gen).await.unwrap();
     let clean = sqlite_store(dir.path(), "clean.db").await;
     catch_up(&log, &clean, 1, 10).await;
@@ -2732,4 +2737,131 @@ async fn a_generation_swapped_in_during_a_catch_up_never_gets_deferred_rows() {
             .all(|&(deferred, active)| active == gen && deferred == 0),
         "partition 1's checkpoints in the live generation: {seen:?}"
     );
+}
+
+/// Projects partitions `partitions` of `log` into generation `gen`, as a worker owning
+/// them in a consumer group does.
+async fn catch_up_owned(log: &dyn ProjectionLog, store: &Store, gen: i64, partitions: &[u32]) {
+    let rules = Rules::shipped().unwrap();
+    Runner {
+        log,
+        store,
+        rules: &rules,
+        batch: 5,
+        memory: Default::default(),
+    }
+    .catch_up_partitions(gen, partitions, |_| {})
+    .await
+    .unwrap();
+}
+
+/// The scenario's facts on two partitions, and the views one runner projects of them.
+async fn two_partitions_and_their_views(dir: &std::path::Path) -> (Served, String) {
+    let recorder = log_with(dir, &scenario_jsonl()).await;
+    let log = Served::by_stream(all_records(&recorder).await, 2);
+    assert!(log.parts.iter().all(|p| !p.is_empty()));
+    let whole = sqlite_store(dir, "whole.db").await;
+    catch_up(&log, &whole, whole.live_gen().await.unwrap(), 5).await;
+    let views = whole.dump(whole.active_gen().await.unwrap()).await.unwrap();
+    (log, views)
+}
+
+#[tokio::test]
+async fn a_store_whose_views_were_never_built_reads_an_empty_generation_and_builds_the_first_unread(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path(), "views.db").await;
+    assert_eq!(store.active_gen().await.unwrap(), 0);
+    assert_eq!(store.live_gen().await.unwrap(), 1);
+}
+
+/// Two workers of a consumer group build a store's first generation, each its own
+/// partition: queries read nothing of it until both are done, then all of it.
+#[tokio::test]
+async fn a_first_build_is_read_only_once_every_partition_with_facts_is_projected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, expected) = two_partitions_and_their_views(dir.path()).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let gen = store.live_gen().await.unwrap();
+    catch_up_owned(&log, &store, gen, &[0]).await;
+    assert_eq!(
+        store.active_gen().await.unwrap(),
+        0,
+        "partition 1 is not in it"
+    );
+    assert_eq!(
+        store.dump(0).await.unwrap(),
+        store.dump(99).await.unwrap(),
+        "queries read no rows meanwhile"
+    );
+    catch_up_owned(&log, &store, gen, &[1]).await;
+    assert_eq!(store.active_gen().await.unwrap(), gen);
+    assert_eq!(store.dump(gen).await.unwrap(), expected);
+}
+
+/// A partition of the first build whose subjects' rows are still deferred (its runner
+/// stopped, or is still at work) keeps the build unread when another partition's runner
+/// finishes; the partition's next catch-up starts it over and swaps the build in.
+#[tokio::test]
+async fn a_first_build_with_a_partition_still_deferred_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, expected) = two_partitions_and_their_views(dir.path()).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let gen = store.live_gen().await.unwrap();
+    let side =
+        sqlx::SqlitePool::connect(&format!("sqlite:{}", dir.path().join("views.db").display()))
+            .await
+            .unwrap();
+    sqlx::query(
+        "INSERT INTO checkpoints (gen, part, next_offset, digest, subjects_deferred) VALUES ($1, 1, 3, '', 1)",
+    )
+    .bind(gen)
+    .execute(&side)
+    .await
+    .unwrap();
+    catch_up_owned(&log, &store, gen, &[0]).await;
+    assert_eq!(store.active_gen().await.unwrap(), 0);
+    catch_up_owned(&log, &store, gen, &[1]).await;
+    assert_eq!(store.active_gen().await.unwrap(), gen);
+    assert_eq!(store.dump(gen).await.unwrap(), expected);
+}
+
+/// Migration 0020 makes a store unread until its first build only when it never
+/// projected anything: a store that did keeps reading its generation.
+#[tokio::test]
+async fn a_store_that_projected_before_the_first_build_was_unread_keeps_its_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, expected) = two_partitions_and_their_views(dir.path()).await;
+    let url = format!("sqlite:{}", dir.path().join("views.db").display());
+    let undo_0020 = |active: i64, building: Option<i64>| {
+        let url = url.clone();
+        async move {
+            let side = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 20")
+                .execute(&side)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE view_state SET active_gen = $1, building_gen = $2")
+                .bind(active)
+                .bind(building)
+                .execute(&side)
+                .await
+                .unwrap();
+            side.close().await;
+        }
+    };
+    // Never projected under 0019: its generation 1 was active and empty.
+    let store = Store::open(&url).await.unwrap();
+    store.close().await;
+    undo_0020(1, None).await;
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.active_gen().await.unwrap(), 0);
+    assert_eq!(store.live_gen().await.unwrap(), 1);
+    catch_up(&log, &store, 1, 5).await;
+    store.close().await;
+    // Projected under 0019: generation 1 active, with checkpoints.
+    undo_0020(1, None).await;
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.active_gen().await.unwrap(), 1);
+    assert_eq!(store.dump(1).await.unwrap(), expected);
 }

@@ -38,7 +38,7 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         .await?;
     outln!("ingest into {}: {}", dir.display(), report_in.summary())?;
     let t = std::time::Instant::now();
-    let gen = views.store.active_gen().await?;
+    let gen = views.store.live_gen().await?;
     let stats = views.project(gen, None).await?;
     outln!(
         "projected {} events into {} in {:.1} s",

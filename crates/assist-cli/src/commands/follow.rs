@@ -58,9 +58,10 @@ pub async fn run(dir: &Path, opts: &ViewOptions, args: Args) -> Result<ExitCode>
         })
         .await?;
     outln!(
-        "stopped after projecting {} records ({} applied)",
+        "stopped after projecting {} records ({} applied){}",
         stats.records,
-        stats.applied
+        stats.applied,
+        super::views::redone_note(&stats)
     )?;
     Ok(ExitCode::SUCCESS)
 }

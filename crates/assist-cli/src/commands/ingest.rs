@@ -43,7 +43,7 @@ pub async fn run(dir: &Path, views: &ViewOptions, args: Args) -> Result<ExitCode
         .await
         .context("ingest stopped; lines appended before the failure are stored, and running it again is safe (duplicates are skipped)")?;
     print_report(&report)?;
-    let gen = views.store.active_gen().await?;
+    let gen = views.store.live_gen().await?;
     let stats = views.project(gen, None).await?;
     tracing::info!(applied = stats.applied, "views updated");
     Ok(if report.is_clean() {

@@ -236,8 +236,8 @@ impl Views {
     /// Opens everything and brings the active views up to date with the log.
     pub async fn open_current(dir: &Path, opts: &ViewOptions) -> Result<(Views, i64)> {
         let views = Views::open_existing(dir, opts).await?;
+        views.project(views.store.live_gen().await?, None).await?;
         let gen = views.store.active_gen().await?;
-        views.project(gen, None).await?;
         Ok((views, gen))
     }
 
@@ -342,16 +342,28 @@ pub struct ProjectArgs {}
 
 pub async fn project(dir: &Path, opts: &ViewOptions, _args: ProjectArgs) -> Result<ExitCode> {
     let views = Views::open_existing(dir, opts).await?;
-    let gen = views.store.active_gen().await?;
+    let gen = views.store.live_gen().await?;
     let s = views.project(gen, None).await?;
     outln!(
-        "projected {} records: {} applied, {} duplicates skipped, {} dead letters",
+        "projected {} records: {} applied, {} duplicates skipped, {} dead letters{}",
         s.records,
         s.applied,
         s.duplicates,
-        s.dead_letters
+        s.dead_letters,
+        redone_note(&s)
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a summary line adds when partitions were started over (a build stopped before
+/// their end): those records were projected, and counted, again.
+pub fn redone_note(s: &RunStats) -> String {
+    match s.redone {
+        0 => String::new(),
+        n => format!(
+            " ({n} of the records projected again: a stopped build's partitions started over)"
+        ),
+    }
 }
 
 // ---------------------------------------------------------------- caseload

@@ -81,6 +81,10 @@ pub struct RunStats {
     pub duplicates: u64,
     /// Of those, records sent to the dead-letter table.
     pub dead_letters: u64,
+    /// Records committed before whose partition was started over (a first build or a
+    /// rebuild stopped before the partition's end, its rows deleted): they are projected,
+    /// and counted in `records`, again.
+    pub redone: u64,
 }
 
 /// Decodes a stored record into an event, or says why it cannot be projected.
@@ -271,18 +275,21 @@ impl Runner<'_> {
     /// Brings the given partitions of generation `gen` up to the log's end: what a worker
     /// owning some partitions of a consumer group does.
     ///
-    /// Each partition takes one of two paths. From offset 0 the runner's memory is
-    /// complete ([`Runner::project_from_memory`]): a batch is folded from the memory alone on a
-    /// blocking thread while the next is read, and the write stage ([`WriteStage`])
-    /// writes the ones before in the order they were folded, a partition's last write
-    /// going on while the next partition starts. A write's transaction checks what its
-    /// fold assumed (nobody else committed since, its new subjects have no rows, its ids
-    /// are new); if a check fails, nothing folded after it in its partition is written,
-    /// and the partition is projected carefully from its checkpoint
-    /// ([`Runner::project_carefully`]), one batch at a time, reading the rows it needs (from
-    /// offset 0 when its subjects' rows were deferred: see [`Memory::deferring`]). The
-    /// generation's secondary index is built by the first careful batch that needs it, or
-    /// once every partition is caught up.
+    /// A live generation (one queries read) takes one path: each partition is projected
+    /// from its checkpoint one batch at a time, each in one transaction with its
+    /// checkpoint ([`Runner::project_carefully`]). A generation nobody reads yet (a
+    /// rebuild, or a store's first build) takes the rebuild's path
+    /// ([`Runner::project_from_memory`]): each partition from offset 0 with the runner's
+    /// memory alone, its subjects' rows written once at its end, a batch folded on a
+    /// blocking thread while the next is read and the write stage ([`WriteStage`]) writes
+    /// the ones before in order. A rebuild's write checks in its transaction what its fold
+    /// assumed (nobody else committed since, the generation is still unread, its new
+    /// subjects have no rows, its ids are new); where a check fails (facts that cross
+    /// partitions), nothing folded after it in its partition is written, and the partition
+    /// goes on as a live one does, from its checkpoint (from offset 0 when its subjects'
+    /// rows were deferred: see [`Memory::deferring`]). The generation's secondary indexes
+    /// are built by the first careful batch that needs them, or once every partition is
+    /// caught up.
     pub async fn catch_up_partitions(
         &self,
         gen: i64,
@@ -309,17 +316,16 @@ impl Runner<'_> {
             .await?;
         // A generation being rebuilt is read by nobody until it is swapped in: a partition
         // projected into it from offset 0 writes its subjects' rows once, at its end (its
-        // writes check in their transaction that it is still not read).
-        let unread = {
-            let (active, building) = self.store.generations().await?;
-            active != gen && building == Some(gen)
-        };
+        // writes check in their transaction that it is still not read). A store's first
+        // build is one; this catch-up swaps it in at its end if it is then whole.
+        let (active, building) = self.store.generations().await?;
+        let unread = active != gen && building == Some(gen);
+        let first_build = unread && active == 0;
         let mut c = CatchUp {
             gen,
-            unread,
             rules: std::sync::Arc::new(self.rules.clone()),
             writes: WriteStage::start(self.store.clone(), gen),
-            queue: partitions.iter().map(|&p| (p, true)).collect(),
+            queue: partitions.iter().map(|&p| (p, unread)).collect(),
             read_size: self.batch.clamp(1, FIRST_BATCH),
             stats,
             on_batch,
@@ -343,11 +349,32 @@ impl Runner<'_> {
                 .await
                 .map_err(|e| self.store.err(e))?;
         }
+        if first_build
+            && self.first_build_started_everywhere(gen).await?
+            && self.store.swap_in_first_build(gen).await?
+        {
+            tracing::info!(gen, "the views' first build is whole: queries read it now");
+        }
         Ok(())
     }
 
-    /// Projects every partition of the catch-up's queue, from memory when it can and else
-    /// carefully, until the last writes have proved no partition's memory wrong.
+    /// Whether every partition of the log that holds records has been projected into the
+    /// first build `gen` (by this runner or by the runners of other partitions): a
+    /// partition nobody has started would be missing from the views it swaps in. Whether
+    /// any is still deferred, [`Store::swap_in_first_build`] checks as it swaps.
+    async fn first_build_started_everywhere(&self, gen: i64) -> Result<bool, ProjectionError> {
+        for p in 0..self.log.partition_count() {
+            let at = stored_checkpoint(self.store, gen, p).await?;
+            if at.next_offset == 0 && !self.log.read_partition(p, 0, 1).await?.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Projects every partition of the catch-up's queue, from memory in a generation nobody
+    /// reads and else carefully, until the last writes have proved no partition's memory
+    /// wrong.
     async fn project_queue<F: FnMut(u64)>(
         &self,
         c: &mut CatchUp<'_, F>,
@@ -371,9 +398,9 @@ impl Runner<'_> {
         }
     }
 
-    /// Projects partition `p` from offset 0 with the runner's memory alone, when its
-    /// checkpoint is at 0 or its subjects' rows are deferred (a rebuild stopped before its
-    /// end: the partition starts over, see [`Runner::restart`]). Each batch is folded on a
+    /// Projects partition `p` of a generation nobody reads from offset 0 with the runner's
+    /// memory alone, when its checkpoint is at 0 or its subjects' rows are deferred (a
+    /// rebuild stopped before its end: the partition starts over, see [`Runner::restart`]). Each batch is folded on a
     /// blocking thread while the next one is read and the ones before are written by the
     /// write stage, in order. Returns whether the rest of the partition must be projected
     /// carefully (a write proved the memory wrong, or the memory reached its limits and
@@ -385,9 +412,10 @@ impl Runner<'_> {
     ) -> Result<bool, ProjectionError> {
         let mut at = stored_checkpoint(self.store, c.gen, p).await?;
         if at.subjects_deferred {
-            if !self.restart(c.gen, p).await? {
+            let Some(taken_back) = self.restart(c.gen, p).await? else {
                 return Ok(true);
-            }
+            };
+            c.stats.redone += taken_back;
             // Rewound: at offset 0, with no writer's token.
             at = Checkpoint::default();
         } else if at.next_offset != 0 {
@@ -396,7 +424,7 @@ impl Runner<'_> {
         let (gen, limits) = (c.gen, self.memory);
         let stopped = |e| ProjectionError::Stopped(format!("fold stopped: {e}"));
         let mut mem = Memory {
-            deferring: c.unread,
+            deferring: true,
             expects: at.writer,
             ..Memory::new(0, true)
         };
@@ -471,8 +499,9 @@ impl Runner<'_> {
     /// Starts partition `p` of a generation being rebuilt over, in one transaction: its
     /// subjects' rows were deferred to its end, which a stopped run never reached, so its
     /// rows are deleted (by generation and partition) and its checkpoint goes back to 0.
-    /// False when the checkpoint no longer has deferred rows (another runner moved it).
-    async fn restart(&self, gen: i64, p: u32) -> Result<bool, ProjectionError> {
+    /// Returns the offset it was taken back from; `None` when the checkpoint no longer has
+    /// deferred rows (another runner moved it).
+    async fn restart(&self, gen: i64, p: u32) -> Result<Option<u64>, ProjectionError> {
         let failed = |e: BatchError| match e {
             BatchError::Failed(e) => e,
             BatchError::Wrong(why) => ProjectionError::Stopped(why.into()),
@@ -481,10 +510,10 @@ impl Runner<'_> {
         let (tx, at, _) = open_batch(self.store, gen, p).await.map_err(failed)?;
         if !at.subjects_deferred {
             tx.rollback().await.map_err(err)?;
-            return Ok(false);
+            return Ok(None);
         }
         start_over(tx, gen, p).await.map_err(err)?;
-        Ok(true)
+        Ok(Some(at.next_offset))
     }
 
     /// Projects partition `p` from its checkpoint to the log's end, one careful batch at a
@@ -567,7 +596,11 @@ impl Runner<'_> {
             // Its subjects' rows are behind: what this batch would read of them is not
             // where the checkpoint is. Back to offset 0, from where they are redone.
             start_over(tx, gen, partition).await.map_err(err)?;
-            return Ok((RunStats::default(), Memory::new(0, false)));
+            let stats = RunStats {
+                redone: at.next_offset,
+                ..RunStats::default()
+            };
+            return Ok((stats, Memory::new(0, false)));
         }
         let (from, digest) = (at.next_offset, at.digest);
         if from < read_from {
@@ -788,8 +821,6 @@ struct Folded {
 /// One catch-up's state, shared by its partitions.
 struct CatchUp<'c, F> {
     gen: i64,
-    /// The generation is being rebuilt and read by nobody (see [`Memory::deferring`]).
-    unread: bool,
     rules: std::sync::Arc<Rules>,
     writes: WriteStage,
     /// Partitions still to project, each with whether its memory may be trusted; one whose
@@ -810,6 +841,7 @@ impl<F: FnMut(u64)> CatchUp<'_, F> {
         self.stats.applied += s.applied;
         self.stats.duplicates += s.duplicates;
         self.stats.dead_letters += s.dead_letters;
+        self.stats.redone += s.redone;
         (self.on_batch)(n);
     }
 
@@ -963,7 +995,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec = format!("sqlite:{}", dir.path().join("views.db").display());
         let store = Store::open(&spec).await.unwrap();
-        let gen = store.active_gen().await.unwrap();
+        // The write stage writes only generations nobody reads: a fresh store's first build.
+        let gen = store.live_gen().await.unwrap();
         (dir, store, gen)
     }
 

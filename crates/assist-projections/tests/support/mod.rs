@@ -112,10 +112,16 @@ impl Drop for PgDatabase {
     }
 }
 
-/// Projects the whole log into the active generation of `store`.
+/// Projects the whole log into the live generation of `store` (a fresh store's first
+/// build, swapped in once caught up) and returns it.
 pub async fn project(recorder: &Recorder, store: &Store, batch: usize) -> i64 {
-    let gen = store.active_gen().await.unwrap();
+    let gen = store.live_gen().await.unwrap();
     catch_up(recorder.log().as_ref(), store, gen, batch).await;
+    assert_eq!(
+        store.active_gen().await.unwrap(),
+        gen,
+        "caught up, it is read"
+    );
     gen
 }
 

@@ -1,0 +1,8 @@
+-- A store whose views were never built reads generation 0 (empty) and builds generation 1
+-- as a rebuild builds one: read by nobody until it is whole, then swapped in. So a live
+-- generation is only ever projected batch by batch with its checkpoint, and the fast
+-- path that writes a partition's subjects' rows once, at its end, serves only generations
+-- nobody reads. A store that has projected anything keeps its generations.
+UPDATE view_state SET active_gen = 0, building_gen = 1
+ WHERE id = 1 AND active_gen = 1 AND building_gen IS NULL
+   AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE gen = 1);
