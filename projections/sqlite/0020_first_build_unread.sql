@@ -6,3 +6,7 @@
 UPDATE view_state SET active_gen = 0, building_gen = 1
  WHERE id = 1 AND active_gen = 1 AND building_gen IS NULL
    AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE gen = 1);
+-- The partitions of a generation nobody reads yet that a runner has projected to the log's
+-- end at least once: a first build is swapped in when every partition holding records is
+-- here and none has its subjects' rows deferred. A partition started over leaves it.
+CREATE TABLE partitions_caught_up (gen INTEGER NOT NULL, part INTEGER NOT NULL, PRIMARY KEY (gen, part));

@@ -261,11 +261,13 @@ pub(crate) use impl_cols;
 
 impl_cols!(AnyRow);
 
-/// What [`Store::flip`] did: whether its update matched, and how many partitions of the
-/// generation had their subjects' rows deferred (any: the flip was rolled back).
+/// What [`Store::flip`] did: whether its update matched, how many partitions of the
+/// generation had their subjects' rows deferred, and how many of those it was to find
+/// caught up were not (any of either: the flip was rolled back).
 struct Flip {
     flipped: bool,
     deferred: i64,
+    missing: i64,
 }
 
 /// A timestamp as stored.
@@ -457,7 +459,12 @@ impl Store {
 
     /// Starts building a new generation: returns its number, emptied of any earlier attempt.
     pub async fn begin_rebuild(&self) -> Result<i64, StoreError> {
-        let active = self.active_gen().await?;
+        let (active, building) = self.generations().await?;
+        if let (0, Some(first)) = (active, building) {
+            // The views were never built: their first build is a rebuild already, and
+            // runners may be writing it. This one joins it rather than empty it under them.
+            return Ok(first);
+        }
         let gen = active + 1;
         self.delete_gen(gen).await?;
         sqlx::query("UPDATE view_state SET building_gen = $1 WHERE id = 1")
@@ -483,7 +490,7 @@ impl Store {
     /// this call did not flip it).
     pub async fn swap_in(&self, gen: i64) -> Result<Option<i64>, StoreError> {
         let old = self.active_gen().await?;
-        let flip = self.flip(gen, "building_gen = $2").await?;
+        let flip = self.flip(gen, "building_gen = $2", &[]).await?;
         if flip.deferred > 0 {
             return Err(StoreError::Rows {
                 store: self.name.clone(),
@@ -497,23 +504,50 @@ impl Store {
     }
 
     /// Makes `gen` the generation queries read if it is the first build of a store whose
-    /// views were never built (active generation 0) and no partition of it has its
-    /// subjects' rows deferred. False otherwise: a runner of other partitions still defers
-    /// some (it swaps the generation in when it is done), or it was swapped in already.
-    pub(crate) async fn swap_in_first_build(&self, gen: i64) -> Result<bool, StoreError> {
+    /// views were never built (active generation 0), every partition in `holding` (those
+    /// of the log that hold records) has been caught up in it once, and none has its
+    /// subjects' rows deferred. False otherwise: a runner of other partitions is still at
+    /// work (it swaps the generation in when it is done), or it was swapped in already.
+    pub(crate) async fn swap_in_first_build(
+        &self,
+        gen: i64,
+        holding: &[u32],
+    ) -> Result<bool, StoreError> {
         let flip = self
-            .flip(gen, "building_gen = $2 AND active_gen = 0")
+            .flip(gen, "building_gen = $2 AND active_gen = 0", holding)
             .await?;
-        Ok(flip.flipped && flip.deferred == 0)
+        Ok(flip.flipped && flip.deferred == 0 && flip.missing == 0)
+    }
+
+    /// Marks partition `part` of `gen`, found empty, as caught up (see
+    /// `Runner::mark_caught_up`), unless a runner has started projecting it since.
+    pub(crate) async fn mark_empty_partition_caught_up(
+        &self,
+        gen: i64,
+        part: u32,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO partitions_caught_up (gen, part) SELECT $1, $2
+              WHERE NOT EXISTS (SELECT 1 FROM checkpoints WHERE gen = $1 AND part = $2
+                                AND (next_offset > 0 OR subjects_deferred <> 0))
+             ON CONFLICT (gen, part) DO NOTHING",
+        )
+        .bind(gen)
+        .bind(i64::from(part))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Flips `view_state` to `gen` where `condition` holds of it (`$2` is `gen`), in one
     /// transaction that it rolls back when a partition of `gen` has its subjects' rows
-    /// deferred. The flip first, then the check: the flip takes SQLite's write lock, or on
-    /// PostgreSQL the `view_state` row, which every batch share-locks (and a batch never
-    /// defers rows into an active generation); so no batch can defer a partition's rows
-    /// between the check and the flip.
-    async fn flip(&self, gen: i64, condition: &str) -> Result<Flip, StoreError> {
+    /// deferred or a partition of `caught_up` has not been caught up in it. The flip
+    /// first, then the checks: the flip takes SQLite's write lock, or on PostgreSQL the
+    /// `view_state` row, which every batch share-locks (and a batch never defers rows into
+    /// an active generation); so no batch can defer a partition's rows, or start one over,
+    /// between the checks and the flip.
+    async fn flip(&self, gen: i64, condition: &str, caught_up: &[u32]) -> Result<Flip, StoreError> {
         let err = |e| self.err(e);
         let mut tx = self.pool.begin().await.map_err(err)?;
         let flipped = sqlx::query(&format!(
@@ -533,12 +567,28 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(err)?;
-        if deferred > 0 {
+        let mut missing = 0;
+        for &part in caught_up {
+            let marked: Option<i64> = sqlx::query_scalar(
+                "SELECT part FROM partitions_caught_up WHERE gen = $1 AND part = $2",
+            )
+            .bind(gen)
+            .bind(i64::from(part))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+            missing += i64::from(marked.is_none());
+        }
+        if deferred > 0 || missing > 0 {
             tx.rollback().await.map_err(err)?;
         } else {
             tx.commit().await.map_err(err)?;
         }
-        Ok(Flip { flipped, deferred })
+        Ok(Flip {
+            flipped,
+            deferred,
+            missing,
+        })
     }
 
     /// The second half: deletes a replaced generation's rows and indexes. The active
@@ -720,7 +770,7 @@ impl Store {
         ]
         .iter()
         .chain(GEN_TABLES)
-        .chain(&["generation_rules"])
+        .chain(&["generation_rules", "partitions_caught_up"])
         {
             sqlx::query(&format!("DELETE FROM {t} WHERE gen = $1"))
                 .bind(gen)

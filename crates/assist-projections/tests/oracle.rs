@@ -429,10 +429,13 @@ fn random_workloads(at: Where, cases: u32) {
         late.load(Ordering::SeqCst) > 0,
         "no fact arrived late in any trial: the trials did not test arrival order"
     );
-    for (how, landed) in ["live", "first build", "rebuild"].iter().zip(&landed) {
+    // First builds and rebuilds take one path (from memory into a generation nobody
+    // reads); `tests/crash.rs` kills first builds on their own.
+    let landed: Vec<usize> = landed.iter().map(|n| n.load(Ordering::SeqCst)).collect();
+    for (path, n) in [("live", landed[0]), ("unread", landed[1] + landed[2])] {
         assert!(
-            landed.load(Ordering::SeqCst) > 0,
-            "no kill landed in a {how} trial while the run had work left: the trials did not test kills"
+            n > 0,
+            "no kill landed in a {path} trial while the run had work left: the trials did not test kills"
         );
     }
 }

@@ -2837,10 +2837,12 @@ async fn a_store_that_projected_before_the_first_build_was_unread_keeps_its_gene
         let url = url.clone();
         async move {
             let side = sqlx::SqlitePool::connect(&url).await.unwrap();
-            sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 20")
-                .execute(&side)
-                .await
-                .unwrap();
+            for undo in [
+                "DELETE FROM _sqlx_migrations WHERE version = 20",
+                "DROP TABLE partitions_caught_up",
+            ] {
+                sqlx::query(undo).execute(&side).await.unwrap();
+            }
             sqlx::query("UPDATE view_state SET active_gen = $1, building_gen = $2")
                 .bind(active)
                 .bind(building)
@@ -2864,4 +2866,58 @@ async fn a_store_that_projected_before_the_first_build_was_unread_keeps_its_gene
     let store = Store::open(&url).await.unwrap();
     assert_eq!(store.active_gen().await.unwrap(), 1);
     assert_eq!(store.dump(1).await.unwrap(), expected);
+}
+
+/// A partition of the first build that a runner left part way (its memory proved wrong
+/// or forgot, so it went on batch by batch, and stopped) keeps the build unread: a
+/// checkpoint past 0 is not a partition caught up.
+#[tokio::test]
+async fn a_first_build_with_a_partition_projected_only_part_way_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, expected) = two_partitions_and_their_views(dir.path()).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let gen = store.live_gen().await.unwrap();
+    let side =
+        sqlx::SqlitePool::connect(&format!("sqlite:{}", dir.path().join("views.db").display()))
+            .await
+            .unwrap();
+    let part_way = "INSERT INTO checkpoints (gen, part, next_offset, digest, subjects_deferred) VALUES ($1, 1, 3, '', 0)";
+    sqlx::query(part_way)
+        .bind(gen)
+        .execute(&side)
+        .await
+        .unwrap();
+    catch_up_owned(&log, &store, gen, &[0]).await;
+    assert_eq!(store.active_gen().await.unwrap(), 0);
+    // Taken back to where nothing of it was projected, it is projected whole.
+    sqlx::query("DELETE FROM checkpoints WHERE gen = $1 AND part = 1")
+        .bind(gen)
+        .execute(&side)
+        .await
+        .unwrap();
+    catch_up_owned(&log, &store, gen, &[1]).await;
+    assert_eq!(store.active_gen().await.unwrap(), gen);
+    assert_eq!(store.dump(gen).await.unwrap(), expected);
+}
+
+/// A rebuild asked for while the views' first build is under way joins it: what the
+/// build's runners wrote stays, and the rebuild finishes it.
+#[tokio::test]
+async fn a_rebuild_of_views_never_built_joins_their_first_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, expected) = two_partitions_and_their_views(dir.path()).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    let gen = store.live_gen().await.unwrap();
+    catch_up_owned(&log, &store, gen, &[0]).await;
+    let half = store.dump(gen).await.unwrap();
+    assert_eq!(store.begin_rebuild().await.unwrap(), gen);
+    assert_eq!(
+        store.dump(gen).await.unwrap(),
+        half,
+        "nothing of it emptied"
+    );
+    catch_up(&log, &store, gen, 5).await;
+    store.finish_rebuild(gen).await.unwrap();
+    assert_eq!(store.active_gen().await.unwrap(), gen);
+    assert_eq!(store.dump(gen).await.unwrap(), expected);
 }

@@ -355,14 +355,13 @@ pub async fn project(dir: &Path, opts: &ViewOptions, _args: ProjectArgs) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
-/// What a summary line adds when partitions were started over (a build stopped before
-/// their end): those records were projected, and counted, again.
+/// What a summary line adds when partitions of a build were started over (a run stopped
+/// before their end, or facts crossing partitions): those records were projected, and
+/// counted, again.
 pub fn redone_note(s: &RunStats) -> String {
     match s.redone {
         0 => String::new(),
-        n => format!(
-            " ({n} of the records projected again: a stopped build's partitions started over)"
-        ),
+        n => format!(" ({n} of the records projected again: partitions of a build started over)"),
     }
 }
 

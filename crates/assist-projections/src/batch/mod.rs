@@ -612,6 +612,7 @@ impl BatchTx {
             "DELETE FROM audit_events WHERE gen = $1 AND part = $2".to_string(),
             "DELETE FROM dead_letters WHERE gen = $1 AND part = $2".to_string(),
             "DELETE FROM digests WHERE gen = $1 AND part = $2".to_string(),
+            "DELETE FROM partitions_caught_up WHERE gen = $1 AND part = $2".to_string(),
             "UPDATE checkpoints SET next_offset = 0, digest = '', subjects_deferred = 0, writer = '' WHERE gen = $1 AND part = $2".to_string(),
         ];
         for sql in &statements {

@@ -394,6 +394,7 @@ pub(super) fn flush(gen: i64, partition: u32, calendar: &Calendar, mem: &mut Mem
             (&CLOCKS_NEW, clocks),
             (&CHAINS_NEW, chains),
             (&CHECKPOINTS, checkpoint),
+            (&CAUGHT_UP, caught_up_row(gen, partition)),
         ],
     }
 }

@@ -81,9 +81,9 @@ pub struct RunStats {
     pub duplicates: u64,
     /// Of those, records sent to the dead-letter table.
     pub dead_letters: u64,
-    /// Records committed before whose partition was started over (a first build or a
-    /// rebuild stopped before the partition's end, its rows deleted): they are projected,
-    /// and counted in `records`, again.
+    /// Records committed before whose partition was started over (a partition of a build
+    /// whose run stopped before its end, or whose memory proved wrong: its rows deleted):
+    /// they are projected, and counted in `records`, again.
     pub redone: u64,
 }
 
@@ -323,6 +323,7 @@ impl Runner<'_> {
         let first_build = unread && active == 0;
         let mut c = CatchUp {
             gen,
+            unread,
             rules: std::sync::Arc::new(self.rules.clone()),
             writes: WriteStage::start(self.store.clone(), gen),
             queue: partitions.iter().map(|&p| (p, unread)).collect(),
@@ -349,27 +350,56 @@ impl Runner<'_> {
                 .await
                 .map_err(|e| self.store.err(e))?;
         }
-        if first_build
-            && self.first_build_started_everywhere(gen).await?
-            && self.store.swap_in_first_build(gen).await?
-        {
-            tracing::info!(gen, "the views' first build is whole: queries read it now");
+        if first_build {
+            // Every partition holding records must have been caught up once, by this
+            // runner or by the runners of other partitions.
+            let holding: Vec<u32> = self
+                .log
+                .partitions()
+                .await?
+                .iter()
+                .filter(|p| p.high_water > 0)
+                .map(|p| p.partition)
+                .collect();
+            if self.store.swap_in_first_build(gen, &holding).await? {
+                tracing::info!(gen, "the views' first build is whole: queries read it now");
+            }
         }
         Ok(())
     }
 
-    /// Whether every partition of the log that holds records has been projected into the
-    /// first build `gen` (by this runner or by the runners of other partitions): a
-    /// partition nobody has started would be missing from the views it swaps in. Whether
-    /// any is still deferred, [`Store::swap_in_first_build`] checks as it swaps.
-    async fn first_build_started_everywhere(&self, gen: i64) -> Result<bool, ProjectionError> {
-        for p in 0..self.log.partition_count() {
-            let at = stored_checkpoint(self.store, gen, p).await?;
-            if at.next_offset == 0 && !self.log.read_partition(p, 0, 1).await?.is_empty() {
-                return Ok(false);
-            }
+    /// Marks partition `p` of a generation nobody reads as caught up ([`CAUGHT_UP`]),
+    /// in a batch transaction that finds its checkpoint still at `at` or beyond and not
+    /// deferred (a partition started over meanwhile is not caught up). A partition found
+    /// empty (`at` 0) is marked by one statement, so that it gets no checkpoint row.
+    async fn mark_caught_up(&self, gen: i64, p: u32, at: u64) -> Result<(), ProjectionError> {
+        if at == 0 {
+            return Ok(self.store.mark_empty_partition_caught_up(gen, p).await?);
         }
-        Ok(true)
+        let failed = |e: BatchError| match e {
+            BatchError::Failed(e) => e,
+            BatchError::Wrong(why) => ProjectionError::Stopped(why.into()),
+        };
+        let err = |e| ProjectionError::from(self.store.err(e));
+        let (mut tx, now, _) = match open_batch(self.store, gen, p).await {
+            // Swapped in and then replaced by a rebuild: nothing left to mark.
+            Err(BatchError::Failed(ProjectionError::Store(StoreError::Replaced { .. }))) => {
+                return Ok(())
+            }
+            other => other.map_err(failed)?,
+        };
+        if now.subjects_deferred || now.next_offset < at {
+            tx.rollback().await.map_err(err)?;
+            return Ok(());
+        }
+        let rows = caught_up_row(gen, p);
+        if let Err(e) = tx.insert(&CAUGHT_UP, rows).await {
+            tx.rollback().await.ok();
+            return Err(ProjectionError::Stopped(format!(
+                "marking a partition caught up: {e}"
+            )));
+        }
+        tx.commit().await.map_err(err)
     }
 
     /// Projects every partition of the catch-up's queue, from memory in a generation nobody
@@ -433,8 +463,11 @@ impl Runner<'_> {
         loop {
             let Some(last) = records.last() else {
                 // Caught up. Deferred subjects' rows are made and written while the next
-                // partition is folded (an empty partition has none).
-                if mem.deferring && mem.next_offset > 0 {
+                // partition is folded, marked caught up in the same transaction (an empty
+                // partition has none, and is marked at once).
+                if mem.next_offset == 0 {
+                    self.mark_caught_up(gen, p, 0).await?;
+                } else if mem.deferring {
                     if c.settle(usize::MAX, Some(p)).await? {
                         return Ok(true);
                     }
@@ -540,6 +573,9 @@ impl Runner<'_> {
             let records = self.log.read_partition(p, from, c.read_size).await?;
             c.read_size = self.batch.max(1);
             if records.is_empty() && !deferred {
+                if c.unread {
+                    self.mark_caught_up(c.gen, p, from).await?;
+                }
                 return Ok(());
             }
             let n = records.len() as u64;
@@ -821,6 +857,9 @@ struct Folded {
 /// One catch-up's state, shared by its partitions.
 struct CatchUp<'c, F> {
     gen: i64,
+    /// Nobody reads the generation: each partition goes from memory, and one caught up
+    /// is marked so ([`CAUGHT_UP`]).
+    unread: bool,
     rules: std::sync::Arc<Rules>,
     writes: WriteStage,
     /// Partitions still to project, each with whether its memory may be trusted; one whose

@@ -232,6 +232,20 @@ pub(super) const CHAINS: Table = Table {
 pub(super) const CASES_NEW: Table = CASES.new_rows();
 pub(super) const CLOCKS_NEW: Table = CLOCKS.new_rows();
 pub(super) const CHAINS_NEW: Table = CHAINS.new_rows();
+/// A partition of a generation nobody reads that has been projected to the log's end once
+/// (migration 0020): a first build is swapped in only when every partition holding
+/// records has such a row.
+pub(super) const CAUGHT_UP: Table = Table {
+    name: "partitions_caught_up",
+    columns: &["gen", "part"],
+    conflict: Conflict::Ignore("gen, part"),
+};
+
+/// The row of [`CAUGHT_UP`] for partition `partition` of `gen`.
+pub(super) fn caught_up_row(gen: i64, partition: u32) -> Vec<Vec<Val>> {
+    vec![vec![Val::Int(gen), Val::Int(i64::from(partition))]]
+}
+
 pub(super) const CHECKPOINTS: Table = Table {
     name: "checkpoints",
     columns: &[
