@@ -2775,28 +2775,70 @@ async fn a_store_whose_views_were_never_built_reads_an_empty_generation_and_buil
     assert_eq!(store.live_gen().await.unwrap(), 1);
 }
 
-/// Two workers of a consumer group build a store's first generation, each its own
-/// partition: queries read nothing of it until both are done, then all of it.
-#[tokio::test]
-async fn a_first_build_is_read_only_once_every_partition_with_facts_is_projected() {
+/// A fresh store about to build its first generation of the scenario's facts on two
+/// partitions, and the views one runner projects of them.
+struct FirstBuild {
+    dir: tempfile::TempDir,
+    log: Served,
+    expected: String,
+    store: Store,
+    gen: i64,
+}
+
+async fn first_build() -> FirstBuild {
     let dir = tempfile::tempdir().unwrap();
     let (log, expected) = two_partitions_and_their_views(dir.path()).await;
     let store = sqlite_store(dir.path(), "views.db").await;
     let gen = store.live_gen().await.unwrap();
-    catch_up_owned(&log, &store, gen, &[0]).await;
+    FirstBuild {
+        dir,
+        log,
+        expected,
+        store,
+        gen,
+    }
+}
+
+impl FirstBuild {
+    /// Runs `sql` (`$1` the generation) on a connection of its own, as another process
+    /// would, or as a runner that stopped left the store.
+    async fn behind_the_runner(&self, sql: &str) {
+        let url = format!("sqlite:{}", self.dir.path().join("views.db").display());
+        let side = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(sql)
+            .bind(self.gen)
+            .execute(&side)
+            .await
+            .unwrap();
+        side.close().await;
+    }
+
+    /// Partition 0 caught up by a worker owning it alone: the build is not read yet.
+    async fn partition_0_alone(&self) {
+        catch_up_owned(&self.log, &self.store, self.gen, &[0]).await;
+        assert_eq!(self.store.active_gen().await.unwrap(), 0, "not read yet");
+    }
+
+    /// Partition 1 caught up: the build is read, and holds one runner's views.
+    async fn then_partition_1(&self) {
+        catch_up_owned(&self.log, &self.store, self.gen, &[1]).await;
+        assert_eq!(self.store.active_gen().await.unwrap(), self.gen);
+        assert_eq!(self.store.dump(self.gen).await.unwrap(), self.expected);
+    }
+}
+
+/// Two workers of a consumer group build a store's first generation, each its own
+/// partition: queries read nothing of it until both are done, then all of it.
+#[tokio::test]
+async fn a_first_build_is_read_only_once_every_partition_with_facts_is_projected() {
+    let b = first_build().await;
+    b.partition_0_alone().await;
     assert_eq!(
-        store.active_gen().await.unwrap(),
-        0,
-        "partition 1 is not in it"
-    );
-    assert_eq!(
-        store.dump(0).await.unwrap(),
-        store.dump(99).await.unwrap(),
+        b.store.dump(0).await.unwrap(),
+        b.store.dump(99).await.unwrap(),
         "queries read no rows meanwhile"
     );
-    catch_up_owned(&log, &store, gen, &[1]).await;
-    assert_eq!(store.active_gen().await.unwrap(), gen);
-    assert_eq!(store.dump(gen).await.unwrap(), expected);
+    b.then_partition_1().await;
 }
 
 /// A partition of the first build whose subjects' rows are still deferred (its runner
@@ -2804,26 +2846,10 @@ async fn a_first_build_is_read_only_once_every_partition_with_facts_is_projected
 /// finishes; the partition's next catch-up starts it over and swaps the build in.
 #[tokio::test]
 async fn a_first_build_with_a_partition_still_deferred_is_not_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, expected) = two_partitions_and_their_views(dir.path()).await;
-    let store = sqlite_store(dir.path(), "views.db").await;
-    let gen = store.live_gen().await.unwrap();
-    let side =
-        sqlx::SqlitePool::connect(&format!("sqlite:{}", dir.path().join("views.db").display()))
-            .await
-            .unwrap();
-    sqlx::query(
-        "INSERT INTO checkpoints (gen, part, next_offset, digest, subjects_deferred) VALUES ($1, 1, 3, '', 1)",
-    )
-    .bind(gen)
-    .execute(&side)
-    .await
-    .unwrap();
-    catch_up_owned(&log, &store, gen, &[0]).await;
-    assert_eq!(store.active_gen().await.unwrap(), 0);
-    catch_up_owned(&log, &store, gen, &[1]).await;
-    assert_eq!(store.active_gen().await.unwrap(), gen);
-    assert_eq!(store.dump(gen).await.unwrap(), expected);
+    let b = first_build().await;
+    b.behind_the_runner("INSERT INTO checkpoints (gen, part, next_offset, digest, subjects_deferred) VALUES ($1, 1, 3, '', 1)").await;
+    b.partition_0_alone().await;
+    b.then_partition_1().await;
 }
 
 /// Migration 0020 makes a store unread until its first build only when it never
@@ -2873,51 +2899,30 @@ async fn a_store_that_projected_before_the_first_build_was_unread_keeps_its_gene
 /// checkpoint past 0 is not a partition caught up.
 #[tokio::test]
 async fn a_first_build_with_a_partition_projected_only_part_way_is_not_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, expected) = two_partitions_and_their_views(dir.path()).await;
-    let store = sqlite_store(dir.path(), "views.db").await;
-    let gen = store.live_gen().await.unwrap();
-    let side =
-        sqlx::SqlitePool::connect(&format!("sqlite:{}", dir.path().join("views.db").display()))
-            .await
-            .unwrap();
-    let part_way = "INSERT INTO checkpoints (gen, part, next_offset, digest, subjects_deferred) VALUES ($1, 1, 3, '', 0)";
-    sqlx::query(part_way)
-        .bind(gen)
-        .execute(&side)
-        .await
-        .unwrap();
-    catch_up_owned(&log, &store, gen, &[0]).await;
-    assert_eq!(store.active_gen().await.unwrap(), 0);
+    let b = first_build().await;
+    b.behind_the_runner("INSERT INTO checkpoints (gen, part, next_offset, digest, subjects_deferred) VALUES ($1, 1, 3, '', 0)").await;
+    b.partition_0_alone().await;
     // Taken back to where nothing of it was projected, it is projected whole.
-    sqlx::query("DELETE FROM checkpoints WHERE gen = $1 AND part = 1")
-        .bind(gen)
-        .execute(&side)
-        .await
-        .unwrap();
-    catch_up_owned(&log, &store, gen, &[1]).await;
-    assert_eq!(store.active_gen().await.unwrap(), gen);
-    assert_eq!(store.dump(gen).await.unwrap(), expected);
+    b.behind_the_runner("DELETE FROM checkpoints WHERE gen = $1 AND part = 1")
+        .await;
+    b.then_partition_1().await;
 }
 
 /// A rebuild asked for while the views' first build is under way joins it: what the
 /// build's runners wrote stays, and the rebuild finishes it.
 #[tokio::test]
 async fn a_rebuild_of_views_never_built_joins_their_first_build() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, expected) = two_partitions_and_their_views(dir.path()).await;
-    let store = sqlite_store(dir.path(), "views.db").await;
-    let gen = store.live_gen().await.unwrap();
-    catch_up_owned(&log, &store, gen, &[0]).await;
-    let half = store.dump(gen).await.unwrap();
-    assert_eq!(store.begin_rebuild().await.unwrap(), gen);
+    let b = first_build().await;
+    b.partition_0_alone().await;
+    let half = b.store.dump(b.gen).await.unwrap();
+    assert_eq!(b.store.begin_rebuild().await.unwrap(), b.gen);
     assert_eq!(
-        store.dump(gen).await.unwrap(),
+        b.store.dump(b.gen).await.unwrap(),
         half,
         "nothing of it emptied"
     );
-    catch_up(&log, &store, gen, 5).await;
-    store.finish_rebuild(gen).await.unwrap();
-    assert_eq!(store.active_gen().await.unwrap(), gen);
-    assert_eq!(store.dump(gen).await.unwrap(), expected);
+    catch_up(&b.log, &b.store, b.gen, 5).await;
+    b.store.finish_rebuild(b.gen).await.unwrap();
+    assert_eq!(b.store.active_gen().await.unwrap(), b.gen);
+    assert_eq!(b.store.dump(b.gen).await.unwrap(), b.expected);
 }
