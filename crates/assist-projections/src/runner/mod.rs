@@ -254,6 +254,17 @@ enum BatchError {
     Wrong(&'static str),
 }
 
+impl BatchError {
+    /// As an error of the catch-up, where a step outside a batch's fold cannot be redone:
+    /// a proof that the memory was wrong there stops it.
+    fn into_error(self) -> ProjectionError {
+        match self {
+            BatchError::Failed(e) => e,
+            BatchError::Wrong(why) => ProjectionError::Stopped(why.into()),
+        }
+    }
+}
+
 impl From<StoreError> for BatchError {
     fn from(e: StoreError) -> Self {
         BatchError::Failed(e.into())
@@ -376,17 +387,13 @@ impl Runner<'_> {
         if at == 0 {
             return Ok(self.store.mark_empty_partition_caught_up(gen, p).await?);
         }
-        let failed = |e: BatchError| match e {
-            BatchError::Failed(e) => e,
-            BatchError::Wrong(why) => ProjectionError::Stopped(why.into()),
-        };
         let err = |e| ProjectionError::from(self.store.err(e));
         let (mut tx, now, _) = match open_batch(self.store, gen, p).await {
             // Swapped in and then replaced by a rebuild: nothing left to mark.
             Err(BatchError::Failed(ProjectionError::Store(StoreError::Replaced { .. }))) => {
                 return Ok(())
             }
-            other => other.map_err(failed)?,
+            other => other.map_err(BatchError::into_error)?,
         };
         if now.subjects_deferred || now.next_offset < at {
             tx.rollback().await.map_err(err)?;
@@ -430,11 +437,11 @@ impl Runner<'_> {
 
     /// Projects partition `p` of a generation nobody reads from offset 0 with the runner's
     /// memory alone, when its checkpoint is at 0 or its subjects' rows are deferred (a
-    /// rebuild stopped before its end: the partition starts over, see [`Runner::restart`]). Each batch is folded on a
-    /// blocking thread while the next one is read and the ones before are written by the
-    /// write stage, in order. Returns whether the rest of the partition must be projected
-    /// carefully (a write proved the memory wrong, or the memory reached its limits and
-    /// forgot).
+    /// build stopped before its end: the partition starts over, see [`Runner::restart`]).
+    /// Each batch is folded on a blocking thread while the next one is read and the ones
+    /// before are written by the write stage, in order. Returns whether the rest of the
+    /// partition must be projected carefully (a write proved the memory wrong, or the
+    /// memory reached its limits and forgot).
     async fn project_from_memory<F: FnMut(u64)>(
         &self,
         c: &mut CatchUp<'_, F>,
@@ -467,7 +474,7 @@ impl Runner<'_> {
                 // partition has none, and is marked at once).
                 if mem.next_offset == 0 {
                     self.mark_caught_up(gen, p, 0).await?;
-                } else if mem.deferring {
+                } else {
                     if c.settle(usize::MAX, Some(p)).await? {
                         return Ok(true);
                     }
@@ -535,12 +542,10 @@ impl Runner<'_> {
     /// Returns the offset it was taken back from; `None` when the checkpoint no longer has
     /// deferred rows (another runner moved it).
     async fn restart(&self, gen: i64, p: u32) -> Result<Option<u64>, ProjectionError> {
-        let failed = |e: BatchError| match e {
-            BatchError::Failed(e) => e,
-            BatchError::Wrong(why) => ProjectionError::Stopped(why.into()),
-        };
         let err = |e| ProjectionError::from(self.store.err(e));
-        let (tx, at, _) = open_batch(self.store, gen, p).await.map_err(failed)?;
+        let (tx, at, _) = open_batch(self.store, gen, p)
+            .await
+            .map_err(BatchError::into_error)?;
         if !at.subjects_deferred {
             tx.rollback().await.map_err(err)?;
             return Ok(None);
