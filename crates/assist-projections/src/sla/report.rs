@@ -219,7 +219,7 @@ pub async fn summarize_listing(
     // Clocks never paused, and paused ones settled by `at`: counted by the store.
     for (by, counted) in By::ALL
         .into_iter()
-        .zip(scope.counted(store, &By::ALL, None).await?)
+        .zip(scope.counted(store, &By::ALL).await?)
     {
         for (key, status, n) in counted {
             summary.count_by(by, &key, status, n);
@@ -281,14 +281,15 @@ pub async fn clocks_page(
     (limit, offset): (usize, usize),
 ) -> Result<(usize, Vec<ClockLine>), StoreError> {
     let scope = Scope::new(store, gen, filter, at, risk).await?;
-    let counted = scope.counted_total(store, status).await?;
     // The first `offset + limit` of those the store walks in order, and all the others:
-    // the page lies within those.
+    // the page lies within those. The three reads go to the store at once, each on its own
+    // connection (as before, not in one snapshot: a page and its total are two reads).
     let n = offset.saturating_add(limit);
-    let mut lines = scope
-        .ordered(store, calendar, filter, status, (None, n))
-        .await?;
-    let (unordered, uncounted) = scope.unordered(store, calendar, filter, status).await?;
+    let (counted, mut lines, (unordered, uncounted)) = tokio::try_join!(
+        scope.counted_total(store, status),
+        scope.ordered(store, calendar, filter, status, (None, n)),
+        scope.unordered(store, calendar, filter, status),
+    )?;
     lines.extend(unordered);
     lines.sort_by(by_deadline);
     Ok((
@@ -875,21 +876,6 @@ impl Scope {
         self.clocks(store, &sql).await
     }
 
-    /// How many selected clocks with status `status` (any when `None`) the store counts:
-    /// all but those [`Scope::other_clocks`] reads.
-    async fn counted_total(
-        &self,
-        store: &Store,
-        status: Option<Status>,
-    ) -> Result<usize, StoreError> {
-        let [by_step, ..] = self.counted(store, &[By::Step], status).await?;
-        Ok(by_step
-            .into_iter()
-            .filter(|(_, s, _)| status.is_none_or(|wanted| wanted == *s))
-            .map(|(_, _, n)| n)
-            .sum())
-    }
-
     /// The selected clocks with status `status` (any when `None`) that the store walks in
     /// deadline-then-id order: the first `n` after `after` of those never paused, and of
     /// the paused ones whose deadline stands still ([`Scope::known_first`]).
@@ -1002,31 +988,12 @@ impl Scope {
     /// counts, corrected by the clocks started, due or settled between W and `$1` (the
     /// only ones whose status can differ), the pending ones split into at risk and on
     /// track by their deadline, and the paused ones the counts do not hold. Without: one
-    /// GROUP BY. Only groupings `by` are counted (the others come back empty), and only
-    /// status `wanted` is sure to be right (every status when `None`: the pending ones
-    /// are split only when on track or at risk is wanted).
-    async fn counted(
-        &self,
-        store: &Store,
-        by: &[By],
-        wanted: Option<Status>,
-    ) -> Result<Counted, StoreError> {
+    /// GROUP BY. Only groupings `by` are counted (the others come back empty).
+    async fn counted(&self, store: &Store, by: &[By]) -> Result<Counted, StoreError> {
         let mut this = self.clone();
         let err = |e| store.err(e);
-        let mut tx = store.pool.begin().await.map_err(err)?;
-        if store.dialect() == Dialect::Postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-        }
+        let (mut tx, base) = this.begin_count(store).await?;
         let mut sums = Sums::default();
-        let base: Option<String> =
-            sqlx::query_scalar("SELECT base_at FROM sla_base WHERE gen = $1")
-                .bind(this.gen)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?;
         // With a base, the rows read (paused clocks not settled by it, clocks changed since
         // it, the counts' own rows) come back one by one and are summed here: they are
         // nearly one group each, and SQLite's GROUP BY over tens of thousands of groups
@@ -1036,38 +1003,14 @@ impl Scope {
             Some(_) => ("1", String::new()),
             None => ("COUNT(*)", group),
         };
-        // The paused clocks whose status the SQL gives, but for those the counts hold with
-        // the same status at `$1`: settled by W and by `$1` (and so started by both; a row
-        // has `settled_at` exactly when it has `outcome`). Those not settled and those
-        // settled later are two ranges of the index, so the settled ones are never read.
-        let w = base.clone().map(|b| this.value(b));
-        let settled_by = base
-            .as_ref()
-            .map(|b| this.value(b.min(&this.values[0]).clone()));
-        let from = this.through("clocks_paused_settled");
-        let paused = |settled: &str| {
-            format!(
-                "SELECT policy, step, region, caseworker, settled_at, outcome, waiting, pauses_end, moved_due FROM {from} WHERE {}{settled}",
-                this.known()
-            )
-        };
-        let paused = match &settled_by {
-            Some(settled_by) => {
-                format!(
-                    "{} UNION ALL {}",
-                    paused(" AND settled_at IS NULL"),
-                    paused(&format!(" AND settled_at > {settled_by}"))
-                )
-            }
-            None => paused(""),
-        };
+        let paused = this.paused_uncounted(base.as_deref());
         let sql = format!(
             "SELECT {keys}, {} AS status, {count} AS n FROM ({paused}) AS paused {group}",
             Scope::PAUSED_STATUS,
         );
         let rows = this.grouped(&mut tx, &sql, by, [Some("status"), None]);
         sums.add_rows(&rows.await.map_err(err)?, by);
-        let (Some(base), Some(w)) = (base, w) else {
+        let Some(base) = base else {
             let sql = format!(
                 "SELECT {keys}, {} AS status, COUNT(*) AS n FROM clocks WHERE {} {group}",
                 Scope::STATUS,
@@ -1078,28 +1021,14 @@ impl Scope {
             tx.commit().await.map_err(err)?;
             return this.statuses(store, sums);
         };
-        let at = this.values[0].clone();
-        let (lo, hi) = if base <= at {
-            (base.clone(), at)
-        } else {
-            (at, base.clone())
-        };
-        let (base, lo, hi) = (w, this.value(lo), this.value(hi));
+        let (was, now, changed) = this.changed_since(&base);
         let gen = this.gen;
-        // A clock's count at W (`t` = W) and what it adds at `$1` to the counts at W (the
-        // same, for a paused one, only while it is settled by both).
-        let at_w = |t: &str| counted_at(t, &base);
-        // The counts as they stood at W, by each grouping, from the smallest table that
-        // has the grouping's key and the filter's columns.
+        // The counts as they stood at W, by each grouping.
         for b in by {
             let (key, _) = By::keys(&[*b]);
-            let table = match b {
-                By::Step | By::Region if !this.by_worker => "sla_step_counts",
-                By::Worker if !this.by_step => "sla_worker_counts",
-                _ => "sla_counts",
-            };
             let sql = format!(
-                "SELECT {key}, status, n FROM {table} WHERE gen = {gen} AND n <> 0{}",
+                "SELECT {key}, status, n FROM {} WHERE gen = {gen} AND n <> 0{}",
+                this.counts_table(*b),
                 this.filter
             );
             let one = [*b];
@@ -1108,11 +1037,8 @@ impl Scope {
         }
         // The clocks whose status may have changed between W and `$1`.
         let sql = format!(
-            "SELECT {keys}, {was} AS was, {now} AS now, 1 AS n FROM {changed}{filter}",
-            was = at_w(&base),
-            now = at_w("$1"),
-            changed = changed_clocks(gen, this.named, &lo, &hi),
-            filter = this.filter,
+            "SELECT {keys}, {was} AS was, {now} AS now, 1 AS n FROM {changed}{}",
+            this.filter
         );
         let rows = this.grouped(&mut tx, &sql, by, [Some("was"), Some("now")]);
         for row in rows.await.map_err(err)? {
@@ -1124,15 +1050,7 @@ impl Scope {
             }
         }
         // The pending ones due within the window are at risk; the others on track.
-        if !matches!(wanted, None | Some(Status::AtRisk | Status::OnTrack)) {
-            tx.commit().await.map_err(err)?;
-            return this.statuses(store, sums);
-        }
-        let sql = format!(
-            "SELECT {keys}, 1 AS n FROM {} WHERE gen = {gen} AND plain = 1{} AND due_at >= $1 AND due_at <= $2 AND started_at <= $1 AND (settled_at IS NULL OR settled_at > $1)",
-            this.through("clocks_by_deadline"),
-            this.filter,
-        );
+        let sql = format!("SELECT {keys}, 1 AS n FROM {}", this.pending_at_risk());
         for row in this
             .grouped(&mut tx, &sql, by, [None, None])
             .await
@@ -1143,6 +1061,182 @@ impl Scope {
         }
         tx.commit().await.map_err(err)?;
         this.statuses(store, sums)
+    }
+
+    /// How many selected clocks have status `status` at `$1` (any when `None`), of those
+    /// [`Scope::counted`] counts (all but those [`Scope::other_clocks`] reads): the same
+    /// parts in one snapshot, each summed by the store into one figure, as a page's total
+    /// needs no groups (no rows sent, no sorting for a `GROUP BY`).
+    async fn counted_total(
+        &self,
+        store: &Store,
+        status: Option<Status>,
+    ) -> Result<usize, StoreError> {
+        let mut this = self.clone();
+        let err = |e| store.err(e);
+        let (mut tx, base) = this.begin_count(store).await?;
+        // Whether a status column names `status`: `pending` (in the counts at W and their
+        // corrections) is on track until the window takes the at-risk ones out of it.
+        let is = |column: &str| match status {
+            None => format!("{column} IS NOT NULL"),
+            Some(Status::OnTrack) => format!("{column} IN ('on_track', 'pending')"),
+            Some(s) => format!("{column} = '{}'", s.name()),
+        };
+        let count = |select: String| format!("(SELECT COUNT(*) FROM ({select}) AS counted)");
+        let paused = this.paused_uncounted(base.as_deref());
+        let mut parts = vec![(
+            '+',
+            format!(
+                "(SELECT COUNT(*) FROM ({paused}) AS paused WHERE {})",
+                is(Scope::PAUSED_STATUS)
+            ),
+        )];
+        match &base {
+            None => parts.push((
+                '+',
+                format!(
+                    "(SELECT COUNT(*) FROM clocks WHERE {} AND {})",
+                    this.plain(),
+                    is(Scope::STATUS)
+                ),
+            )),
+            Some(base) => {
+                let (was, now, changed) = this.changed_since(base);
+                parts.push((
+                    '+',
+                    format!(
+                        "(SELECT COALESCE(SUM(n), 0) FROM {} WHERE gen = {} AND n <> 0{} AND {})",
+                        this.counts_table(By::Step),
+                        this.gen,
+                        this.filter,
+                        is("status")
+                    ),
+                ));
+                let changed = |status: &str| {
+                    count(format!(
+                        "SELECT 1 FROM (SELECT {status} AS status FROM {changed}{}) AS changed WHERE {}",
+                        this.filter,
+                        is("status")
+                    ))
+                };
+                parts.push(('+', changed(&now)));
+                parts.push(('-', changed(&was)));
+                let split = count(format!("SELECT 1 FROM {}", this.pending_at_risk()));
+                match status {
+                    Some(Status::AtRisk) => parts.push(('+', split)),
+                    Some(Status::OnTrack) => parts.push(('-', split)),
+                    _ => {}
+                }
+            }
+        }
+        let sum: String = parts
+            .iter()
+            .map(|(sign, part)| format!(" {sign} {part}"))
+            .collect();
+        let sql = format!("SELECT CAST(0{sum} AS BIGINT)");
+        let total: i64 = this
+            .bind(sqlx::query(&sql))
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        usize::try_from(total).map_err(|_| StoreError::Rows {
+            store: store.name().to_string(),
+            reason: format!(
+                "generation {}'s SLA counts do not add up ({total} clocks); run `assist rebuild`",
+                this.gen
+            ),
+        })
+    }
+
+    /// Begins the read transaction a count is made in (one snapshot: on PostgreSQL
+    /// repeatable read) and reads the generation's base W in it, if it has one.
+    async fn begin_count<'a>(
+        &self,
+        store: &'a Store,
+    ) -> Result<(sqlx::Transaction<'a, sqlx::Any>, Option<String>), StoreError> {
+        let err = |e| store.err(e);
+        let mut tx = store.pool.begin().await.map_err(err)?;
+        if store.dialect() == Dialect::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        let base = sqlx::query_scalar("SELECT base_at FROM sla_base WHERE gen = $1")
+            .bind(self.gen)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+        Ok((tx, base))
+    }
+
+    /// The paused clocks whose status the SQL gives, but for those the counts at base
+    /// `base` hold with the same status at `$1`: settled by W and by `$1` (and so started
+    /// by both; a row has `settled_at` exactly when it has `outcome`). Those not settled
+    /// and those settled later are two ranges of the index, so the settled ones are never
+    /// read. Every one when there is no base. Binds the value it compares with.
+    fn paused_uncounted(&mut self, base: Option<&str>) -> String {
+        let settled_by = base.map(|b| {
+            let by = b.min(self.values[0].as_str()).to_string();
+            self.value(by)
+        });
+        let from = self.through("clocks_paused_settled");
+        let paused = |settled: &str| {
+            format!(
+                "SELECT policy, step, region, caseworker, settled_at, outcome, waiting, pauses_end, moved_due FROM {from} WHERE {}{settled}",
+                self.known()
+            )
+        };
+        match &settled_by {
+            Some(settled_by) => format!(
+                "{} UNION ALL {}",
+                paused(" AND settled_at IS NULL"),
+                paused(&format!(" AND settled_at > {settled_by}"))
+            ),
+            None => paused(""),
+        }
+    }
+
+    /// The clocks whose status may differ between base `base` (W) and `$1` (see
+    /// [`changed_clocks`]), with what each adds to the counts at W then (`was`, the same
+    /// as its count in W) and at `$1` (`now`: the same, for a paused one, only while it
+    /// is settled by both). Binds the values they compare with.
+    fn changed_since(&mut self, base: &str) -> (String, String, String) {
+        let at = self.values[0].clone();
+        let (lo, hi) = if base <= at.as_str() {
+            (base.to_string(), at)
+        } else {
+            (at, base.to_string())
+        };
+        let (w, lo, hi) = (self.value(base.to_string()), self.value(lo), self.value(hi));
+        (
+            counted_at(&w, &w),
+            counted_at("$1", &w),
+            changed_clocks(self.gen, self.named, &lo, &hi),
+        )
+    }
+
+    /// The smallest table of counts at W that has grouping `by`'s key and the filter's
+    /// columns.
+    fn counts_table(&self, by: By) -> &'static str {
+        match by {
+            By::Step | By::Region if !self.by_worker => "sla_step_counts",
+            By::Worker if !self.by_step => "sla_worker_counts",
+            _ => "sla_counts",
+        }
+    }
+
+    /// The selected clocks never paused, open at `$1` and due within the window: pending
+    /// in the counts at W (once corrected), at risk at `$1`. Read from the deadline's index.
+    fn pending_at_risk(&self) -> String {
+        format!(
+            "{} WHERE gen = {} AND plain = 1{} AND due_at >= $1 AND due_at <= $2 AND started_at <= $1 AND (settled_at IS NULL OR settled_at > $1)",
+            self.through("clocks_by_deadline"),
+            self.gen,
+            self.filter,
+        )
     }
 
     /// Counted keys by status (`pending` left over is on track); a negative count means
