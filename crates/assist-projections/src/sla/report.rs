@@ -496,6 +496,18 @@ pub(crate) fn counted_at(t: &str, base: &str) -> String {
 /// read: the index alone answers, with no lookup of a row and no set to take duplicates
 /// out of (BENCHMARKS.md, a day before the base at 10M events).
 pub(crate) fn changed_clocks(gen: i64, named: bool, lo: &str, hi: &str) -> String {
+    let ranges =
+        changed_ranges(gen, named, lo, hi).map(|range| format!("SELECT {CHANGED_COLUMNS} {range}"));
+    format!(
+        "({}) AS clocks WHERE clocks.gen = {gen}",
+        ranges.join(" UNION ALL ")
+    )
+}
+
+/// The three ranges [`changed_clocks`] joins, each as `FROM … WHERE …` for a `SELECT` to
+/// go before and more conditions after: a count reads each on its own, straight from its
+/// index, which costs less than reading them through the join (BENCHMARKS.md).
+fn changed_ranges(gen: i64, named: bool, lo: &str, hi: &str) -> [String; 3] {
     let within = |column: &str| format!("{column} >= {lo} AND {column} <= {hi}");
     let range = |index: &str, column: &str, not_in: &[&str]| {
         let earlier: String = not_in
@@ -503,21 +515,20 @@ pub(crate) fn changed_clocks(gen: i64, named: bool, lo: &str, hi: &str) -> Strin
             .map(|c| format!(" AND NOT ({})", within(c)))
             .collect();
         format!(
-            "SELECT {CHANGED_COLUMNS} FROM {} WHERE gen = {gen} AND {}{earlier}",
+            "FROM {} WHERE gen = {gen} AND {}{earlier}",
             through("clocks", index, gen, named),
             within(column),
         )
     };
-    format!(
-        "({} UNION ALL {} UNION ALL {}) AS clocks WHERE clocks.gen = {gen}",
+    [
         range("clocks_by_start_at", "started_at", &[]),
         range("clocks_by_deadline", "due_at", &["started_at"]),
         range(
             "clocks_by_settled_at",
             "settled_at",
-            &["started_at", "due_at"]
+            &["started_at", "due_at"],
         ),
-    )
+    ]
 }
 
 /// What [`changed_clocks`] gives of each clock: its keys, the columns its status at a time
@@ -544,6 +555,15 @@ struct Scope {
     risk: Duration,
     values: Vec<String>,
     dialect: Dialect,
+}
+
+/// The clocks whose status may differ between a base W and `$1`, for a count to correct
+/// the counts at W by: what each adds to them at W and at `$1` (SQL expressions), and the
+/// placeholders of the two times between which they were started, due or settled.
+struct Changed {
+    was: String,
+    now: String,
+    between: (String, String),
 }
 
 /// A way of grouping clocks: the summary has a line per step, per region and per
@@ -1021,8 +1041,13 @@ impl Scope {
             tx.commit().await.map_err(err)?;
             return this.statuses(store, sums);
         };
-        let (was, now, changed) = this.changed_since(&base);
+        let Changed {
+            was,
+            now,
+            between: (lo, hi),
+        } = this.changed_since(&base);
         let gen = this.gen;
+        let changed = changed_clocks(gen, this.named, &lo, &hi);
         // The counts as they stood at W, by each grouping.
         for b in by {
             let (key, _) = By::keys(&[*b]);
@@ -1082,15 +1107,16 @@ impl Scope {
             Some(Status::OnTrack) => format!("{column} IN ('on_track', 'pending')"),
             Some(s) => format!("{column} = '{}'", s.name()),
         };
-        let count = |select: String| format!("(SELECT COUNT(*) FROM ({select}) AS counted)");
-        let paused = this.paused_uncounted(base.as_deref());
-        let mut parts = vec![(
-            '+',
-            format!(
-                "(SELECT COUNT(*) FROM ({paused}) AS paused WHERE {})",
-                is(Scope::PAUSED_STATUS)
-            ),
-        )];
+        // Each range of an index counted straight from it, in one pass: less than reading
+        // the ranges through their `UNION ALL` (BENCHMARKS.md).
+        let mut parts: Vec<(char, String)> = this
+            .paused_ranges(base.as_deref())
+            .into_iter()
+            .map(|range| {
+                let paused = is(Scope::PAUSED_STATUS);
+                ('+', format!("(SELECT COUNT(*) {range} AND {paused})"))
+            })
+            .collect();
         match &base {
             None => parts.push((
                 '+',
@@ -1101,7 +1127,11 @@ impl Scope {
                 ),
             )),
             Some(base) => {
-                let (was, now, changed) = this.changed_since(base);
+                let Changed {
+                    was,
+                    now,
+                    between: (lo, hi),
+                } = this.changed_since(base);
                 parts.push((
                     '+',
                     format!(
@@ -1112,16 +1142,20 @@ impl Scope {
                         is("status")
                     ),
                 ));
-                let changed = |status: &str| {
-                    count(format!(
-                        "SELECT 1 FROM (SELECT {status} AS status FROM {changed}{}) AS changed WHERE {}",
-                        this.filter,
-                        is("status")
-                    ))
-                };
-                parts.push(('+', changed(&now)));
-                parts.push(('-', changed(&was)));
-                let split = count(format!("SELECT 1 FROM {}", this.pending_at_risk()));
+                // What each changed clock adds at `$1` less what it added at W.
+                let one = |status: &str| format!("CASE WHEN {} THEN 1 ELSE 0 END", is(status));
+                for range in changed_ranges(this.gen, this.named, &lo, &hi) {
+                    parts.push((
+                        '+',
+                        format!(
+                            "(SELECT COALESCE(SUM({} - {}), 0) {range}{})",
+                            one(&now),
+                            one(&was),
+                            this.filter
+                        ),
+                    ));
+                }
+                let split = format!("(SELECT COUNT(*) FROM {})", this.pending_at_risk());
                 match status {
                     Some(Status::AtRisk) => parts.push(('+', split)),
                     Some(Status::OnTrack) => parts.push(('-', split)),
@@ -1178,44 +1212,48 @@ impl Scope {
     /// and those settled later are two ranges of the index, so the settled ones are never
     /// read. Every one when there is no base. Binds the value it compares with.
     fn paused_uncounted(&mut self, base: Option<&str>) -> String {
+        self.paused_ranges(base)
+            .iter()
+            .map(|range| format!("SELECT policy, step, region, caseworker, settled_at, outcome, waiting, pauses_end, moved_due {range}"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    }
+
+    /// The ranges [`Scope::paused_uncounted`] joins, each as `FROM … WHERE …` (see
+    /// [`changed_ranges`]).
+    fn paused_ranges(&mut self, base: Option<&str>) -> Vec<String> {
         let settled_by = base.map(|b| {
             let by = b.min(self.values[0].as_str()).to_string();
             self.value(by)
         });
         let from = self.through("clocks_paused_settled");
-        let paused = |settled: &str| {
-            format!(
-                "SELECT policy, step, region, caseworker, settled_at, outcome, waiting, pauses_end, moved_due FROM {from} WHERE {}{settled}",
-                self.known()
-            )
-        };
+        let paused = |settled: &str| format!("FROM {from} WHERE {}{settled}", self.known());
         match &settled_by {
-            Some(settled_by) => format!(
-                "{} UNION ALL {}",
+            Some(settled_by) => vec![
                 paused(" AND settled_at IS NULL"),
-                paused(&format!(" AND settled_at > {settled_by}"))
-            ),
-            None => paused(""),
+                paused(&format!(" AND settled_at > {settled_by}")),
+            ],
+            None => vec![paused("")],
         }
     }
 
-    /// The clocks whose status may differ between base `base` (W) and `$1` (see
-    /// [`changed_clocks`]), with what each adds to the counts at W then (`was`, the same
-    /// as its count in W) and at `$1` (`now`: the same, for a paused one, only while it
-    /// is settled by both). Binds the values they compare with.
-    fn changed_since(&mut self, base: &str) -> (String, String, String) {
+    /// What a clock adds to the counts at base `base` (W) then (`was`, its count in W) and
+    /// at `$1` (`now`: the same, for a paused one, only while it is settled by both), and
+    /// the times between which the clocks whose status may differ were started, due or
+    /// settled (see [`changed_clocks`]). Binds the values they compare with.
+    fn changed_since(&mut self, base: &str) -> Changed {
         let at = self.values[0].clone();
         let (lo, hi) = if base <= at.as_str() {
             (base.to_string(), at)
         } else {
             (at, base.to_string())
         };
-        let (w, lo, hi) = (self.value(base.to_string()), self.value(lo), self.value(hi));
-        (
-            counted_at(&w, &w),
-            counted_at("$1", &w),
-            changed_clocks(self.gen, self.named, &lo, &hi),
-        )
+        let w = self.value(base.to_string());
+        Changed {
+            was: counted_at(&w, &w),
+            now: counted_at("$1", &w),
+            between: (self.value(lo), self.value(hi)),
+        }
     }
 
     /// The smallest table of counts at W that has grouping `by`'s key and the filter's
