@@ -217,10 +217,7 @@ pub async fn summarize_listing(
     let scope = Scope::new(store, gen, filter, at, risk).await?;
     let mut summary = Summary::new(calendar, at, risk, filter);
     // Clocks never paused, and paused ones settled by `at`: counted by the store.
-    for (by, counted) in By::ALL
-        .into_iter()
-        .zip(scope.counted(store, &By::ALL).await?)
-    {
+    for (by, counted) in By::ALL.into_iter().zip(scope.counted(store).await?) {
         for (key, status, n) in counted {
             summary.count_by(by, &key, status, n);
         }
@@ -1008,8 +1005,9 @@ impl Scope {
     /// counts, corrected by the clocks started, due or settled between W and `$1` (the
     /// only ones whose status can differ), the pending ones split into at risk and on
     /// track by their deadline, and the paused ones the counts do not hold. Without: one
-    /// GROUP BY. Only groupings `by` are counted (the others come back empty).
-    async fn counted(&self, store: &Store, by: &[By]) -> Result<Counted, StoreError> {
+    /// GROUP BY. Counted by each grouping: step, region and caseworker.
+    async fn counted(&self, store: &Store) -> Result<Counted, StoreError> {
+        let by = &By::ALL;
         let mut this = self.clone();
         let err = |e| store.err(e);
         let (mut tx, base) = this.begin_count(store).await?;
