@@ -1427,6 +1427,87 @@ async fn the_counted_figures_follow_late_facts_shuffled_across_streams_on_both_d
     pg.close().await;
 }
 
+/// Migration 0021 makes the SQLite store's SLA counts tables again, keyed without a rowid:
+/// a store that held counts in rowid tables before it keeps every count, the tables are
+/// keyed, and the triggers made again count the facts that come after.
+#[tokio::test]
+async fn the_sla_counts_made_again_without_a_rowid_keep_their_counts_and_go_on_counting() {
+    use sqlx::Connection;
+    let events = assist_simulate::simulate(300, 60, 12);
+    let cut = at("2026-02-10T00:00:00Z");
+    let part = |after: bool| {
+        let chosen: Vec<_> = events
+            .iter()
+            .filter(|e| (e.meta.occurred_at >= cut) == after)
+            .cloned()
+            .collect();
+        assist_simulate::to_jsonl(&chosen)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("views.db").display());
+    let recorder = log_with(dir.path(), &part(false)).await;
+    let store = sqlite_store(dir.path(), "views.db").await;
+    project(&recorder, &store, 200).await;
+    store.close().await;
+    let migration = include_str!("../../../projections/sqlite/0021_sla_counts_keyed.sql");
+    let tables = [
+        (
+            "sla_counts",
+            "gen, policy, step, region, caseworker, status, n",
+        ),
+        ("sla_step_counts", "gen, policy, step, region, status, n"),
+        ("sla_worker_counts", "gen, region, caseworker, status, n"),
+    ];
+    // Every row of the three tables, in order.
+    async fn rows(
+        side: &mut sqlx::SqliteConnection,
+        tables: &[(&str, &str); 3],
+    ) -> Vec<(i64, String)> {
+        let mut all = Vec::new();
+        for (table, columns) in tables {
+            let sql = format!("SELECT COUNT(*), COALESCE(group_concat(r, ';'), '') FROM (SELECT json_array({columns}) AS r FROM {table} ORDER BY r)");
+            all.push(sqlx::query_as(&sql).fetch_one(&mut *side).await.unwrap());
+        }
+        all
+    }
+    let mut side = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    // The store as migration 0020 left it: the same tables with a rowid.
+    sqlx::raw_sql(&migration.replace(" WITHOUT ROWID", ""))
+        .execute(&mut side)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 21")
+        .execute(&mut side)
+        .await
+        .unwrap();
+    let before = rows(&mut side, &tables).await;
+    assert!(before.iter().all(|(n, _)| *n > 0), "{before:?}");
+    side.close().await.unwrap();
+
+    let store = Store::open(&url).await.unwrap();
+    let mut side = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    assert_eq!(rows(&mut side, &tables).await, before);
+    for (table, _) in tables {
+        let sql: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = $1")
+            .bind(table)
+            .fetch_one(&mut side)
+            .await
+            .unwrap();
+        assert!(sql.ends_with("WITHOUT ROWID"), "{sql}");
+    }
+    side.close().await.unwrap();
+    assert_roll_ups_sum_the_counts(&url).await;
+
+    recorder
+        .ingest(&part(true)[..], Default::default())
+        .await
+        .unwrap();
+    project(&recorder, &store, 200).await;
+    assert_roll_ups_sum_the_counts(&url).await;
+    // The one store twice: the helper compares two stores with the report of every clock.
+    assert_counted_summaries_equal_the_report([&store, &store], &[at(END_OF_MARCH)]).await;
+}
+
 /// Asserts that the SLA counts' roll-ups (migration 0016) hold the sums of the counts by
 /// their keys, and that paused clocks settled by the base are among the counts.
 async fn assert_roll_ups_sum_the_counts(url: &str) {

@@ -10,6 +10,7 @@ use assist_log::StreamReader;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use sqlx::Row;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 /// Which clocks to count.
@@ -218,8 +219,8 @@ pub async fn summarize_listing(
     let mut summary = Summary::new(calendar, at, risk, filter);
     // Clocks never paused, and paused ones settled by `at`: counted by the store.
     for (by, counted) in By::ALL.into_iter().zip(scope.counted(store).await?) {
-        for (key, status, n) in counted {
-            summary.count_by(by, &key, status, n);
+        for (key, counts) in counted {
+            summary.count_keyed(by, &key, &counts);
         }
     }
     // Their breached and at-risk lists, by deadline (a paused clock's deadline moved: all
@@ -601,8 +602,9 @@ impl By {
     }
 }
 
-/// Clocks counted per key and status, for each grouping (in [`By::ALL`] order).
-type Counted = [Vec<(String, Status, usize)>; 3];
+/// Clocks counted per key, one count per status in [`Status::ALL`] order, for each
+/// grouping (in [`By::ALL`] order).
+type Counted = [Vec<(String, [usize; 7])>; 3];
 
 /// Signed counts per grouping and key, one per status in [`Status::ALL`] order, while
 /// corrections are added up (`pending`, the base's on track or at risk before the window
@@ -617,7 +619,7 @@ struct Sums {
 
 impl Sums {
     /// Adds grouped rows, each with its `status` and count.
-    fn add_rows(&mut self, rows: &[Grouped], by: &[By]) {
+    fn add_rows(&mut self, rows: &[Grouped<'_>], by: &[By]) {
         for row in rows {
             if let Some(status) = &row.status {
                 self.add_keyed(row, by, status, row.n);
@@ -626,7 +628,7 @@ impl Sums {
     }
 
     /// Adds `n` clocks of status `status` from a grouped row to each of groupings `by`.
-    fn add_keyed(&mut self, row: &Grouped, by: &[By], status: &str, n: i64) {
+    fn add_keyed(&mut self, row: &Grouped<'_>, by: &[By], status: &str, n: i64) {
         let name = if status == "pending" {
             Status::OnTrack.name()
         } else {
@@ -653,34 +655,53 @@ impl Sums {
 
 /// One row of a grouped count: the keys of the groupings counted (by [`By`] number),
 /// one or two statuses (a clock's count at the base and at the time asked, for the
-/// corrections) and how many clocks.
-#[derive(Debug, serde::Deserialize)]
-#[serde(from = "GroupedArray")]
-struct Grouped {
-    keys: [Option<String>; 3],
-    status: Option<String>,
-    now: Option<String>,
+/// corrections) and how many clocks. Its text borrows from the store's JSON where it
+/// can: a province's count reads tens of thousands of rows.
+#[derive(Debug)]
+struct Grouped<'a> {
+    keys: [Option<Cow<'a, str>>; 3],
+    status: Option<Cow<'a, str>>,
+    now: Option<Cow<'a, str>>,
     n: i64,
 }
 
 /// [`Grouped`] as the store sends it: one JSON array per row.
-type GroupedArray = (
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
+#[derive(serde::Deserialize)]
+struct GroupedArray<'a>(
+    #[serde(borrow)] Option<Text<'a>>,
+    #[serde(borrow)] Option<Text<'a>>,
+    #[serde(borrow)] Option<Text<'a>>,
+    #[serde(borrow)] Option<Text<'a>>,
+    #[serde(borrow)] Option<Text<'a>>,
     i64,
 );
 
-impl From<GroupedArray> for Grouped {
-    fn from((k0, k1, k2, status, now, n): GroupedArray) -> Self {
+/// A string of the store's JSON, borrowed unless it has escapes (serde borrows a `Cow`
+/// only as a field of its own, not inside an `Option`).
+#[derive(serde::Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'a> From<GroupedArray<'a>> for Grouped<'a> {
+    fn from(GroupedArray(k0, k1, k2, status, now, n): GroupedArray<'a>) -> Self {
+        let text = |t: Option<Text<'a>>| t.map(|Text(s)| s);
         Grouped {
-            keys: [k0, k1, k2],
-            status,
-            now,
+            keys: [text(k0), text(k1), text(k2)],
+            status: text(status),
+            now: text(now),
             n,
         }
+    }
+}
+
+/// The JSON array of a grouped count's rows, as the store sent it ([`Scope::grouped`]).
+struct GroupedJson(String);
+
+impl GroupedJson {
+    /// Its rows, borrowing their text from it.
+    fn rows(&self) -> Result<Vec<Grouped<'_>>, sqlx::Error> {
+        let rows: Vec<GroupedArray<'_>> =
+            serde_json::from_str(&self.0).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(rows.into_iter().map(Grouped::from).collect())
     }
 }
 
@@ -1026,16 +1047,22 @@ impl Scope {
             "SELECT {keys}, {} AS status, {count} AS n FROM ({paused}) AS paused {group}",
             Scope::PAUSED_STATUS,
         );
-        let rows = this.grouped(&mut tx, &sql, by, [Some("status"), None]);
-        sums.add_rows(&rows.await.map_err(err)?, by);
+        let json = this
+            .grouped(&mut tx, &sql, by, [Some("status"), None])
+            .await
+            .map_err(err)?;
+        sums.add_rows(&json.rows().map_err(err)?, by);
         let Some(base) = base else {
             let sql = format!(
                 "SELECT {keys}, {} AS status, COUNT(*) AS n FROM clocks WHERE {} {group}",
                 Scope::STATUS,
                 this.plain(),
             );
-            let rows = this.grouped(&mut tx, &sql, by, [Some("status"), None]);
-            sums.add_rows(&rows.await.map_err(err)?, by);
+            let json = this
+                .grouped(&mut tx, &sql, by, [Some("status"), None])
+                .await
+                .map_err(err)?;
+            sums.add_rows(&json.rows().map_err(err)?, by);
             tx.commit().await.map_err(err)?;
             return this.statuses(store, sums);
         };
@@ -1055,16 +1082,22 @@ impl Scope {
                 this.filter
             );
             let one = [*b];
-            let rows = this.grouped(&mut tx, &sql, &one, [Some("status"), None]);
-            sums.add_rows(&rows.await.map_err(err)?, &one);
+            let json = this
+                .grouped(&mut tx, &sql, &one, [Some("status"), None])
+                .await
+                .map_err(err)?;
+            sums.add_rows(&json.rows().map_err(err)?, &one);
         }
         // The clocks whose status may have changed between W and `$1`.
         let sql = format!(
             "SELECT {keys}, {was} AS was, {now} AS now, 1 AS n FROM {changed}{}",
             this.filter
         );
-        let rows = this.grouped(&mut tx, &sql, by, [Some("was"), Some("now")]);
-        for row in rows.await.map_err(err)? {
+        let json = this
+            .grouped(&mut tx, &sql, by, [Some("was"), Some("now")])
+            .await
+            .map_err(err)?;
+        for row in json.rows().map_err(err)? {
             if let Some(was) = &row.status {
                 sums.add_keyed(&row, by, was, -row.n);
             }
@@ -1074,11 +1107,11 @@ impl Scope {
         }
         // The pending ones due within the window are at risk; the others on track.
         let sql = format!("SELECT {keys}, 1 AS n FROM {}", this.pending_at_risk());
-        for row in this
+        let json = this
             .grouped(&mut tx, &sql, by, [None, None])
             .await
-            .map_err(err)?
-        {
+            .map_err(err)?;
+        for row in json.rows().map_err(err)? {
             sums.add_keyed(&row, by, "pending", -row.n);
             sums.add_keyed(&row, by, Status::AtRisk.name(), row.n);
         }
@@ -1275,8 +1308,8 @@ impl Scope {
         )
     }
 
-    /// Counted keys by status (`pending` left over is on track); a negative count means
-    /// the stored counts went wrong.
+    /// Counted keys by status (`pending` left over is on track), but those that count no
+    /// clock; a negative count means the stored counts went wrong.
     fn statuses(&self, store: &Store, sums: Sums) -> Result<Counted, StoreError> {
         let wrong = |what: String| StoreError::Rows {
             store: store.name().to_string(),
@@ -1291,14 +1324,16 @@ impl Scope {
         let mut out: Counted = Default::default();
         for (counted, sums) in out.iter_mut().zip(sums.by) {
             for (key, counts) in sums {
-                for (status, n) in Status::ALL.into_iter().zip(counts) {
-                    if n == 0 {
-                        continue;
-                    }
-                    let n = usize::try_from(n)
-                        .map_err(|_| wrong(format!("{n} clocks {}", status.name())))?;
-                    counted.push((key.clone(), status, n));
+                // A key whose corrections cancel out counts nothing: it has no line.
+                if counts.iter().all(|n| *n == 0) {
+                    continue;
                 }
+                let mut checked = [0; 7];
+                for ((status, n), slot) in Status::ALL.into_iter().zip(counts).zip(&mut checked) {
+                    *slot = usize::try_from(n)
+                        .map_err(|_| wrong(format!("{n} clocks {}", status.name())))?;
+                }
+                counted.push((key, checked));
             }
         }
         Ok(out)
@@ -1315,7 +1350,7 @@ impl Scope {
         sql: &str,
         by: &[By],
         statuses: [Option<&str>; 2],
-    ) -> Result<Vec<Grouped>, sqlx::Error> {
+    ) -> Result<GroupedJson, sqlx::Error> {
         const NONE: &str = "CAST(NULL AS TEXT)";
         let keys = By::ALL.map(|b| {
             if by.contains(&b) {
@@ -1337,7 +1372,7 @@ impl Scope {
             .fetch_one(&mut **tx)
             .await?
             .try_get(0)?;
-        serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        Ok(GroupedJson(json))
     }
 
     /// The clocks `sql` (with this scope's values bound) reads.
@@ -1418,21 +1453,38 @@ impl<'a> Summary<'a> {
     /// Counts `n` clocks with status `s` into their group `key` of grouping `by` (each
     /// clock is counted once by each grouping; the total goes with the steps).
     fn count_by(&mut self, by: By, key: &str, s: Status, n: usize) {
+        let mut counts = [0; 7];
+        if let Some(slot) = Status::ALL.iter().position(|a| *a == s) {
+            counts[slot] = n;
+        }
+        self.count_keyed(by, key, &counts);
+    }
+
+    /// Counts clocks into their group `key` of grouping `by`, `counts[i]` of them with
+    /// status `Status::ALL[i]`: the group is looked up once for all of them.
+    fn count_keyed(&mut self, by: By, key: &str, counts: &[usize; 7]) {
+        let add = |group: &mut Counts| {
+            for (s, n) in Status::ALL.into_iter().zip(counts) {
+                if *n != 0 {
+                    group.add(s, *n);
+                }
+            }
+        };
         match by {
             By::Step => {
-                self.total.add(s, n);
-                counts_of(&mut self.steps, key).add(s, n);
+                add(&mut self.total);
+                add(counts_of(&mut self.steps, key));
             }
             By::Region => {
                 for len in [2, 4, 6] {
                     if let Some(prefix) = key.get(..len) {
-                        counts_of(&mut self.regions, prefix).add(s, n);
+                        add(counts_of(&mut self.regions, prefix));
                     }
                 }
             }
             By::Worker => {
                 let worker = if key.is_empty() { "(unassigned)" } else { key };
-                counts_of(&mut self.workers, worker).add(s, n);
+                add(counts_of(&mut self.workers, worker));
             }
         }
     }
