@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use sqlx::Row;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Which clocks to count.
 #[derive(Debug, Clone, Default)]
@@ -612,7 +612,7 @@ type Counted = [Vec<(String, [usize; 7])>; 3];
 /// thousands of rows to add.
 #[derive(Default)]
 struct Sums {
-    by: [HashMap<String, [i64; 7]>; 3],
+    by: [foldhash::HashMap<String, [i64; 7]>; 3],
     /// A status the store named that is none of these (the counts went wrong).
     unknown: Option<String>,
 }
