@@ -1470,7 +1470,21 @@ async fn the_sla_counts_made_again_without_a_rowid_keep_their_counts_and_go_on_c
         }
         all
     }
+    // Whether each of them is keyed without a rowid.
+    async fn keyed(side: &mut sqlx::SqliteConnection, tables: &[(&str, &str); 3]) -> [bool; 3] {
+        let mut keyed = [false; 3];
+        for ((table, _), keyed) in tables.iter().zip(&mut keyed) {
+            let sql: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = $1")
+                .bind(table)
+                .fetch_one(&mut *side)
+                .await
+                .unwrap();
+            *keyed = sql.ends_with("WITHOUT ROWID");
+        }
+        keyed
+    }
     let mut side = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    assert_eq!(keyed(&mut side, &tables).await, [true; 3]);
     // The store as migration 0020 left it: the same tables with a rowid.
     sqlx::raw_sql(&migration.replace(" WITHOUT ROWID", ""))
         .execute(&mut side)
@@ -1480,6 +1494,7 @@ async fn the_sla_counts_made_again_without_a_rowid_keep_their_counts_and_go_on_c
         .execute(&mut side)
         .await
         .unwrap();
+    assert_eq!(keyed(&mut side, &tables).await, [false; 3]);
     let before = rows(&mut side, &tables).await;
     assert!(before.iter().all(|(n, _)| *n > 0), "{before:?}");
     side.close().await.unwrap();
@@ -1487,14 +1502,7 @@ async fn the_sla_counts_made_again_without_a_rowid_keep_their_counts_and_go_on_c
     let store = Store::open(&url).await.unwrap();
     let mut side = sqlx::SqliteConnection::connect(&url).await.unwrap();
     assert_eq!(rows(&mut side, &tables).await, before);
-    for (table, _) in tables {
-        let sql: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = $1")
-            .bind(table)
-            .fetch_one(&mut side)
-            .await
-            .unwrap();
-        assert!(sql.ends_with("WITHOUT ROWID"), "{sql}");
-    }
+    assert_eq!(keyed(&mut side, &tables).await, [true; 3]);
     side.close().await.unwrap();
     assert_roll_ups_sum_the_counts(&url).await;
 
