@@ -619,10 +619,10 @@ struct Sums {
 
 impl Sums {
     /// Adds grouped rows, each with its `status` and count.
-    fn add_rows(&mut self, rows: &[Grouped<'_>], by: &[By]) {
+    fn add_rows<'a>(&mut self, rows: impl Iterator<Item = Grouped<'a>>, by: &[By]) {
         for row in rows {
             if let Some(status) = &row.status {
-                self.add_keyed(row, by, status, row.n);
+                self.add_keyed(&row, by, status, row.n);
             }
         }
     }
@@ -698,10 +698,10 @@ struct GroupedJson(String);
 
 impl GroupedJson {
     /// Its rows, borrowing their text from it.
-    fn rows(&self) -> Result<Vec<Grouped<'_>>, sqlx::Error> {
+    fn rows(&self) -> Result<impl Iterator<Item = Grouped<'_>>, sqlx::Error> {
         let rows: Vec<GroupedArray<'_>> =
             serde_json::from_str(&self.0).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        Ok(rows.into_iter().map(Grouped::from).collect())
+        Ok(rows.into_iter().map(Grouped::from))
     }
 }
 
@@ -1051,7 +1051,7 @@ impl Scope {
             .grouped(&mut tx, &sql, by, [Some("status"), None])
             .await
             .map_err(err)?;
-        sums.add_rows(&json.rows().map_err(err)?, by);
+        sums.add_rows(json.rows().map_err(err)?, by);
         let Some(base) = base else {
             let sql = format!(
                 "SELECT {keys}, {} AS status, COUNT(*) AS n FROM clocks WHERE {} {group}",
@@ -1062,7 +1062,7 @@ impl Scope {
                 .grouped(&mut tx, &sql, by, [Some("status"), None])
                 .await
                 .map_err(err)?;
-            sums.add_rows(&json.rows().map_err(err)?, by);
+            sums.add_rows(json.rows().map_err(err)?, by);
             tx.commit().await.map_err(err)?;
             return this.statuses(store, sums);
         };
@@ -1086,7 +1086,7 @@ impl Scope {
                 .grouped(&mut tx, &sql, &one, [Some("status"), None])
                 .await
                 .map_err(err)?;
-            sums.add_rows(&json.rows().map_err(err)?, &one);
+            sums.add_rows(json.rows().map_err(err)?, &one);
         }
         // The clocks whose status may have changed between W and `$1`.
         let sql = format!(
